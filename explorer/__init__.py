@@ -1,0 +1,40 @@
+"""posembed-explorer: load any transformer's position embeddings, analyse them, explore them in HTML.
+
+The Python API mirrors the command line::
+
+    import explorer
+    emb = explorer.load("sinusoidal,positions=2048")
+    result = explorer.analyze(emb)
+    explorer.report([emb], "sinusoid.html")
+
+Attributes are imported on first use, so ``import explorer`` (and ``posembed --help``)
+stays light: numpy, torch, transformers and bokeh load only when needed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+from explorer.errors import PosembedError
+from explorer.hookspecs import hookimpl
+from explorer.provider import Param, Provider
+
+_LAZY = {
+    "PositionEmbedding": "explorer.embedding",
+    "load": "explorer.api",
+    "analyze": "explorer.api",
+    "report": "explorer.api",
+}
+
+__all__ = ["Param", "PosembedError", "Provider", "__version__", "hookimpl", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'explorer' has no attribute {name!r}")

@@ -1,0 +1,116 @@
+"""``PositionEmbedding``: the one matrix every provider hands over, with where it came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from explorer.errors import EmbeddingError
+
+#: Kinds a provider may declare; free text is allowed, these are the common ones.
+KINDS = ("learned", "formula", "rotary", "other")
+
+
+@dataclass(frozen=True, eq=False)
+class PositionEmbedding:
+    """A position table (rows = positions, columns = dimensions) plus its provenance.
+
+    The matrix is stored as read-only, C-contiguous float32. Construction refuses
+    anything that is not a finite 2-D table with at least one row and one column.
+    """
+
+    matrix: np.ndarray
+    provider: str
+    source: str
+    kind: str = "other"
+    offset: int = 0
+    """Rows dropped from the start of the stored table (OPT's 2, RoBERTa's padding_idx + 1)."""
+    dtype: str | None = None
+    """The dtype the table was stored in before decoding to float32 (defaults to the input's)."""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    """The provider parameters that produced this table, after validation."""
+    tensor: str | None = None
+    """Name of the tensor inside a checkpoint or file, where there is one."""
+    revision: str | None = None
+    """Revision (commit, branch, tag) of a hub repository, where there is one."""
+    description: str = ""
+    """A short free-text note from the provider (model family, layout, ...)."""
+
+    def __post_init__(self) -> None:
+        raw = self.matrix
+        if not isinstance(raw, np.ndarray):
+            try:
+                raw = np.asarray(raw)
+            except Exception as exc:  # ragged lists, objects
+                raise EmbeddingError(f"{self.provider}: the table is not an array ({exc})") from None
+        if raw.dtype.kind not in "fiub":
+            raise EmbeddingError(f"{self.provider}: the table has dtype {raw.dtype}, expected numbers")
+        if raw.ndim != 2:
+            raise EmbeddingError(
+                f"{self.provider}: the table must be 2-D (positions x dimensions), got shape {raw.shape}"
+            )
+        if raw.shape[0] < 1 or raw.shape[1] < 1:
+            raise EmbeddingError(f"{self.provider}: the table is empty (shape {raw.shape})")
+        matrix = np.ascontiguousarray(raw, dtype=np.float32)
+        finite = np.isfinite(matrix)
+        if not finite.all():
+            bad = np.argwhere(~finite)
+            row, col = (int(v) for v in bad[0])
+            raise EmbeddingError(
+                f"{self.provider}: the table holds {len(bad)} NaN or Inf value(s), "
+                f"the first at position {row}, dimension {col}"
+            )
+        if matrix is raw:
+            matrix = matrix.copy()  # never alias (and freeze) an array the caller still owns
+        matrix.setflags(write=False)
+        object.__setattr__(self, "matrix", matrix)
+        object.__setattr__(self, "dtype", self.dtype or str(raw.dtype))
+        object.__setattr__(self, "params", dict(self.params))
+        if self.offset < 0:
+            raise EmbeddingError(f"{self.provider}: offset must be >= 0, got {self.offset}")
+
+    @property
+    def positions(self) -> int:
+        """Number of positions (rows)."""
+        return int(self.matrix.shape[0])
+
+    @property
+    def dim(self) -> int:
+        """Number of dimensions (columns)."""
+        return int(self.matrix.shape[1])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(positions, dim)``."""
+        return (self.positions, self.dim)
+
+    @property
+    def label(self) -> str:
+        """A short human name for legends and titles, e.g. ``gpt2 (openai-community/gpt2)``."""
+        return self.provider if self.source in ("", self.provider) else f"{self.provider}: {self.source}"
+
+    def provenance(self) -> dict[str, Any]:
+        """Everything known about where the table came from, as plain JSON-able values."""
+        return {
+            "provider": self.provider,
+            "source": self.source,
+            "kind": self.kind,
+            "shape": list(self.shape),
+            "offset": self.offset,
+            "dtype": self.dtype,
+            "tensor": self.tensor,
+            "revision": self.revision,
+            "params": {k: _plain(v) for k, v in self.params.items()},
+            "description": self.description,
+        }
+
+    def __repr__(self) -> str:
+        return f"PositionEmbedding({self.label!r}, shape={self.shape}, kind={self.kind!r})"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
