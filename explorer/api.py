@@ -13,7 +13,7 @@ from explorer.plugins import ProviderRegistry, get_registry
 from explorer.spec import Spec, parse_spec
 
 if TYPE_CHECKING:
-    from explorer.analysis import Analysis
+    from explorer.analysis import Analysis, Comparison
     from explorer.embedding import PositionEmbedding
 
 #: What ``posembed report`` shows when given no spec: needs no network.
@@ -47,6 +47,15 @@ def analyze(embedding: PositionEmbedding, resolution: int | None = None) -> Anal
     return analysis.analyze(embedding.matrix, resolution or analysis.RESOLUTION)
 
 
+def compare(a: PositionEmbedding, b: PositionEmbedding, resolution: int | None = None) -> Comparison:
+    """Two tables side by side on their common positions: linear CKA, similarity correlation, offset profiles."""
+    from explorer import analysis
+
+    if resolution is not None and resolution < 1:
+        raise EmbeddingError(f"resolution must be >= 1, got {resolution}")
+    return analysis.compare(a.matrix, b.matrix, resolution or analysis.RESOLUTION)
+
+
 def report(
     embeddings: PositionEmbedding | Sequence[PositionEmbedding],
     path: str | Path | None = None,
@@ -67,7 +76,9 @@ def report(
     if not items:
         raise EmbeddingError("report needs at least one table")
     results = [analyze(e, resolution) for e in items]
-    html = build_page(items, results, title=title, resources=resources)
+    comparisons = [(i, j, compare(items[i], items[j], resolution))
+                   for i in range(len(items)) for j in range(i + 1, len(items))]
+    html = build_page(items, results, comparisons=comparisons, title=title, resources=resources)
     if path is not None:
         write_atomic(path, html)
     return html

@@ -96,6 +96,31 @@ def providers(as_json: bool) -> None:
 
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the plugins as JSON.")
+def plugins(as_json: bool) -> None:
+    """List plugins: distribution, version, hooks.
+
+    Each plugin is shown with the providers it registers; a skipped plugin with the reason.
+
+    POSEMBED_LOAD_PLUGINS=a,b loads only those installed plugins ('' loads none);
+    POSEMBED_TRACE_PLUGINS=1 prints each plugin load and hook call with its duration.
+    """
+    from explorer.plugins import describe_plugins, get_plugin_manager
+
+    rows = describe_plugins(get_plugin_manager())
+    if as_json:
+        _echo_json(rows)
+        return
+    for row in rows:
+        origin = " ".join(filter(None, (row["distribution"], row["version"]))) or "unknown distribution"
+        click.echo(f"{click.style(row['name'], bold=True)}  {origin}{'  (built-in)' if row['builtin'] else ''}")
+        if row["error"]:
+            click.echo(f"    skipped: {row['error']}")
+        click.echo(f"    hooks: {', '.join(row['hooks']) or '-'}")
+        click.echo(f"    providers: {', '.join(row['providers']) or '-'}")
+
+
+@cli.command()
 @click.argument("spec")
 @click.option("--json", "as_json", is_flag=True, help="Print the information as JSON.")
 def info(spec: str, as_json: bool) -> None:
@@ -133,6 +158,8 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
     """Write a standalone HTML report for one SPEC, or a comparison of several.
 
     With no SPEC the built-in default (sinusoidal, 1024 x 768) is used; it needs no network.
+    Several SPECs give one page: the tables side by side with shared colour scales, linked
+    position axes, pairwise CKA and similarity correlation, and the offset profiles overlaid.
     """
     from explorer.api import DEFAULT_SPEC, load
     from explorer.api import report as build_report
@@ -140,6 +167,8 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
 
     if output != STDOUT:
         check_writable(output)  # fail before any expensive work
+    elif open_browser:
+        click.echo("posembed: warning: --open needs a file; ignored with -o -", err=True)
     registry = _registry()
     embeddings = [load(s, registry=registry) for s in (specs or (DEFAULT_SPEC,))]
     html = build_report(embeddings, output, title=title, resources=resources, resolution=resolution)
@@ -152,8 +181,109 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
             webbrowser.open(pathlib.Path(output).resolve().as_uri())
 
 
+def _finite_or_none(values: dict[str, float]) -> dict[str, float | None]:
+    """NaN and Inf have no JSON spelling: they become null."""
+    return {k: (v if v == v and abs(v) != float("inf") else None) for k, v in values.items()}
+
+
+@cli.command()
+@click.argument("specs", nargs=-1, required=True, metavar="SPEC...")
+@click.option("--json", "as_json", is_flag=True, help="Print every scalar result as JSON.")
+@click.option("--npz", "npz", default=None, metavar="FILE",
+              help="Also save every result array to FILE (.npz, keys like 0.offset.mean; 0-1.cka pairs).")
+@click.option("--resolution", type=click.IntRange(min=2), default=None,
+              help="Display resolution of images and profiles [default: 1024].")
+def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: int | None) -> None:
+    """Run the shared analyses on each SPEC and print their scalar results.
+
+    With several SPECs each pair is also compared (linear CKA, similarity correlation) on the
+    positions they have in common. Formulas: docs/analyses.md.
+    """
+    import io
+    from itertools import combinations
+
+    import numpy as np
+
+    from explorer.analysis import arrays, comparison_scalars, scalars
+    from explorer.api import analyze as analyze_table
+    from explorer.api import compare, load
+    from explorer.output import STDOUT, check_writable, write_atomic
+
+    if npz is not None and npz != STDOUT:
+        check_writable(npz)  # fail before any expensive work
+    registry = _registry()
+    embeddings = [load(s, registry=registry) for s in specs]
+    results = [analyze_table(e, resolution) for e in embeddings]
+    pairs = [(i, j, compare(embeddings[i], embeddings[j], resolution))
+             for i, j in combinations(range(len(embeddings)), 2)]
+    data = {
+        "tables": [
+            {"spec": spec, "label": e.label, "shape": list(e.shape), "scalars": _finite_or_none(scalars(r))}
+            for spec, e, r in zip(specs, embeddings, results)
+        ],
+        "comparisons": [
+            {"a": specs[i], "b": specs[j], "scalars": _finite_or_none(comparison_scalars(c))} for i, j, c in pairs
+        ],
+    }
+    if npz is not None:
+        saved = {}
+        for k, r in enumerate(results):
+            saved.update(arrays(r, prefix=f"{k}."))
+        for i, j, c in pairs:
+            saved.update(arrays(c, prefix=f"{i}-{j}."))
+        buffer = io.BytesIO()
+        np.savez(buffer, **saved)
+        write_atomic(npz, buffer.getvalue())
+    if as_json:
+        _echo_json(data)
+        return
+    for table in data["tables"]:
+        click.echo(click.style(f"{table['spec']}  ({table['shape'][0]} x {table['shape'][1]})", bold=True))
+        for name, number in table["scalars"].items():
+            click.echo(f"{name:>28}: {'n/a' if number is None else f'{number:.6g}'}")
+    for pair in data["comparisons"]:
+        click.echo(click.style(f"{pair['a']}  vs  {pair['b']}", bold=True))
+        for name, number in pair["scalars"].items():
+            click.echo(f"{name:>28}: {'n/a' if number is None else f'{number:.6g}'}")
+    if npz is not None and npz != STDOUT:
+        click.echo(f"wrote {npz}", err=True)
+
+
+@cli.command()
+@click.argument("spec")
+@click.option("-o", "--output", required=True,
+              help="File to write: .npy, .safetensors or .csv; - for standard output (with --format).")
+@click.option("--format", "fmt", type=click.Choice(["npy", "safetensors", "csv"]), default=None,
+              help="Output format [default: from the file's suffix].")
+def export(spec: str, output: str, fmt: str | None) -> None:
+    """Write a SPEC's table to a file for other tools.
+
+    .safetensors files carry the table's provenance in their metadata; .csv has one row per position.
+    """
+    from explorer.api import load
+    from explorer.export import export as write_table
+    from explorer.export import format_for
+    from explorer.output import STDOUT, check_writable
+
+    fmt = format_for(output, fmt)  # fail before any expensive work
+    if output != STDOUT:
+        check_writable(output)
+    embedding = load(spec, registry=_registry())
+    write_table(embedding, output, fmt)
+    if output != STDOUT:
+        click.echo(f"wrote {output} ({embedding.positions} x {embedding.dim} {fmt})", err=True)
+
+
 def main() -> None:
     """Entry point of the ``posembed`` console script."""
+    import os
+
+    # One BLAS thread unless the user chose otherwise: the analyses are mostly FFT- and memory-bound, so a
+    # second thread gains little, while on a shared machine a descheduled BLAS thread stalls the other for
+    # seconds (131,072 x 128: 8.5-9.5 s with one thread, up to 37 s with two; docs/performance.md).
+    # Set before numpy is first imported, which is the only time OpenBLAS reads it.
+    if not any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")):
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
     cli(prog_name="posembed")
 
 

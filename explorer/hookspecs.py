@@ -1,7 +1,9 @@
 """The pluggy markers and every hook a posembed plugin can implement.
 
 A plugin needs only ``from explorer import hookimpl`` (or ``explorer.hookimpl``)
-and a module or object with functions named after the hooks below.
+and a module or object with functions named after the hooks below. Each hook has a
+section in docs/hooks.md with its parameters and an example (tests/test_docs_hooks.py
+fails when one is missing).
 """
 
 from __future__ import annotations

@@ -1,14 +1,26 @@
 """The plugin manager and the provider registry built from it.
 
 Built-in providers are registered exactly like third-party plugins: a module with
-``@hookimpl`` functions. Third-party plugins are entry points of group ``posembed``.
-One broken plugin is reported as a single warning line and skipped, never fatal.
+``@hookimpl`` functions. Third-party plugins are entry points of group ``posembed``,
+loaded only when a command needs providers. A broken plugin (it fails to import,
+raises inside its hook, or registers a name that is taken) is reported as one
+warning line and skipped, never fatal.
+
+Environment:
+
+- ``POSEMBED_LOAD_PLUGINS``: comma-separated entry-point or distribution names of the
+  installed plugins to load; set but empty loads none. Built-ins always load.
+- ``POSEMBED_TRACE_PLUGINS=1``: print one line to stderr per plugin loaded and per
+  hook called, with its duration.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import re
+import sys
+import time
 import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -16,22 +28,27 @@ from typing import Any, Iterable
 
 import pluggy
 
-from explorer import hookspecs
+from explorer import __version__, hookspecs
 from explorer.errors import DuplicateProviderError, PluginError, PosembedWarning, SpecError
 from explorer.provider import Provider, _closest
 
 ENTRY_POINT_GROUP = "posembed"
 LOAD_PLUGINS_ENV = "POSEMBED_LOAD_PLUGINS"
+TRACE_PLUGINS_ENV = "POSEMBED_TRACE_PLUGINS"
+#: The distribution the built-in plugins ship in.
+DISTRIBUTION = "posembed-explorer"
 
 #: Built-in provider modules, registered in this order (so they win name clashes).
 BUILTIN_PLUGINS = (
     "explorer.providers.sinusoidal",
+    "explorer.providers.huggingface",
+    "explorer.providers.files",
 )
 
 
 @dataclass(frozen=True)
 class PluginInfo:
-    """Where a registered plugin came from: its distribution and version, or ``builtin``."""
+    """Where a registered plugin came from: its distribution and version (``builtin`` for the core's own)."""
 
     name: str
     distribution: str | None = None
@@ -40,11 +57,35 @@ class PluginInfo:
 
 
 class PluginManager(pluggy.PluginManager):
-    """pluggy's manager plus ``info``: where each registered plugin came from."""
+    """pluggy's manager plus where each plugin came from (``info``) and which were skipped (``failures``)."""
 
     def __init__(self) -> None:
         super().__init__(hookspecs.PROJECT)
         self.info: dict[str, PluginInfo] = {}
+        #: Plugin name -> why it was skipped (failed to import, to register, or inside its hook).
+        self.failures: dict[str, str] = {}
+        self.tracing = _env_flag(TRACE_PLUGINS_ENV)
+
+    def hook_names(self, plugin: object) -> list[str]:
+        """Names of the hooks ``plugin`` implements (spec'd or not), sorted."""
+        return sorted({caller.name for caller in self.get_hookcallers(plugin) or []})
+
+    def skip(self, plugin: str, reason: str) -> None:
+        """Record that ``plugin`` is skipped and say so in one warning line."""
+        self.failures[plugin] = reason
+        warn(reason)
+
+    # Not ``trace``: pluggy's manager already has a ``trace`` attribute (its TagTracer).
+    def trace_event(self, message: str) -> None:
+        """One line on stderr when ``POSEMBED_TRACE_PLUGINS`` is set."""
+        if self.tracing:
+            sys.stderr.write(f"posembed: trace: {message}\n")
+            sys.stderr.flush()
+
+
+def warn(message: str) -> None:
+    """Issue a PosembedWarning of exactly one line (plugin errors may span several)."""
+    warnings.warn(PosembedWarning(" ".join(str(message).split())), stacklevel=3)
 
 
 def get_plugin_manager(load_entrypoints: bool = True) -> PluginManager:
@@ -52,49 +93,104 @@ def get_plugin_manager(load_entrypoints: bool = True) -> PluginManager:
 
     ``POSEMBED_LOAD_PLUGINS`` limits which installed plugins load: a comma-separated list of
     entry-point or distribution names; set but empty loads none. Built-ins always load.
+    Implementations of hooks that do not exist are reported (pluggy's ``check_pending``).
     """
     pm = PluginManager()
     pm.add_hookspecs(hookspecs)
     for module_name in BUILTIN_PLUGINS:
         module = importlib.import_module(module_name)
         pm.register(module, name=module_name)
-        pm.info[module_name] = PluginInfo(module_name, builtin=True)
+        pm.info[module_name] = PluginInfo(module_name, DISTRIBUTION, __version__, builtin=True)
     if load_entrypoints:
         _load_entrypoints(pm)
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        warnings.warn(PosembedWarning(f"plugin hook matches no spec: {exc}"), stacklevel=2)
+    report_pending(pm)
     return pm
+
+
+def report_pending(pm: pluggy.PluginManager) -> list[str]:
+    """Warn once per hook implementation that matches no hook spec; return the warnings.
+
+    This is ``pm.check_pending()`` made gentle: it names every such implementation (not
+    only the first) with the closest real hook, and the plugin's other hooks keep working.
+    """
+    known = sorted(name for name, caller in vars(pm.hook).items() if not name.startswith("_") and caller.has_spec())
+    messages = []
+    for name, caller in sorted(vars(pm.hook).items()):
+        if name.startswith("_") or caller.has_spec():
+            continue
+        for impl in caller.get_hookimpls():
+            if impl.optionalhook:
+                continue
+            messages.append(f"plugin {impl.plugin_name!r} implements {name!r}, which is not a posembed hook and "
+                            f"is never called (hooks: {', '.join(known)}){_closest(name, known)}")
+    for message in messages:
+        warn(message)
+    return messages
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def _normalize(name: str) -> str:
+    """Distribution names compare case-insensitively with '-', '_' and '.' alike (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _wanted() -> set[str] | None:
     raw = os.environ.get(LOAD_PLUGINS_ENV)
     if raw is None:
         return None
-    return {part.strip() for part in raw.split(",") if part.strip()}
+    return {_normalize(part.strip()) for part in raw.split(",") if part.strip()}
+
+
+def _describe(ep: metadata.EntryPoint) -> tuple[str | None, str | None]:
+    dist = getattr(ep, "dist", None)
+    if dist is None:
+        return None, None
+    return dist.metadata["Name"], dist.version
 
 
 def _load_entrypoints(pm: PluginManager) -> None:
     wanted = _wanted()
-    for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        dist = getattr(ep, "dist", None)
-        dist_name = dist.metadata["Name"] if dist is not None else None
-        if wanted is not None and ep.name not in wanted and dist_name not in wanted:
+    installed = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+    if wanted:
+        names = {_normalize(ep.name) for ep in installed} | {
+            _normalize(dist) for dist, _ in map(_describe, installed) if dist}
+        for name in sorted(wanted - names):
+            warn(f"{LOAD_PLUGINS_ENV} names {name!r}, which is not an installed plugin"
+                 f"{_closest(name, sorted(names))}")
+    for ep in installed:
+        dist_name, version = _describe(ep)
+        if wanted is not None and not wanted & {_normalize(ep.name), _normalize(dist_name or "")}:
             continue
-        if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
+        where = f"{ep.name!r} ({dist_name or ep.value})"
+        if pm.has_plugin(ep.name) or pm.is_blocked(ep.name):
+            earlier = pm.info.get(ep.name)
+            # keyed apart from the plugin that holds the name, which is loaded and well
+            pm.skip(f"{ep.name} ({dist_name or ep.value})",
+                    f"plugin {where} is skipped: a plugin named {ep.name!r} is already loaded"
+                    f"{f' from {earlier.distribution}' if earlier and earlier.distribution else ''}")
             continue
+        started = time.perf_counter()
         try:
             plugin = ep.load()
-            pm.register(plugin, name=ep.name)
-        except Exception as exc:  # one broken plugin must not stop the tool
-            warnings.warn(
-                PosembedWarning(f"plugin {ep.name!r} ({dist_name or ep.value}) failed to load and is skipped: "
-                                f"{type(exc).__name__}: {exc}"),
-                stacklevel=3,
-            )
+        except (Exception, SystemExit) as exc:  # one broken plugin must not stop the tool
+            pm.skip(ep.name, f"plugin {where} failed to import and is skipped: {type(exc).__name__}: {exc}")
             continue
-        pm.info[ep.name] = PluginInfo(ep.name, dist_name, dist.version if dist else None)
+        try:
+            pm.register(plugin, name=ep.name)
+        except (Exception, SystemExit) as exc:  # a hook with arguments its spec lacks, a plugin object twice
+            if pm.get_plugin(ep.name) is plugin:  # pluggy keeps the name and any hooks it validated before failing
+                pm.unregister(name=ep.name)
+            pm.skip(ep.name, f"plugin {where} failed to register and is skipped: {type(exc).__name__}: {exc}")
+            continue
+        pm.info[ep.name] = PluginInfo(ep.name, dist_name, version)
+        origin = " ".join(filter(None, (dist_name or ep.value, version)))
+        pm.trace_event(f"loaded plugin {ep.name!r} ({origin}) in {1000 * (time.perf_counter() - started):.1f} ms")
+        if not pm.get_hookcallers(plugin):
+            warn(f"plugin {where} implements no posembed hook: are its functions decorated with "
+                 f"@explorer.hookimpl?")
 
 
 @dataclass
@@ -107,11 +203,16 @@ class ProviderRegistry:
     def add(self, provider: Any, plugin: str) -> None:
         """Record ``provider`` from ``plugin``; raise if it is not a Provider or its name is taken."""
         if not isinstance(provider, Provider):
-            raise PluginError(f"plugin {plugin!r} registered {provider!r}, which is not an explorer.Provider")
+            raise PluginError(f"plugin {plugin!r} registered {provider!r}, which is not an explorer.Provider; "
+                              f"it is skipped")
         if provider.name in self.providers:
+            owner = self.owners[provider.name]
+            if owner == plugin:
+                raise DuplicateProviderError(f"plugin {plugin!r} registers provider {provider.name!r} twice; "
+                                             f"keeping the first")
             raise DuplicateProviderError(
-                f"provider {provider.name!r} is registered by both plugin {self.owners[provider.name]!r} "
-                f"and plugin {plugin!r}; keeping the one from {self.owners[provider.name]!r}"
+                f"provider {provider.name!r} is registered by both plugin {owner!r} "
+                f"and plugin {plugin!r}; keeping the one from {owner!r}"
             )
         self.providers[provider.name] = provider
         self.owners[provider.name] = plugin
@@ -120,6 +221,10 @@ class ProviderRegistry:
         """Forget every provider that ``plugin`` registered (it failed half-way)."""
         for name in [n for n, owner in self.owners.items() if owner == plugin]:
             del self.providers[name], self.owners[name]
+
+    def of_plugin(self, plugin: str) -> list[str]:
+        """Names of the providers ``plugin`` registered, sorted."""
+        return sorted(n for n, owner in self.owners.items() if owner == plugin)
 
     def get(self, name: str) -> Provider:
         """The provider called ``name``, or SpecError listing what exists and the closest name."""
@@ -142,7 +247,8 @@ def get_registry(pm: PluginManager | None = None) -> ProviderRegistry:
     """Collect providers from every plugin's ``register_providers`` hook, one plugin at a time.
 
     Each plugin's hook runs on its own so a failure or a duplicate name is pinned on that
-    plugin, reported as a warning, and does not affect the others.
+    plugin, reported as a warning, and does not affect the others. A plugin whose hook
+    raises is skipped whole: none of its providers are kept.
     """
     pm = pm or get_plugin_manager()
     registry = ProviderRegistry()
@@ -154,15 +260,44 @@ def get_registry(pm: PluginManager | None = None) -> ProviderRegistry:
             try:
                 registry.add(provider, _plugin)
             except PluginError as exc:
-                warnings.warn(PosembedWarning(str(exc)), stacklevel=2)
+                warn(str(exc))
 
+        started = time.perf_counter()
         try:
             impl.function(**{arg: register for arg in impl.argnames})
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             registry.drop_plugin(plugin)
-            warnings.warn(
-                PosembedWarning(f"plugin {plugin!r} failed in register_providers and is skipped: "
-                                f"{type(exc).__name__}: {exc}"),
-                stacklevel=2,
-            )
+            if isinstance(pm, PluginManager):
+                pm.skip(plugin, f"plugin {plugin!r} failed in register_providers and is skipped: "
+                                f"{type(exc).__name__}: {exc}")
+            else:
+                warn(f"plugin {plugin!r} failed in register_providers and is skipped: {type(exc).__name__}: {exc}")
+            continue
+        if isinstance(pm, PluginManager):
+            pm.trace_event(f"register_providers of {plugin!r} registered "
+                     f"{', '.join(registry.of_plugin(plugin)) or 'nothing'} "
+                     f"in {1000 * (time.perf_counter() - started):.1f} ms")
     return registry
+
+
+def describe_plugins(pm: PluginManager, registry: ProviderRegistry | None = None) -> list[dict[str, Any]]:
+    """One JSON-able row per plugin, loaded or skipped: name, distribution, version, hooks, providers."""
+    registry = registry if registry is not None else get_registry(pm)
+    rows = []
+    for name, plugin in pm.list_name_plugin():
+        info = pm.info.get(name, PluginInfo(name))
+        rows.append({
+            "name": name,
+            "distribution": info.distribution,
+            "version": info.version,
+            "builtin": info.builtin,
+            "hooks": pm.hook_names(plugin),
+            "providers": registry.of_plugin(name),
+            "error": pm.failures.get(name),
+        })
+    loaded = {row["name"] for row in rows}
+    for name, reason in pm.failures.items():
+        if name not in loaded:
+            rows.append({"name": name, "distribution": None, "version": None, "builtin": False,
+                         "hooks": [], "providers": [], "error": reason})
+    return rows

@@ -1,5 +1,6 @@
-"""The report's HTML, parsed: standalone, with the expected views, compact and escaped."""
+"""The report's HTML, parsed: standalone, every view with a caption, compact, float32 at most, escaped."""
 
+import html as html_module
 import json
 import re
 from html.parser import HTMLParser
@@ -8,7 +9,15 @@ import numpy as np
 import pytest
 
 import explorer
+import explorer.api
 from explorer.embedding import PositionEmbedding
+
+VIEWS = (
+    "provenance", "matrix", "dimension_traces", "dimension_picker", "position_vectors", "position_picker",
+    "cosine_positions", "cosine_positions_centred", "cosine_dimensions", "cosine_dimensions_centred",
+    "offset_profile", "row_norms", "pca_explained", "pca_pc1_pc2", "pca_pc2_pc3", "singular_values",
+    "dimension_frequencies", "probes",
+)
 
 
 class Page(HTMLParser):
@@ -34,31 +43,53 @@ def document(html):
     """The Bokeh document JSON embedded in the page."""
     match = re.search(r'<script type="application/json" id="[^"]+">\s*(.*?)\s*</script>', html, re.S)
     assert match, "no embedded Bokeh document"
-    docs = json.loads(match.group(1))
+    docs = json.loads(html_module.unescape(match.group(1)))  # as BokehJS reads it
     return next(iter(docs.values()))
+
+
+def walk(node):
+    """Every dict in a JSON tree."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from walk(value)
 
 
 def named_models(doc):
     found = {}
-
-    def walk(node):
-        if isinstance(node, dict):
-            attrs = node.get("attributes", {})
-            if isinstance(attrs, dict) and isinstance(attrs.get("name"), str):
-                found[attrs["name"]] = node
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(doc)
+    for node in walk(doc):
+        attrs = node.get("attributes", {})
+        if isinstance(attrs, dict) and isinstance(attrs.get("name"), str):
+            found.setdefault(attrs["name"], []).append(node)
     return found
+
+
+def models_by_id(doc):
+    return {node["id"]: node for node in walk(doc) if node.get("type") == "object" and "id" in node}
+
+
+def ref(node, key):
+    value = node["attributes"][key]
+    return value.get("id") if isinstance(value, dict) else value
+
+
+def div_texts(doc):
+    return [n["attributes"]["text"] for n in walk(doc)
+            if n.get("name") == "Div" and isinstance(n.get("attributes", {}).get("text"), str)]
 
 
 @pytest.fixture(scope="module")
 def default_html():
     return explorer.report(explorer.load("sinusoidal"))
+
+
+@pytest.fixture(scope="module")
+def comparison_html():
+    return explorer.report([explorer.load("sinusoidal,positions=300,dim=32"),
+                            explorer.load("sinusoidal,positions=200,dim=32,layout=split,base=500")])
 
 
 def test_default_report_is_standalone(default_html):
@@ -70,30 +101,156 @@ def test_default_report_is_standalone(default_html):
 
 def test_default_report_has_every_view(default_html):
     names = named_models(document(default_html))
-    for view in ("provenance", "matrix", "cosine_positions", "cosine_dimensions", "dimension_traces"):
-        assert view in names, view
+    missing = [view for view in VIEWS if view not in names]
+    assert not missing
 
 
-def test_images_travel_as_uint8_binary(default_html):
-    doc = json.dumps(document(default_html))
-    dtypes = re.findall(r'"dtype": "(\w+)"', doc)
+def test_every_view_has_a_caption_saying_how_it_is_computed(default_html):
+    text = " ".join(div_texts(document(default_html)))
+    for phrase in ("cos(p_i, p_j) = p_i", "m(k) = mean over i of cos(p_i, p_i+k)", "Pearson correlation",
+                   "Euclidean length", "PCA of the position vectors", "Effective rank exp(H(p))",
+                   "dominant frequency", "ridge regression", "decoded in the browser", "Position vectors:",
+                   "colour range is symmetric"):
+        assert phrase in text, phrase
+
+
+def test_no_float64_and_no_float16_in_the_document(default_html):
+    dtypes = {n["dtype"] for n in walk(document(default_html)) if n.get("type") in ("ndarray", "typed_array")}
     assert "uint8" in dtypes
-    assert "float16" not in dtypes
-    assert '"type": "ndarray"' in doc
+    assert dtypes <= {"uint8", "int32", "float32"}, dtypes
 
 
-def test_default_report_is_under_6_mb(default_html):
-    assert len(default_html.encode("utf-8")) <= 6_000_000
+def test_default_report_is_within_its_4_mb_budget(default_html):
+    assert len(default_html.encode("utf-8")) <= 4_000_000
 
 
-def test_strings_from_providers_are_escaped():
-    evil = '<script>alert(1)</script>"</title>'
-    emb = PositionEmbedding(np.eye(4), provider=evil, source=evil, description=evil)
-    html = explorer.report(emb, title=evil)
+def test_cosine_images_ship_half_and_are_mirrored_on_load(default_html):
+    doc = document(default_html)
+    callbacks = [n for n in walk(doc) if n.get("name") == "CustomJS"
+                 and "image[j * n + i]" in n.get("attributes", {}).get("code", "")]
+    assert len(callbacks) == 1
+    items = callbacks[0]["attributes"]["args"]
+    packed = [n for n in walk(items) if n.get("type") == "ndarray" and n["dtype"] == "uint8"]
+    assert len(packed) == 4 and packed[0]["shape"] == [1024 * 1025 // 2]
+
+
+def test_pca_scatters_share_one_source_so_selection_is_linked(default_html):
+    doc = document(default_html)
+    names, ids = named_models(doc), models_by_id(doc)
+    sources = set()
+    for name in ("pca_pc1_pc2", "pca_pc2_pc3"):
+        fig = names[name][0]
+        for r in fig["attributes"]["renderers"]:
+            renderer = ids.get(r["id"], r)
+            sources.add(ref(renderer, "data_source"))
+    assert len(sources) == 1
+
+
+def test_position_axes_are_linked_within_a_page(default_html):
+    doc = document(default_html)
+    names = named_models(doc)
+    ranges = {ref(names[v][0], "x_range") for v in ("matrix", "dimension_traces", "row_norms", "cosine_positions",
+                                                     "cosine_positions_centred")}
+    assert len(ranges) == 1
+
+
+def test_comparison_shows_tables_side_by_side_with_shared_scales(comparison_html):
+    doc = document(comparison_html)
+    names, ids = named_models(doc), models_by_id(doc)
+    assert len(names["matrix"]) == 2 and len(names["provenance"]) == 2
+    assert len({ref(m, "x_range") for m in names["matrix"] + names["cosine_positions"] + names["row_norms"]}) == 1
+    # one colour scale: both heatmaps' mappers and hover decoders say the same thing
+    mappers = []
+    for fig in names["matrix"]:
+        image = next(ids.get(r["id"], r) for r in fig["attributes"]["renderers"])
+        glyph = ids.get(ref(image, "glyph"), image["attributes"]["glyph"])
+        mapper = glyph["attributes"]["color_mapper"]
+        mapper = ids.get(mapper["id"], mapper)
+        mappers.append((mapper["attributes"]["low"], mapper["attributes"]["high"]))
+    assert mappers[0] == mappers[1]
+
+
+def test_comparison_has_the_pairwise_numbers_and_overlaid_offsets(comparison_html):
+    doc = document(comparison_html)
+    names = named_models(doc)
+    table = names["comparison"][0]["attributes"]["text"]
+    assert "linear CKA" in table and "similarity correlation" in table and "<td" in table
+    overlay = names["offset_overlay"][0]
+    assert len(overlay["attributes"]["renderers"]) == 2
+
+
+def test_comparison_numbers_match_the_api(comparison_html):
+    a = explorer.load("sinusoidal,positions=300,dim=32")
+    b = explorer.load("sinusoidal,positions=200,dim=32,layout=split,base=500")
+    c = explorer.api.compare(a, b)
+    table = named_models(document(comparison_html))["comparison"][0]["attributes"]["text"]
+    assert f">{c.cka:.4g}<" in table and f">{c.similarity_correlation:.4g}<" in table and ">200<" in table
+
+
+EVIL = '<script>alert(1)</script>"\'</title>&amp;'
+
+
+def test_strings_from_providers_configs_and_plugins_are_escaped():
+    emb = PositionEmbedding(np.eye(4), provider=EVIL, source=EVIL, description=EVIL, tensor=EVIL, revision=EVIL,
+                            params={"name": EVIL}, kind=EVIL)
+    html = explorer.report(emb, title=EVIL)
+    assert "<script>alert(1)</script>" not in html and EVIL not in html
+    assert Page(html).title == EVIL  # the title survives as text, not markup
+    texts = " ".join(div_texts(document(html)))
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#x27;&lt;/title&gt;&amp;amp;" in texts
+
+
+def test_comparison_pages_escape_labels_in_tables_and_legends():
+    tables = [PositionEmbedding(np.eye(6)[:, :3] + 0.1 * (k + 1), provider=EVIL, source=f"{EVIL}{k}") for k in range(2)]
+    html = explorer.report(tables)
     assert "<script>alert(1)</script>" not in html
-    assert Page(html).title == evil  # the title survives as text, not markup
+    comparison = named_models(document(html))["comparison"][0]["attributes"]["text"]
+    assert "&lt;script&gt;" in comparison and "<script>" not in comparison
 
 
 def test_cdn_resources_reference_bokeh_online(tmp_path):
     html = explorer.report(explorer.load("sinusoidal,positions=8,dim=4"), resources="cdn")
     assert any(s.get("src", "").startswith("https://cdn.bokeh.org") for s in Page(html).scripts)
+
+
+def test_unknown_resources_are_refused():
+    from explorer.errors import OutputError
+
+    with pytest.raises(OutputError, match="inline, cdn"):
+        explorer.report(explorer.load("sinusoidal,positions=8,dim=4"), resources="local")
+
+
+def test_tiny_tables_still_render_every_section():
+    html = explorer.report(PositionEmbedding(np.array([[1.0], [3.0]]), provider="tiny", source="tiny"))
+    names = named_models(document(html))
+    assert "matrix" in names and "probes" not in names  # probes need more positions; the caption says so
+    assert "Probes: not run" in " ".join(div_texts(document(html)))
+
+
+def test_report_is_written_atomically_and_returned(tmp_path):
+    out = tmp_path / "r.html"
+    out.write_text("old")
+    html = explorer.report(explorer.load("sinusoidal,positions=8,dim=4"), out)
+    assert out.read_text(encoding="utf-8") == html
+    assert [p.name for p in tmp_path.iterdir()] == ["r.html"]  # no temporary file left behind
+
+
+def test_the_document_passes_bokehs_integrity_checks():
+    from bokeh.core.validation.check import check_integrity
+
+    from explorer.reporting.page import build_document
+
+    embeddings = [explorer.load("sinusoidal,positions=64,dim=16"), explorer.load("sinusoidal,positions=64,dim=8")]
+    results = [explorer.analyze(e) for e in embeddings]
+    doc = build_document(embeddings, results, comparisons=[(0, 1, explorer.api.compare(*embeddings))])
+    issues = check_integrity(list(doc.models))
+    assert not issues.error, issues.error
+    assert not issues.warning, issues.warning
+
+
+def test_gpt2_report_is_within_4_mb_with_a_symlog_scale(gpt2_wpe):
+    emb = PositionEmbedding(gpt2_wpe, provider="gpt2", source="openai-community/gpt2", kind="learned")
+    html = explorer.report(emb)
+    assert len(html.encode("utf-8")) <= 4_000_000
+    texts = " ".join(div_texts(document(html)))
+    assert "symmetric log scale" in texts and "the four dimensions with the largest spread" in texts

@@ -38,18 +38,21 @@ class SimilarityImage:
         return bool(np.all(np.diff(self.bounds) == 1))
 
 
-def unit_rows(x: np.ndarray, what: str = "row") -> np.ndarray:
-    """Rows of ``x`` scaled to unit length (float32); zero rows become NaN with a warning."""
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64)).astype(np.float32)
+def unit_rows(x: np.ndarray, what: str = "row", dtype: type = np.float32) -> np.ndarray:
+    """Rows of ``x`` scaled to unit length (``dtype``, computed in float64); zero rows become NaN with a warning.
+
+    The division happens in float64 so that rows whose norm exceeds float32's range still come out right.
+    """
+    x64 = np.asarray(x, dtype=np.float64)
+    norms = np.sqrt(np.einsum("ij,ij->i", x64, x64))
     zero = norms == 0
     if zero.any():
         warnings.warn(
             PosembedWarning(f"{int(zero.sum())} zero {what}(s) have no direction: their cosine similarities are NaN"),
             stacklevel=3,
         )
-        norms = np.where(zero, np.float32(np.nan), norms)
-    return x / norms[:, None]
+        norms = np.where(zero, np.nan, norms)
+    return (x64 / norms[:, None]).astype(dtype, copy=False)
 
 
 def cosine_image(x: np.ndarray, resolution: int = 1024, *, centred: bool = False,
@@ -63,8 +66,8 @@ def cosine_image(x: np.ndarray, resolution: int = 1024, *, centred: bool = False
     if axis not in ("positions", "dimensions"):
         raise ValueError("axis must be 'positions' or 'dimensions'")
     data = np.asarray(x, dtype=np.float32)
-    if centred:
-        data = data - data.mean(axis=0, keepdims=True)  # centre over positions in both cases
+    if centred:  # centre over positions in both cases; in float64 so huge values cannot overflow
+        data = data - data.mean(axis=0, keepdims=True, dtype=np.float64)
     items = data if axis == "positions" else data.T
     unit = unit_rows(items, "position" if axis == "positions" else "dimension")
     bounds = block_bounds(unit.shape[0], resolution)
@@ -74,5 +77,5 @@ def cosine_image(x: np.ndarray, resolution: int = 1024, *, centred: bool = False
         sums = block_sums(unit, bounds, axis=0)
         sizes = np.diff(bounds).astype(np.float64)
         values = (sums @ sums.T) / np.outer(sizes, sizes)
-    values = np.clip(values, -1.0, 1.0).astype(np.float32)
+    values = np.clip(values, -1.0, 1.0).astype(np.float32)  # rounding can step just outside [-1, 1]
     return SimilarityImage(values, bounds, centred, axis)

@@ -6,12 +6,8 @@ import warnings
 
 import numpy as np
 
+from explorer.analysis.norms import row_norms
 from explorer.analysis.similarity import unit_rows
-
-
-def row_norms(x: np.ndarray) -> np.ndarray:
-    """Euclidean norm of every position vector, ``|p_i|``."""
-    return np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64)).astype(np.float32)
 
 
 def neighbour_cosines(x: np.ndarray) -> np.ndarray:

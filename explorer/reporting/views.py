@@ -1,62 +1,280 @@
 """One function per report view: analysis results in, a fresh Bokeh model out. Renders, never computes.
 
-Images travel as uint8 codes 0..255 with a colour mapper over the codes; the colour bar
-carries a second mapper over the real values, and hovers decode the code back to a value
-(accurate to half a code step, which the hover shows).
+Images travel as uint8 codes 0..255 (Bokeh gzips and base64-encodes them); a ``CodeScale`` says what
+value each code stands for. The image's colour mapper runs over the codes, the colour bar carries a
+second mapper over the real values, and hovers and pickers decode codes back to values in the browser
+(accurate to half a code step, which the hover shows). Symmetric images (cosine matrices) ship only
+their lower triangle; a document-ready callback mirrors it into the full image, halving their bytes.
 """
 
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 from bokeh.models import (
+    BasicTicker,
+    BoxSelectTool,
+    LassoSelectTool,
+    TapTool,
     ColorBar,
     ColumnDataSource,
+    CustomJS,
     CustomJSHover,
+    FixedTicker,
     Div,
     HoverTool,
     LinearColorMapper,
+    MultiChoice,
+    Range1d,
 )
-from bokeh.palettes import Category10_10, RdBu11, interp_palette
+from bokeh.palettes import Category10_10, RdBu11, Viridis256, interp_palette
 from bokeh.plotting import figure
+from bokeh.transform import linear_cmap
 
-from explorer.analysis import MatrixImage, Traces
+from explorer.analysis import MatrixImage
 from explorer.analysis.similarity import SimilarityImage
 from explorer.embedding import PositionEmbedding
 
 LEVELS = 256
-#: Blue for negative, red for positive, white at zero.
+#: Codes kept at each end for values beyond the robust range (they show in the end colours).
+TAIL_CODES = 24
+#: Share of |values| inside the matrix heatmap's colour range; the rest saturates.
+ROBUST_QUANTILE = 99.5
+#: Robust limit / median |value| above which the matrix gets a symmetric log colour scale.
+SYMLOG_RATIO = 30.0
+#: Blue for negative, red for positive, white at zero (Bokeh's RdBu11 runs from blue to red).
 DIVERGING = tuple(interp_palette(RdBu11, LEVELS))
 SIZE = 420
+TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
+CAPTION_STYLE = "color:#444;font-size:90%;margin:0 0 1.2em 0"
 
 
-def quantise(values: np.ndarray, low: float, high: float) -> np.ndarray:
-    """Map ``values`` in [low, high] to uint8 codes 0..255 (NaN maps to 0; it is shown as missing by the caption)."""
-    span = (high - low) or 1.0
-    codes = np.rint((np.nan_to_num(values, nan=low) - low) / span * (LEVELS - 1))
-    return np.clip(codes, 0, LEVELS - 1).astype(np.uint8)
+# ---------------------------------------------------------------- value codes
 
 
-def _decode_js(low: float, high: float) -> CustomJSHover:
-    step = (high - low) / (LEVELS - 1)
-    return CustomJSHover(
-        code=f"const v = {low!r} + value * {step!r}; return v.toFixed(4) + ' \u00b1 ' + ({step / 2!r}).toPrecision(2);"
-    )
+@dataclass(frozen=True)
+class CodeScale:
+    """What each uint8 code means: ``table[code]`` is its value (increasing). Colours run linearly over
+    codes ``low_code .. high_code``; codes outside are tails beyond the colour range (end colours).
+
+    ``kind`` is ``linear`` (codes evenly over -limit .. limit, plus tails out to +-extreme) or ``symlog``
+    (linear within +-linthresh, logarithmic out to +-extreme; no tails)."""
+
+    table: np.ndarray  # float32, LEVELS values, increasing
+    low_code: int
+    high_code: int
+    limit: float
+    extreme: float
+    kind: str = "linear"
+    linthresh: float = 0.0
+
+    @property
+    def saturates(self) -> bool:
+        """True when some values lie beyond the colour range (and are coded in the tails)."""
+        return self.low_code > 0
+
+    def code_of(self, value: float) -> int:
+        """The code nearest ``value``."""
+        return int(quantise(np.array([value]), self)[0])
+
+    def ticks(self) -> dict[int, str]:
+        """Colour-bar ticks for a symlog scale: code -> label, at 0, +-powers of ten inside the range and the
+        extremes (an extreme too close to a power of ten is left out, so labels never overlap)."""
+        top = float(self.table[-1])
+        marks = {self.code_of(0.0): "0"}
+        for e in range(-8, 5):
+            v = 10.0 ** e
+            if top * 0.999 >= v >= self.linthresh:
+                marks[self.code_of(v)] = f"{v:g}"
+                marks[self.code_of(-v)] = f"{-v:g}"
+        for v in (top, -top):
+            code = self.code_of(v)
+            if all(abs(code - c) >= 12 for c in marks):
+                marks[code] = f"{v:.2g}"
+        return dict(sorted(marks.items()))
+
+
+def linear_scale(low: float, high: float) -> CodeScale:
+    """256 codes evenly over [low, high]."""
+    table = np.linspace(low, high, LEVELS).astype(np.float32)
+    return CodeScale(table, 0, LEVELS - 1, max(abs(low), abs(high)), max(abs(low), abs(high)))
+
+
+def symmetric_scale(limit: float, extreme: float) -> CodeScale:
+    """Codes linear over [-limit, limit]; if ``extreme`` > ``limit``, ``TAIL_CODES`` codes at each end
+    cover the values out to +-extreme, so outliers keep their values while the colours saturate."""
+    limit = float(limit) if limit > 0 else 1.0
+    extreme = max(float(extreme), limit)
+    if extreme <= limit * 1.0001:
+        return linear_scale(-limit, limit)
+    inner = np.linspace(-limit, limit, LEVELS - 2 * TAIL_CODES)
+    tail = np.linspace(limit, extreme, TAIL_CODES + 1)[1:]
+    table = np.concatenate([-tail[::-1], inner, tail]).astype(np.float32)
+    return CodeScale(table, TAIL_CODES, LEVELS - 1 - TAIL_CODES, limit, extreme)
+
+
+def symlog_scale(linthresh: float, extreme: float, linear_codes: int = 16) -> CodeScale:
+    """128 magnitudes per sign: ``linear_codes`` evenly up to ``linthresh``, then geometric out to ``extreme``;
+    relative precision is constant beyond the threshold, so tiny and huge values both keep their shape."""
+    linthresh = max(float(linthresh), 1e-12)
+    extreme = max(float(extreme), linthresh * 2)
+    half = LEVELS // 2
+    k = np.arange(1, half + 1, dtype=np.float64)
+    mags = np.where(k <= linear_codes, linthresh * k / linear_codes,
+                    linthresh * np.exp((k - linear_codes) * np.log(extreme / linthresh) / (half - linear_codes)))
+    table = np.concatenate([-mags[::-1], mags]).astype(np.float32)
+    return CodeScale(table, 0, LEVELS - 1, extreme, extreme, "symlog", linthresh)
+
+
+def robust_limit(values: np.ndarray) -> float:
+    """The ``ROBUST_QUANTILE`` percentile of |values| (never 0), a colour range that outliers cannot wash out."""
+    finite = np.abs(values[np.isfinite(values)])
+    if not finite.size:
+        return 1.0
+    limit = float(np.percentile(finite, ROBUST_QUANTILE))
+    return limit if limit > 0 else (float(finite.max()) or 1.0)
+
+
+def heavy_tailed(values: np.ndarray) -> float | None:
+    """The median |value| when the table's magnitudes span more than ``SYMLOG_RATIO`` between the median and the
+    robust limit (most cells tiny next to a few large dimensions, as in GPT-2), else None."""
+    finite = np.abs(values[np.isfinite(values)])
+    if not finite.size:
+        return None
+    median = float(np.median(finite))
+    return median if median > 0 and robust_limit(values) > SYMLOG_RATIO * median else None
+
+
+def matrix_scale(images: Sequence[MatrixImage]) -> CodeScale:
+    """One code scale for the matrix heatmaps of one or several tables (shared colours when comparing).
+
+    Heavy-tailed tables get a symmetric log scale; others a linear range of +-(robust limit), with the few
+    cells beyond it kept in tail codes."""
+    extreme = max(float(np.nanmax(np.abs(img.values))) if img.values.size else 0.0 for img in images)
+    medians = [m for m in (heavy_tailed(img.values) for img in images) if m is not None]
+    if medians:
+        return symlog_scale(min(medians), extreme)
+    limit = max(robust_limit(img.values) for img in images)
+    return symmetric_scale(limit, extreme)
+
+
+#: Cosines: 256 codes over [-1, 1].
+COSINE = linear_scale(-1.0, 1.0)
+
+
+def quantise(values: np.ndarray, scale: CodeScale) -> np.ndarray:
+    """The nearest code of every value (NaN maps to the code nearest 0)."""
+    if scale.kind == "linear" and not scale.saturates:  # evenly spaced codes: no search needed
+        low, high = float(scale.table[0]), float(scale.table[-1])
+        v = np.nan_to_num(np.asarray(values, dtype=np.float32), nan=0.0)
+        codes = np.rint((v - np.float32(low)) * np.float32((LEVELS - 1) / ((high - low) or 1.0)))
+        return np.clip(codes, 0, LEVELS - 1).astype(np.uint8)
+    mids = (scale.table[1:].astype(np.float64) + scale.table[:-1]) / 2
+    v = np.asarray(values, dtype=np.float64)
+    v = np.where(np.isfinite(v), v, 0.0)
+    return np.searchsorted(mids, v).astype(np.uint8)
+
+
+def decode(codes: np.ndarray, scale: CodeScale) -> np.ndarray:
+    """The values the codes stand for (what the browser shows)."""
+    return scale.table[codes]
+
+
+def pack_lower(codes: np.ndarray) -> np.ndarray:
+    """The lower triangle (with diagonal) of a square array, row by row: row i contributes i + 1 entries."""
+    rows, cols = np.tril_indices(codes.shape[0])
+    return np.ascontiguousarray(codes[rows, cols])
+
+
+def unpack_lower(packed: np.ndarray, n: int) -> np.ndarray:
+    """The symmetric n x n array ``pack_lower`` came from (the same mirror the browser applies)."""
+    out = np.zeros((n, n), dtype=packed.dtype)
+    rows, cols = np.tril_indices(n)
+    out[rows, cols] = packed
+    out[cols, rows] = packed
+    return out
+
+
+#: Mirrors packed lower triangles into their images once the document is ready.
+UNPACK_JS = """
+for (const [source, packed, n] of items) {
+  const image = source.data.image[0];
+  let k = 0;
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j <= i; j++, k++) {
+      const v = packed[k];
+      image[i * n + j] = v;
+      image[j * n + i] = v;
+    }
+  }
+  source.change.emit();
+}
+document.documentElement.dataset.posembedReady = "1";  // lets a headless browser know the page is whole
+"""
+
+
+class Unpacker:
+    """Collects the packed images of a page; ``callback()`` is the one document-ready CustomJS for them all."""
+
+    def __init__(self) -> None:
+        self.items: list[list] = []
+
+    def add(self, source: ColumnDataSource, packed: np.ndarray, n: int) -> None:
+        """Mirror ``packed`` (a lower triangle of an n x n image) into ``source``'s image on load."""
+        self.items.append([source, packed, n])
+
+    def callback(self) -> CustomJS:
+        """The one document-ready callback that unpacks every image added."""
+        return CustomJS(args={"items": self.items}, code=UNPACK_JS)
+
+
+def _decode_hover(scale: CodeScale) -> CustomJSHover:
+    code = """
+const v = table[value];
+const below = value > 0 ? table[value - 1] : v, above = value < table.length - 1 ? table[value + 1] : v;
+const err = Math.max(v - below, above - v) / 2;
+const tail = value < low_code ? ' (beyond the colour range)' : value > high_code ? ' (beyond the colour range)' : '';
+return v.toFixed(4) + ' \\u00b1 ' + err.toPrecision(2) + tail;
+"""
+    return CustomJSHover(args={"table": scale.table, "low_code": scale.low_code, "high_code": scale.high_code},
+                         code=code)
 
 
 def _floor_js() -> CustomJSHover:
-    return CustomJSHover(code="return Math.floor(value).toString();")
+    return CustomJSHover(code="return Math.floor(value).toString();")  # fresh per figure: a model belongs to one document
 
 
-def _coded_image(fig, values: np.ndarray, low: float, high: float, x0: float, y0: float, dw: float, dh: float):
-    mapper = LinearColorMapper(palette=DIVERGING, low=0, high=LEVELS - 1)
-    fig.image(image=[quantise(values, low, high)], x=x0, y=y0, dw=dw, dh=dh, color_mapper=mapper)
-    bar_mapper = LinearColorMapper(palette=DIVERGING, low=low, high=high)
-    fig.add_layout(ColorBar(color_mapper=bar_mapper, width=10), "right")
+def _colour_bar(fig, scale: CodeScale, title: str) -> None:
+    if scale.kind == "symlog":  # the bar runs over codes, labelled with the values they stand for
+        ticks = scale.ticks()
+        fig.add_layout(ColorBar(color_mapper=_code_mapper(scale), width=10, title=title + " (symlog)",
+                                ticker=FixedTicker(ticks=list(ticks)),
+                                major_label_overrides={k: v for k, v in ticks.items()}), "right")
+        return
+    bar_mapper = LinearColorMapper(palette=DIVERGING, low=-scale.limit, high=scale.limit)
+    fig.add_layout(ColorBar(color_mapper=bar_mapper, width=10, title=title, ticker=BasicTicker(desired_num_ticks=5)),
+                   "right")
 
 
-def provenance_header(embedding: PositionEmbedding, summary: dict[str, float]) -> Div:
+def _code_mapper(scale: CodeScale) -> LinearColorMapper:
+    return LinearColorMapper(palette=DIVERGING, low=scale.low_code, high=scale.high_code)
+
+
+def _figure(title: str, name: str, width: int, height: int, **kw) -> figure:
+    fig = figure(title=title, name=name, width=width, height=height, tools=TOOLS, **kw)
+    fig.toolbar.logo = None
+    fig.title.text_font_size = "12pt"
+    return fig
+
+
+# ---------------------------------------------------------------- text
+
+
+def provenance_header(embedding: PositionEmbedding, summary: dict[str, float], extra: dict[str, str] | None = None,
+                      width: int = 2 * SIZE) -> Div:
     """A table of where the matrix came from and a few summary numbers; every string is escaped."""
     info = embedding.provenance()
     rows = [
@@ -70,96 +288,288 @@ def provenance_header(embedding: PositionEmbedding, summary: dict[str, float]) -
         ("revision", info["revision"]),
         ("parameters", ", ".join(f"{k}={v}" for k, v in info["params"].items())),
         ("note", info["description"]),
-        ("values", f"{summary['value_min']:.4g} .. {summary['value_max']:.4g}"),
-        ("mean row norm", f"{summary['row_norm_mean']:.4g}"),
+        ("values", f"{summary['value_min']:.4g} .. {summary['value_max']:.4g} "
+                   f"(mean {summary['value_mean']:.3g}, std {summary['value_std']:.3g})"),
+        ("row norm |p_i|", f"mean {summary['row_norm_mean']:.4g}, min {summary['row_norm_min']:.4g}, "
+                           f"max {summary['row_norm_max']:.4g}"),
         ("mean cos(p_i, p_i+1)", f"{summary['neighbour_cosine_mean']:.4f}"),
+        *(extra or {}).items(),
     ]
     cells = "".join(
-        f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(str(k))}</th>"
+        f"<tr><th style='text-align:left;padding-right:1em;font-weight:600'>{html.escape(str(k))}</th>"
         f"<td>{html.escape(str(v))}</td></tr>"
         for k, v in rows
         if v not in (None, "")
     )
     return Div(
-        text=f"<h2>{html.escape(embedding.label)}</h2><table>{cells}</table>",
+        text=f"<h2 style='margin-bottom:0.3em'>{html.escape(embedding.label)}</h2><table>{cells}</table>",
         name="provenance",
-        width=2 * SIZE,
+        width=width,
     )
 
 
-def caption(text: str) -> Div:
+def caption(text: str, width: int = SIZE) -> Div:
     """A short explanation under a view (plain text, escaped)."""
-    return Div(text=f"<p style='max-width:{SIZE}px;color:#444;font-size:90%'>{html.escape(text)}</p>", width=SIZE)
+    return Div(text=f"<p style='{CAPTION_STYLE}'>{html.escape(text)}</p>", width=width)
 
 
-def matrix_heatmap(image: MatrixImage, limit: float) -> figure:
-    """The table as an image: positions on x, dimensions on y, symmetric colour range [-limit, limit]."""
+def heading(text: str, width: int = 2 * SIZE) -> Div:
+    """A section heading (plain text, escaped)."""
+    return Div(text=f"<h3 style='margin:1em 0 0 0'>{html.escape(text)}</h3>", width=width)
+
+
+def number_table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]], name: str,
+                 width: int = SIZE) -> Div:
+    """A small HTML table of numbers and labels (every cell escaped)."""
+    def cell(tag: str, value: object) -> str:
+        text = f"{value:.4g}" if isinstance(value, float) else str(value)
+        return f"<{tag} style='text-align:left;padding:2px 1em 2px 0'>{html.escape(text)}</{tag}>"
+
+    head = "".join(cell("th", h) for h in header)
+    body = "".join("<tr>" + "".join(cell("td", v) for v in row) + "</tr>" for row in rows)
+    return Div(text=f"<b>{html.escape(title)}</b><table><tr>{head}</tr>{body}</table>", name=name, width=width)
+
+
+# ---------------------------------------------------------------- images
+
+
+def matrix_heatmap(image: MatrixImage, scale: CodeScale, x_range: Range1d | None = None,
+                   width: int = 2 * SIZE) -> tuple[figure, ColumnDataSource]:
+    """The table as an image: positions on x, dimensions on y; returns the figure and its image source."""
     n, d = int(image.position_bounds[-1]), int(image.dimension_bounds[-1])
-    fig = figure(
-        title="position embedding matrix",
-        name="matrix",
-        width=2 * SIZE,
-        height=SIZE,
-        x_range=(0, n),
-        y_range=(0, d),
-        x_axis_label="position",
-        y_axis_label="dimension",
-        tools="pan,wheel_zoom,box_zoom,reset,save",
-    )
-    _coded_image(fig, image.values, -limit, limit, 0, 0, n, d)
+    fig = _figure("position embedding matrix", "matrix", width, SIZE,
+                  x_range=x_range or Range1d(0, n), y_range=Range1d(0, d),
+                  x_axis_label="position", y_axis_label="dimension")
+    renderer = fig.image(image=[quantise(image.values, scale)], x=0, y=0, dw=n, dh=d, color_mapper=_code_mapper(scale))
+    _colour_bar(fig, scale, "value")
     fig.add_tools(HoverTool(
+        renderers=[renderer],
         tooltips=[("position", "$x{custom}"), ("dimension", "$y{custom}"), ("value", "@image{custom}")],
-        formatters={"$x": _floor_js(), "$y": _floor_js(), "@image": _decode_js(-limit, limit)},
+        formatters={"$x": _floor_js(), "$y": _floor_js(), "@image": _decode_hover(scale)},
     ))
-    return fig
+    return fig, renderer.data_source
 
 
-def similarity_heatmap(image: SimilarityImage) -> figure:
+def similarity_heatmap(image: SimilarityImage, unpacker: Unpacker, x_range: Range1d | None = None,
+                       y_range: Range1d | None = None, size: int = SIZE) -> figure:
     """A cosine-similarity image over positions or across dimensions, colour range [-1, 1]."""
     n = int(image.bounds[-1])
     item = "position" if image.axis == "positions" else "dimension"
-    fig = figure(
-        title=f"cosine similarity {'over' if image.axis == 'positions' else 'across'} {image.axis}",
-        name=f"cosine_{image.axis}",
-        width=SIZE + 60,
-        height=SIZE,
-        x_range=(0, n),
-        y_range=(n, 0),
-        x_axis_label=item,
-        y_axis_label=item,
-        match_aspect=True,
-        tools="pan,wheel_zoom,box_zoom,reset,save",
-    )
-    _coded_image(fig, image.values, -1.0, 1.0, 0, 0, n, n)
+    kind = "centred " if image.centred else ""
+    fig = _figure(f"{kind}cosine {'over' if image.axis == 'positions' else 'across'} {image.axis}",
+                  f"cosine_{image.axis}{'_centred' if image.centred else ''}", size + 70, size,
+                  x_range=x_range or Range1d(0, n), y_range=y_range or Range1d(n, 0),
+                  x_axis_label=item, y_axis_label=item)
+    codes = quantise(image.values, COSINE)
+    r = codes.shape[0]
+    renderer = fig.image(image=[np.zeros_like(codes)], x=0, y=0, dw=n, dh=n, color_mapper=_code_mapper(COSINE))
+    unpacker.add(renderer.data_source, pack_lower(codes), r)
+    _colour_bar(fig, COSINE, "cosine")
     fig.add_tools(HoverTool(
+        renderers=[renderer],
         tooltips=[(f"{item} i", "$y{custom}"), (f"{item} j", "$x{custom}"), ("cosine", "@image{custom}")],
-        formatters={"$x": _floor_js(), "$y": _floor_js(), "@image": _decode_js(-1.0, 1.0)},
+        formatters={"$x": _floor_js(), "$y": _floor_js(), "@image": _decode_hover(COSINE)},
     ))
     return fig
 
 
-def dimension_traces(traces: Traces, positions: int) -> figure:
-    """Each chosen dimension's value across positions (one line per dimension; min/max band when decimated)."""
-    fig = figure(
-        title="dimension traces: one dimension's value across positions",
-        name="dimension_traces",
-        width=2 * SIZE,
-        height=SIZE - 120,
-        x_range=(0, positions),
-        x_axis_label="position",
-        y_axis_label="value",
-        tools="pan,wheel_zoom,box_zoom,reset,save",
-    )
-    decimated = len(traces.index) < positions
-    for k, dim in enumerate(traces.dims):
-        colour = Category10_10[k % 10]
-        source = ColumnDataSource({"position": traces.index.astype(np.int32), "low": traces.low[k], "high": traces.high[k]})
-        legend = f"dimension {int(dim)}"
-        if decimated:
-            fig.varea(x="position", y1="low", y2="high", source=source, color=colour, alpha=0.6, legend_label=legend)
-        else:
-            fig.line(x="position", y="low", source=source, color=colour, line_width=1.5, legend_label=legend)
-    fig.legend.click_policy = "hide"
+# ---------------------------------------------------------------- pickers
+
+#: Redraws a picker's lines from the heatmap's codes: a row (dimension) or a column (position) of the image.
+PICK_JS = """
+const image = source.data.image[0];
+const xs = [], ys = [], label = [], colour = [];
+const names = new Map(choice.options.map((o) => Array.isArray(o) ? o : [o, o]));
+choice.value.forEach((v, k) => {
+  const b = parseInt(v);
+  const len = along_rows ? cols : rows;
+  const y = new Float32Array(len);
+  for (let t = 0; t < len; t++) {
+    y[t] = table[along_rows ? image[b * cols + t] : image[t * cols + b]];
+  }
+  xs.push(starts); ys.push(y); label.push(names.get(v)); colour.push(palette[k % palette.length]);
+});
+lines.data = {xs, ys, label, colour};
+"""
+
+
+def _block_labels(bounds: np.ndarray, item: str) -> list[tuple[str, str]]:
+    return [(str(b), f"{item} {lo}" if hi - lo == 1 else f"{item}s {lo}-{hi - 1}")
+            for b, (lo, hi) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist()))]
+
+
+def _block_of(bounds: np.ndarray, index: int) -> int:
+    return int(np.clip(np.searchsorted(bounds, index, side="right") - 1, 0, len(bounds) - 2))
+
+
+def _picker(image: MatrixImage, source: ColumnDataSource, scale: CodeScale, *, along_rows: bool,
+            initial: Sequence[int], fig: figure, title: str, name: str, width: int) -> MultiChoice:
+    rows_bounds, cols_bounds = image.dimension_bounds, image.position_bounds
+    picked_bounds = rows_bounds if along_rows else cols_bounds
+    other_bounds = cols_bounds if along_rows else rows_bounds
+    options = _block_labels(picked_bounds, "dimension" if along_rows else "position")
+    value = list(dict.fromkeys(str(_block_of(picked_bounds, i)) for i in initial))
+    starts = other_bounds[:-1].astype(np.int32)
+    codes = source.data["image"][0]
+    names = dict(options)
+    data = {"xs": [], "ys": [], "label": [], "colour": []}
+    for k, v in enumerate(value):
+        b = int(v)
+        data["xs"].append(starts)
+        data["ys"].append(decode(codes[b] if along_rows else codes[:, b], scale))
+        data["label"].append(names[v])
+        data["colour"].append(Category10_10[k % 10])
+    lines = ColumnDataSource(data)
+    fig.multi_line(xs="xs", ys="ys", line_color="colour", legend_field="label", line_width=1.6, source=lines)
+    choice = MultiChoice(title=title, options=options, value=value, name=name, width=width,
+                         search_option_limit=60)
+    choice.js_on_change("value", CustomJS(
+        args={"source": source, "lines": lines, "choice": choice, "table": scale.table, "starts": starts,
+              "rows": codes.shape[0], "cols": codes.shape[1], "along_rows": along_rows,
+              "palette": list(Category10_10)},
+        code=PICK_JS))
+    fig.add_tools(HoverTool(tooltips=[("", "@label"), ("at", "$x{0}"), ("value", "$y{0.000}")]))
+    legend = fig.legend[0]
+    fig.add_layout(legend, "right")  # outside the plot: dense lines stay visible
+    legend.label_text_font_size = "9pt"
+    legend.spacing = 0
+    return choice
+
+
+def dimension_traces(image: MatrixImage, source: ColumnDataSource, scale: CodeScale, initial: Sequence[int],
+                     x_range: Range1d | None = None, width: int = 2 * SIZE) -> tuple[MultiChoice, figure]:
+    """Chosen dimensions' values across positions, with a picker; lines are decoded from the heatmap's codes."""
+    n = int(image.position_bounds[-1])
+    fig = _figure("dimension traces: a dimension's value across positions", "dimension_traces", width, SIZE - 120,
+                  x_range=x_range or Range1d(0, n), x_axis_label="position", y_axis_label="value")
+    choice = _picker(image, source, scale, along_rows=True, initial=initial, fig=fig,
+                     title="dimensions to show (type to search)", name="dimension_picker", width=width)
+    return choice, fig
+
+
+def position_vectors(image: MatrixImage, source: ColumnDataSource, scale: CodeScale, initial: Sequence[int],
+                     width: int = 2 * SIZE) -> tuple[MultiChoice, figure]:
+    """Chosen positions' vectors (value against dimension), with a picker; decoded from the heatmap's codes."""
+    d = int(image.dimension_bounds[-1])
+    fig = _figure("position vectors: one position's value in every dimension", "position_vectors", width,
+                  SIZE - 120, x_range=Range1d(0, d), x_axis_label="dimension", y_axis_label="value")
+    choice = _picker(image, source, scale, along_rows=False, initial=initial, fig=fig,
+                     title="positions to show (type to search)", name="position_picker", width=width)
+    return choice, fig
+
+
+# ---------------------------------------------------------------- curves
+
+
+def offset_profile(offset, x_range: Range1d | None = None, width: int = SIZE + 70):
+    """m(k), the mean cosine between positions k apart, with a +-1 std band s(k)."""
+    lag = offset.lag.astype(np.int32)
+    source = ColumnDataSource({"lag": lag, "mean": offset.mean, "std": offset.std,
+                               "lo": (offset.mean - offset.std).astype(np.float32),
+                               "hi": (offset.mean + offset.std).astype(np.float32)})
+    n = int(lag[-1]) + 1 if len(lag) else 1
+    fig = _figure("offset profile m(k)", "offset_profile", width, SIZE - 100, x_range=x_range or Range1d(0, n),
+                  x_axis_label="offset k (positions apart)", y_axis_label="cosine")
+    fig.varea(x="lag", y1="lo", y2="hi", source=source, color="#9ecae1", alpha=0.5, legend_label="m(k) \u00b1 s(k)")
+    fig.line(x="lag", y="mean", source=source, color="#08519c", line_width=1.6, legend_label="m(k)")
+    fig.add_tools(HoverTool(tooltips=[("k", "@lag"), ("m(k)", "@mean{0.0000}"), ("s(k)", "@std{0.0000}")], mode="vline"))
     fig.legend.location = "top_right"
-    fig.add_tools(HoverTool(tooltips=[("position", "@position"), ("value", "@low{0.0000} .. @high{0.0000}")]))
+    return fig
+
+
+def offset_overlay(labels: Sequence[str], offsets: Sequence, width: int = 2 * SIZE) -> figure:
+    """The offset profiles m(k) of several tables on one plot."""
+    n = max((int(o.lag[-1]) + 1 for o in offsets if len(o.lag)), default=1)
+    fig = _figure("offset profiles overlaid", "offset_overlay", width, SIZE - 60, x_range=Range1d(0, n),
+                  x_axis_label="offset k (positions apart)", y_axis_label="mean cosine m(k)")
+    for k, (label, o) in enumerate(zip(labels, offsets)):
+        source = ColumnDataSource({"lag": o.lag.astype(np.int32), "mean": o.mean})
+        fig.line(x="lag", y="mean", source=source, color=Category10_10[k % 10], line_width=1.8, legend_label=label)
+    fig.add_tools(HoverTool(tooltips=[("k", "@lag"), ("m(k)", "@mean{0.0000}")]))
+    fig.legend.location = "top_right"
+    return fig
+
+
+def row_norms(norms, x_range: Range1d | None = None, width: int = SIZE + 70) -> figure:
+    """|p_i| across positions (a min-max band per block when the table is longer than the resolution)."""
+    index = norms.index.astype(np.int32)
+    n = int(index[-1]) + 1 if len(index) else 1
+    fig = _figure("row norms |p_i|", "row_norms", width, SIZE - 100, x_range=x_range or Range1d(0, n),
+                  x_axis_label="position", y_axis_label="norm")
+    source = ColumnDataSource({"position": index, "low": norms.low, "high": norms.high})
+    if np.array_equal(norms.low, norms.high):
+        fig.line(x="position", y="low", source=source, color="#31a354", line_width=1.6)
+    else:
+        fig.varea(x="position", y1="low", y2="high", source=source, color="#31a354", alpha=0.7)
+    fig.add_tools(HoverTool(tooltips=[("position", "@position"), ("|p|", "@low{0.000} .. @high{0.000}")],
+                            mode="vline"))
+    return fig
+
+
+# ---------------------------------------------------------------- PCA, spectra
+
+
+def pca_explained(pca, width: int = 280) -> figure:
+    """The share of variance on each of the top principal components."""
+    k = np.arange(1, len(pca.explained) + 1, dtype=np.int32)
+    source = ColumnDataSource({"component": k, "share": pca.explained,
+                               "cumulative": np.cumsum(pca.explained, dtype=np.float32)})
+    fig = _figure("PCA: explained variance", "pca_explained", width, 300, x_axis_label="component",
+                  y_axis_label="share of variance", y_range=Range1d(0, 1.02))
+    fig.vbar(x="component", top="share", width=0.8, source=source, color="#6baed6")
+    fig.line(x="component", y="cumulative", source=source, color="#08519c", legend_label="cumulative")
+    fig.scatter(x="component", y="cumulative", source=source, color="#08519c", size=4)
+    fig.add_tools(HoverTool(tooltips=[("PC", "@component"), ("share", "@share{0.0000}"),
+                                      ("cumulative", "@cumulative{0.0000}")]))
+    fig.legend.location = "center_right"
+    fig.xaxis.ticker.desired_num_ticks = len(k) or 1
+    return fig
+
+
+def pca_scatters(pca, positions: int, mapper_high: int | None = None, size: int = 300) -> tuple[figure, figure]:
+    """PC1/PC2 and PC2/PC3 scores of the positions, coloured by position; selection is shared (one source)."""
+    source = ColumnDataSource({"position": pca.index.astype(np.int32), "pc1": pca.scores[:, 0],
+                               "pc2": pca.scores[:, 1], "pc3": pca.scores[:, 2]})
+    colour = linear_cmap("position", Viridis256, 0, max(1, mapper_high or positions) - 1)
+    figs = []
+    for a, b in (("pc1", "pc2"), ("pc2", "pc3")):
+        fig = _figure(f"{a.upper()} / {b.upper()}", f"pca_{a}_{b}", size + (60 if b == "pc3" else 0), size,
+                      x_axis_label=a.upper(), y_axis_label=b.upper())
+        renderer = fig.scatter(x=a, y=b, source=source, color=colour, size=4, line_color=None,
+                               selection_line_color="black", nonselection_alpha=0.08)
+        fig.add_tools(HoverTool(renderers=[renderer], tooltips=[("position", "@position"),
+                                                                 (a.upper(), f"@{a}{{0.000}}"),
+                                                                 (b.upper(), f"@{b}{{0.000}}")]))
+        fig.add_tools(BoxSelectTool(), LassoSelectTool(), TapTool())
+        figs.append(fig)
+    figs[1].add_layout(ColorBar(color_mapper=colour.transform, width=10, title="position"), "right")
+    return figs[0], figs[1]
+
+
+def singular_values(spectrum, width: int = SIZE) -> figure:
+    """The raw table's singular values, descending, on a log axis."""
+    s = spectrum.singular_values
+    keep = s > 0
+    k = (np.arange(1, len(s) + 1, dtype=np.int32))[keep]
+    fig = _figure(f"singular values (effective rank {spectrum.effective_rank:.1f})", "singular_values", width,
+                  SIZE - 100, x_axis_label="k", y_axis_label="singular value s_k", y_axis_type="log")
+    source = ColumnDataSource({"k": k, "s": s[keep]})
+    fig.line(x="k", y="s", source=source, color="#756bb1", line_width=1.6)
+    fig.add_tools(HoverTool(tooltips=[("k", "@k"), ("s_k", "@s{0.0000}")], mode="vline"))
+    return fig
+
+
+def dimension_frequencies(freq, width: int = SIZE + 70) -> figure:
+    """Each dimension's dominant wavelength (positions per cycle), coloured by the share of power it holds."""
+    d = np.arange(len(freq.wavelength), dtype=np.int32)
+    source = ColumnDataSource({"dimension": d, "wavelength": freq.wavelength, "frequency": freq.frequency,
+                               "power": freq.power})
+    fig = _figure("per-dimension spectrum: dominant wavelength", "dimension_frequencies", width, SIZE - 100,
+                  x_axis_label="dimension", y_axis_label="wavelength (positions)", y_axis_type="log")
+    mapper = LinearColorMapper(palette=Viridis256, low=0, high=1)
+    fig.scatter(x="dimension", y="wavelength", source=source, size=4, line_color=None,
+                color={"field": "power", "transform": mapper})
+    fig.add_layout(ColorBar(color_mapper=mapper, width=10, title="power share"), "right")
+    fig.add_tools(HoverTool(tooltips=[("dimension", "@dimension"), ("wavelength", "@wavelength{0.0}"),
+                                      ("frequency", "@frequency{0.00000}"), ("power share", "@power{0.000}")]))
     return fig

@@ -1,0 +1,129 @@
+"""The report's budgets (issue 5), measured: file sizes and the wall time of ``posembed report``.
+
+    python benchmarks/report_budgets.py              # every budget, 5 timing repetitions
+    python benchmarks/report_budgets.py --runs 9 --json results.json
+    python benchmarks/report_budgets.py --skip-sizes # the timing only
+
+Sizes: each report is written by the real command (``posembed report ... -o FILE``, inline resources)
+and its bytes counted:
+
+- a 1024 x 768 report: the built-in default (sinusoidal) and, when ``../shared/data`` holds it, GPT-2's real
+  table through the ``file`` provider: at most 4 MB each;
+- a two-provider comparison (GPT-2 against the sinusoid; two sinusoid layouts when GPT-2 is absent): 8 MB;
+- a 131,072-position table's report (``sinusoidal,positions=131072,dim=128``): 8 MB.
+
+Time: ``posembed report -o FILE`` on the default against ``python -c "import numpy, bokeh.plotting"``, whole
+process against whole process, alternating A/B after one untimed warm-up of each, ``--runs`` repetitions;
+the medians and their ratio are reported against the 2x budget. Results: docs/report.md.
+Exits non-zero when a budget is missed or a command fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+GPT2 = HERE.parent.parent / "shared" / "data" / "gpt2-small-wpe.npy"
+MB = 1_000_000
+BASELINE = [sys.executable, "-c", "import numpy, bokeh.plotting"]
+TIME_BUDGET = 2.0
+
+
+def posembed() -> list[str]:
+    """The installed console script beside this Python, else ``python -m explorer``."""
+    script = Path(sys.executable).with_name("posembed")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("posembed")
+    return [found] if found else [sys.executable, "-m", "explorer"]
+
+
+def run(command: list[str]) -> float:
+    """Wall seconds of one whole process; raises when it fails."""
+    start = time.perf_counter()
+    done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    elapsed = time.perf_counter() - start
+    if done.returncode:
+        raise SystemExit(f"failed ({done.returncode}): {' '.join(command)}\n{done.stderr.strip()}")
+    return elapsed
+
+
+def size_cases() -> list[tuple[str, list[str], float]]:
+    """(name, specs, budget in bytes) of every size budget."""
+    gpt2 = f"file:{GPT2},kind=learned" if GPT2.exists() else None
+    cases = [("1024 x 768 default (sinusoidal)", [], 4 * MB)]
+    if gpt2:
+        cases.append(("1024 x 768 GPT-2 (real table)", [gpt2], 4 * MB))
+        cases.append(("comparison: GPT-2 vs sinusoidal", [gpt2, "sinusoidal"], 8 * MB))
+    else:
+        print(f"note: {GPT2} not found; the comparison uses two sinusoid layouts", file=sys.stderr)
+        cases.append(("comparison: sinusoidal interleaved vs split", ["sinusoidal", "sinusoidal,layout=split"],
+                      8 * MB))
+    cases.append(("131,072 x 128 (sinusoidal)", ["sinusoidal,positions=131072,dim=128"], 8 * MB))
+    return cases
+
+
+def measure_sizes(folder: Path) -> list[dict]:
+    rows = []
+    for k, (name, specs, budget) in enumerate(size_cases()):
+        out = folder / f"size{k}.html"
+        seconds = run([*posembed(), "report", *specs, "-o", str(out)])
+        size = out.stat().st_size
+        rows.append({"case": name, "specs": specs, "bytes": size, "budget_bytes": budget, "seconds": seconds,
+                     "ok": size <= budget})
+        print(f"{name:<40} {size / MB:6.2f} MB  (budget {budget / MB:.0f} MB, {seconds:.1f} s)  "
+              f"{'ok' if size <= budget else 'OVER'}", flush=True)
+    return rows
+
+
+def measure_time(folder: Path, runs: int) -> dict:
+    report = [*posembed(), "report", "-o", str(folder / "default.html")]
+    run(BASELINE)
+    run(report)  # warm-up: page cache, bytecode
+    base, ours = [], []
+    for k in range(runs):
+        base.append(run(BASELINE))
+        ours.append(run(report))
+        print(f"  run {k + 1}: baseline {base[-1]:.2f} s, posembed report {ours[-1]:.2f} s", flush=True)
+    a, b = statistics.median(base), statistics.median(ours)
+    result = {"baseline_command": " ".join(BASELINE), "report_command": " ".join(report), "runs": runs,
+              "baseline_s": base, "report_s": ours, "baseline_median_s": a, "report_median_s": b,
+              "ratio": b / a, "budget_ratio": TIME_BUDGET, "ok": b / a <= TIME_BUDGET}
+    print(f"median: baseline {a:.2f} s, posembed report {b:.2f} s, ratio {b / a:.2f} "
+          f"(budget {TIME_BUDGET:g}x)  {'ok' if result['ok'] else 'OVER'}")
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="timing repetitions (A/B pairs)")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--skip-sizes", action="store_true")
+    parser.add_argument("--skip-time", action="store_true")
+    args = parser.parse_args()
+    print(f"python {platform.python_version()} on {platform.platform()}, {os.cpu_count()} cpus; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    results: dict = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory(prefix="posembed-budgets-") as tmp:
+        if not args.skip_sizes:
+            results["sizes"] = measure_sizes(Path(tmp))
+        if not args.skip_time:
+            results["time"] = measure_time(Path(tmp), args.runs)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    ok = all(r["ok"] for r in results.get("sizes", [])) and results.get("time", {}).get("ok", True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

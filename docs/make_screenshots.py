@@ -1,0 +1,102 @@
+"""Regenerate the report screenshots in docs/images/ from real reports, rendered by headless Chromium.
+
+    python docs/make_screenshots.py [--gpt2 PATH/TO/gpt2-small-wpe.npy]
+
+Writes the real GPT-2 report and GPT-2 against the sinusoid (each an HTML file in a temporary folder, built
+by the same API as ``posembed report``), opens each in headless Chromium, checks that it rendered with no
+console error, and saves:
+
+- ``gpt2-report.png``: the top of the GPT-2 report (provenance, matrix, dimension traces);
+- ``gpt2-report-analyses.png``: its similarity, offset, PCA and spectrum sections;
+- ``gpt2-vs-sinusoid.png``: the top of the comparison page (pairwise numbers, overlaid offset profiles,
+  both matrices on one colour scale).
+
+GPT-2's table is read through the ``file`` provider when it is registered, else built directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import tempfile
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+DEFAULT_GPT2 = DOCS.parent.parent / "shared" / "data" / "gpt2-small-wpe.npy"
+
+
+def load_gpt2(path: Path):
+    """GPT-2's learned table, through the ``file`` provider if it exists."""
+    import explorer
+    from explorer.plugins import get_registry
+
+    registry = get_registry()
+    if "file" in [p.name for p in registry]:
+        return explorer.load(f"file:{path},kind=learned", registry=registry)
+    import numpy as np
+
+    from explorer.embedding import PositionEmbedding
+
+    return PositionEmbedding(np.load(path), provider="gpt2", source="openai-community/gpt2", kind="learned")
+
+
+def save_png(png: bytes, path: Path) -> None:
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    # a 256-colour palette keeps the images a third of the size; the heatmaps barely band
+    image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(path, optimize=True)
+    print(f"wrote {path.relative_to(DOCS.parent)} ({path.stat().st_size / 1e3:.0f} kB)")
+
+
+def section_top(browser, name: str) -> int:
+    """The page y (CSS pixels) of the first model called ``name``'s element, a little above it."""
+    return int(browser.evaluate(f"""(() => {{
+      const view = Bokeh.index.find_one(Bokeh.documents[0].get_model_by_name({name!r}));
+      return view ? view.el.getBoundingClientRect().top + window.scrollY - 60 : 0;
+    }})()"""))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gpt2", type=Path, default=DEFAULT_GPT2, help="GPT-2 small's wpe table (.npy)")
+    parser.add_argument("--out", type=Path, default=DOCS / "images")
+    args = parser.parse_args()
+    if not args.gpt2.exists():
+        print(f"GPT-2 table not found at {args.gpt2}; pass --gpt2", file=sys.stderr)
+        return 1
+
+    import explorer
+    from explorer.reporting.browser import Chromium
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    gpt2 = load_gpt2(args.gpt2)
+    sinusoid = explorer.load("sinusoidal")
+    with tempfile.TemporaryDirectory(prefix="posembed-shots-") as tmp:
+        single, pair = Path(tmp) / "gpt2.html", Path(tmp) / "gpt2-vs-sinusoid.html"
+        explorer.report(gpt2, single, title="GPT-2 small: learned position embeddings")
+        explorer.report([gpt2, sinusoid], pair, title="GPT-2 small against the sinusoid")
+        with Chromium(width=1000, height=1500) as browser:
+            result = browser.open(single)
+            if result.errors or not result.idle:
+                print(f"GPT-2 report did not render cleanly: {result.errors}", file=sys.stderr)
+                return 1
+            save_png(browser.screenshot(clip={"x": 0, "y": 0, "width": 1000, "height": 1560}),
+                     args.out / "gpt2-report.png")
+            top = section_top(browser, "cosine_positions")
+            bottom = browser.evaluate("document.documentElement.scrollHeight")
+            save_png(browser.screenshot(clip={"x": 0, "y": top, "width": 1000, "height": min(2780, bottom - top)}),
+                     args.out / "gpt2-report-analyses.png")
+            browser.resize(1900, 1400)
+            result = browser.open(pair)
+            if result.errors or not result.idle:
+                print(f"comparison did not render cleanly: {result.errors}", file=sys.stderr)
+                return 1
+            save_png(browser.screenshot(clip={"x": 0, "y": 0, "width": 1900, "height": 1620}),
+                     args.out / "gpt2-vs-sinusoid.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

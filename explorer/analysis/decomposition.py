@@ -1,0 +1,117 @@
+"""Principal components and the singular-value spectrum of a table.
+
+Both come from the eigen-decomposition of the smaller Gram matrix (D x D when N >= D, else N x N), in
+float64: O(N D min(N, D)) time and O(N D) memory. Singular values below about 1e-8 of the largest are
+therefore not resolved (their squares vanish next to the largest square); that is far below anything the
+report shows or the effective rank can feel.
+
+- PCA centres the table over positions (X_c = X - mean position) and reports, for the top components,
+  the explained-variance ratio lambda_k / sum_j lambda_j (lambda = eigenvalues of X_c^T X_c) and the
+  scores X_c v_k of a subset of positions on the top three components (GPT-2's helix).
+- The spectrum is that of the raw table X (not centred): its singular values s_1 >= s_2 >= ... and the
+  effective rank of Roy & Vetterli (2007, "The effective rank: a measure of effective dimensionality",
+  EUSIPCO): erank = exp(H(p)), H(p) = -sum_k p_k log p_k, p_k = s_k / sum_j s_j. It is 1 for a rank-one
+  table and min(N, D) when all singular values are equal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from explorer.analysis.table import as_table
+
+#: Explained-variance ratios reported.
+COMPONENTS = 10
+
+#: At most this many positions get PCA scores (evenly spaced, first and last included).
+SCORE_POINTS = 4096
+
+
+@dataclass(frozen=True)
+class PCA:
+    """Principal components of the position vectors (centred over positions).
+
+    ``explained[k]`` is the share of the total variance on component k (at most ``COMPONENTS`` of them, and at
+    most min(N, D)); NaN when the table has no variance at all. ``scores`` is len(index) x 3: positions
+    ``index`` projected on the top three components (zero columns where the table has fewer components).
+    Each component's sign is chosen so that its largest score (in absolute value) is positive.
+    """
+
+    explained: np.ndarray  # float32
+    index: np.ndarray  # int32
+    scores: np.ndarray  # float32, len(index) x 3
+    mean_norm: float  # |mean position vector|: how far the table sits from the origin
+
+
+@dataclass(frozen=True)
+class Spectrum:
+    """All min(N, D) singular values of the raw table, descending, and the Roy & Vetterli effective rank."""
+
+    singular_values: np.ndarray  # float32
+    effective_rank: float
+
+
+def even_index(n: int, count: int) -> np.ndarray:
+    """At most ``count`` positions spread evenly over ``range(n)``, first and last included, as int32."""
+    if n <= count:
+        return np.arange(n, dtype=np.int32)
+    return np.unique(np.linspace(0, n - 1, count).round().astype(np.int64)).astype(np.int32)
+
+
+def gram_eigen(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Eigenvalues (descending, >= 0) and eigenvectors of the smaller of x^T x and x x^T (float64).
+
+    The bool says which: True for x^T x (eigenvectors are right singular vectors of x, D x r), False for
+    x x^T (left singular vectors, N x r).
+    """
+    features = x.shape[0] >= x.shape[1]
+    gram = x.T @ x if features else x @ x.T
+    values, vectors = np.linalg.eigh(gram)
+    order = np.argsort(values)[::-1]
+    return np.maximum(values[order], 0.0), vectors[:, order], features
+
+
+def effective_rank(singular_values: np.ndarray) -> float:
+    """exp of the Shannon entropy of s / sum(s) (Roy & Vetterli 2007); NaN for a zero table."""
+    s = np.asarray(singular_values, dtype=np.float64)
+    total = s.sum()
+    if not total > 0:
+        return float("nan")
+    p = s[s > 0] / total
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def spectrum(x: np.ndarray) -> Spectrum:
+    """The singular values of the raw table and its effective rank."""
+    table = as_table(x).astype(np.float64)
+    values, _, _ = gram_eigen(table)
+    singular = np.sqrt(values)
+    return Spectrum(singular.astype(np.float32), effective_rank(singular))
+
+
+def pca(x: np.ndarray, points: int = SCORE_POINTS) -> PCA:
+    """Explained-variance ratios of the top components and the scores of up to ``points`` positions on the top three."""
+    table = as_table(x).astype(np.float64)
+    mean = table.mean(axis=0)
+    centred = table - mean
+    del table
+    n, d = centred.shape
+    values, vectors, features = gram_eigen(centred)
+    total = float(np.einsum("ij,ij->", centred, centred))
+    top = min(3, len(values))
+    if features:
+        scores = centred @ vectors[:, :top]
+    else:  # left singular vectors times singular values are the scores
+        scores = vectors[:, :top] * np.sqrt(values[:top])
+    scores[:, values[:top] == 0] = 0.0  # no variance: the direction is arbitrary, its scores are 0
+    if len(scores):
+        signs = np.sign(scores[np.abs(scores).argmax(axis=0), np.arange(top)])
+        scores *= np.where(signs == 0, 1.0, signs)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        explained = values[:COMPONENTS] / total if total > 0 else np.full(min(COMPONENTS, len(values)), np.nan)
+    index = even_index(n, points)
+    padded = np.zeros((len(index), 3), dtype=np.float32)
+    padded[:, :top] = scores[index]
+    return PCA(explained.astype(np.float32), index, padded, float(np.linalg.norm(mean)))

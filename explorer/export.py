@@ -1,0 +1,72 @@
+"""Writing a table out for other tools: ``.npy``, ``.safetensors`` (provenance in the metadata) or ``.csv``.
+
+Every format holds exactly the float32 matrix (CSV with 9 significant digits, enough to read back
+every float32 bit for bit). Files are written atomically through ``explorer.output.write_atomic``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from explorer.errors import OutputError
+from explorer.output import STDOUT, write_atomic
+
+if TYPE_CHECKING:
+    from explorer.embedding import PositionEmbedding
+
+FORMATS = ("npy", "safetensors", "csv")
+#: The tensor name of the table in exported safetensors files.
+TENSOR_NAME = "position_embedding"
+#: The metadata key holding the full provenance as JSON.
+PROVENANCE_KEY = "posembed.provenance"
+
+
+def format_for(path: str | Path, fmt: str | None = None) -> str:
+    """The export format: ``fmt`` if given, else from the file's suffix; OutputError when neither says."""
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise OutputError(f"unknown export format {fmt!r} (formats: {', '.join(FORMATS)})")
+        return fmt
+    suffix = Path(str(path)).suffix.lower().lstrip(".")
+    if suffix in FORMATS and str(path) != STDOUT:
+        return suffix
+    raise OutputError(f"cannot tell the export format of {str(path)!r}: use a .npy, .safetensors or .csv name "
+                      f"or --format")
+
+
+def encode(embedding: PositionEmbedding, fmt: str) -> bytes:
+    """The table in ``fmt`` as bytes."""
+    import numpy as np
+
+    matrix = embedding.matrix
+    if fmt == "npy":
+        buffer = io.BytesIO()
+        np.save(buffer, matrix, allow_pickle=False)
+        return buffer.getvalue()
+    if fmt == "safetensors":
+        from safetensors.numpy import save
+
+        provenance = embedding.provenance()
+        metadata = {PROVENANCE_KEY: json.dumps(provenance, sort_keys=True)}
+        metadata.update({f"posembed.{k}": str(v) for k, v in provenance.items()
+                         if k in ("provider", "source", "kind", "offset", "dtype", "tensor", "revision")
+                         and v is not None})
+        return save({TENSOR_NAME: np.ascontiguousarray(matrix)}, metadata=metadata)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        columns = ",".join(f"d{j}" for j in range(embedding.dim))
+        buffer.write(f"position,{columns}\n")
+        rows = np.column_stack([np.arange(embedding.positions, dtype=np.float64), matrix.astype(np.float64)])
+        np.savetxt(buffer, rows, delimiter=",", fmt=["%d"] + ["%.9g"] * embedding.dim)
+        return buffer.getvalue().encode("utf-8")
+    raise OutputError(f"unknown export format {fmt!r} (formats: {', '.join(FORMATS)})")
+
+
+def export(embedding: PositionEmbedding, path: str | Path, fmt: str | None = None) -> str:
+    """Write ``embedding`` to ``path`` atomically (``-`` is standard output); returns the format used."""
+    fmt = format_for(path, fmt)
+    write_atomic(path, encode(embedding, fmt))
+    return fmt

@@ -1,0 +1,233 @@
+"""Which tensor of a checkpoint is the position table, by ``model_type``, and what a model without one uses.
+
+``FAMILIES`` is the table the providers consult first: for each ``model_type`` the tensor name
+(matched as a suffix, so ``wpe.weight`` finds ``transformer.wpe.weight`` too), the rows stored before
+position 0 (``offset``), and the kind of table. An unknown ``model_type`` falls back to asking
+transformers for the model's structure on the meta device (no weights are allocated or read).
+A model whose config shows rotary, ALiBi or relative positions gets one error naming that scheme.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from explorer.checkpoints import Checkpoint
+from explorer.errors import ProviderError
+from explorer.provider import _closest
+
+#: ``offset`` value meaning "the padding index plus one" (RoBERTa's position ids start at padding_idx + 1).
+PADDING = "padding_idx + 1"
+TABLES = ("auto", "encoder", "decoder")
+
+
+@dataclass(frozen=True)
+class Table:
+    """Where one family keeps a position table and how to read it."""
+
+    suffix: str
+    offset: int | str = 0
+    kind: str = "learned"
+    note: str = ""
+
+
+_GPT2 = {"default": Table("wpe.weight", note="learned absolute positions (wpe)")}
+_BERT = {"default": Table("embeddings.position_embeddings.weight", note="learned absolute positions")}
+_ROBERTA = {"default": Table("embeddings.position_embeddings.weight", PADDING,
+                             note="learned absolute positions; ids start at padding_idx + 1")}
+_ENC_DEC = {
+    "encoder": Table("encoder.embed_positions.weight", 2, note="encoder's learned positions, 2 offset rows"),
+    "decoder": Table("decoder.embed_positions.weight", 2, note="decoder's learned positions, 2 offset rows"),
+}
+
+FAMILIES: dict[str, dict[str, Table]] = {
+    "gpt2": _GPT2,  # also DistilGPT-2
+    "gpt_neo": _GPT2,
+    "opt": {"default": Table("decoder.embed_positions.weight", 2, note="learned positions, 2 offset rows")},
+    "bert": _BERT,
+    "electra": _BERT,
+    "distilbert": _BERT,
+    "roberta": _ROBERTA,
+    "xlm-roberta": _ROBERTA,
+    "camembert": _ROBERTA,
+    "bart": _ENC_DEC,
+    "mbart": _ENC_DEC,
+    "whisper": {
+        "encoder": Table("encoder.embed_positions.weight", 0, "formula",
+                         "encoder's sinusoidal table, stored and frozen"),
+        "decoder": Table("decoder.embed_positions.weight", 0, note="decoder's learned positions"),
+    },
+    "biogpt": {"default": Table("embed_positions.weight", 2, note="learned positions, 2 offset rows")},
+}
+
+_ROTARY_TYPES = {
+    "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2", "gemma3",
+    "gemma3_text", "phi", "phi3", "gptj", "gpt_neox", "gpt_neox_japanese", "stablelm", "olmo", "olmo2",
+    "cohere", "starcoder2", "deepseek_v2", "deepseek_v3", "roformer", "codegen", "persimmon", "granite",
+}
+_ALIBI_TYPES = {"bloom", "mpt"}
+_RELATIVE_TYPES = {"t5", "mt5", "umt5", "longt5", "switch_transformers", "deberta", "deberta-v2",
+                   "transfo-xl", "xlnet", "pop2piano"}
+_ROTARY_KEYS = ("rope_theta", "rope_scaling", "rope_parameters", "rotary_dim", "rotary_pct", "rotary_emb_base",
+                "partial_rotary_factor")
+
+
+_RELATIVE = "it uses relative position biases"
+_TABLE_NAME = re.compile(r"(^|\.)(position_embeddings|embed_positions|wpe)\.weight$")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The tensor picked as the position table, with the rows to drop and what it is."""
+
+    tensor: str
+    offset: int
+    kind: str
+    description: str
+
+
+def _find(names: Sequence[str], suffix: str) -> str | None:
+    matches = [n for n in names if n == suffix or n.endswith("." + suffix)]
+    return min(matches, key=len) if matches else None
+
+
+def _offset(rule: int | str, config: dict[str, Any], source: str) -> int:
+    if rule != PADDING:
+        return int(rule)
+    pad = config.get("pad_token_id")
+    if not isinstance(pad, int) or pad < 0:
+        raise ProviderError(f"{source}: config.json has no pad_token_id, needed to drop the padding offset rows")
+    return pad + 1
+
+
+def family_table(model_type: str, table: str, source: str) -> tuple[str, Table]:
+    """The family's table for ``table`` (``auto``, ``encoder``, ``decoder``)."""
+    tables = FAMILIES[model_type]
+    if table == "auto":
+        name = "default" if "default" in tables else "encoder"
+        return name, tables[name]
+    if table not in tables:
+        if "default" in tables:
+            raise ProviderError(f"{source}: {model_type} has a single position table; use table=auto, not {table}")
+        raise ProviderError(f"{source}: {model_type} has no {table} table (tables: {', '.join(tables)})")
+    return table, tables[table]
+
+
+def choose(checkpoint: Checkpoint, table: str = "auto", tensor: str | None = None) -> Choice:
+    """Pick the position table of a checkpoint, or raise ProviderError saying why there is none."""
+    config, source = checkpoint.config, checkpoint.source
+    model_type = str(config.get("model_type") or "")
+    if tensor:
+        names = checkpoint.names()
+        if tensor not in names:
+            raise ProviderError(f"{source}: no tensor {tensor!r} among its {len(names)} tensors"
+                                f"{_closest(tensor, names)}")
+        for rule in FAMILIES.get(model_type, {}).values():
+            if _find([tensor], rule.suffix):
+                return Choice(tensor, _offset(rule.offset, config, source), rule.kind, f"{model_type}: {rule.note}")
+        return Choice(tensor, 0, "other", f"tensor {tensor} named by the user")
+    if model_type in FAMILIES:
+        label, rule = family_table(model_type, table, source)
+        names = checkpoint.names()
+        found = _find(names, rule.suffix)
+        if found is None:
+            raise ProviderError(f"{source}: {model_type} keeps its position table in a tensor ending in "
+                                f"{rule.suffix!r}, but none of its {len(names)} tensors does")
+        kind = rule.kind
+        if model_type == "distilbert" and config.get("sinusoidal_pos_embds"):
+            kind = "formula"
+        note = f"{model_type} {label if label != 'default' else ''}".strip()
+        return Choice(found, _offset(rule.offset, config, source), kind, f"{note}: {rule.note}")
+    scheme = positional_scheme(config)
+    # A config says enough for rotary, ALiBi and the known relative families, so no weights are touched.
+    # Relative-bias keys alone are not enough: MPNet has them and an absolute table, which wins.
+    mixed = scheme is not None and scheme.startswith(_RELATIVE) and model_type not in _RELATIVE_TYPES
+    if scheme is not None and not (mixed and any(_TABLE_NAME.search(n) for n in checkpoint.names())):
+        raise ProviderError(f"{source}: {model_type or 'this model'} has no position table: {scheme}")
+    return from_structure(checkpoint, table)
+
+
+def _head_dim(config: dict[str, Any]) -> int | None:
+    if isinstance(config.get("rotary_dim"), int):
+        return config["rotary_dim"]
+    width = next((config[k] for k in ("hidden_size", "n_embd", "d_model") if isinstance(config.get(k), int)), None)
+    heads = next((config[k] for k in ("num_attention_heads", "n_head") if isinstance(config.get(k), int)), None)
+    head = config.get("head_dim") if isinstance(config.get("head_dim"), int) else (
+        width // heads if width and heads else None)
+    fraction = config.get("partial_rotary_factor") or config.get("rotary_pct") or 1.0
+    return int(head * fraction) if head else None
+
+
+def positional_scheme(config: dict[str, Any]) -> str | None:
+    """For a model that has no position table, its scheme and where to look instead; else None."""
+    model_type = str(config.get("model_type") or "")
+    attn = config.get("attn_config") if isinstance(config.get("attn_config"), dict) else {}
+    if model_type in _ALIBI_TYPES or config.get("alibi") or attn.get("alibi"):
+        return ("it uses ALiBi, a fixed per-head linear penalty -m*|i-j| on attention scores (slopes "
+                "m = 2^(-8h/H)), so there is nothing learned to read; compare it with a learned table "
+                "such as `gpt2` instead")
+    rope = config.get("rope_parameters") if isinstance(config.get("rope_parameters"), dict) else {}
+    if (model_type in _ROTARY_TYPES or config.get("position_embedding_type") == "rotary"
+            or any(k in config for k in _ROTARY_KEYS)):
+        theta = config.get("rope_theta") or rope.get("rope_theta") or config.get("rotary_emb_base") or 10000
+        dim = _head_dim(config)
+        hint = f"sinusoidal,base={float(theta):g}" + (f",dim={dim}" if dim else "") + ",layout=split"
+        return (f"it uses rotary position embedding (RoPE, base {float(theta):g}): positions rotate query/key "
+                f"pairs inside attention. Its rotation angles are those of the sinusoidal table, so look at "
+                f"`posembed report {hint}` instead")
+    if (model_type in _RELATIVE_TYPES or "relative_attention_num_buckets" in config
+            or config.get("relative_attention")):
+        return (_RELATIVE + " inside attention (a learned bias per distance bucket and head, "
+                "tensors named like '...relative_attention_bias.weight'); load one of those with "
+                "`file:<checkpoint>.safetensors,key=<tensor name>` to look at it")
+    return None
+
+
+def from_structure(checkpoint: Checkpoint, table: str) -> Choice:
+    """Find the table of a model type not in FAMILIES from transformers' structure on the meta device."""
+    source = checkpoint.source
+    model_type = checkpoint.config.get("model_type") or "unknown"
+    if checkpoint.config_dir is None:
+        raise ProviderError(f"{source}: unknown model type {model_type!r}; name the table with tensor=NAME")
+    try:
+        import torch
+        from transformers import AutoConfig, AutoModel
+
+        config = AutoConfig.from_pretrained(str(checkpoint.config_dir))
+        with torch.device("meta"):
+            model = AutoModel.from_config(config)
+    except Exception as exc:  # transformers raises ValueError, KeyError, ImportError... for unknown models
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ProviderError(f"{source}: model type {model_type!r} is not in posembed's table and transformers "
+                            f"cannot build it ({first}); name the table with tensor=NAME") from None
+    found = []
+    sinusoidal = False
+    for name, module in model.named_modules():
+        last = name.rsplit(".", 1)[-1].lower()
+        sinusoidal |= "sinusoidal" in type(module).__name__.lower()
+        if isinstance(module, torch.nn.Embedding) and ("pos" in last or last == "wpe"):
+            found.append((name, module))
+    if table != "auto":
+        found = [(n, m) for n, m in found if table in n]
+    if not found:
+        if sinusoidal:
+            raise ProviderError(f"{source}: {model_type} computes a sinusoidal table when it loads and stores none; "
+                                f"use the `sinusoidal` provider (see its layout parameter) instead")
+        raise ProviderError(f"{source}: found no position table in {model_type}'s structure"
+                            f"{' for table=' + table if table != 'auto' else ''}; name it with tensor=NAME")
+    found.sort(key=lambda item: ("encoder" not in item[0], item[0]))
+    module_name, module = found[0]
+    names = checkpoint.names()
+    wanted = f"{module_name}.weight"
+    stored = [n for n in names if n == wanted or n.endswith("." + wanted) or wanted.endswith("." + n)]
+    if not stored:
+        raise ProviderError(f"{source}: {model_type}'s position table {wanted!r} is not stored in the checkpoint")
+    if isinstance(getattr(module, "offset", None), int):
+        offset = module.offset
+    elif module.padding_idx is not None:
+        offset = module.padding_idx + 1
+    else:
+        offset = 0
+    return Choice(min(stored, key=len), offset, "learned",
+                  f"{model_type}: {type(module).__name__} found in transformers' structure")

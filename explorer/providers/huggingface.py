@@ -1,0 +1,120 @@
+"""The ``hf`` provider (any Hugging Face model id or local folder) and ``gpt2`` (the GPT-2 family).
+
+Both read ``config.json`` as JSON, find the position table by tensor name (``explorer.families``)
+and read only that tensor's bytes (``explorer.checkpoints`` locally, ``explorer.hub`` remotely).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+from explorer.errors import PosembedWarning, ProviderError
+from explorer.hookspecs import hookimpl
+from explorer.provider import Param, Provider
+
+#: Short names of the GPT-2 family and their hub repositories.
+GPT2_MODELS = {
+    "gpt2": "openai-community/gpt2",
+    "gpt2-medium": "openai-community/gpt2-medium",
+    "gpt2-large": "openai-community/gpt2-large",
+    "gpt2-xl": "openai-community/gpt2-xl",
+    "distilgpt2": "distilbert/distilgpt2",
+}
+_GPT2_ALIASES = {"small": "gpt2", "medium": "gpt2-medium", "large": "gpt2-large", "xl": "gpt2-xl",
+                 "distil": "distilgpt2"}
+
+
+def open_checkpoint(model: str, revision: str | None = None):
+    """A local folder as a LocalCheckpoint, anything else as a hub repository (RemoteCheckpoint)."""
+    from explorer.checkpoints import LocalCheckpoint
+
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if revision:
+            warnings.warn(PosembedWarning(f"revision={revision} applies to hub models; {model} is a local folder "
+                                          f"and is read as it is"), stacklevel=2)
+        return LocalCheckpoint(path, source=model)
+    if path.exists():
+        raise ProviderError(f"{model} is a file, not a model folder; use file:{model}")
+    if model.startswith(("/", ".", "~")) or "\\" in model or model.count("/") > 1:
+        raise ProviderError(f"no such model folder: {model}")
+    from explorer.hub import RemoteCheckpoint
+
+    return RemoteCheckpoint(model, revision)
+
+
+def read_table(provider: str, checkpoint: Any, params: dict[str, Any], table: str = "auto",
+               tensor: str | None = None, offset: int | None = None):
+    """The position table of ``checkpoint`` as a PositionEmbedding, offset rows dropped and recorded."""
+    from explorer import families
+    from explorer.embedding import PositionEmbedding
+
+    choice = families.choose(checkpoint, table, tensor)
+    matrix, dtype = checkpoint.read(choice.tensor)
+    if matrix.ndim != 2:
+        raise ProviderError(f"{checkpoint.source}: tensor {choice.tensor!r} has shape {list(matrix.shape)}, "
+                            f"not positions x dimensions")
+    drop = choice.offset if offset is None else offset
+    if drop >= matrix.shape[0]:
+        raise ProviderError(f"{checkpoint.source}: cannot drop {drop} offset rows from a table of {matrix.shape[0]}")
+    return PositionEmbedding(
+        matrix[drop:], provider=provider, source=checkpoint.source, kind=choice.kind, offset=drop, dtype=dtype,
+        params=params, tensor=choice.tensor, revision=checkpoint.revision, description=choice.description,
+    )
+
+
+def load_hf(model: str | None, revision: str | None, table: str, tensor: str | None, offset: int | None):
+    """The ``hf`` provider's ``load``."""
+    if not model:
+        raise ProviderError("hf needs a model: hf:ORG/NAME (a hub id) or hf:PATH (a local folder)")
+    checkpoint = open_checkpoint(model, revision)
+    params = {"model": model, "revision": revision, "table": table, "tensor": tensor, "offset": offset}
+    return read_table("hf", checkpoint, {k: v for k, v in params.items() if v is not None}, table, tensor, offset)
+
+
+def load_gpt2(model: str, revision: str | None):
+    """The ``gpt2`` provider's ``load``: a short name, a hub id or a local folder of the GPT-2 family."""
+    name = _GPT2_ALIASES.get(model, model)
+    checkpoint = open_checkpoint(GPT2_MODELS.get(name, name), revision)
+    model_type = checkpoint.config.get("model_type")
+    if model_type != "gpt2":
+        raise ProviderError(f"{checkpoint.source} is a {model_type or 'model of unknown type'} model, not GPT-2; "
+                            f"use hf:{model}")
+    params = {"model": model, **({"revision": revision} if revision else {})}
+    return read_table("gpt2", checkpoint, params)
+
+
+HF = Provider(
+    name="hf",
+    description="Any Hugging Face model (hub id or local folder): reads only its position table",
+    load=load_hf,
+    params=(
+        Param("model", str, None, "hub id (ORG/NAME) or local folder with config.json"),
+        Param("revision", str, None, "hub branch, tag or commit (default: main)"),
+        Param("table", str, "auto", "which table of an encoder-decoder model (auto = encoder)",
+              choices=("auto", "encoder", "decoder")),
+        Param("tensor", str, None, "tensor name, to override the automatic choice"),
+        Param("offset", int, None, "rows to drop before position 0 (default: the model family's)", minimum=0),
+    ),
+    target="model",
+)
+
+GPT2 = Provider(
+    name="gpt2",
+    description="GPT-2's learned table: gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2 or a local folder",
+    load=load_gpt2,
+    params=(
+        Param("model", str, "gpt2", "short name, hub id or local folder (network on first use only)"),
+        Param("revision", str, None, "hub branch, tag or commit (default: main)"),
+    ),
+    target="model",
+)
+
+
+@hookimpl
+def register_providers(register) -> None:
+    """Register the ``gpt2`` and ``hf`` providers."""
+    register(GPT2)
+    register(HF)

@@ -1,0 +1,214 @@
+"""posembed-rotary: the cos/sin table of rotary position embeddings (RoPE) as a posembed provider.
+
+Layout: with k = rotary_dim / 2 inverse frequencies ``inv_freq`` and attention scaling ``s``
+(1 unless the RoPE type has one), row p is
+
+    [s*cos(p*inv_freq[0]) ... s*cos(p*inv_freq[k-1]), s*sin(p*inv_freq[0]) ... s*sin(p*inv_freq[k-1])]
+
+the ``cos`` and ``sin`` a Hugging Face model computes in its ``*RotaryEmbedding.forward``, without
+their duplicated second half. torch and transformers are imported inside ``load`` only, so this
+plugin does not slow the command line it joins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from explorer import Param, Provider, hookimpl
+from explorer.errors import ProviderError, SpecError
+
+DEFAULT_POSITIONS = 2048
+DEFAULT_DIM = 128
+DEFAULT_BASE = 10000.0
+#: The default never exceeds this many rows: some configs allow millions of positions (gigabytes of table).
+MAX_DEFAULT_POSITIONS = 131072
+
+
+def rotary_table(inv_freq: np.ndarray, positions: int, scaling: float = 1.0) -> np.ndarray:
+    """The ``positions x 2k`` float32 table [cos(p*inv_freq), sin(p*inv_freq)] * scaling for k frequencies.
+
+    The angles are float32 products, as the models compute them; cos and sin are evaluated in
+    float64 and rounded once.
+    """
+    inv_freq = np.asarray(inv_freq, dtype=np.float32)
+    angles = np.arange(positions, dtype=np.float32)[:, None] * inv_freq[None, :]
+    angles = angles.astype(np.float64)
+    return (np.concatenate([np.cos(angles), np.sin(angles)], axis=1) * scaling).astype(np.float32)
+
+
+def default_inv_freq(dim: int, base: float) -> np.ndarray:
+    """The original RoPE frequencies base^(-2i/dim) for i < dim/2, computed in float64, rounded to float32."""
+    return (1.0 / base ** (np.arange(0, dim, 2, dtype=np.float64) / dim)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Rope:
+    """What a model config says about its rotary embedding, resolved to numbers."""
+
+    inv_freq: np.ndarray
+    attention_scaling: float
+    rope_type: str
+    theta: float
+    head_dim: int
+    rotary_dim: int
+    max_positions: int | None
+    layer: str | None = None
+
+    def describe(self) -> str:
+        """One line for the report's provenance."""
+        where = f" ({self.layer} layers)" if self.layer else ""
+        part = f" of head_dim {self.head_dim}" if self.rotary_dim != self.head_dim else ""
+        scale = f", attention scaling {self.attention_scaling:.6g}" if self.attention_scaling != 1.0 else ""
+        return (f"RoPE {self.rope_type}{where}, theta {self.theta:g}, rotary dim {self.rotary_dim}{part}{scale}; "
+                f"row p = [cos(p*inv_freq), sin(p*inv_freq)] * scaling")
+
+
+def read_config(model: str, revision: str | None = None) -> Any:
+    """The text config of a hub id or local folder, through ``transformers.AutoConfig`` without remote code."""
+    from pathlib import Path
+
+    if model.startswith(("/", ".", "~")) and not Path(model).expanduser().is_dir():
+        raise ProviderError(f"rotary: no such model folder: {model}")  # rather than a hub lookup of a path
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(Path(model).expanduser() if model.startswith("~") else model,
+                                            revision=revision, trust_remote_code=False)
+    except (OSError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ProviderError(f"rotary: cannot read the config of {model}: {first}") from None
+    # Multimodal models keep the language model's RoPE in a nested text config.
+    return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+
+def rope_from_config(config: Any, positions: int | None = None, layer: str | None = None) -> Rope:
+    """The inverse frequencies and attention scaling a model with ``config`` uses for ``positions`` tokens.
+
+    Scaled RoPE types go through transformers' own ``ROPE_INIT_FUNCTIONS``; ``default`` is the
+    original formula over ``int(head_dim * partial_rotary_factor)`` dimensions, as transformers
+    computes it.
+    """
+    import torch
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    model_type = getattr(config, "model_type", None) or "unknown"
+    max_positions = getattr(config, "max_position_embeddings", None)
+    head_dim = getattr(config, "head_dim", None) or _derived_head_dim(config)
+    params = getattr(config, "rope_parameters", None)
+    if not params:
+        rotary_dim = getattr(config, "rotary_dim", None)
+        if isinstance(rotary_dim, int) and rotary_dim > 0:  # GPT-J, CodeGen: base 10000 over rotary_dim dims
+            if layer:
+                raise SpecError(f"rotary: {model_type} has one RoPE for all layers; drop layer={layer}")
+            inv = default_inv_freq(rotary_dim, DEFAULT_BASE)
+            return Rope(inv, 1.0, "default", DEFAULT_BASE, head_dim or rotary_dim, rotary_dim, max_positions)
+        raise ProviderError(f"rotary: the {model_type} config has no RoPE parameters (rope_parameters, rope_theta, "
+                            f"rotary_dim): the model does not use rotary position embeddings")
+    nested = config.nested_rope_parameter_keys(params) if hasattr(config, "nested_rope_parameter_keys") else []
+    if nested:
+        choices = [key for key in nested if params[key]]
+        if layer is None:
+            layer = "full_attention" if "full_attention" in choices else choices[0]
+        elif layer not in choices:
+            raise SpecError(f"rotary: layer must be one of {', '.join(choices)} for {model_type}, got {layer!r}")
+        params = params[layer]
+    elif layer is not None:
+        raise SpecError(f"rotary: {model_type} has one RoPE for all layers; drop layer={layer}")
+    rope_type = params.get("rope_type", params.get("type", "default"))
+    theta = float(params.get("rope_theta", getattr(config, "default_theta", DEFAULT_BASE)))
+    if head_dim is None:
+        raise ProviderError(f"rotary: the {model_type} config gives neither head_dim nor hidden_size and "
+                            f"num_attention_heads")
+    rotary_dim = int(head_dim * params.get("partial_rotary_factor", 1.0))
+    if rope_type == "default":
+        # transformers keeps this one per model (compute_default_rope_parameters); every RoPE model computes it so.
+        exponent = torch.arange(0, rotary_dim, 2, dtype=torch.int64).to(dtype=torch.float) / rotary_dim
+        inv_freq, scaling = 1.0 / (theta ** exponent), 1.0
+    elif rope_type in ROPE_INIT_FUNCTIONS:
+        kwargs: dict[str, Any] = {"layer_type": layer} if nested else {}
+        if rope_type in ("dynamic", "longrope"):  # their frequencies depend on the sequence length
+            kwargs["seq_len"] = positions
+        try:
+            inv_freq, scaling = ROPE_INIT_FUNCTIONS[rope_type](config, None, **kwargs)
+        except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+            raise ProviderError(f"rotary: the {model_type} config's {rope_type} RoPE parameters are incomplete "
+                                f"or invalid: {type(exc).__name__}: {exc}") from None
+    else:
+        known = ", ".join(["default", *sorted(ROPE_INIT_FUNCTIONS)])
+        raise ProviderError(f"rotary: the {model_type} config uses rope_type {rope_type!r}, which this version "
+                            f"of transformers does not know (known: {known})")
+    inv = inv_freq.detach().to(torch.float32).cpu().numpy()
+    return Rope(inv, float(scaling), rope_type, theta, int(head_dim), int(2 * len(inv)), max_positions,
+                layer if nested else None)
+
+
+def _derived_head_dim(config: Any) -> int | None:
+    hidden = getattr(config, "hidden_size", None)
+    heads = getattr(config, "num_attention_heads", None)
+    return hidden // heads if isinstance(hidden, int) and isinstance(heads, int) and heads > 0 else None
+
+
+def load(model: str | None, revision: str | None, positions: int | None, dim: int | None, base: float | None,
+         layer: str | None):
+    """The ``rotary`` provider's ``load``: from a model config when ``model`` is given, else from dim and base."""
+    from explorer.embedding import PositionEmbedding
+
+    if model is None:
+        if revision is not None or layer is not None:
+            raise SpecError("rotary: revision and layer apply to a model: rotary:MODEL,...")
+        dim = DEFAULT_DIM if dim is None else dim
+        base = DEFAULT_BASE if base is None else base
+        if dim % 2:
+            raise SpecError(f"rotary: dim must be even (it holds dim/2 rotation pairs), got {dim}")
+        positions = DEFAULT_POSITIONS if positions is None else positions
+        rope = Rope(default_inv_freq(dim, base), 1.0, "default", base, dim, dim, None)
+        source = f"formula, base {base:g}, dim {dim}"
+    else:
+        given = [name for name, value in (("dim", dim), ("base", base)) if value is not None]
+        if given:
+            raise SpecError(f"rotary: {' and '.join(given)} {'come' if len(given) > 1 else 'comes'} from the "
+                            f"model's config; give dim and base only without a model (rotary,dim=...,base=...)")
+        config = read_config(model, revision)
+        if positions is None:
+            limit = getattr(config, "max_position_embeddings", None)
+            positions = min(limit, MAX_DEFAULT_POSITIONS) if isinstance(limit, int) and limit > 0 else DEFAULT_POSITIONS
+        rope = rope_from_config(config, positions, layer)
+        source = model
+    if not len(rope.inv_freq):
+        raise ProviderError(f"rotary: {source} rotates no dimensions (rotary dim 0)")
+    params = {"model": model, "revision": revision, "positions": positions, "dim": dim, "base": base, "layer": layer}
+    return PositionEmbedding(
+        rotary_table(rope.inv_freq, positions, rope.attention_scaling),
+        provider="rotary",
+        source=source,
+        kind="rotary",
+        dtype="float32",
+        params={k: v for k, v in params.items() if v is not None},
+        revision=revision,
+        description=rope.describe(),
+    )
+
+
+PROVIDER = Provider(
+    name="rotary",
+    description="Rotary position embedding (RoPE) as its cos/sin table, from dim and base or a model's config",
+    load=load,
+    params=(
+        Param("model", str, None, "hub id or local folder whose config.json sets the RoPE (optional)"),
+        Param("revision", str, None, "hub branch, tag or commit (default: main)"),
+        Param("positions", int, None, "rows (default: the config's max_position_embeddings up to 131072, else 2048)", minimum=1),
+        Param("dim", int, None, "rotary dimension, even; without a model only (default 128)", minimum=2),
+        Param("base", float, None, "RoPE base theta; without a model only (default 10000)", minimum=1e-12),
+        Param("layer", str, None, "layer type, for configs with RoPE per layer type (e.g. sliding_attention)"),
+    ),
+    target="model",
+)
+
+
+@hookimpl
+def register_providers(register) -> None:
+    """Register the ``rotary`` provider."""
+    register(PROVIDER)
