@@ -27,6 +27,7 @@ _LAZY = {
     "load": "explorer.api",
     "analyze": "explorer.api",
     "report": "explorer.api",
+    "show": "explorer.api",
 }
 
 __all__ = ["Param", "PosembedError", "Provider", "__version__", "hookimpl", *_LAZY]

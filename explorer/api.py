@@ -69,16 +69,71 @@ def report(
     Returns the HTML; with ``path`` it is also written there atomically.
     """
     from explorer.embedding import PositionEmbedding
-    from explorer.reporting.page import build_page
+    from explorer.reporting import preload
     from explorer.output import write_atomic
 
     items = [embeddings] if isinstance(embeddings, PositionEmbedding) else list(embeddings)
     if not items:
         raise EmbeddingError("report needs at least one table")
+    importing = preload()  # Bokeh's import overlaps the analyses, which run mostly outside the GIL
     results = [analyze(e, resolution) for e in items]
     comparisons = [(i, j, compare(items[i], items[j], resolution))
                    for i in range(len(items)) for j in range(i + 1, len(items))]
+    importing.join()
+    from explorer.reporting.page import build_page
+
     html = build_page(items, results, comparisons=comparisons, title=title, resources=resources)
     if path is not None:
         write_atomic(path, html)
     return html
+
+
+def show(
+    embeddings: PositionEmbedding | Sequence[PositionEmbedding],
+    *,
+    title: str | None = None,
+    resolution: int | None = None,
+    notebook: bool = True,
+) -> Any:
+    """Show the report inline in Jupyter through Bokeh's own notebook output; returns the Bokeh layout.
+
+    The same views, analyses and captions as :func:`report`, as live Bokeh models in the notebook's output
+    cell (``bokeh.io.output_notebook`` then ``bokeh.io.show``). With ``notebook=False`` nothing is shown:
+    the layout is returned for the caller to embed (``bokeh.embed.components``) or show otherwise.
+    bokeh is imported here, on first use.
+    """
+    from explorer.embedding import PositionEmbedding
+    from explorer.reporting.page import build_document
+
+    items = [embeddings] if isinstance(embeddings, PositionEmbedding) else list(embeddings)
+    if not items:
+        raise EmbeddingError("show needs at least one table")
+    results = [analyze(e, resolution) for e in items]
+    comparisons = [(i, j, compare(items[i], items[j], resolution))
+                   for i in range(len(items)) for j in range(i + 1, len(items))]
+    # One root in one document, so Bokeh shows that document as-is, with its document-ready callback.
+    layout = build_document(items, results, comparisons=comparisons, title=title).roots[0]
+    if notebook:
+        _show_in_notebook(layout)
+    return layout
+
+
+def _show_in_notebook(layout: Any) -> None:
+    """Bokeh's notebook output (what ``bokeh.io.show`` does in Jupyter), keeping the report's own document.
+
+    ``bokeh.io.show`` would copy the layout into a fresh document and so drop the report's document-ready
+    callback, which unpacks the similarity images; this publishes the same two display items from the
+    report's document instead.
+    """
+    from bokeh.core.json_encoder import serialize_json
+    from bokeh.core.templates import DOC_NB_JS
+    from bokeh.embed.elements import div_for_render_item
+    from bokeh.embed.util import standalone_docs_json_and_render_items
+    from bokeh.io import output_notebook
+    from bokeh.io.notebook import EXEC_MIME_TYPE, HTML_MIME_TYPE, JS_MIME_TYPE, publish_display_data
+
+    output_notebook(hide_banner=True)  # loads BokehJS into the notebook once
+    docs_json, [render_item] = standalone_docs_json_and_render_items([layout])
+    script = DOC_NB_JS.render(docs_json=serialize_json(docs_json), render_items=serialize_json([render_item.to_json()]))
+    publish_display_data({HTML_MIME_TYPE: div_for_render_item(render_item)})
+    publish_display_data({JS_MIME_TYPE: script, EXEC_MIME_TYPE: ""}, metadata={EXEC_MIME_TYPE: {"id": layout.id}})

@@ -41,25 +41,60 @@ class PosembedGroup(click.Group):
             except KeyboardInterrupt:
                 if ctx.params.get("debug"):
                     raise
-                click.echo("posembed: interrupted; nothing was written", err=True)
+                click.echo("posembed: error: interrupted; nothing was written", err=True)
                 ctx.exit(130)
 
 
 @click.group(cls=PosembedGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="posembed")
 @click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
-def cli(debug: bool) -> None:
+@click.option("-q", "--quiet", is_flag=True,
+              help="No progress or informational lines on stderr (warnings and errors still show).")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, quiet: bool) -> None:
     """Explore transformer position embeddings.
 
     A SPEC names a provider and its parameters: NAME[:TARGET][,key=value...],
     e.g. sinusoidal,positions=2048,dim=512. See `posembed providers`.
     """
+    if quiet:
+        from explorer import feedback
+
+        previous = feedback.set_quiet(True)
+        ctx.call_on_close(lambda: feedback.restore(previous))
 
 
 def _registry():
     from explorer.plugins import get_registry
 
     return get_registry()
+
+
+def _info(message: str) -> None:
+    """An informational line on stderr, silenced by --quiet."""
+    from explorer.feedback import quiet
+
+    if not quiet():
+        click.echo(message, err=True)
+
+
+class _Stage:
+    """A transient "posembed: analysing ..." line on stderr while a long step runs, drawn only on a terminal
+    (never with --quiet, never into a pipe or file) and erased when the step ends."""
+
+    def __init__(self, message: str) -> None:
+        from explorer.feedback import interactive
+
+        self.message, self.shown = message, interactive()
+
+    def __enter__(self) -> "_Stage":
+        if self.shown:
+            click.echo(f"posembed: {self.message} ...", err=True, nl=False)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.shown:
+            click.echo("\r\033[K", err=True, nl=False)
 
 
 def _echo_json(data: Any) -> None:
@@ -171,9 +206,11 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
         click.echo("posembed: warning: --open needs a file; ignored with -o -", err=True)
     registry = _registry()
     embeddings = [load(s, registry=registry) for s in (specs or (DEFAULT_SPEC,))]
-    html = build_report(embeddings, output, title=title, resources=resources, resolution=resolution)
+    shapes = ", ".join(f"{e.positions} x {e.dim}" for e in embeddings)
+    with _Stage(f"analysing and rendering {shapes}"):
+        html = build_report(embeddings, output, title=title, resources=resources, resolution=resolution)
     if output != STDOUT:
-        click.echo(f"wrote {output} ({len(html.encode('utf-8')) / 1e6:.1f} MB)", err=True)
+        _info(f"wrote {output} ({len(html.encode('utf-8')) / 1e6:.1f} MB)")
         if open_browser:
             import pathlib
             import webbrowser
@@ -213,9 +250,10 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
         check_writable(npz)  # fail before any expensive work
     registry = _registry()
     embeddings = [load(s, registry=registry) for s in specs]
-    results = [analyze_table(e, resolution) for e in embeddings]
-    pairs = [(i, j, compare(embeddings[i], embeddings[j], resolution))
-             for i, j in combinations(range(len(embeddings)), 2)]
+    with _Stage("analysing " + ", ".join(f"{e.positions} x {e.dim}" for e in embeddings)):
+        results = [analyze_table(e, resolution) for e in embeddings]
+        pairs = [(i, j, compare(embeddings[i], embeddings[j], resolution))
+                 for i, j in combinations(range(len(embeddings)), 2)]
     data = {
         "tables": [
             {"spec": spec, "label": e.label, "shape": list(e.shape), "scalars": _finite_or_none(scalars(r))}
@@ -246,7 +284,7 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
         for name, number in pair["scalars"].items():
             click.echo(f"{name:>28}: {'n/a' if number is None else f'{number:.6g}'}")
     if npz is not None and npz != STDOUT:
-        click.echo(f"wrote {npz}", err=True)
+        _info(f"wrote {npz}")
 
 
 @cli.command()
@@ -271,7 +309,7 @@ def export(spec: str, output: str, fmt: str | None) -> None:
     embedding = load(spec, registry=_registry())
     write_table(embedding, output, fmt)
     if output != STDOUT:
-        click.echo(f"wrote {output} ({embedding.positions} x {embedding.dim} {fmt})", err=True)
+        _info(f"wrote {output} ({embedding.positions} x {embedding.dim} {fmt})")
 
 
 def main() -> None:

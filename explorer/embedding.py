@@ -53,7 +53,8 @@ class PositionEmbedding:
             )
         if raw.shape[0] < 1 or raw.shape[1] < 1:
             raise EmbeddingError(f"{self.provider}: the table is empty (shape {raw.shape})")
-        matrix = np.ascontiguousarray(raw, dtype=np.float32)
+        with np.errstate(over="ignore"):  # float64 beyond float32's range becomes Inf, refused just below
+            matrix = np.ascontiguousarray(raw, dtype=np.float32)
         finite = np.isfinite(matrix)
         if not finite.all():
             bad = np.argwhere(~finite)

@@ -194,9 +194,10 @@ def from_structure(checkpoint: Checkpoint, table: str) -> Choice:
         import torch
         from transformers import AutoConfig, AutoModel
 
-        config = AutoConfig.from_pretrained(str(checkpoint.config_dir))
+        # Never trust_remote_code: a config's auto_map must not make posembed import code from the model folder.
+        config = AutoConfig.from_pretrained(str(checkpoint.config_dir), trust_remote_code=False)
         with torch.device("meta"):
-            model = AutoModel.from_config(config)
+            model = AutoModel.from_config(config, trust_remote_code=False)
     except Exception as exc:  # transformers raises ValueError, KeyError, ImportError... for unknown models
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ProviderError(f"{source}: model type {model_type!r} is not in posembed's table and transformers "

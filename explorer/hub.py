@@ -8,6 +8,11 @@ position tensor's bytes by one more. The header and the tensor bytes are kept in
 run with ``HF_HUB_OFFLINE=1``, needs no network. A repository whose only weights are a pickled
 ``pytorch_model.bin`` is the one case downloaded whole (then loaded with ``weights_only=True``).
 
+Range requests are retried on transient faults only (a 5xx answer, a timeout, a body cut short):
+``POSEMBED_HUB_RETRIES`` times (default 3), after ``POSEMBED_HUB_RETRY_WAIT`` seconds doubling (default 1),
+each waiting ``POSEMBED_HUB_TIMEOUT`` seconds (default huggingface_hub's download timeout). A 206 answer whose
+``Content-Range`` is not the range asked for is refused, and a slice is cached only once its size is right.
+
 The user's conventions hold: ``HF_TOKEN`` (auth headers from ``build_hf_headers``), ``HF_ENDPOINT``,
 ``HF_HOME``, ``HF_HUB_OFFLINE`` and ``revision``. They are read when a checkpoint is opened, not when
 huggingface_hub was imported. huggingface_hub is imported here only, inside functions.
@@ -29,6 +34,7 @@ from explorer import safetensors_io as st
 from explorer.checkpoints import (BIN_FILE, BIN_INDEX_FILE, CONFIG_FILE, Checkpoint, load_torch_file, read_config,
                                   state_dict_of, torch_to_numpy)
 from explorer.errors import OutputError, PosembedWarning, ProviderError
+from explorer.feedback import info, quiet
 
 #: The first header read; most safetensors headers fit (huggingface_hub makes the same bet).
 HEADER_FIRST_READ = 100_000
@@ -77,26 +83,76 @@ class _NotFound(Exception):
     """A file the repository does not have (HTTP 404 EntryNotFound)."""
 
 
+class _Transient(Exception):
+    """A fault worth retrying: a 5xx answer, a timeout, a body cut short."""
+
+
+def timeout() -> float:
+    """Seconds to wait for the hub: ``POSEMBED_HUB_TIMEOUT``, else huggingface_hub's download timeout."""
+    from huggingface_hub import constants
+
+    return _env_number("POSEMBED_HUB_TIMEOUT", float(constants.HF_HUB_DOWNLOAD_TIMEOUT))
+
+
+def retries() -> int:
+    """Extra attempts after a transient fault: ``POSEMBED_HUB_RETRIES`` (default 3)."""
+    return int(_env_number("POSEMBED_HUB_RETRIES", 3))
+
+
+def retry_wait() -> float:
+    """The first back-off in seconds, doubled on each retry: ``POSEMBED_HUB_RETRY_WAIT`` (default 1)."""
+    return _env_number("POSEMBED_HUB_RETRY_WAIT", 1.0)
+
+
+def _env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ProviderError(f"{name}={raw!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise ProviderError(f"{name}={raw!r} must be a finite number >= 0")
+    return value
+
+
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+
+
+def _check_content_range(value: str | None, start: int, stop: int, exact: bool, where: str) -> None:
+    """Refuse a 206 answer whose ``Content-Range`` is not the range asked for (a cache must never hold it)."""
+    match = _CONTENT_RANGE.fullmatch((value or "").strip())
+    if not match:
+        raise ProviderError(f"{where}: the server answered a range request without a valid Content-Range "
+                            f"({value!r})")
+    first, last = int(match.group(1)), int(match.group(2))
+    if first != start or last > stop - 1 or (exact and last != stop - 1):
+        raise ProviderError(f"{where}: asked for bytes {start}-{stop - 1}, the server sent {first}-{last}")
+
+
 class Progress:
-    """A one-line download progress report on stderr (updated in place on a terminal)."""
+    """A one-line download progress report on stderr (updated in place on a terminal; none when quiet)."""
 
     def __init__(self, label: str, total: int) -> None:
         self.label, self.total, self.shown = label, total, -1
+        self.silent = quiet()  # posembed --quiet / POSEMBED_QUIET=1 (explorer/feedback.py)
         self.tty = sys.stderr.isatty()
-        if not self.tty:
+        if not self.tty and not self.silent:
             print(f"posembed: downloading {label} ({total / 1e6:.1f} MB)", file=sys.stderr, flush=True)
 
     def update(self, done: int) -> None:
         """Report ``done`` bytes of ``total``."""
         percent = done * 100 // max(self.total, 1)
-        if self.tty and percent != self.shown:
+        if self.tty and not self.silent and percent != self.shown:
             self.shown = percent
             print(f"\rposembed: downloading {self.label}: {done / 1e6:.1f} of {self.total / 1e6:.1f} MB "
                   f"({percent}%)", end="", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         """End the progress line."""
-        print("" if self.tty else f"posembed: downloaded {self.label}", file=sys.stderr, flush=True)
+        if not self.silent:
+            print("" if self.tty else f"posembed: downloaded {self.label}", file=sys.stderr, flush=True)
 
 
 class RemoteCheckpoint(Checkpoint):
@@ -168,6 +224,12 @@ class RemoteCheckpoint(Checkpoint):
             return self._not_cached(what)
         if isinstance(exc, ProviderError):
             return exc
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        if status in (401, 403):
+            return ProviderError(f"{self.repo_id}: {self.endpoint} refused access to {what} (HTTP {status}); "
+                                 f"if the model is private or gated, set HF_TOKEN to a token that may read it")
+        if status == 404:
+            return ProviderError(f"{self.repo_id}: {self.endpoint} has no {what} (HTTP 404)")
         first = (str(exc).strip().splitlines() or [""])[0]
         return ProviderError(f"{self.repo_id}: cannot fetch {what} from {self.endpoint}: "
                              f"{type(exc).__name__}{': ' + first if first else ''}")
@@ -180,9 +242,25 @@ class RemoteCheckpoint(Checkpoint):
         return hf_hub_url(self.repo_id, filename, revision=self.revision, endpoint=self.endpoint)
 
     def _get_range(self, filename: str, start: int, stop: int, exact: bool = True, label: str = "") -> bytes:
-        """Bytes ``[start, stop)`` of a remote file by one HTTP range request, with the user's auth headers."""
-        from huggingface_hub import constants
-        from huggingface_hub.errors import RemoteEntryNotFoundError
+        """Bytes ``[start, stop)`` of a remote file by HTTP range requests, with the user's auth headers.
+
+        Transient faults (a 5xx answer, a timeout, a body cut short) are retried ``retries()`` times with a
+        short back-off; anything else (4xx, a refused connection, a wrong ``Content-Range``) fails at once.
+        """
+        import time
+
+        attempts = retries() + 1
+        for attempt in range(attempts):
+            try:
+                return self._get_range_once(filename, start, stop, exact, label)
+            except _Transient as exc:
+                if attempt + 1 == attempts:
+                    raise ProviderError(f"{self.repo_id}: {exc} (gave up after {attempts} attempts)") from None
+                time.sleep(retry_wait() * (2 ** attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _get_range_once(self, filename: str, start: int, stop: int, exact: bool, label: str) -> bytes:
+        from huggingface_hub.errors import HfHubHTTPError, RemoteEntryNotFoundError
         from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
         from huggingface_hub.utils import httpx  # httpx in huggingface_hub 1.x, httpx2 in 2.x
 
@@ -195,13 +273,18 @@ class RemoteCheckpoint(Checkpoint):
         progress = Progress(label or filename, want) if want >= PROGRESS_MIN_BYTES else None
         try:
             with get_session().stream("GET", self._url(filename), headers=headers,
-                                      timeout=constants.HF_HUB_DOWNLOAD_TIMEOUT) as response:
+                                      timeout=timeout()) as response:
+                if response.status_code >= 500:
+                    raise _Transient(f"{self.endpoint} answered HTTP {response.status_code} for {filename}")
                 if response.status_code >= 400:
                     response.read()
                     hf_raise_for_status(response)
                 if response.status_code != 206 and start != 0:
                     raise ProviderError(f"{self.repo_id}: {self.endpoint} ignored the byte-range request for "
                                         f"{filename}; refusing to download the whole file")
+                if response.status_code == 206:
+                    _check_content_range(response.headers.get("Content-Range"), start, stop, exact,
+                                         f"{self.repo_id}: {filename}")
                 for chunk in response.iter_bytes(CHUNK):
                     data += chunk[: want - len(data)]
                     if progress:
@@ -210,13 +293,19 @@ class RemoteCheckpoint(Checkpoint):
                         break
         except RemoteEntryNotFoundError:
             raise _NotFound(filename) from None
+        except httpx.TimeoutException:
+            raise _Transient(f"{self.endpoint} timed out sending {filename} (after {timeout():g} s)") from None
+        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            raise _Transient(f"{self.endpoint} cut {filename} short ({type(exc).__name__})") from None
+        except HfHubHTTPError as exc:
+            raise self._hub_error(exc, filename) from None
         except (httpx.TransportError, OSError) as exc:  # hub errors are OSErrors too
             raise self._hub_error(exc, filename) from None
         finally:
             if progress:
                 progress.close()
         if exact and len(data) != want:
-            raise ProviderError(f"{self.repo_id}: {filename} sent {len(data)} of the {want} bytes asked for")
+            raise _Transient(f"{filename} sent {len(data)} of the {want} bytes asked for")
         return bytes(data)
 
     # -- the posembed cache ----------------------------------------------------------------------------------------
@@ -241,8 +330,8 @@ class RemoteCheckpoint(Checkpoint):
         local, cached = self.snapshot / filename, self._cache_path(filename, ".header.json")
         if local.is_file():  # the whole file is in the shared cache already
             header = st.read_header(local)
-        elif cached.is_file():
-            header = st.parse_header(cached.read_bytes(), str(cached))
+        elif cached.is_file() and (header := self._cached_header(cached)) is not None:
+            pass
         else:
             where = f"{self.repo_id}/{filename}"
             first = self._get_range(filename, 0, HEADER_FIRST_READ, exact=False)
@@ -252,6 +341,14 @@ class RemoteCheckpoint(Checkpoint):
             self._cache_write(cached, raw)
         self._headers[filename] = header
         return header
+
+    def _cached_header(self, cached: Path) -> st.Header | None:
+        """A header from the posembed cache, or None (and the entry removed) when it no longer parses."""
+        try:
+            return st.parse_header(cached.read_bytes(), str(cached))
+        except (ProviderError, OSError):
+            cached.unlink(missing_ok=True)
+            return None
 
     def _find_layout(self) -> str:
         if self._layout is not None:
@@ -290,8 +387,8 @@ class RemoteCheckpoint(Checkpoint):
         if filename not in self._torch:
             local = self.snapshot / filename
             if not local.is_file():
-                print(f"posembed: {self.repo_id} has no safetensors weights, only pickled {filename}: "
-                      f"downloading it whole", file=sys.stderr, flush=True)
+                info(f"posembed: {self.repo_id} has no safetensors weights, only pickled {filename}: "
+                     f"downloading it whole")
                 local = self._download(filename)
                 if local is None:
                     raise ProviderError(f"{self.repo_id}: no weights found ({st.SINGLE_FILE}, {st.INDEX_FILE} "

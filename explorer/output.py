@@ -24,6 +24,8 @@ def check_writable(path: str | Path) -> Path:
     parent = target.parent if str(target.parent) else Path(".")
     if target.is_dir():
         raise OutputError(f"cannot write {str(target)!r}: it is a directory")
+    if parent.exists() and not parent.is_dir():
+        raise OutputError(f"cannot write {str(target)!r}: {str(parent)!r} is a file, not a folder")
     if not parent.is_dir():
         raise OutputError(f"cannot write {str(target)!r}: folder {str(parent)!r} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):

@@ -17,7 +17,7 @@ import numpy as np
 
 from explorer.analysis.compare import Comparison, linear_cka, similarity_correlation
 from explorer.analysis.compare import compare as _compare
-from explorer.analysis.decomposition import PCA, Spectrum, effective_rank, pca, spectrum
+from explorer.analysis.decomposition import PCA, CentredEigen, Spectrum, centred_eigen, effective_rank, pca, spectrum
 from explorer.analysis.frequencies import DimensionFrequencies, dimension_frequencies
 from explorer.analysis.norms import RowNorms, norm_profile, row_norms
 from explorer.analysis.offset import (OffsetProfile, offset_analysis, offset_mean, offset_moments, offset_profile,
@@ -34,9 +34,9 @@ RESOLUTION = 1024
 # Note: the functions ``compare``, ``pca``, ``spectrum`` and ``probes`` share their names with submodules;
 # ``explorer.analysis.probes`` is the function. Import from the submodule path for anything else in it.
 __all__ = [
-    "RESOLUTION", "Analysis", "Comparison", "DimensionFrequencies", "MatrixImage", "OffsetProfile", "PCA", "Probes",
+    "RESOLUTION", "Analysis", "CentredEigen", "Comparison", "DimensionFrequencies", "MatrixImage", "OffsetProfile", "PCA", "Probes",
     "RowNorms", "SimilarityImage", "Spectrum", "Traces", "analyze", "arrays", "as_table", "block_mean",
-    "check_resolution", "compare", "comparison_scalars", "cosine_image", "default_trace_dims", "dimension_frequencies",
+    "centred_eigen", "check_resolution", "compare", "comparison_scalars", "cosine_image", "default_trace_dims", "dimension_frequencies",
     "dimension_traces", "effective_rank", "envelope", "linear_cka", "matrix_image", "norm_profile", "offset_analysis",
     "offset_mean", "offset_moments", "offset_profile", "offset_spread", "pca", "probes", "row_norms", "scalars",
     "similarity_correlation", "spectrum", "summarize", "translation_invariance",
@@ -112,6 +112,7 @@ def analyze(x: np.ndarray, resolution: int = RESOLUTION, *, seed: int = 0) -> An
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         offset, invariance = offset_analysis(x, resolution, seed=seed)
+        eigen = centred_eigen(x)  # one eigen-decomposition, shared by PCA, the spectrum and the order probe
         result = Analysis(
             summary=summarize(x),
             matrix=matrix_image(x, resolution),
@@ -123,10 +124,10 @@ def analyze(x: np.ndarray, resolution: int = RESOLUTION, *, seed: int = 0) -> An
             offset=offset,
             translation_invariance=invariance,
             norms=norm_profile(x, resolution),
-            pca=pca(x),
-            spectrum=spectrum(x),
+            pca=pca(x, eigen=eigen),
+            spectrum=spectrum(x, eigen),
             frequencies=dimension_frequencies(x),
-            probes=probes(x, seed=seed),
+            probes=probes(x, seed=seed, eigen=eigen),
         )
     seen = set()
     for w in caught:

@@ -60,17 +60,39 @@ def even_index(n: int, count: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, count).round().astype(np.int64)).astype(np.int32)
 
 
-def gram_eigen(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Eigenvalues (descending, >= 0) and eigenvectors of the smaller of x^T x and x x^T (float64).
+@dataclass(frozen=True)
+class CentredEigen:
+    """The eigen-decomposition of the centred table's smaller Gram matrix, computed once by ``centred_eigen``
+    and shared by ``pca``, ``spectrum`` and the probes' whitening (``probes.order_probe``).
 
-    The bool says which: True for x^T x (eigenvectors are right singular vectors of x, D x r), False for
-    x x^T (left singular vectors, N x r).
+    ``gram`` is X_c^T X_c (``features`` True, N >= D) or X_c X_c^T; ``values`` descending and >= 0, ``vectors``
+    the matching eigenvectors (right singular vectors of X_c when ``features``, else left ones).
     """
-    features = x.shape[0] >= x.shape[1]
-    gram = x.T @ x if features else x @ x.T
+
+    mean: np.ndarray  # float64, the mean position vector
+    gram: np.ndarray
+    values: np.ndarray
+    vectors: np.ndarray
+    features: bool
+
+
+def centred_eigen(x: np.ndarray) -> CentredEigen:
+    """Centre the table over positions and eigen-decompose its smaller Gram matrix (float64), once."""
+    table = as_table(x)
+    n, d = table.shape
+    mean = table.mean(axis=0, dtype=np.float64)
+    features = n >= d
+    if features:
+        gram = np.zeros((d, d))
+        for start in range(0, n, 65536):  # row blocks: no float64 copy of a long table
+            block = table[start:start + 65536] - mean
+            gram += block.T @ block
+    else:
+        centred = table - mean
+        gram = centred @ centred.T
     values, vectors = np.linalg.eigh(gram)
     order = np.argsort(values)[::-1]
-    return np.maximum(values[order], 0.0), vectors[:, order], features
+    return CentredEigen(mean, gram, np.maximum(values[order], 0.0), vectors[:, order], features)
 
 
 def effective_rank(singular_values: np.ndarray) -> float:
@@ -83,26 +105,41 @@ def effective_rank(singular_values: np.ndarray) -> float:
     return float(np.exp(-(p * np.log(p)).sum()))
 
 
-def spectrum(x: np.ndarray) -> Spectrum:
-    """The singular values of the raw table and its effective rank."""
-    table = as_table(x).astype(np.float64)
-    values, _, _ = gram_eigen(table)
+def spectrum(x: np.ndarray, eigen: CentredEigen | None = None) -> Spectrum:
+    """The singular values of the raw table and its effective rank.
+
+    With ``eigen`` (``centred_eigen`` of the same table) the raw D x D Gram matrix is rebuilt from the centred
+    one, X^T X = X_c^T X_c + N mu mu^T (a sum of positive semi-definite terms: no cancellation), and only its
+    eigenvalues are computed.
+    """
+    table = as_table(x)
+    if eigen is not None and eigen.features:
+        raw = eigen.gram + len(table) * np.outer(eigen.mean, eigen.mean)
+        values = np.maximum(np.linalg.eigvalsh(raw)[::-1], 0.0)
+    else:
+        table64 = table.astype(np.float64)
+        gram = table64.T @ table64 if table64.shape[0] >= table64.shape[1] else table64 @ table64.T
+        values = np.maximum(np.linalg.eigvalsh(gram)[::-1], 0.0)
     singular = np.sqrt(values)
     return Spectrum(singular.astype(np.float32), effective_rank(singular))
 
 
-def pca(x: np.ndarray, points: int = SCORE_POINTS) -> PCA:
-    """Explained-variance ratios of the top components and the scores of up to ``points`` positions on the top three."""
-    table = as_table(x).astype(np.float64)
-    mean = table.mean(axis=0)
-    centred = table - mean
-    del table
-    n, d = centred.shape
-    values, vectors, features = gram_eigen(centred)
-    total = float(np.einsum("ij,ij->", centred, centred))
+def pca(x: np.ndarray, points: int = SCORE_POINTS, eigen: CentredEigen | None = None) -> PCA:
+    """Explained-variance ratios of the top components and the scores of up to ``points`` positions on the top three.
+
+    ``eigen`` is ``centred_eigen(x)`` when the caller already has it (``analyze`` shares it).
+    """
+    table = as_table(x)
+    if eigen is None:
+        eigen = centred_eigen(table)
+    mean, values, vectors, features = eigen.mean, eigen.values, eigen.vectors, eigen.features
+    n, d = table.shape
+    total = float(np.trace(eigen.gram))  # = ||X_c||_F^2
     top = min(3, len(values))
     if features:
-        scores = centred @ vectors[:, :top]
+        scores = np.zeros((n, top))
+        for start in range(0, n, 65536):  # row blocks: no float64 copy of a long table
+            scores[start:start + 65536] = (table[start:start + 65536] - mean) @ vectors[:, :top]
     else:  # left singular vectors times singular values are the scores
         scores = vectors[:, :top] * np.sqrt(values[:top])
     scores[:, values[:top] == 0] = 0.0  # no variance: the direction is arbitrary, its scores are 0

@@ -173,8 +173,9 @@ def offset_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.sqrt(np.maximum(second - mean ** 2, 0.0))
 
 
-def _invariance_from(unit: np.ndarray, mean: np.ndarray, pairs: np.ndarray) -> float:
-    gram = unit.T @ unit if unit.shape[0] >= unit.shape[1] else unit @ unit.T
+def _invariance_from(unit: np.ndarray, mean: np.ndarray, pairs: np.ndarray, gram: np.ndarray | None = None) -> float:
+    if gram is None:
+        gram = unit.T @ unit if unit.shape[0] >= unit.shape[1] else unit @ unit.T
     total = float(np.sum(gram ** 2))  # ||C||_F^2 over the defined entries
     if total == 0.0:
         return float("nan")
@@ -193,11 +194,38 @@ def translation_invariance(x: np.ndarray) -> float:
     return _invariance_from(unit, _mean_from(unit, pairs), pairs)
 
 
+def _diagonals(gram: np.ndarray) -> np.ndarray:
+    """The upper diagonals of the n x n ``gram`` as rows of an n x n array: row k holds gram[i, i + k] for
+    i = 0 .. n-1-k, then zeros. One padded copy (2 n^2 numbers) read through a strided view."""
+    n = len(gram)
+    padded = np.zeros((n, 2 * n))
+    padded[:, :n] = gram
+    # flat index of padded[i, i + k] is i (2n + 1) + k: row k, column i of this view; past the end of a
+    # diagonal it lands in the zero padding
+    step = padded.itemsize
+    return np.lib.stride_tricks.as_strided(padded, shape=(n, n), strides=(step, step * (2 * n + 1)), writeable=False)
+
+
+def _spread_from_gram(gram: np.ndarray) -> np.ndarray:
+    """Exact s(k) at every lag from the Gram matrix U U^T of unit rows (every row defined): two-pass standard
+    deviation of each upper diagonal. O(N^2) beyond the product, for tables no longer than the resolution."""
+    n = len(gram)
+    diagonals = _diagonals(gram)
+    counts = np.arange(n, 0, -1, dtype=np.float64)
+    means = diagonals.sum(axis=1) / counts
+    deviations = diagonals - means[:, None]
+    deviations[np.arange(n)[None, :] >= counts[:, None]] = 0.0  # the padding is not part of a diagonal
+    return np.sqrt(np.einsum("ij,ij->i", deviations, deviations) / counts)
+
+
 def _decimate(mean: np.ndarray, pairs: np.ndarray, unit: np.ndarray, valid: np.ndarray, resolution: int,
-              samples: int, seed: int) -> OffsetProfile:
+              samples: int, seed: int, gram: np.ndarray | None = None) -> OffsetProfile:
     bounds = block_bounds(len(mean), resolution)
     lags = bounds[:-1]
-    std, sampled = _spread_from(unit, valid, lags, samples, seed)
+    if gram is not None:  # every lag shown and every pair defined: exact from the diagonals of U U^T
+        std, sampled = _spread_from_gram(gram)[lags], False
+    else:
+        std, sampled = _spread_from(unit, valid, lags, samples, seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks (no defined pair) stay NaN
         low = np.fmin.reduceat(mean, lags)
@@ -225,5 +253,10 @@ def offset_analysis(x: np.ndarray, resolution: int = 1024, samples: int = SPREAD
     unit, valid = _directions(as_table(x))
     pairs = _pair_counts(valid)
     mean = _mean_from(unit, pairs)
-    profile = _decimate(mean, pairs, unit, valid, resolution, int(samples), seed)
-    return profile, _invariance_from(unit, mean, pairs)
+    n = len(unit)
+    # A table no longer than the resolution (and than ``samples``) shows every lag with every pair: its spread
+    # comes exactly, and much faster than lag by lag, from the diagonals of the N x N (<= R x R) Gram matrix,
+    # which also gives ||C||_F for the invariance.
+    gram = unit @ unit.T if n <= min(resolution, int(samples)) and valid.all() else None
+    profile = _decimate(mean, pairs, unit, valid, resolution, int(samples), seed, gram)
+    return profile, _invariance_from(unit, mean, pairs, gram)

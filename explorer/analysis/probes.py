@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from explorer.analysis.decomposition import CentredEigen, centred_eigen
 from explorer.analysis.table import as_table
 
 MIN_POSITIONS = 10
@@ -114,19 +115,15 @@ def interpolation_probe(x: np.ndarray, ridge: float = RIDGE) -> float:
     return float(_mae(*_ridge_fit(table[0::2], positions[0::2], ridge), table[1::2], positions[1::2]).mean())
 
 
-def _whitened_rows(table: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Rows ``rows`` of the table in its principal axes scaled to unit variance (statistics from every row)."""
+def _whitened_rows(table: np.ndarray, rows: np.ndarray, eigen: CentredEigen | None = None) -> np.ndarray:
+    """Rows ``rows`` of the table in its principal axes scaled to unit variance (statistics from every row).
+
+    The principal axes are ``decomposition.centred_eigen(table)``, passed in as ``eigen`` when already computed.
+    """
     n, d = table.shape
-    mean = table.mean(axis=0, dtype=np.float64)
-    if n >= d:
-        gram = np.zeros((d, d))
-        for start in range(0, n, 65536):  # row blocks: no float64 copy of the whole table
-            block = table[start:start + 65536] - mean
-            gram += block.T @ block
-        values, vectors = np.linalg.eigh(gram)
-    else:
-        centred = table - mean
-        values, vectors = np.linalg.eigh(centred @ centred.T)
+    if eigen is None:
+        eigen = centred_eigen(table)
+    mean, values, vectors = eigen.mean, eigen.values, eigen.vectors
     keep = values > 1e-12 * values.max() if values.max() > 0 else np.zeros(len(values), dtype=bool)
     if n >= d:
         return (table[rows] - mean) @ (vectors[:, keep] / np.sqrt(values[keep])) * np.sqrt(n)
@@ -142,7 +139,7 @@ def _sample_pairs(n: int, count: int, rng: np.random.Generator) -> tuple[np.ndar
 
 
 def order_probe(x: np.ndarray, train_pairs: int = TRAIN_PAIRS, test_pairs: int = TEST_PAIRS, steps: int = STEPS,
-                seed: int = 0) -> tuple[float, int]:
+                seed: int = 0, eigen: CentredEigen | None = None) -> tuple[float, int]:
     """Held-out error rate of logistic regression on [p_i ; p_j] predicting j > i, and the held-out pair count."""
     table = as_table(x)
     n = len(table)
@@ -155,7 +152,7 @@ def order_probe(x: np.ndarray, train_pairs: int = TRAIN_PAIRS, test_pairs: int =
         train_pairs = population - test_pairs
     i, j = _sample_pairs(n, train_pairs + test_pairs, rng)
     used, inverse = np.unique(np.concatenate([i, j]), return_inverse=True)
-    z = _whitened_rows(table, used).astype(np.float32)  # float32 halves the memory traffic of the 2 x 300 products
+    z = _whitened_rows(table, used, eigen).astype(np.float32)  # float32 halves the memory traffic of the 2 x 300 products
     i, j = inverse[: len(i)], inverse[len(i):]
     label = (j > i).astype(np.float64)  # `used` is sorted, so the order of indices is the order of positions
     tr, te = slice(0, train_pairs), slice(train_pairs, None)
@@ -201,13 +198,16 @@ def _fit_logistic(z, i, j, label, steps, rows) -> np.ndarray:
     return w
 
 
-def probes(x: np.ndarray, ridge: float = RIDGE, seed: int = 0) -> Probes | None:
-    """All three probes, or None for tables with fewer than ``MIN_POSITIONS`` positions."""
+def probes(x: np.ndarray, ridge: float = RIDGE, seed: int = 0, eigen: CentredEigen | None = None) -> Probes | None:
+    """All three probes, or None for tables with fewer than ``MIN_POSITIONS`` positions.
+
+    ``eigen`` is ``decomposition.centred_eigen(x)`` when the caller already has it (``analyze`` shares it).
+    """
     table = as_table(x)
     n = len(table)
     if n < MIN_POSITIONS:
         return None
-    order_error, pairs = order_probe(table, seed=seed)
+    order_error, pairs = order_probe(table, seed=seed, eigen=eigen)
     positions = np.arange(n)
     return Probes(
         absolute_mae=absolute_probe(table, ridge=ridge, seed=seed),

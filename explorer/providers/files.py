@@ -65,6 +65,9 @@ def _from_numpy(path: Path, key: str | None) -> tuple[Any, str, str | None]:
         if path.suffix == ".npy":
             if key is not None:
                 raise ProviderError(f"{path}: a .npy file holds one array; drop key={key}")
+            with open(path, "rb") as handle:
+                if handle.read(6) != b"\x93NUMPY":
+                    raise ProviderError(f"{path}: not a .npy file (no NumPy magic bytes at the start)")
             array = np.load(path, mmap_mode="r", allow_pickle=False)
             return np.asarray(array), str(array.dtype), None
         with np.load(path, allow_pickle=False) as archive:
@@ -100,7 +103,7 @@ def load(path: str | None, key: str | None, offset: int, kind: str):
     if matrix.ndim != 2:
         raise ProviderError(f"{path}: {name or 'the array'} has shape {list(matrix.shape)}, "
                             f"not positions x dimensions")
-    if offset >= matrix.shape[0]:
+    if offset and offset >= matrix.shape[0]:  # an empty table is PositionEmbedding's to refuse
         raise ProviderError(f"{path}: cannot drop {offset} offset rows from a table of {matrix.shape[0]}")
     params = {"path": path, "offset": offset, "kind": kind, **({"key": key} if key else {})}
     return PositionEmbedding(matrix[offset:], provider="file", source=str(path), kind=kind, offset=offset,

@@ -316,8 +316,10 @@ def build_document(
             body.append(views.heading(label, 2 * views.SIZE))
         blocks = [sections[key] for sections in per_table]
         body.append(row(*blocks, spacing=40) if len(blocks) > 1 else blocks[0])
+    layout = column(*body)
+    views.share_models(layout)
     doc = Document()
-    doc.add_root(column(*body))
+    doc.add_root(layout)
     doc.js_on_event("document_ready", shared.unpacker.callback())
     return doc
 

@@ -17,6 +17,11 @@ import numpy as np
 from bokeh.models import (
     BasicTicker,
     BoxSelectTool,
+    BoxZoomTool,
+    PanTool,
+    ResetTool,
+    SaveTool,
+    WheelZoomTool,
     LassoSelectTool,
     TapTool,
     ColorBar,
@@ -25,6 +30,7 @@ from bokeh.models import (
     CustomJSHover,
     FixedTicker,
     Div,
+    Grid,
     HoverTool,
     LinearColorMapper,
     MultiChoice,
@@ -259,12 +265,19 @@ def _colour_bar(fig, scale: CodeScale, title: str) -> None:
                    "right")
 
 
+def _without_grid(fig) -> None:
+    """Drop the grid of a plot an opaque image fills: its lines are drawn under the image, never seen."""
+    fig.center = [r for r in fig.center if not isinstance(r, Grid)]
+
+
 def _code_mapper(scale: CodeScale) -> LinearColorMapper:
     return LinearColorMapper(palette=DIVERGING, low=scale.low_code, high=scale.high_code)
 
 
 def _figure(title: str, name: str, width: int, height: int, **kw) -> figure:
-    fig = figure(title=title, name=name, width=width, height=height, tools=TOOLS, **kw)
+    # the TOOLS string's tools, made directly: resolving tool names costs more than the tools themselves
+    tools = [PanTool(), WheelZoomTool(), BoxZoomTool(), ResetTool(), SaveTool()]
+    fig = figure(title=title, name=name, width=width, height=height, tools=tools, **kw)
     fig.toolbar.logo = None
     fig.title.text_font_size = "12pt"
     return fig
@@ -341,6 +354,7 @@ def matrix_heatmap(image: MatrixImage, scale: CodeScale, x_range: Range1d | None
                   x_range=x_range or Range1d(0, n), y_range=Range1d(0, d),
                   x_axis_label="position", y_axis_label="dimension")
     renderer = fig.image(image=[quantise(image.values, scale)], x=0, y=0, dw=n, dh=d, color_mapper=_code_mapper(scale))
+    _without_grid(fig)
     _colour_bar(fig, scale, "value")
     fig.add_tools(HoverTool(
         renderers=[renderer],
@@ -363,6 +377,7 @@ def similarity_heatmap(image: SimilarityImage, unpacker: Unpacker, x_range: Rang
     codes = quantise(image.values, COSINE)
     r = codes.shape[0]
     renderer = fig.image(image=[np.zeros_like(codes)], x=0, y=0, dw=n, dh=n, color_mapper=_code_mapper(COSINE))
+    _without_grid(fig)
     unpacker.add(renderer.data_source, pack_lower(codes), r)
     _colour_bar(fig, COSINE, "cosine")
     fig.add_tools(HoverTool(
@@ -573,3 +588,70 @@ def dimension_frequencies(freq, width: int = SIZE + 70) -> figure:
     fig.add_tools(HoverTool(tooltips=[("dimension", "@dimension"), ("wavelength", "@wavelength{0.0}"),
                                       ("frequency", "@frequency{0.00000}"), ("power share", "@power{0.000}")]))
     return fig
+
+
+# ---------------------------------------------------------------- fewer models
+
+#: Stateless helper models that many plots may reference: identical ones are merged into one per document.
+#: (Scales are cloned per plot by BokehJS, tickers, formatters and label policies only compute.)
+_SHAREABLE = ("AllLabels", "NoOverlap", "BasicTickFormatter", "BasicTicker", "LogTicker", "LogTickFormatter",
+              "LinearScale", "LogScale", "CustomJSHover", "AllIndices", "UnionRenderers", "AreaVisuals",
+              "LinearColorMapper")
+#: Shared only after the helpers they reference (their box-zoom handles' visuals) have been merged.
+_SHAREABLE_LATER = ("BoxInteractionHandles",)
+_SELECTING = ("BoxSelectTool", "LassoSelectTool", "TapTool", "PolySelectTool")
+
+
+def _key(value):
+    if isinstance(value, np.ndarray):
+        return ("array", value.dtype.str, value.shape, value.tobytes())
+    if isinstance(value, dict):
+        return ("dict", tuple(sorted((k, _key(v)) for k, v in value.items())))
+    if isinstance(value, (list, tuple)):
+        return ("seq", tuple(_key(v) for v in value))
+    if hasattr(value, "id") and hasattr(value, "properties_with_values"):
+        return ("model", value.id)
+    return ("value", repr(value))
+
+
+def share_models(root) -> None:
+    """Cut the document's model count (each model costs build and serialisation time) without changing the page.
+
+    - identical stateless helpers (tickers, tick formatters, label policies, scales, hover formatters) become one
+      shared instance;
+    - renderers that can never be deselected or muted (their plot has no selection tool and their source is not
+      selected from another plot; no legend mutes) get BokehJS's automatic nonselection and muted glyphs instead
+      of a model each.
+    """
+    from bokeh.models import GlyphRenderer, HoverTool, Legend, Plot
+
+    models = list(root.references())
+    for kinds in (_SHAREABLE, _SHAREABLE_LATER):
+        canon: dict = {}
+        replace: dict = {}
+        for model in models:
+            if type(model).__name__ in kinds:
+                # what was set (and any mutated mutable default): cheaper than properties_with_values
+                props = {**model._unstable_default_values, **model._property_values}
+                props.pop("id", None)
+                key = (type(model).__name__, _key(props))
+                replace[model.id] = canon.setdefault(key, model)
+        for model in models:
+            # only values already there (set, or an instance default already made): reading any other property
+            # would build its default
+            for store in (model._property_values, model._unstable_default_values):
+                for name, value in list(store.items()):
+                    if getattr(value, "id", None) in replace and replace[value.id] is not value:
+                        setattr(model, name, replace[value.id])
+            if isinstance(model, HoverTool) and isinstance(model.formatters, dict):
+                model.formatters = {k: replace.get(getattr(v, "id", None), v) for k, v in model.formatters.items()}
+    plots = [m for m in models if isinstance(m, Plot)]
+    selected_sources = {r.data_source.id for p in plots
+                        if any(type(t).__name__ in _SELECTING for t in p.toolbar.tools)
+                        for r in p.renderers if isinstance(r, GlyphRenderer)}
+    muting = any(isinstance(m, Legend) and m.click_policy == "mute" for m in models)
+    if not muting:
+        for model in models:
+            if isinstance(model, GlyphRenderer) and model.data_source.id not in selected_sources:
+                model.nonselection_glyph = "auto"
+                model.muted_glyph = "auto"

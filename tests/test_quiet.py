@@ -1,0 +1,98 @@
+"""--quiet silences progress and informational lines; stdout carries only the requested output."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from explorer import feedback
+from explorer.cli import cli
+
+SMALL = "sinusoidal,positions=64,dim=16"
+
+
+def _run(*args, cwd):
+    env = {k: v for k, v in os.environ.items() if k != feedback.ENV}
+    env["POSEMBED_LOAD_PLUGINS"] = ""
+    return subprocess.run([sys.executable, "-m", "explorer", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_quiet_report_prints_nothing(tmp_path):
+    result = _run("--quiet", "report", "-o", "f.html", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout == ""
+    assert (tmp_path / "f.html").read_text(encoding="utf-8").lstrip().lower().startswith("<!doctype html")
+
+
+def test_quiet_report_to_stdout_is_only_html(tmp_path):
+    result = _run("--quiet", "report", SMALL, "-o", "-", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    html = result.stdout.strip()
+    assert html.lower().startswith("<!doctype html") and html.endswith("</html>")
+    assert not list(tmp_path.iterdir())
+
+
+def test_without_quiet_the_wrote_line_goes_to_stderr(tmp_path):
+    result = _run("report", SMALL, "-o", "f.html", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.startswith("wrote f.html")
+    assert "\r" not in result.stderr  # no in-place progress into a pipe
+
+
+@pytest.mark.parametrize("args", [["export", SMALL, "-o", "t.npy"],
+                                  ["analyze", SMALL, "--npz", "r.npz", "--json"]])
+def test_quiet_other_commands(tmp_path, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["--quiet", *args], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert "wrote" not in result.stderr
+    assert feedback.ENV not in os.environ or not feedback.quiet()  # restored for in-process callers
+
+
+def test_quiet_switch_and_restore(monkeypatch, capsys):
+    monkeypatch.delenv(feedback.ENV, raising=False)
+    feedback.info("hello")
+    assert capsys.readouterr().err == "hello\n"
+    previous = feedback.set_quiet(True)
+    try:
+        assert feedback.quiet() and not feedback.interactive()
+        feedback.info("hello")
+        assert capsys.readouterr().err == ""
+    finally:
+        feedback.restore(previous)
+    assert not feedback.quiet()
+
+
+def test_hub_download_progress_respects_quiet(monkeypatch, capsys):
+    """explorer/hub.py's download progress prints nothing when quiet, one line each way into a pipe otherwise."""
+    from explorer.hub import Progress
+
+    monkeypatch.delenv(feedback.ENV, raising=False)
+    progress = Progress("model.safetensors", 8_000_000)
+    progress.update(4_000_000)
+    progress.close()
+    err = capsys.readouterr().err
+    assert "downloading model.safetensors" in err and "\r" not in err
+    monkeypatch.setenv(feedback.ENV, "1")
+    progress = Progress("model.safetensors", 8_000_000)
+    progress.update(4_000_000)
+    progress.close()
+    assert capsys.readouterr().err == ""
+
+
+def test_long_work_shows_a_stage_line_only_on_a_terminal(monkeypatch):
+    monkeypatch.delenv(feedback.ENV, raising=False)
+    monkeypatch.setattr(feedback, "interactive", lambda: True)  # as if stderr were a terminal
+    result = CliRunner().invoke(cli, ["analyze", SMALL, "--json"], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert "posembed: analysing 64 x 16" in result.stderr and "\r" in result.stderr
+    assert "analysing" not in result.stdout
+    monkeypatch.setattr(feedback, "interactive", lambda: False)
+    result = CliRunner().invoke(cli, ["analyze", SMALL, "--json"], catch_exceptions=False)
+    assert "analysing" not in result.stderr
