@@ -28,3 +28,18 @@ def builtin_registry(monkeypatch):
 
     monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
     return get_registry(get_plugin_manager())
+
+
+@pytest.fixture
+def run(monkeypatch):
+    """Invoke the ``posembed`` CLI through click's CliRunner with third-party plugins off; returns the Result."""
+    from click.testing import CliRunner
+
+    from explorer.cli import cli
+
+    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
+
+    def invoke(*args):
+        return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+    return invoke

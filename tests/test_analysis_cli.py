@@ -10,16 +10,6 @@ from explorer.analysis import Analysis, analyze, arrays, scalars
 from explorer.cli import cli
 
 
-@pytest.fixture
-def run(monkeypatch):
-    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
-
-    def invoke(*args):
-        return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-    return invoke
-
-
 A, B = "sinusoidal,positions=96,dim=16", "sinusoidal,positions=64,dim=8,layout=split"
 
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from explorer.analysis import analyze, compare, scalars
-from explorer.analysis.offset import offset_mean, translation_invariance
+from explorer.analysis.offset import offset_mean
 from explorer.errors import EmbeddingError, PosembedError, PosembedWarning
 
 

@@ -48,12 +48,7 @@ IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 def fake_hub(monkeypatch, tmp_path):
     """The fake hub on 127.0.0.1 with the hub environment pointed at it (as tests/providers' ``hub``)."""
     fake = FakeHub().start()
-    monkeypatch.setenv("HF_ENDPOINT", fake.url)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "POSEMBED_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
-                 "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    helpers.point_environment_at(monkeypatch, fake, tmp_path / "hf-home")
     monkeypatch.setenv("POSEMBED_HUB_TIMEOUT", "2")
     monkeypatch.setenv("POSEMBED_HUB_RETRY_WAIT", "0")
     yield fake

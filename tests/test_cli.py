@@ -11,16 +11,6 @@ from explorer import __version__
 from explorer.cli import cli
 
 
-@pytest.fixture
-def run(monkeypatch):
-    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
-
-    def invoke(*args):
-        return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-    return invoke
-
-
 def test_version(run):
     result = run("--version")
     assert result.exit_code == 0 and __version__ in result.output

@@ -5,20 +5,12 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import explorer
-from explorer.cli import cli
 from explorer.errors import OutputError
 from explorer.export import PROVENANCE_KEY, TENSOR_NAME, encode, export
 
 SPEC = "sinusoidal,positions=50,dim=12,base=77,layout=split"
-
-
-@pytest.fixture
-def run(monkeypatch):
-    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
-    return lambda *args: CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 @pytest.fixture

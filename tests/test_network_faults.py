@@ -39,6 +39,7 @@ def _bad_input_module():
 _bad = _bad_input_module()
 FakeHub, assert_one_error_line, run, write_safetensors = (_bad.FakeHub, _bad.assert_one_error_line, _bad.run,
                                                           _bad.write_safetensors)
+point_environment_at = _bad.helpers.point_environment_at
 
 TIMEOUT = 1.0  # generous enough for a loaded 2-core machine; the faults sleep 3x longer
 RETRIES = 2
@@ -122,14 +123,8 @@ def _target(record: dict) -> str | None:
 def faulty(monkeypatch, tmp_path):
     """A FaultyHub serving org/m (a GPT-2-like 16 x 4 table), the environment pointed at it."""
     fake = FaultyHub().start()
-    monkeypatch.setenv("HF_ENDPOINT", fake.url)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "POSEMBED_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
-                 "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    point_environment_at(monkeypatch, fake, tmp_path / "hf-home")
     monkeypatch.setenv("HF_HUB_ETAG_TIMEOUT", "2")
-    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
     monkeypatch.setenv("POSEMBED_HUB_TIMEOUT", str(TIMEOUT))
     monkeypatch.setenv("POSEMBED_HUB_RETRIES", str(RETRIES))
     monkeypatch.setenv("POSEMBED_HUB_RETRY_WAIT", "0")

@@ -1,21 +1,8 @@
 """`posembed report`: the options users expect (-o -, --title, --resources, --open) and atomic writes."""
 
-import pytest
-from click.testing import CliRunner
 
-from explorer.cli import cli
 
 TINY = "sinusoidal,positions=16,dim=8"
-
-
-@pytest.fixture
-def run(monkeypatch):
-    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
-
-    def invoke(*args):
-        return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-    return invoke
 
 
 def test_dash_writes_the_page_to_stdout_and_nothing_else(run, tmp_path, monkeypatch):

@@ -121,7 +121,9 @@ def spectrum(x: np.ndarray, eigen: CentredEigen | None = None) -> Spectrum:
         gram = table64.T @ table64 if table64.shape[0] >= table64.shape[1] else table64 @ table64.T
         values = np.maximum(np.linalg.eigvalsh(gram)[::-1], 0.0)
     singular = np.sqrt(values)
-    return Spectrum(singular.astype(np.float32), effective_rank(singular))
+    with np.errstate(over="ignore"):  # a singular value beyond float32's range is stored as inf, not a warning
+        stored = singular.astype(np.float32)
+    return Spectrum(stored, effective_rank(singular))
 
 
 def pca(x: np.ndarray, points: int = SCORE_POINTS, eigen: CentredEigen | None = None) -> PCA:

@@ -202,17 +202,22 @@ class FakeHub:
         handler.end_headers()
 
 
-@pytest.fixture
-def hub(monkeypatch, tmp_path):
-    """A running fake hub with the hub environment pointed at it and at a fresh private cache."""
-    fake = FakeHub().start()
+def point_environment_at(monkeypatch, fake, home) -> None:
+    """Point the Hugging Face environment at ``fake`` with a fresh private cache under ``home``; no token, online."""
     monkeypatch.setenv("HF_ENDPOINT", fake.url)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("HF_HOME", str(home))
     for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "POSEMBED_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
                  "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
+
+
+@pytest.fixture
+def hub(monkeypatch, tmp_path):
+    """A running fake hub with the hub environment pointed at it and at a fresh private cache."""
+    fake = FakeHub().start()
+    point_environment_at(monkeypatch, fake, tmp_path / "hf-home")
     yield fake
     fake.stop()
 
