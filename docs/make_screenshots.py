@@ -47,7 +47,8 @@ def save_png(png: bytes, path: Path) -> None:
     image = Image.open(io.BytesIO(png)).convert("RGB")
     # a 256-colour palette keeps the images a third of the size; the heatmaps barely band
     image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(path, optimize=True)
-    print(f"wrote {path.relative_to(DOCS.parent)} ({path.stat().st_size / 1e3:.0f} kB)")
+    shown = path.relative_to(DOCS.parent) if path.is_relative_to(DOCS.parent) else path
+    print(f"wrote {shown} ({path.stat().st_size / 1e3:.0f} kB)")
 
 
 def section_top(browser, name: str) -> int:
@@ -56,6 +57,15 @@ def section_top(browser, name: str) -> int:
       const view = Bokeh.index.find_one(Bokeh.documents[0].get_model_by_name({name!r}));
       return view ? view.el.getBoundingClientRect().top + window.scrollY - 60 : 0;
     }})()"""))
+
+
+def rendered_cleanly(browser, page: Path, what: str) -> bool:
+    """Open ``page``; False (and a line on stderr) when it logged errors or Bokeh never went idle."""
+    result = browser.open(page)
+    if result.errors or not result.idle:
+        print(f"{what} did not render cleanly: {result.errors}", file=sys.stderr)
+        return False
+    return True
 
 
 def main() -> int:
@@ -78,9 +88,7 @@ def main() -> int:
         explorer.report(gpt2, single, title="GPT-2 small: learned position embeddings")
         explorer.report([gpt2, sinusoid], pair, title="GPT-2 small against the sinusoid")
         with Chromium(width=1000, height=1500) as browser:
-            result = browser.open(single)
-            if result.errors or not result.idle:
-                print(f"GPT-2 report did not render cleanly: {result.errors}", file=sys.stderr)
+            if not rendered_cleanly(browser, single, "GPT-2 report"):
                 return 1
             save_png(browser.screenshot(clip={"x": 0, "y": 0, "width": 1000, "height": 1560}),
                      args.out / "gpt2-report.png")
@@ -89,9 +97,7 @@ def main() -> int:
             save_png(browser.screenshot(clip={"x": 0, "y": top, "width": 1000, "height": min(2780, bottom - top)}),
                      args.out / "gpt2-report-analyses.png")
             browser.resize(1900, 1400)
-            result = browser.open(pair)
-            if result.errors or not result.idle:
-                print(f"comparison did not render cleanly: {result.errors}", file=sys.stderr)
+            if not rendered_cleanly(browser, pair, "comparison"):
                 return 1
             save_png(browser.screenshot(clip={"x": 0, "y": 0, "width": 1900, "height": 1620}),
                      args.out / "gpt2-vs-sinusoid.png")

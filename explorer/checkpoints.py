@@ -7,7 +7,6 @@ Local folders in the Hugging Face layout: ``config.json`` and ``model.safetensor
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +49,7 @@ def read_config(path: Path, where: str) -> dict[str, Any]:
         raise ProviderError(f"{where}: no {CONFIG_FILE}, so this is not a Hugging Face model folder") from None
     except OSError as exc:
         raise ProviderError(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        config = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProviderError(f"{where}: {CONFIG_FILE} is not valid JSON ({exc})") from None
-    if not isinstance(config, dict):
-        raise ProviderError(f"{where}: {CONFIG_FILE} is not a JSON object")
-    return config
+    return st.json_object(raw, where, CONFIG_FILE)
 
 
 def torch_to_numpy(tensor: Any) -> tuple[np.ndarray, str]:

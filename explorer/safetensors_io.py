@@ -83,6 +83,17 @@ def header_length(prefix: bytes, where: str, file_size: int | None = None) -> in
     return length
 
 
+def json_object(raw: bytes, where: str, what: str) -> dict[str, Any]:
+    """``raw`` decoded as UTF-8 JSON that must be an object; ProviderError naming ``what`` otherwise."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProviderError(f"{where}: {what} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ProviderError(f"{where}: {what} is not a JSON object")
+    return data
+
+
 def parse_header(raw: bytes, where: str, file_size: int | None = None) -> Header:
     """Parse and validate the JSON header bytes (the ``N`` bytes after the length prefix).
 
@@ -90,12 +101,7 @@ def parse_header(raw: bytes, where: str, file_size: int | None = None) -> Header
     ``file_size`` is known, so a corrupt or hostile header cannot make a reader seek anywhere.
     """
     length = len(raw)
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProviderError(f"{where}: the safetensors header is not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise ProviderError(f"{where}: the safetensors header is not a JSON object")
+    data = json_object(raw, where, "the safetensors header")
     metadata = data.pop("__metadata__", None) or {}
     if not isinstance(metadata, dict):
         raise ProviderError(f"{where}: the safetensors __metadata__ is not an object")
@@ -172,11 +178,7 @@ def parse_index(raw: bytes, where: str) -> dict[str, str]:
     """The ``weight_map`` (tensor name -> shard file) of a ``model.safetensors.index.json``."""
     if len(raw) > MAX_INDEX_BYTES:
         raise ProviderError(f"{where}: index of {len(raw)} bytes is larger than the {MAX_INDEX_BYTES}-byte limit")
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProviderError(f"{where}: not valid JSON ({exc})") from None
-    weight_map = data.get("weight_map") if isinstance(data, dict) else None
+    weight_map = json_object(raw, where, "the index").get("weight_map")
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
         raise ProviderError(f"{where}: no weight_map of tensor name -> shard file")
     for shard in set(weight_map.values()):
