@@ -38,12 +38,16 @@ def load(spec: str | Spec = DEFAULT_SPEC, registry: ProviderRegistry | None = No
     return result
 
 
+def _check_resolution(resolution: int | None) -> None:
+    if resolution is not None and resolution < 1:
+        raise EmbeddingError(f"resolution must be >= 1, got {resolution}")
+
+
 def analyze(embedding: PositionEmbedding, resolution: int | None = None) -> Analysis:
     """Every analysis the report shows, for one table (see ``explorer.analysis``)."""
     from explorer import analysis
 
-    if resolution is not None and resolution < 1:
-        raise EmbeddingError(f"resolution must be >= 1, got {resolution}")
+    _check_resolution(resolution)
     return analysis.analyze(embedding.matrix, resolution or analysis.RESOLUTION)
 
 
@@ -51,9 +55,16 @@ def compare(a: PositionEmbedding, b: PositionEmbedding, resolution: int | None =
     """Two tables side by side on their common positions: linear CKA, similarity correlation, offset profiles."""
     from explorer import analysis
 
-    if resolution is not None and resolution < 1:
-        raise EmbeddingError(f"resolution must be >= 1, got {resolution}")
+    _check_resolution(resolution)
     return analysis.compare(a.matrix, b.matrix, resolution or analysis.RESOLUTION)
+
+
+def _analyses(items: Sequence[PositionEmbedding], resolution: int | None) -> tuple[list, list]:
+    """Every table's analysis and every pair's comparison: what a report shows."""
+    results = [analyze(e, resolution) for e in items]
+    comparisons = [(i, j, compare(items[i], items[j], resolution))
+                   for i in range(len(items)) for j in range(i + 1, len(items))]
+    return results, comparisons
 
 
 def report(
@@ -68,21 +79,24 @@ def report(
 
     Returns the HTML; with ``path`` it is also written there atomically.
     """
+    from explorer import background
     from explorer.embedding import PositionEmbedding
-    from explorer.reporting import preload
     from explorer.output import write_atomic
 
     items = [embeddings] if isinstance(embeddings, PositionEmbedding) else list(embeddings)
     if not items:
         raise EmbeddingError("report needs at least one table")
-    importing = preload()  # Bokeh's import overlaps the analyses, which run mostly outside the GIL
-    results = [analyze(e, resolution) for e in items]
-    comparisons = [(i, j, compare(items[i], items[j], resolution))
-                   for i in range(len(items)) for j in range(i + 1, len(items))]
-    importing.join()
-    from explorer.reporting.page import build_page
+    _check_resolution(resolution)
+    # The analyses (numpy) run in a forked child on another core while this process imports Bokeh (pure
+    # Python); where forking is not safe they run here first (see explorer.background).
+    analysing = background.start(_analyses, items, resolution)
+    try:
+        from explorer.reporting.page import build_page  # imports Bokeh
 
-    html = build_page(items, results, comparisons=comparisons, title=title, resources=resources)
+        results, comparisons = analysing.result()
+        html = build_page(items, results, comparisons=comparisons, title=title, resources=resources)
+    finally:
+        analysing.cancel()
     if path is not None:
         write_atomic(path, html)
     return html
@@ -108,9 +122,7 @@ def show(
     items = [embeddings] if isinstance(embeddings, PositionEmbedding) else list(embeddings)
     if not items:
         raise EmbeddingError("show needs at least one table")
-    results = [analyze(e, resolution) for e in items]
-    comparisons = [(i, j, compare(items[i], items[j], resolution))
-                   for i in range(len(items)) for j in range(i + 1, len(items))]
+    results, comparisons = _analyses(items, resolution)
     # One root in one document, so Bokeh shows that document as-is, with its document-ready callback.
     layout = build_document(items, results, comparisons=comparisons, title=title).roots[0]
     if notebook:

@@ -314,6 +314,7 @@ def export(spec: str, output: str, fmt: str | None) -> None:
 
 def main() -> None:
     """Entry point of the ``posembed`` console script."""
+    import gc
     import os
 
     # One BLAS thread unless the user chose otherwise: the analyses are mostly FFT- and memory-bound, so a
@@ -322,7 +323,15 @@ def main() -> None:
     # Set before numpy is first imported, which is the only time OpenBLAS reads it.
     if not any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")):
         os.environ["OPENBLAS_NUM_THREADS"] = "1"
-    cli(prog_name="posembed")
+    # A short-lived process (as mypy does): the cyclic garbage collector runs rarely, not every 700 allocations,
+    # and skips its final pass over the whole heap at exit. Importing Bokeh and building a report create some
+    # million objects and little garbage (about 25,000 objects in cycles), so the repeated passes bought nothing
+    # and cost about a fifth of a report's time (docs/performance.md).
+    gc.set_threshold(200_000, 50, 50)
+    try:
+        cli(prog_name="posembed")
+    finally:
+        gc.freeze()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,7 +27,8 @@ def naive_absolute(x, ridge, seed=0, folds=5):
     return errors.mean()
 
 
-@pytest.mark.parametrize("shape", [(80, 6), (30, 50)])  # primal (D < n) and dual (D > n) solutions
+# primal with folds of more rows than D, primal with folds of fewer rows than D (the Woodbury step), dual (D > n)
+@pytest.mark.parametrize("shape", [(80, 6), (100, 40), (30, 50)])
 def test_absolute_probe_matches_a_direct_ridge_fit(shape):
     x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
     x[:, 0] += np.arange(shape[0]) / 10  # some position signal, so errors are not all alike

@@ -85,27 +85,64 @@ def _mae(w: np.ndarray, b: float, mean: np.ndarray, x: np.ndarray, y: np.ndarray
     return np.abs(np.round((x - mean) @ w + b) - y)
 
 
-def absolute_probe(x: np.ndarray, folds: int = FOLDS, ridge: float = RIDGE, seed: int = 0) -> float:
-    """Cross-validated MAE (positions) of the rounded ridge prediction of i from p_i."""
-    table = as_table(x).astype(np.float64)
-    table -= table.mean(axis=0)  # centring once keeps the moment subtraction below free of cancellation
+def absolute_probe(x: np.ndarray, folds: int = FOLDS, ridge: float = RIDGE, seed: int = 0,
+                   eigen: CentredEigen | None = None) -> float:
+    """Cross-validated MAE (positions) of the rounded ridge prediction of i from p_i.
+
+    ``eigen`` is ``decomposition.centred_eigen(x)`` when the caller already has it (``analyze`` shares it).
+    """
+    table = as_table(x)
     n, d = table.shape
     y = np.arange(n, dtype=np.float64)
     order = np.random.default_rng(seed).permutation(n)
     errors = np.empty(n)
     smallest_training_set = n - -(-n // folds)
-    if d <= smallest_training_set:  # primal: the training moments are the totals minus the held-out fold's
-        totals = (table.sum(axis=0), float(y.sum()), table.T @ table, table.T @ y)
+    if d <= smallest_training_set:
+        eigen = eigen if eigen is not None and eigen.features else centred_eigen(table)
+        scores = (table - eigen.mean) @ eigen.vectors  # the centred rows in the principal axes, float64
+        totals = (scores.T @ y, float(y.sum()), float(eigen.values.sum()))
         for held in np.array_split(order, folds):
-            part, target = table[held], y[held]
-            moments = (part.sum(axis=0), float(target.sum()), part.T @ part, part.T @ target)
-            train = [t - h for t, h in zip(totals, moments)]
-            errors[held] = _mae(*_ridge_from_moments(n - len(held), *train, ridge), part, target)
-    else:
+            errors[held] = _held_out_errors(scores[held], y[held], n, totals, eigen.values, ridge)
+    else:  # wider than the training rows: the dual (n x n) form
+        table = table.astype(np.float64)
         for held in np.array_split(order, folds):
             train = np.setdiff1d(order, held, assume_unique=True)
             errors[held] = _mae(*_ridge_fit(table[train], y[train], ridge), table[held], y[held])
     return float(errors.mean())
+
+
+def _held_out_errors(part: np.ndarray, target: np.ndarray, n: int, totals: tuple, values: np.ndarray,
+                     ridge: float) -> np.ndarray:
+    """|round(prediction) - i| on one held-out fold, the ridge fitted on all other rows.
+
+    Everything is in the principal axes of the whole table, where its centred Gram matrix is diag(values):
+    ``part`` holds the fold's centred rows there. The training rows' Gram matrix about their own mean is
+    diag(values) - U U^T, with U = [part^T, sqrt(m) delta] (delta: the training mean's offset from the
+    whole mean, m training rows), so the ridge system diag(values + lambda) - U U^T is solved by the
+    Woodbury identity through an (h+1) x (h+1) system when the fold has fewer rows h than dimensions,
+    else directly. The same weights as fitting the training rows alone, without a D x D factorisation
+    per fold.
+    """
+    h, d = part.shape
+    m = n - h
+    cross, y_total, trace = totals
+    folded = part.sum(axis=0)
+    delta = -folded / m
+    y_mean = (y_total - float(target.sum())) / m
+    rhs = cross - part.T @ target + y_mean * folded  # sum over training rows of (x - their mean) (y - theirs)
+    penalty = ridge * (trace - float(np.sum(part * part)) - m * float(delta @ delta)) / d
+    if not penalty > 0:  # no variance at all: every prediction is the mean
+        return np.abs(np.round(np.full(h, y_mean)) - target)
+    diagonal = values + penalty
+    low_rank = np.concatenate([part.T, np.sqrt(m) * delta[:, None]], axis=1)  # U, d x (h+1)
+    if h + 1 < d:
+        scaled = low_rank / diagonal[:, None]
+        first = rhs / diagonal
+        inner = np.eye(h + 1) - low_rank.T @ scaled
+        w = first + scaled @ np.linalg.solve(inner, low_rank.T @ first)
+    else:
+        w = np.linalg.solve(np.diag(diagonal) - low_rank @ low_rank.T, rhs)
+    return np.abs(np.round((part - delta) @ w + y_mean) - target)
 
 
 def interpolation_probe(x: np.ndarray, ridge: float = RIDGE) -> float:
@@ -210,7 +247,7 @@ def probes(x: np.ndarray, ridge: float = RIDGE, seed: int = 0, eigen: CentredEig
     order_error, pairs = order_probe(table, seed=seed, eigen=eigen)
     positions = np.arange(n)
     return Probes(
-        absolute_mae=absolute_probe(table, ridge=ridge, seed=seed),
+        absolute_mae=absolute_probe(table, ridge=ridge, seed=seed, eigen=eigen),
         order_error=order_error,
         interpolation_mae=interpolation_probe(table, ridge=ridge),
         absolute_baseline=float(np.abs(np.round(positions.mean()) - positions).mean()),

@@ -12,10 +12,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+from bokeh.document import Document
+from bokeh.embed import file_html
+from bokeh.layouts import column, row
+from bokeh.models import Div, Range1d
+from bokeh.resources import CDN, INLINE
+from bokeh.settings import settings
 
 from explorer.analysis import Analysis
 from explorer.embedding import PositionEmbedding
 from explorer.errors import OutputError
+from explorer.reporting import views
 
 if TYPE_CHECKING:
     from explorer.analysis import Comparison
@@ -25,8 +32,6 @@ RESOURCES = ("inline", "cdn")
 
 
 def _resources(kind: str):
-    from bokeh.resources import CDN, INLINE
-
     if kind not in RESOURCES:
         raise OutputError(f"resources must be one of {', '.join(RESOURCES)}, got {kind!r}")
     return INLINE if kind == "inline" else CDN
@@ -47,10 +52,6 @@ class Shared:
 
 def shared_for(results: Sequence[Analysis]) -> Shared:
     """The linked ranges and shared colour scale for the tables of one page."""
-    from bokeh.models import Range1d
-
-    from explorer.reporting import views
-
     n = max(int(r.matrix.position_bounds[-1]) for r in results)
     return Shared(Range1d(0, n, name="positions_range"), Range1d(n, 0), Range1d(0, n),
                   views.matrix_scale([r.matrix for r in results]), views.Unpacker(), n, len(results))
@@ -72,8 +73,6 @@ def _fmt(value: float, digits: str = ".3g") -> str:
 
 def _scale_text(scale: CodeScale, values: np.ndarray, several: bool) -> tuple[str, str]:
     """The caption's account of the matrix colour scale, and the precision of values decoded from its codes."""
-    from explorer.reporting import views
-
     over = " over all tables shown" if several else ""
     if scale.kind == "symlog":
         ratio = float(np.exp(np.log(scale.extreme / scale.linthresh) / (views.LEVELS // 2 - 16))) - 1
@@ -121,11 +120,7 @@ def _default_dims(decoded: np.ndarray, bounds: np.ndarray, evenly: np.ndarray) -
 
 def table_sections(embedding: PositionEmbedding, result: Analysis, shared: Shared) -> dict[str, object]:
     """The views of one table, keyed by section, each a column of figure(s) and caption."""
-    from bokeh.layouts import column, row
-
     from explorer.analysis.probes import MIN_POSITIONS
-    from explorer.reporting import views
-
     cap = views.caption
     wide = 2 * views.SIZE + 70
     scale = shared.scale
@@ -244,10 +239,6 @@ def table_sections(embedding: PositionEmbedding, result: Analysis, shared: Share
 def comparison_section(embeddings: Sequence[PositionEmbedding], results: Sequence[Analysis],
                        comparisons: Sequence[tuple[int, int, Comparison]]):
     """The pairwise numbers and the offset profiles overlaid."""
-    from bokeh.layouts import column
-
-    from explorer.reporting import views
-
     wide = 2 * views.SIZE + 70
     labels = [f"{k + 1}. {e.label}" for k, e in enumerate(embeddings)]
     rows = [(labels[i], labels[j], c.positions, c.cka, c.similarity_correlation) for i, j, c in comparisons]
@@ -292,13 +283,7 @@ def build_document(
     title: str | None = None,
 ):
     """The Bokeh document of the report: every view of every table, with captions."""
-    from bokeh.document import Document
-    from bokeh.layouts import column, row
-    from bokeh.models import Div
-
     from explorer import __version__
-    from explorer.reporting import views
-
     title = title or page_title(embeddings)
     shared = shared_for(results)
     per_table = [table_sections(e, r, shared) for e, r in zip(embeddings, results)]
@@ -333,9 +318,6 @@ def build_page(
     resources: str = "inline",
 ) -> str:
     """The standalone HTML of the report (Bokeh JS inline by default, so it renders offline)."""
-    from bokeh.embed import file_html
-    from bokeh.settings import settings
-
     res = _resources(resources)
     title = title or page_title(embeddings)
     doc = build_document(embeddings, results, comparisons=comparisons, title=title)
