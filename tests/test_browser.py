@@ -56,7 +56,14 @@ def test_comparison_page_renders_without_errors(browser, tmp_path):
     explorer.report([explorer.load(SMALL), explorer.load("sinusoidal,positions=200,dim=64,layout=split")], path)
     result = browser.open(path)
     assert_rendered(result, tmp_path, "comparison")
-    assert browser.evaluate("Bokeh.documents[0].roots().length") == 1
+    # one document whose two roots are the page's two parts (built side by side, see page.build_page); every plot
+    # of both is drawn
+    drawn = browser.evaluate("""(() => {
+      const doc = Bokeh.documents[0];
+      const plots = [...doc.all_models].filter((m) => m.toolbar !== undefined && m.renderers !== undefined);
+      return [doc.roots().length, plots.length, plots.filter((p) => Bokeh.index.find_one(p) != null).length];
+    })()""")
+    assert drawn == [2, 29, 29]  # 14 views per table and the overlaid offset profiles
     # linked position axes: zooming one table's heatmap moves the other's
     moved = browser.evaluate("""(() => {
       const figs = [...Bokeh.documents[0].all_models].filter((m) => m.name === 'matrix');
