@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -29,7 +30,7 @@ from explorer.errors import OutputError
 from explorer.reporting import views
 
 if TYPE_CHECKING:
-    from explorer.analysis import Comparison
+    from explorer.analysis import Comparison, MatrixImage
     from explorer.reporting.views import CodeScale, Unpacker
 
 RESOURCES = ("inline", "cdn")
@@ -48,17 +49,22 @@ class Shared:
     positions: object  # Range1d over positions, linked across every position axis
     positions_down: object  # the same span, flipped, for the y axis of position-cosine images
     lags: object
-    scale: CodeScale
+    matrices: Sequence[MatrixImage]
     unpacker: Unpacker
     max_positions: int
     tables: int
+
+    @cached_property
+    def scale(self) -> CodeScale:
+        """The matrix heatmaps' one colour scale (computed only by a part of the page that shows them)."""
+        return views.matrix_scale(self.matrices)
 
 
 def shared_for(results: Sequence[Analysis]) -> Shared:
     """The linked ranges and shared colour scale for the tables of one page."""
     n = max(int(r.matrix.position_bounds[-1]) for r in results)
     return Shared(Range1d(0, n, name="positions_range"), Range1d(n, 0), Range1d(0, n),
-                  views.matrix_scale([r.matrix for r in results]), views.Unpacker(), n, len(results))
+                  [r.matrix for r in results], views.Unpacker(), n, len(results))
 
 
 def _block_note(bounds: np.ndarray, what: str, pairs: bool = False) -> str:
@@ -131,7 +137,6 @@ def table_sections(embedding: PositionEmbedding, result: Analysis, shared: Share
     keys = tuple(SECTION_TITLES) if keys is None else tuple(keys)
     cap = views.caption
     wide = 2 * views.SIZE + 70
-    scale = shared.scale
     img = result.matrix
     n, d = embedding.positions, embedding.dim
     sections: dict[str, object] = {}
@@ -145,9 +150,11 @@ def table_sections(embedding: PositionEmbedding, result: Analysis, shared: Share
         sections["header"] = views.provenance_header(embedding, result.summary, extra, width=wide)
 
     if HEATMAP_VIEWS & set(keys):
+        scale = shared.scale
         matrix_note = _block_note(img.position_bounds, "positions") + _block_note(img.dimension_bounds, "dimensions")
-        decoded = views.decode(views.quantise(img.values, scale), scale)
-        heat, source = views.matrix_heatmap(img, scale, shared.positions, width=wide)
+        codes = views.quantise(img.values, scale)
+        decoded = views.decode(codes, scale)
+        heat, source = views.matrix_heatmap(img, scale, shared.positions, width=wide, codes=codes)
         range_text, precision = _scale_text(scale, img.values, shared.tables > 1)
         sections["matrix"] = column(heat, cap(
             "Each column is one position's vector p_i, each row one dimension; colour is the value, blue negative, "

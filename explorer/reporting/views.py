@@ -150,8 +150,9 @@ def heavy_tailed(values: np.ndarray) -> float | None:
     finite = np.abs(values[np.isfinite(values)])
     if not finite.size:
         return None
-    median = float(np.median(finite))
-    return median if median > 0 and robust_limit(values) > SYMLOG_RATIO * median else None
+    median, limit = (float(q) for q in np.percentile(finite, [50, ROBUST_QUANTILE]))  # one partition for both
+    limit = limit if limit > 0 else (float(finite.max()) or 1.0)  # as robust_limit
+    return median if median > 0 and limit > SYMLOG_RATIO * median else None
 
 
 def matrix_scale(images: Sequence[MatrixImage]) -> CodeScale:
@@ -347,13 +348,17 @@ def number_table(title: str, header: Sequence[str], rows: Sequence[Sequence[obje
 
 
 def matrix_heatmap(image: MatrixImage, scale: CodeScale, x_range: Range1d | None = None,
-                   width: int = 2 * SIZE) -> tuple[figure, ColumnDataSource]:
-    """The table as an image: positions on x, dimensions on y; returns the figure and its image source."""
+                   width: int = 2 * SIZE, codes: np.ndarray | None = None) -> tuple[figure, ColumnDataSource]:
+    """The table as an image: positions on x, dimensions on y; returns the figure and its image source.
+
+    ``codes`` is ``quantise(image.values, scale)`` when the caller already has it.
+    """
     n, d = int(image.position_bounds[-1]), int(image.dimension_bounds[-1])
     fig = _figure("position embedding matrix", "matrix", width, SIZE,
                   x_range=x_range or Range1d(0, n), y_range=Range1d(0, d),
                   x_axis_label="position", y_axis_label="dimension")
-    renderer = fig.image(image=[quantise(image.values, scale)], x=0, y=0, dw=n, dh=d, color_mapper=_code_mapper(scale))
+    codes = quantise(image.values, scale) if codes is None else codes
+    renderer = fig.image(image=[codes], x=0, y=0, dw=n, dh=d, color_mapper=_code_mapper(scale))
     _without_grid(fig)
     _colour_bar(fig, scale, "value")
     fig.add_tools(HoverTool(
