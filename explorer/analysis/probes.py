@@ -139,10 +139,19 @@ def _held_out_errors(part: np.ndarray, target: np.ndarray, n: int, totals: tuple
         scaled = low_rank / diagonal[:, None]
         first = rhs / diagonal
         inner = np.eye(h + 1) - low_rank.T @ scaled
-        w = first + scaled @ np.linalg.solve(inner, low_rank.T @ first)
+        w = first + scaled @ _solve_or_fit(inner, low_rank.T @ first)
     else:
-        w = np.linalg.solve(np.diag(diagonal) - low_rank @ low_rank.T, rhs)
+        w = _solve_or_fit(np.diag(diagonal) - low_rank @ low_rank.T, rhs)
     return np.abs(np.round((part - delta) @ w + y_mean) - target)
+
+
+def _solve_or_fit(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """``solve``, or least squares when rounding made the system exactly singular (a fold whose training rows
+    are equal up to rounding, in a table of huge values: its Gram matrix is all cancellation)."""
+    try:
+        return np.linalg.solve(matrix, rhs)
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(matrix, rhs, rcond=None)[0]
 
 
 def interpolation_probe(x: np.ndarray, ridge: float = RIDGE) -> float:
