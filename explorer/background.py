@@ -36,8 +36,9 @@ def can_fork() -> bool:
 class Pending:
     """The result of ``start``'s function: ``result()`` returns it or raises what the function raised."""
 
-    def __init__(self, pid: int | None = None, fd: int | None = None, outcome: tuple | None = None):
-        self._pid, self._fd, self._outcome = pid, fd, outcome
+    def __init__(self, pid: int | None = None, fd: int | None = None, outcome: tuple | None = None,
+                 task: str = "analysis"):
+        self._pid, self._fd, self._outcome, self._task = pid, fd, outcome, task
 
     def result(self) -> Any:
         if self._outcome is None:
@@ -65,14 +66,16 @@ class Pending:
                 self._fd = None
                 while chunk := pipe.read(1 << 20):
                     chunks.append(chunk)
-        finally:
-            status = self._reap()
+        except BaseException:  # e.g. an interrupt while waiting: stop the child rather than wait for it
+            self.cancel()
+            raise
+        status = self._reap()
         try:
             return pickle.loads(b"".join(chunks))
         except Exception:  # noqa: BLE001 - nothing (or half a message) came: the child died
             how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit code {os.waitstatus_to_exitcode(status)}"
             hint = " (out of memory?)" if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL else ""
-            raise PosembedError(f"the analysis process died ({how}){hint}") from None
+            raise PosembedError(f"the {self._task} process died ({how}){hint}") from None
 
     def _reap(self) -> int:
         if self._fd is not None:
@@ -96,15 +99,18 @@ def _outcome(function: Callable[..., Any], args: tuple) -> tuple:
     return kind, value, [(str(w.message), w.category, w.filename, w.lineno) for w in caught]
 
 
-def start(function: Callable[..., Any], *args: Any) -> Pending:
-    """Run ``function(*args)`` in a forked child when ``can_fork()``, else here and now; see ``Pending``."""
+def start(function: Callable[..., Any], *args: Any, task: str = "analysis") -> Pending:
+    """Run ``function(*args)`` in a forked child when ``can_fork()``, else here and now; see ``Pending``.
+
+    ``task`` names the work in the error raised if the child dies ("the analysis process died ...").
+    """
     if not can_fork():
         return Pending(outcome=_outcome(function, args))
     read, write = os.pipe()
     pid = os.fork()
     if pid:
         os.close(write)
-        return Pending(pid, read)
+        return Pending(pid, read, task=task)
     # the child: never returns into the caller's code, never runs its atexit handlers or flushes its buffers
     code = 1
     try:

@@ -107,6 +107,27 @@ def test_cancel_stops_and_reaps_a_running_child():
     assert out.strip() == "reaped"
 
 
+def test_an_interrupt_while_waiting_stops_the_child_at_once():
+    out = in_fresh_process("""
+        def interrupt(*_):
+            raise KeyboardInterrupt
+        signal.signal(signal.SIGALRM, interrupt)
+        pending = background.start(time.sleep, 60)
+        pid = pending._pid
+        started = time.monotonic()
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        try:
+            pending.result()
+        except KeyboardInterrupt:
+            print("interrupted after", round(time.monotonic() - started))
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            print("reaped")
+    """)
+    assert out.split() == ["interrupted", "after", "0", "reaped"]
+
+
 def test_without_fork_the_function_runs_here(monkeypatch):
     monkeypatch.setattr(background, "can_fork", lambda: False)
     assert background.start(np.add, 2, 3).result() == 5

@@ -365,7 +365,7 @@ def build_page(
     """
     res = _resources(resources)
     title = title or page_title(embeddings)
-    second = background.start(_second_part, embeddings, results, title)
+    second = background.start(_second_part, embeddings, results, title, task="page-building")
     try:
         # Bokeh's integrity checks cost a large share of the build; the tests run them (test_report_html).
         settings.perform_document_validation.set_value(False)
