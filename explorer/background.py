@@ -1,10 +1,11 @@
 """Run one function in a forked child process while this process goes on with other work.
 
 ``posembed report`` spends about as long importing Bokeh (pure Python, holding the GIL) as analysing the
-tables (numpy). A thread cannot overlap the two well: the import holds the GIL between the analyses' many
-short numpy calls. A forked child can, on a second core: ``start(analyse, tables)`` forks, the child runs
-the function and sends back its pickled result (and the warnings it raised), and ``Pending.result()``
-collects it once the parent is ready.
+tables (numpy), and then builds two halves of its page. A thread cannot overlap such work: the import holds
+the GIL between the analyses' many short numpy calls, and building Bokeh models is Python throughout. A
+forked child can, on a second core: ``start(function, *args)`` forks, the child runs the function and sends
+back its pickled result (and the warnings it raised), and ``Pending.result()`` collects it once the parent
+is ready. ``explorer.api.report`` analyses this way and ``reporting.page.build_page`` builds half the page.
 
 Forking is only safe in a process that has a single thread (a fork copies one thread; locks held by the
 others stay locked forever in the child), and only on Linux, where numpy's BLAS supports it. Anywhere else,

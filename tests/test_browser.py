@@ -73,6 +73,30 @@ def test_comparison_page_renders_without_errors(browser, tmp_path):
     assert moved == [2, 50, 100]
 
 
+def test_the_page_the_forked_command_writes_renders_whole(browser, forked_cli_report, tmp_path):
+    path, _ = forked_cli_report
+    assert_rendered(browser.open(path), tmp_path, "forked")
+    drawn = browser.evaluate("""(() => {
+      const doc = Bokeh.documents[0];
+      const plots = [...doc.all_models].filter((m) => m.toolbar !== undefined && m.renderers !== undefined);
+      return [doc.roots().length, plots.length, plots.filter((p) => Bokeh.index.find_one(p) != null).length];
+    })()""")
+    assert drawn == [2, 29, 29]
+    # both parts' images are whole by the time the page says it is ready (one unpacking callback per part)
+    whole = browser.evaluate("""(() => {
+      const names = ['cosine_positions', 'cosine_dimensions_centred'];
+      return [...Bokeh.documents[0].all_models].filter((m) => names.includes(m.name)).map((fig) => {
+        const img = fig.renderers[0].data_source.data.image[0], n = Math.round(Math.sqrt(img.length));
+        let asym = 0, sum = 0;
+        for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
+          sum += img[i * n + j]; if (img[i * n + j] !== img[j * n + i]) asym++;
+        }
+        return [fig.name, asym, sum > 0];
+      });
+    })()""")
+    assert sorted(whole) == [["cosine_dimensions_centred", 0, True]] * 2 + [["cosine_positions", 0, True]] * 2
+
+
 def test_dimension_picker_redraws_from_the_heatmap_codes(browser, small_report):
     browser.open(small_report)
     shown = browser.evaluate("""(async () => {

@@ -235,6 +235,17 @@ def test_report_is_written_atomically_and_returned(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["r.html"]  # no temporary file left behind
 
 
+def test_the_forked_command_joins_both_parts_into_one_document_of_unique_ids(forked_cli_report):
+    path, can_fork = forked_cli_report
+    assert can_fork == "[True, True]"  # the analyses and the page's second part ran in forked children
+    doc = document(path.read_text(encoding="utf-8"))
+    assert len(doc["roots"]) == 2
+    defined = [n["id"] for n in walk(doc) if n.get("type") == "object" and "name" in n]
+    assert len(defined) == len(set(defined)), "a model id is defined twice"  # the parts count ids apart
+    names = {n["attributes"].get("name") for n in walk(doc) if n.get("type") == "object" and "attributes" in n}
+    assert {"matrix", "offset_profile", "cosine_dimensions", "probes", "comparison"} <= names
+
+
 def test_the_document_passes_bokehs_integrity_checks():
     from bokeh.core.validation.check import check_integrity
 

@@ -98,7 +98,7 @@ def absolute_probe(x: np.ndarray, folds: int = FOLDS, ridge: float = RIDGE, seed
     errors = np.empty(n)
     smallest_training_set = n - -(-n // folds)
     if d <= smallest_training_set:
-        eigen = eigen if eigen is not None and eigen.features else centred_eigen(table)
+        eigen = eigen if eigen is not None else centred_eigen(table)  # d < n: its D x D form
         scores = (table - eigen.mean) @ eigen.vectors  # the centred rows in the principal axes, float64
         totals = (scores.T @ y, float(y.sum()), float(eigen.values.sum()))
         for held in np.array_split(order, folds):

@@ -140,7 +140,11 @@ def robust_limit(values: np.ndarray) -> float:
     finite = np.abs(values[np.isfinite(values)])
     if not finite.size:
         return 1.0
-    limit = float(np.percentile(finite, ROBUST_QUANTILE))
+    return _never_zero(float(np.percentile(finite, ROBUST_QUANTILE)), finite)
+
+
+def _never_zero(limit: float, finite: np.ndarray) -> float:
+    """``limit``, or when it is 0 (most cells exactly 0) the largest |value|, or 1 for an all-zero table."""
     return limit if limit > 0 else (float(finite.max()) or 1.0)
 
 
@@ -151,8 +155,7 @@ def heavy_tailed(values: np.ndarray) -> float | None:
     if not finite.size:
         return None
     median, limit = (float(q) for q in np.percentile(finite, [50, ROBUST_QUANTILE]))  # one partition for both
-    limit = limit if limit > 0 else (float(finite.max()) or 1.0)  # as robust_limit
-    return median if median > 0 and limit > SYMLOG_RATIO * median else None
+    return median if median > 0 and _never_zero(limit, finite) > SYMLOG_RATIO * median else None
 
 
 def matrix_scale(images: Sequence[MatrixImage]) -> CodeScale:
