@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 from explorer.errors import PosembedError
 from explorer.hookspecs import hookimpl
 from explorer.provider import Param, Provider
+from explorer.units import Analysis, Results, Section, SectionContext, TableContext
 
 _LAZY = {
     "PositionEmbedding": "explorer.embedding",
@@ -30,7 +31,8 @@ _LAZY = {
     "show": "explorer.api",
 }
 
-__all__ = ["Param", "PosembedError", "Provider", "__version__", "hookimpl", *_LAZY]
+__all__ = ["Analysis", "Param", "PosembedError", "Provider", "Results", "Section", "SectionContext", "TableContext",
+           "__version__", "hookimpl", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

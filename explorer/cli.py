@@ -57,6 +57,12 @@ def cli(ctx: click.Context, debug: bool, quiet: bool) -> None:
     A SPEC names a provider and its parameters: NAME[:TARGET][,key=value...],
     e.g. sinusoidal,positions=2048,dim=512. See `posembed providers`.
     """
+    if debug:  # a plugin's failing analysis or section then raises with its traceback instead of a warning
+        import os
+
+        from explorer.units import DEBUG_ENV
+
+        os.environ[DEBUG_ENV] = "1"
     if quiet:
         from explorer import feedback
 
@@ -208,7 +214,8 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
     embeddings = [load(s, registry=registry) for s in (specs or (DEFAULT_SPEC,))]
     shapes = ", ".join(f"{e.positions} x {e.dim}" for e in embeddings)
     with _Stage(f"analysing and rendering {shapes}"):
-        html = build_report(embeddings, output, title=title, resources=resources, resolution=resolution)
+        html = build_report(embeddings, output, title=title, resources=resources, resolution=resolution,
+                            registry=registry)
     if output != STDOUT:
         _info(f"wrote {output} ({len(html.encode('utf-8')) / 1e6:.1f} MB)")
         if open_browser:
@@ -227,7 +234,7 @@ def _finite_or_none(values: dict[str, float]) -> dict[str, float | None]:
 @click.argument("specs", nargs=-1, required=True, metavar="SPEC...")
 @click.option("--json", "as_json", is_flag=True, help="Print every scalar result as JSON.")
 @click.option("--npz", "npz", default=None, metavar="FILE",
-              help="Also save every result array to FILE (.npz, keys like 0.offset.mean; 0-1.cka pairs).")
+              help="Also save every result array to FILE (.npz, keys like 0.offset.mean, and 0-1.comparison.lag for pairs).")
 @click.option("--resolution", type=click.IntRange(min=2), default=None,
               help="Display resolution of images and profiles [default: 1024].")
 def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: int | None) -> None:
@@ -237,13 +244,10 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
     positions they have in common. Formulas: docs/analyses.md.
     """
     import io
-    from itertools import combinations
 
     import numpy as np
 
-    from explorer.analysis import arrays, comparison_scalars, scalars
-    from explorer.api import analyze as analyze_table
-    from explorer.api import compare, load
+    from explorer.api import analyze_all, load
     from explorer.output import STDOUT, check_writable, write_atomic
 
     if npz is not None and npz != STDOUT:
@@ -251,24 +255,22 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
     registry = _registry()
     embeddings = [load(s, registry=registry) for s in specs]
     with _Stage("analysing " + ", ".join(f"{e.positions} x {e.dim}" for e in embeddings)):
-        results = [analyze_table(e, resolution) for e in embeddings]
-        pairs = [(i, j, compare(embeddings[i], embeddings[j], resolution))
-                 for i, j in combinations(range(len(embeddings)), 2)]
+        results, pairs = analyze_all(embeddings, resolution, registry)
     data = {
         "tables": [
-            {"spec": spec, "label": e.label, "shape": list(e.shape), "scalars": _finite_or_none(scalars(r))}
+            {"spec": spec, "label": e.label, "shape": list(e.shape), "scalars": _finite_or_none(r.scalars())}
             for spec, e, r in zip(specs, embeddings, results)
         ],
         "comparisons": [
-            {"a": specs[i], "b": specs[j], "scalars": _finite_or_none(comparison_scalars(c))} for i, j, c in pairs
+            {"a": specs[i], "b": specs[j], "scalars": _finite_or_none(c.scalars())} for i, j, c in pairs
         ],
     }
     if npz is not None:
         saved = {}
         for k, r in enumerate(results):
-            saved.update(arrays(r, prefix=f"{k}."))
+            saved.update(r.arrays(prefix=f"{k}."))
         for i, j, c in pairs:
-            saved.update(arrays(c, prefix=f"{i}-{j}."))
+            saved.update(c.arrays(prefix=f"{i}-{j}."))
         buffer = io.BytesIO()
         np.savez(buffer, **saved)
         write_atomic(npz, buffer.getvalue())

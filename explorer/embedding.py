@@ -88,6 +88,12 @@ class PositionEmbedding:
         return (self.positions, self.dim)
 
     @property
+    def term(self) -> str:
+        """The kind of position term: ``"absolute"``, a table of one vector per position (analyses and report
+        sections declare the terms they take)."""
+        return "absolute"
+
+    @property
     def label(self) -> str:
         """A short human name for legends and titles, e.g. ``gpt2 (openai-community/gpt2)``."""
         return self.provider if self.source in ("", self.provider) else f"{self.provider}: {self.source}"

@@ -29,3 +29,27 @@ def register_providers(register: Callable[..., None]) -> None:
     skipped. Import heavy libraries inside ``load``, not at module level, so the
     command line stays fast.
     """
+
+
+@hookspec
+def register_analyses(register: Callable[..., None]) -> None:
+    """Register analyses by calling ``register(analysis)`` once for each.
+
+    ``analysis`` is an ``explorer.Analysis``: a unique ``name`` (its results are ``results[name]``), a
+    one-line ``description``, ``run(context)`` from an ``explorer.TableContext`` (``context.matrix`` is the
+    float32 positions x dimensions table) to any result object, and optionally the ``scalars`` that
+    ``posembed analyze --json`` prints and the ``arrays`` that ``--npz`` saves. ``posembed analyze``,
+    ``report`` and ``explorer.analyze`` run every registered analysis. A name already taken is reported and
+    skipped; an analysis that raises is named in one warning line and left out, the rest still run.
+    """
+
+
+@hookspec
+def register_sections(register: Callable[..., None]) -> None:
+    """Register report sections by calling ``register(section)`` once for each.
+
+    ``section`` is an ``explorer.Section``: a unique ``name``, a heading ``title``, an ``order`` on the page
+    (the built-ins use 10, 20, ... 110), the analyses it ``needs``, and ``build(context)`` from an
+    ``explorer.SectionContext`` to a Bokeh model holding its figures and their captions. Import Bokeh inside
+    ``build``. A section that raises is named in one warning line and left out; the rest of the page renders.
+    """

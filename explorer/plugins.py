@@ -16,6 +16,7 @@ Environment:
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import re
@@ -23,6 +24,7 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import metadata
 from typing import Any, Iterable
 
@@ -31,6 +33,7 @@ import pluggy
 from explorer import __version__, hookspecs
 from explorer.errors import DuplicateProviderError, PluginError, PosembedWarning, SpecError
 from explorer.provider import Provider, _closest
+from explorer.units import Analysis, Section, in_order
 
 ENTRY_POINT_GROUP = "posembed"
 LOAD_PLUGINS_ENV = "POSEMBED_LOAD_PLUGINS"
@@ -43,6 +46,8 @@ BUILTIN_PLUGINS = (
     "explorer.providers.sinusoidal",
     "explorer.providers.huggingface",
     "explorer.providers.files",
+    "explorer.analysis.builtin",
+    "explorer.reporting.sections",
 )
 
 
@@ -194,11 +199,16 @@ def _load_entrypoints(pm: PluginManager) -> None:
 
 
 @dataclass
-class ProviderRegistry:
-    """Every registered provider by name, with the plugin that registered it."""
+class Registry:
+    """Every registered provider by name with the plugin that registered it; the analyses and report sections.
+
+    Analyses and sections are collected on first use (``posembed providers`` never asks for them). Without a
+    plugin manager, they are the built-in ones.
+    """
 
     providers: dict[str, Provider] = field(default_factory=dict)
     owners: dict[str, str] = field(default_factory=dict)
+    pm: PluginManager | None = None
 
     def add(self, provider: Any, plugin: str) -> None:
         """Record ``provider`` from ``plugin``; raise if it is not a Provider or its name is taken."""
@@ -242,8 +252,53 @@ class ProviderRegistry:
     def __len__(self) -> int:
         return len(self.providers)
 
+    @cached_property
+    def analyses(self) -> list[Analysis]:
+        """Every registered analysis (``register_analyses``), built-ins first."""
+        if self.pm is None:
+            from explorer.analysis.builtin import builtin_analyses
 
-def get_registry(pm: PluginManager | None = None) -> ProviderRegistry:
+            return builtin_analyses()
+        return _collect_units(self.pm, "register_analyses", Analysis)
+
+    @cached_property
+    def sections(self) -> list[Section]:
+        """Every registered report section (``register_sections``), in page order."""
+        if self.pm is None:
+            from explorer.reporting.sections import builtin_sections
+
+            return in_order(builtin_sections())
+        return in_order(_collect_units(self.pm, "register_sections", Section))
+
+
+def _call_each(pm: pluggy.PluginManager, hook: str, make_register: Any, forget: Any, names_of: Any) -> None:
+    """Call ``hook`` of each plugin on its own, with ``make_register(plugin)`` as its ``register``.
+
+    A failure is pinned on that plugin, reported as one warning and does not affect the others; ``forget(plugin)``
+    then drops what it had registered, so a plugin whose hook raises is skipped whole; ``names_of(plugin)`` names
+    what it registered, for the trace.
+    """
+    # get_hookimpls() is in registration order: built-ins first, so they keep their names.
+    for impl in getattr(pm.hook, hook).get_hookimpls():
+        plugin = impl.plugin_name
+        register = make_register(plugin)
+        started = time.perf_counter()
+        try:
+            impl.function(**{arg: register for arg in impl.argnames})
+        except (Exception, SystemExit) as exc:
+            forget(plugin)
+            reason = f"plugin {plugin!r} failed in {hook} and is skipped: {type(exc).__name__}: {exc}"
+            if isinstance(pm, PluginManager):
+                pm.skip(plugin, reason)
+            else:
+                warn(reason)
+            continue
+        if isinstance(pm, PluginManager):
+            pm.trace_event(f"{hook} of {plugin!r} registered {', '.join(names_of(plugin)) or 'nothing'} "
+                           f"in {1000 * (time.perf_counter() - started):.1f} ms")
+
+
+def get_registry(pm: PluginManager | None = None) -> Registry:
     """Collect providers from every plugin's ``register_providers`` hook, one plugin at a time.
 
     Each plugin's hook runs on its own so a failure or a duplicate name is pinned on that
@@ -251,36 +306,53 @@ def get_registry(pm: PluginManager | None = None) -> ProviderRegistry:
     raises is skipped whole: none of its providers are kept.
     """
     pm = pm or get_plugin_manager()
-    registry = ProviderRegistry()
-    # get_hookimpls() is in registration order: built-ins first, so they keep their names.
-    for impl in pm.hook.register_providers.get_hookimpls():
-        plugin = impl.plugin_name
+    registry = Registry(pm=pm)
 
-        def register(provider: Any, _plugin: str = plugin) -> None:
+    def make_register(plugin: str):
+        def register(provider: Any) -> None:
             try:
-                registry.add(provider, _plugin)
+                registry.add(provider, plugin)
             except PluginError as exc:
                 warn(str(exc))
+        return register
 
-        started = time.perf_counter()
-        try:
-            impl.function(**{arg: register for arg in impl.argnames})
-        except (Exception, SystemExit) as exc:
-            registry.drop_plugin(plugin)
-            if isinstance(pm, PluginManager):
-                pm.skip(plugin, f"plugin {plugin!r} failed in register_providers and is skipped: "
-                                f"{type(exc).__name__}: {exc}")
-            else:
-                warn(f"plugin {plugin!r} failed in register_providers and is skipped: {type(exc).__name__}: {exc}")
-            continue
-        if isinstance(pm, PluginManager):
-            pm.trace_event(f"register_providers of {plugin!r} registered "
-                     f"{', '.join(registry.of_plugin(plugin)) or 'nothing'} "
-                     f"in {1000 * (time.perf_counter() - started):.1f} ms")
+    _call_each(pm, "register_providers", make_register, registry.drop_plugin, registry.of_plugin)
     return registry
 
 
-def describe_plugins(pm: PluginManager, registry: ProviderRegistry | None = None) -> list[dict[str, Any]]:
+def _collect_units(pm: pluggy.PluginManager, hook: str, kind: type) -> list:
+    """What every plugin registers through ``hook`` (analyses or sections), each name once, first one kept.
+
+    A third-party unit is marked with its plugin's name, so that its failure at run time is reported and
+    skipped rather than stopping the work (``explorer.units.guarded``).
+    """
+    units: dict[str, Any] = {}
+    owners: dict[str, str] = {}
+    noun = kind.__name__.lower()
+
+    def make_register(plugin: str):
+        builtin = isinstance(pm, PluginManager) and pm.info.get(plugin, PluginInfo(plugin)).builtin
+
+        def register(unit: Any) -> None:
+            if not isinstance(unit, kind):
+                warn(f"plugin {plugin!r} registered {unit!r}, which is not an explorer.{kind.__name__}; it is skipped")
+            elif unit.name in units:
+                warn(f"{noun} {unit.name!r} is registered by both plugin {owners[unit.name]!r} and plugin "
+                     f"{plugin!r}; keeping the one from {owners[unit.name]!r}")
+            else:
+                units[unit.name] = unit if builtin else dataclasses.replace(unit, plugin=plugin)
+                owners[unit.name] = plugin
+        return register
+
+    def forget(plugin: str) -> None:
+        for name in [n for n, owner in owners.items() if owner == plugin]:
+            del units[name], owners[name]
+
+    _call_each(pm, hook, make_register, forget, lambda plugin: [n for n, owner in owners.items() if owner == plugin])
+    return list(units.values())
+
+
+def describe_plugins(pm: PluginManager, registry: Registry | None = None) -> list[dict[str, Any]]:
     """One JSON-able row per plugin, loaded or skipped: name, distribution, version, hooks, providers."""
     registry = registry if registry is not None else get_registry(pm)
     rows = []

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import types
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -46,33 +49,65 @@ def run(monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def forked_cli_report(tmp_path_factory):
-    """A comparison page written by the real command in a fresh process, where ``posembed`` forks (one BLAS
-    thread, one Python thread): (the page's path, what ``background.can_fork`` answered at each ``start``).
-
-    The test process itself cannot fork (OpenBLAS's threads), so in-process reports take the sequential path;
-    this is the one that runs the analyses and the page's second part in forked children.
-    """
+def cli_comparison_report(tmp_path_factory):
+    """A comparison page written by the real command in a fresh process in which starting any other process
+    fails: (the page's path, the command's stderr). One process builds the page."""
     import os
     import subprocess
     import sys
 
     path = tmp_path_factory.mktemp("cli") / "cmp.html"
     code = (
-        "import sys\n"
-        "from explorer import background\n"
-        "answers, can_fork = [], background.can_fork\n"
-        "background.can_fork = lambda: answers.append(can_fork()) or answers[-1]\n"
+        "import os, subprocess, sys\n"
+        "def refuse(*args, **kwargs):\n"
+        "    raise AssertionError('posembed report started a process')\n"
+        "os.fork = os.forkpty = os.posix_spawn = os.posix_spawnp = refuse\n"
+        "subprocess.Popen.__init__ = refuse\n"
         "from explorer.cli import main\n"
         f"sys.argv = ['posembed', '--quiet', 'report', 'sinusoidal,positions=256,dim=64',\n"
         f"            'sinusoidal,positions=200,dim=32,layout=split', '-o', {str(path)!r}]\n"
-        "try:\n"
-        "    main()\n"
-        "finally:\n"
-        "    print(answers)\n"
+        "main()\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
-    env["POSEMBED_LOAD_PLUGINS"] = ""
+    env = {**os.environ, "POSEMBED_LOAD_PLUGINS": ""}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr
-    return path, done.stdout.strip()
+    return path, done.stderr
+
+
+class FakeDistribution(metadata.Distribution):
+    """An installed distribution that exists only in memory (pluggy tests entry points the same way)."""
+
+    def __init__(self, name, version, points):
+        self._files = {
+            "METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+            "entry_points.txt": "[posembed]\n" + "".join(f"{ep} = {value}\n" for ep, value in points.items()),
+        }
+
+    def read_text(self, filename):
+        return self._files.get(filename)
+
+    def locate_file(self, path):  # pragma: no cover - nothing is on disk
+        raise FileNotFoundError(path)
+
+
+@pytest.fixture
+def entry_points(monkeypatch):
+    """Install fake entry points of group 'posembed'; returns add(ep_name, module_or_value, dist=None)."""
+    installed = []
+
+    def add(ep_name, module_or_value, dist=None, version="1.0"):
+        if isinstance(module_or_value, types.ModuleType):
+            monkeypatch.setitem(sys.modules, module_or_value.__name__, module_or_value)
+            value = module_or_value.__name__
+        else:
+            value = module_or_value
+        if dist is None:
+            installed.append(metadata.EntryPoint(ep_name, value, "posembed"))
+        else:
+            installed.extend(FakeDistribution(dist, version, {ep_name: value}).entry_points)
+
+    monkeypatch.setattr("explorer.plugins.metadata.entry_points",
+                        lambda group: [ep for ep in installed if ep.group == group])
+    monkeypatch.delenv("POSEMBED_LOAD_PLUGINS", raising=False)
+    monkeypatch.delenv("POSEMBED_TRACE_PLUGINS", raising=False)
+    return add

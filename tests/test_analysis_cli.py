@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from explorer.analysis import Analysis, analyze, arrays, scalars
+from explorer.analysis import Results, analyze, arrays, scalars
 from explorer.cli import cli
 
 
@@ -49,8 +49,8 @@ def test_npz_holds_every_array_float32(run, tmp_path):
     result = run("analyze", A, B, "--npz", str(target))
     assert result.exit_code == 0 and "effective_rank" in result.stdout
     saved = np.load(target)
-    for key in ("0.offset.mean", "0.offset.std", "1.pca.scores", "0.positions_centred.values",
-                "1.frequencies.frequency", "0-1.offset_a", "0-1.lag"):
+    for key in ("0.offset.mean", "0.offset.std", "1.pca.scores", "0.cosine_positions_centred.values",
+                "1.frequencies.frequency", "0-1.comparison.offset_a", "0-1.comparison.lag"):
         assert key in saved.files
     assert saved["0.offset.mean"].dtype == np.float32 and saved["0.offset.lag"].dtype == np.int32
     assert not list(tmp_path.glob("*.part"))  # written atomically: no temporary left behind
@@ -66,8 +66,8 @@ def test_api_compare_and_analyze_take_embeddings():
 
     a, b = load(A), load(B)
     result = compare(a, b, resolution=16)
-    assert result.positions == 64 and len(result.lag) == 16
-    assert isinstance(analyze(a.matrix, 32), Analysis)
+    assert result.comparison.positions == 64 and len(result.comparison.lag) == 16
+    assert isinstance(analyze(a.matrix, 32), Results)
 
 
 def test_arrays_keys_name_the_view_and_field():

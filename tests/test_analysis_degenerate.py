@@ -19,7 +19,7 @@ def test_zero_row_gives_nan_cosines_one_warning_and_no_crash():
     with pytest.warns(PosembedWarning, match="zero position") as record:
         result = analyze(x)
     assert len([w for w in record if "zero position" in str(w.message)]) == 1  # once, not once per analysis
-    assert np.isnan(result.positions.values[7]).all()
+    assert np.isnan(result.cosine_positions.values[7]).all()
     # the offset profile averages the defined pairs only
     assert result.offset.pairs[1] == 29 - 2 and np.isfinite(result.offset.mean).all()
     assert np.isfinite(result.translation_invariance)
@@ -62,7 +62,7 @@ def test_single_dimension():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PosembedWarning)  # the row at 0 (if any) has no direction
         result = analyze(x)
-    assert set(np.unique(result.positions.values[np.isfinite(result.positions.values)])) <= {-1.0, 1.0}
+    assert set(np.unique(result.cosine_positions.values[np.isfinite(result.cosine_positions.values)])) <= {-1.0, 1.0}
     assert result.pca.explained.tolist() == [1.0] and result.spectrum.effective_rank == pytest.approx(1.0)
     assert result.probes.absolute_mae < 1  # the value is the position, linearly
 
@@ -73,8 +73,8 @@ def test_constant_columns_have_no_frequency_and_no_centred_direction():
     with pytest.warns(PosembedWarning, match="zero dimension"):
         result = analyze(x)
     assert np.isnan(result.frequencies.frequency[2]) and np.isfinite(result.frequencies.frequency[[0, 1, 3]]).all()
-    assert np.isnan(result.dimensions_centred.values[2]).all()
-    assert np.isfinite(result.dimensions.values).all()
+    assert np.isnan(result.cosine_dimensions_centred.values[2]).all()
+    assert np.isfinite(result.cosine_dimensions.values).all()
 
 
 @pytest.mark.parametrize("bad", [np.zeros((0, 3)), np.zeros(5), np.array([[1.0, np.nan]]), np.array([[np.inf]]),
@@ -114,7 +114,7 @@ def test_random_tables_raise_nothing_but_the_projects_errors(x, resolution):
             comparison = compare(x, x[::-1], resolution)
         except PosembedError:
             return
-    assert result.positions.values.shape[0] <= resolution and len(result.offset.lag) <= min(resolution, len(x))
+    assert result.cosine_positions.values.shape[0] <= resolution and len(result.offset.lag) <= min(resolution, len(x))
     assert all(isinstance(v, float) for v in values.values())
     if np.isfinite(result.translation_invariance):
         assert -1e-6 <= result.translation_invariance <= 1 + 1e-6

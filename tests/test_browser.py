@@ -56,14 +56,13 @@ def test_comparison_page_renders_without_errors(browser, tmp_path):
     explorer.report([explorer.load(SMALL), explorer.load("sinusoidal,positions=200,dim=64,layout=split")], path)
     result = browser.open(path)
     assert_rendered(result, tmp_path, "comparison")
-    # one document whose two roots are the page's two parts (built side by side, see page.build_page); every plot
-    # of both is drawn
+    # one document with one root; every plot of both tables is drawn
     drawn = browser.evaluate("""(() => {
       const doc = Bokeh.documents[0];
       const plots = [...doc.all_models].filter((m) => m.toolbar !== undefined && m.renderers !== undefined);
       return [doc.roots().length, plots.length, plots.filter((p) => Bokeh.index.find_one(p) != null).length];
     })()""")
-    assert drawn == [2, 29, 29]  # 14 views per table and the overlaid offset profiles
+    assert drawn == [1, 29, 29]  # 14 views per table and the overlaid offset profiles
     # linked position axes: zooming one table's heatmap moves the other's
     moved = browser.evaluate("""(() => {
       const figs = [...Bokeh.documents[0].all_models].filter((m) => m.name === 'matrix');
@@ -73,16 +72,16 @@ def test_comparison_page_renders_without_errors(browser, tmp_path):
     assert moved == [2, 50, 100]
 
 
-def test_the_page_the_forked_command_writes_renders_whole(browser, forked_cli_report, tmp_path):
-    path, _ = forked_cli_report
-    assert_rendered(browser.open(path), tmp_path, "forked")
+def test_the_page_the_command_writes_renders_whole(browser, cli_comparison_report, tmp_path):
+    path, _ = cli_comparison_report
+    assert_rendered(browser.open(path), tmp_path, "command")
     drawn = browser.evaluate("""(() => {
       const doc = Bokeh.documents[0];
       const plots = [...doc.all_models].filter((m) => m.toolbar !== undefined && m.renderers !== undefined);
       return [doc.roots().length, plots.length, plots.filter((p) => Bokeh.index.find_one(p) != null).length];
     })()""")
-    assert drawn == [2, 29, 29]
-    # both parts' images are whole by the time the page says it is ready (one unpacking callback per part)
+    assert drawn == [1, 29, 29]
+    # every packed image is whole by the time the page says it is ready
     whole = browser.evaluate("""(() => {
       const names = ['cosine_positions', 'cosine_dimensions_centred'];
       return [...Bokeh.documents[0].all_models].filter((m) => names.includes(m.name)).map((fig) => {

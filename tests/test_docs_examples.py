@@ -88,23 +88,5 @@ def test_api_page_runs_like_a_notebook(tmp_path, monkeypatch):
         exec(compile(cell, "docs/api.md", "exec"), namespace)
     assert shown[0] == "output_notebook"
     assert ["application/javascript", "application/vnd.bokehjs_exec.v0+json"] in shown
-    from bokeh.models import LayoutDOM
-
-    assert isinstance(namespace["layout"], LayoutDOM)
     for name in ("sinusoid.html", "compare.html"):
         assert (tmp_path / name).read_text(encoding="utf-8").lstrip().lower().startswith("<!doctype html")
-
-
-def test_show_keeps_the_reports_document_ready_callback(monkeypatch):
-    """bokeh.io.show would copy the layout into a new document and drop the image unpacker."""
-    import bokeh.io
-    import bokeh.io.notebook
-
-    import explorer
-
-    published = []
-    monkeypatch.setattr(bokeh.io, "output_notebook", lambda **kwargs: None)
-    monkeypatch.setattr(bokeh.io.notebook, "publish_display_data", lambda data, metadata=None: published.append(data))
-    explorer.show(explorer.load("sinusoidal,positions=64,dim=16"))
-    script = next(d["application/javascript"] for d in published if "application/javascript" in d)
-    assert "document_ready" in script

@@ -62,6 +62,22 @@ def test_hook_examples_run_as_plugins(hook, monkeypatch):
         registry = get_registry(pm)
         [name] = registry.of_plugin("docs-example")
         assert registry.get(name).load(**{p.name: p.default for p in registry.get(name).params}).positions > 0
+    elif hook == "register_analyses":
+        import explorer
+
+        [unit] = [a for a in get_registry(pm).analyses if a.plugin == "docs-example"]
+        results = explorer.analyze(explorer.load("sinusoidal,positions=32,dim=8"), registry=get_registry(pm))
+        assert unit.name in results and set(unit.scalars_of(results[unit.name])) <= set(results.scalars())
+    elif hook == "register_sections":
+        import explorer
+        from explorer.reporting.page import build_document
+
+        registry = get_registry(pm)
+        [section] = [s for s in registry.sections if s.plugin == "docs-example"]
+        emb = explorer.load("sinusoidal,positions=32,dim=8")
+        doc = build_document([emb], [explorer.analyze(emb, registry=registry)], sections=[section])
+        texts = [m.text for m in doc.models if type(m).__name__ == "Div"]
+        assert any(section.title in t for t in texts) and len(texts) >= 3  # title, heading, the section's own
 
 
 @pytest.mark.parametrize("hook", sorted(HOOKS))

@@ -37,45 +37,6 @@ def fake_plugin_module(module_name, *provider_names, fail=False):
     return module
 
 
-class FakeDistribution(metadata.Distribution):
-    """An installed distribution that exists only in memory (pluggy tests entry points the same way)."""
-
-    def __init__(self, name, version, points):
-        self._files = {
-            "METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-            "entry_points.txt": "[posembed]\n" + "".join(f"{ep} = {value}\n" for ep, value in points.items()),
-        }
-
-    def read_text(self, filename):
-        return self._files.get(filename)
-
-    def locate_file(self, path):  # pragma: no cover - nothing is on disk
-        raise FileNotFoundError(path)
-
-
-@pytest.fixture
-def entry_points(monkeypatch):
-    """Install fake entry points of group 'posembed'; returns add(ep_name, module_or_value, dist=None)."""
-    installed = []
-
-    def add(ep_name, module_or_value, dist=None, version="1.0"):
-        if isinstance(module_or_value, types.ModuleType):
-            monkeypatch.setitem(sys.modules, module_or_value.__name__, module_or_value)
-            value = module_or_value.__name__
-        else:
-            value = module_or_value
-        if dist is None:
-            installed.append(metadata.EntryPoint(ep_name, value, "posembed"))
-        else:
-            installed.extend(FakeDistribution(dist, version, {ep_name: value}).entry_points)
-
-    monkeypatch.setattr("explorer.plugins.metadata.entry_points",
-                        lambda group: [ep for ep in installed if ep.group == group])
-    monkeypatch.delenv("POSEMBED_LOAD_PLUGINS", raising=False)
-    monkeypatch.delenv("POSEMBED_TRACE_PLUGINS", raising=False)
-    return add
-
-
 def test_builtins_register_like_any_plugin(builtin_registry):
     assert "sinusoidal" in builtin_registry.providers
     assert builtin_registry.owners["sinusoidal"] == "explorer.providers.sinusoidal"

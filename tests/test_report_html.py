@@ -128,7 +128,7 @@ def test_cosine_images_ship_half_and_are_mirrored_on_load(default_html):
     doc = document(default_html)
     callbacks = [n for n in walk(doc) if n.get("name") == "CustomJS"
                  and "image[j * n + i]" in n.get("attributes", {}).get("code", "")]
-    assert len(callbacks) == 2  # one per part of the page (page.build_page builds two at once)
+    assert len(callbacks) == 1  # one for the whole page
     packed = [n for c in callbacks for n in walk(c["attributes"]["args"])
               if n.get("type") == "ndarray" and n["dtype"] == "uint8"]
     assert sorted(p["shape"][0] for p in packed) == [768 * 769 // 2] * 2 + [1024 * 1025 // 2] * 2
@@ -182,7 +182,7 @@ def test_comparison_has_the_pairwise_numbers_and_overlaid_offsets(comparison_htm
 def test_comparison_numbers_match_the_api(comparison_html):
     a = explorer.load("sinusoidal,positions=300,dim=32")
     b = explorer.load("sinusoidal,positions=200,dim=32,layout=split,base=500")
-    c = explorer.api.compare(a, b)
+    c = explorer.api.compare(a, b).comparison
     table = named_models(document(comparison_html))["comparison"][0]["attributes"]["text"]
     assert f">{c.cka:.4g}<" in table and f">{c.similarity_correlation:.4g}<" in table and ">200<" in table
 
@@ -235,13 +235,13 @@ def test_report_is_written_atomically_and_returned(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["r.html"]  # no temporary file left behind
 
 
-def test_the_forked_command_joins_both_parts_into_one_document_of_unique_ids(forked_cli_report):
-    path, can_fork = forked_cli_report
-    assert can_fork == "[True, True]"  # the analyses and the page's second part ran in forked children
+def test_the_command_builds_one_document_of_unique_ids_in_one_process(cli_comparison_report):
+    path, stderr = cli_comparison_report
+    assert stderr == ""
     doc = document(path.read_text(encoding="utf-8"))
-    assert len(doc["roots"]) == 2
+    assert len(doc["roots"]) == 1
     defined = [n["id"] for n in walk(doc) if n.get("type") == "object" and "name" in n]
-    assert len(defined) == len(set(defined)), "a model id is defined twice"  # the parts count ids apart
+    assert len(defined) == len(set(defined)), "a model id is defined twice"
     names = {n["attributes"].get("name") for n in walk(doc) if n.get("type") == "object" and "attributes" in n}
     assert {"matrix", "offset_profile", "cosine_dimensions", "probes", "comparison"} <= names
 
@@ -253,7 +253,7 @@ def test_the_document_passes_bokehs_integrity_checks():
 
     embeddings = [explorer.load("sinusoidal,positions=64,dim=16"), explorer.load("sinusoidal,positions=64,dim=8")]
     results = [explorer.analyze(e) for e in embeddings]
-    doc = build_document(embeddings, results, comparisons=[(0, 1, explorer.api.compare(*embeddings))])
+    doc = build_document(embeddings, results, [(0, 1, explorer.api.compare(*embeddings))])
     issues = check_integrity(list(doc.models))
     assert not issues.error, issues.error
     assert not issues.warning, issues.warning

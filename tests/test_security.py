@@ -16,7 +16,7 @@ import explorer
 from explorer.cli import cli
 from explorer.embedding import PositionEmbedding
 from explorer.errors import ProviderError
-from explorer.plugins import ProviderRegistry
+from explorer.plugins import Registry
 from explorer.provider import Param, Provider
 
 REPO = Path(__file__).resolve().parents[1]
@@ -173,7 +173,7 @@ def test_strings_from_a_plugin_are_escaped(tmp_path):
                                  source=EVIL + model, description=EVIL, kind=EVIL, tensor=EVIL, revision=EVIL,
                                  params={"model": model, "note": note, EVIL: EVIL})
 
-    registry = ProviderRegistry()
+    registry = Registry()
     registry.add(Provider("evil", EVIL, load, (Param("model", str, "m", EVIL), Param("note", str, EVIL)),
                           target="model"), EVIL)
     one = explorer.load("evil:<b>x</b>", registry=registry)

@@ -21,6 +21,7 @@ import numpy as np
 from explorer.analysis.offset import offset_profile
 from explorer.analysis.similarity import cosine_image
 from explorer.analysis.table import as_table, check_resolution
+from explorer.units import Analysis
 
 
 @dataclass(frozen=True)
@@ -86,3 +87,11 @@ def compare(a: np.ndarray, b: np.ndarray, resolution: int = 1024) -> Comparison:
         offset_a=profile_a.mean,
         offset_b=profile_b.mean,
     )
+
+
+ANALYSES = (
+    Analysis("comparison", "linear CKA, similarity correlation and offset profiles on the common positions",
+             run=lambda a, b: compare(a.matrix, b.matrix, min(a.resolution, b.resolution)), pair=True,
+             scalars=lambda c: {"cka": c.cka, "similarity_correlation": c.similarity_correlation,
+                                "positions": float(c.positions)}),
+)

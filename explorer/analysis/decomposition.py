@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from explorer.analysis.table import as_table
+from explorer.units import Analysis
 
 #: Explained-variance ratios reported.
 COMPONENTS = 10
@@ -154,3 +155,25 @@ def pca(x: np.ndarray, points: int = SCORE_POINTS, eigen: CentredEigen | None = 
     padded = np.zeros((len(index), 3), dtype=np.float32)
     padded[:, :top] = scores[index]
     return PCA(explained.astype(np.float32), index, padded, float(np.linalg.norm(mean)))
+
+
+def _pca_scalars(result: PCA) -> dict[str, float]:
+    explained = result.explained.astype(np.float64)
+    out = {f"pca_explained_{k}": float(share) for k, share in enumerate(explained, start=1)}
+    out["pca_explained_top3"] = float(explained[:3].sum()) if len(explained) else float("nan")
+    out["pca_mean_norm"] = result.mean_norm
+    return out
+
+
+def _spectrum_scalars(result: Spectrum) -> dict[str, float]:
+    singular = result.singular_values
+    return {"singular_value_max": float(singular[0]) if len(singular) else float("nan"),
+            "effective_rank": float(result.effective_rank)}
+
+
+ANALYSES = (
+    Analysis("pca", "principal components of the centred positions: explained variance and scores",
+             run=lambda ctx: pca(ctx.matrix, eigen=ctx.eigen), scalars=_pca_scalars),
+    Analysis("spectrum", "singular values of the raw table and its effective rank",
+             run=lambda ctx: spectrum(ctx.matrix, ctx.eigen), scalars=_spectrum_scalars),
+)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from explorer.analysis.table import as_table
+from explorer.units import Analysis
 
 #: Columns transformed at once (bounds the FFT's working memory).
 _COLUMNS = 16
@@ -75,3 +76,9 @@ def dimension_frequencies(x: np.ndarray) -> DimensionFrequencies:
     with np.errstate(divide="ignore"):
         wavelength = 1.0 / frequency
     return DimensionFrequencies(frequency.astype(np.float32), wavelength.astype(np.float32), power.astype(np.float32))
+
+
+ANALYSES = (
+    Analysis("frequencies", "each dimension's dominant frequency, wavelength and power share",
+             run=lambda ctx: dimension_frequencies(ctx.matrix)),
+)

@@ -8,6 +8,7 @@ import numpy as np
 
 from explorer.analysis.resample import envelope
 from explorer.analysis.table import as_table
+from explorer.units import Analysis
 
 
 @dataclass(frozen=True)
@@ -35,3 +36,9 @@ def norm_profile(x: np.ndarray, resolution: int = 1024) -> RowNorms:
     with np.errstate(over="ignore"):  # a norm beyond float32's range is drawn as Inf; the scalars stay exact
         index, low, high = envelope(norms, resolution)
     return RowNorms(index.astype(np.int32), low, high, float(norms.mean()), float(norms.min()), float(norms.max()))
+
+
+ANALYSES = (
+    Analysis("norms", "|p_i| across positions (min-max bands for long tables)",
+             run=lambda ctx: norm_profile(ctx.matrix, ctx.resolution)),
+)

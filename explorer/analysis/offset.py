@@ -29,6 +29,7 @@ import numpy as np
 from explorer.analysis.resample import block_bounds
 from explorer.analysis.similarity import unit_rows
 from explorer.analysis.table import as_table, check_resolution
+from explorer.units import Analysis, TableContext
 
 #: Starting positions used per lag for the spread of long tables (see ``offset_spread``).
 SPREAD_SAMPLES = 2048
@@ -260,3 +261,21 @@ def offset_analysis(x: np.ndarray, resolution: int = 1024, samples: int = SPREAD
     gram = unit @ unit.T if n <= min(resolution, int(samples)) and valid.all() else None
     profile = _decimate(mean, pairs, unit, valid, resolution, int(samples), seed, gram)
     return profile, _invariance_from(unit, mean, pairs, gram)
+
+
+def _offset_analysis(ctx: TableContext) -> tuple[OffsetProfile, float]:
+    return ctx.memo("offset_analysis", lambda: offset_analysis(ctx.matrix, ctx.resolution, seed=ctx.seed))
+
+
+def _spread_max(profile: OffsetProfile) -> dict[str, float]:
+    finite = np.isfinite(profile.std)
+    return {"offset_spread_max": float(np.max(profile.std[finite])) if finite.any() else float("nan")}
+
+
+ANALYSES = (
+    Analysis("offset", "the offset profile m(k) with its spread s(k)", run=lambda ctx: _offset_analysis(ctx)[0],
+             scalars=_spread_max),
+    Analysis("translation_invariance", "how far cosine similarity depends on the offset alone",
+             run=lambda ctx: _offset_analysis(ctx)[1], scalars=lambda ti: {"translation_invariance": ti},
+             arrays=lambda ti: {}),
+)

@@ -25,12 +25,14 @@ Tables with fewer than ``MIN_POSITIONS`` positions get no probes (``None``): fiv
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from explorer.analysis.decomposition import CentredEigen, centred_eigen
 from explorer.analysis.table import as_table
+from explorer.units import Analysis
 
 MIN_POSITIONS = 10
 FOLDS = 5
@@ -263,3 +265,11 @@ def probes(x: np.ndarray, ridge: float = RIDGE, seed: int = 0, eigen: CentredEig
         order_pairs=pairs,
         ridge=ridge,
     )
+
+
+ANALYSES = (
+    Analysis("probes", "how much position linear read-outs recover (absolute, order, interpolation)",
+             run=lambda ctx: probes(ctx.matrix, seed=ctx.seed, eigen=ctx.eigen),
+             scalars=lambda result: {f"probe_{f.name}": float(getattr(result, f.name))
+                                     for f in dataclasses.fields(result)}),
+)

@@ -16,6 +16,7 @@ import numpy as np
 
 from explorer.analysis.resample import block_bounds, block_sums
 from explorer.errors import PosembedWarning
+from explorer.units import Analysis
 
 
 @dataclass(frozen=True)
@@ -79,3 +80,14 @@ def cosine_image(x: np.ndarray, resolution: int = 1024, *, centred: bool = False
         values = (sums @ sums.T) / np.outer(sizes, sizes)
     values = np.clip(values, -1.0, 1.0).astype(np.float32)  # rounding can step just outside [-1, 1]
     return SimilarityImage(values, bounds, centred, axis)
+
+
+def _cosine(axis: str, centred: bool) -> Analysis:
+    kind = "centred " if centred else ""
+    return Analysis(f"cosine_{axis}{'_centred' if centred else ''}",
+                    f"{kind}cosine similarity {'between positions' if axis == 'positions' else 'between dimensions'}"
+                    ", block means at display resolution",
+                    run=lambda ctx: cosine_image(ctx.matrix, ctx.resolution, centred=centred, axis=axis))
+
+
+ANALYSES = tuple(_cosine(axis, centred) for axis in ("positions", "dimensions") for centred in (False, True))

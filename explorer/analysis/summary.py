@@ -8,6 +8,7 @@ import numpy as np
 
 from explorer.analysis.norms import row_norms
 from explorer.analysis.similarity import unit_rows
+from explorer.units import Analysis
 
 
 def neighbour_cosines(x: np.ndarray) -> np.ndarray:
@@ -32,3 +33,9 @@ def summarize(x: np.ndarray) -> dict[str, float]:
         "row_norm_max": float(norms.max()),
         "neighbour_cosine_mean": float(np.nanmean(neighbours)) if np.isfinite(neighbours).any() else float("nan"),
     }
+
+
+ANALYSES = (
+    Analysis("summary", "value range and spread, row-norm statistics, mean neighbour cosine",
+             run=lambda ctx: summarize(ctx.matrix), scalars=lambda summary: summary, arrays=lambda summary: {}),
+)

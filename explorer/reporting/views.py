@@ -290,6 +290,21 @@ def _figure(title: str, name: str, width: int, height: int, **kw) -> figure:
 # ---------------------------------------------------------------- text
 
 
+def fmt(value: float | None, digits: str = ".3g") -> str:
+    """A number for a caption, ``n/a`` when missing or not finite."""
+    return "n/a" if value is None or not np.isfinite(value) else format(value, digits)
+
+
+def block_note(bounds: np.ndarray, what: str, pairs: bool = False) -> str:
+    """A caption sentence for block-averaged views (empty when every block holds one item)."""
+    sizes = np.diff(bounds)
+    if sizes.max(initial=1) <= 1:
+        return ""
+    size = int(round(sizes.mean()))
+    block = f"{size} x {size} pairs of {what}" if pairs else f"{size} {what}"
+    return f" There are more {what} than the display resolution, so each pixel is a mean over a block of about {block}."
+
+
 def provenance_header(embedding: PositionEmbedding, summary: dict[str, float], extra: dict[str, str] | None = None,
                       width: int = 2 * SIZE) -> Div:
     """A table of where the matrix came from and a few summary numbers; every string is escaped."""
@@ -596,70 +611,3 @@ def dimension_frequencies(freq, width: int = SIZE + 70) -> figure:
     fig.add_tools(HoverTool(tooltips=[("dimension", "@dimension"), ("wavelength", "@wavelength{0.0}"),
                                       ("frequency", "@frequency{0.00000}"), ("power share", "@power{0.000}")]))
     return fig
-
-
-# ---------------------------------------------------------------- fewer models
-
-#: Stateless helper models that many plots may reference: identical ones are merged into one per document.
-#: (Scales are cloned per plot by BokehJS, tickers, formatters and label policies only compute.)
-_SHAREABLE = ("AllLabels", "NoOverlap", "BasicTickFormatter", "BasicTicker", "LogTicker", "LogTickFormatter",
-              "LinearScale", "LogScale", "CustomJSHover", "AllIndices", "UnionRenderers", "AreaVisuals",
-              "LinearColorMapper")
-#: Shared only after the helpers they reference (their box-zoom handles' visuals) have been merged.
-_SHAREABLE_LATER = ("BoxInteractionHandles",)
-_SELECTING = ("BoxSelectTool", "LassoSelectTool", "TapTool", "PolySelectTool")
-
-
-def _key(value):
-    if isinstance(value, np.ndarray):
-        return ("array", value.dtype.str, value.shape, value.tobytes())
-    if isinstance(value, dict):
-        return ("dict", tuple(sorted((k, _key(v)) for k, v in value.items())))
-    if isinstance(value, (list, tuple)):
-        return ("seq", tuple(_key(v) for v in value))
-    if hasattr(value, "id") and hasattr(value, "properties_with_values"):
-        return ("model", value.id)
-    return ("value", repr(value))
-
-
-def share_models(root) -> None:
-    """Cut the document's model count (each model costs build and serialisation time) without changing the page.
-
-    - identical stateless helpers (tickers, tick formatters, label policies, scales, hover formatters) become one
-      shared instance;
-    - renderers that can never be deselected or muted (their plot has no selection tool and their source is not
-      selected from another plot; no legend mutes) get BokehJS's automatic nonselection and muted glyphs instead
-      of a model each.
-    """
-    from bokeh.models import GlyphRenderer, HoverTool, Legend, Plot
-
-    models = list(root.references())
-    for kinds in (_SHAREABLE, _SHAREABLE_LATER):
-        canon: dict = {}
-        replace: dict = {}
-        for model in models:
-            if type(model).__name__ in kinds:
-                # what was set (and any mutated mutable default): cheaper than properties_with_values
-                props = {**model._unstable_default_values, **model._property_values}
-                props.pop("id", None)
-                key = (type(model).__name__, _key(props))
-                replace[model.id] = canon.setdefault(key, model)
-        for model in models:
-            # only values already there (set, or an instance default already made): reading any other property
-            # would build its default
-            for store in (model._property_values, model._unstable_default_values):
-                for name, value in list(store.items()):
-                    if getattr(value, "id", None) in replace and replace[value.id] is not value:
-                        setattr(model, name, replace[value.id])
-            if isinstance(model, HoverTool) and isinstance(model.formatters, dict):
-                model.formatters = {k: replace.get(getattr(v, "id", None), v) for k, v in model.formatters.items()}
-    plots = [m for m in models if isinstance(m, Plot)]
-    selected_sources = {r.data_source.id for p in plots
-                        if any(type(t).__name__ in _SELECTING for t in p.toolbar.tools)
-                        for r in p.renderers if isinstance(r, GlyphRenderer)}
-    muting = any(isinstance(m, Legend) and m.click_policy == "mute" for m in models)
-    if not muting:
-        for model in models:
-            if isinstance(model, GlyphRenderer) and model.data_source.id not in selected_sources:
-                model.nonselection_glyph = "auto"
-                model.muted_glyph = "auto"

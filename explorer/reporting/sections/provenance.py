@@ -1,0 +1,22 @@
+"""Where a table came from, and a few numbers that describe it at a glance."""
+
+from __future__ import annotations
+
+from explorer.reporting import views
+from explorer.units import Section, SectionContext
+
+
+def build(context: SectionContext):
+    """The provenance table: provider, source, kind, shape, dtype, offset rows, parameters, summary numbers."""
+    results = context.results
+    extra = {}
+    if "translation_invariance" in results:
+        extra["translation invariance"] = views.fmt(results["translation_invariance"], ".4f")
+    if "spectrum" in results:
+        extra["effective rank"] = views.fmt(results["spectrum"].effective_rank, ".1f")
+    if "pca" in results:
+        extra["|mean position vector|"] = views.fmt(results["pca"].mean_norm, ".4g")
+    return views.provenance_header(context.embedding, results["summary"], extra, width=context.page.wide)
+
+
+SECTION = Section("provenance", None, build, order=10, needs=("summary",))

@@ -1,0 +1,244 @@
+"""What a plugin registers besides providers: an ``Analysis`` and a report ``Section``.
+
+Both are declared units, registered through the hooks ``register_analyses`` and ``register_sections``
+exactly as the built-in ones are (``explorer/analysis/builtin.py``, ``explorer/reporting/sections/``):
+
+- an ``Analysis`` says what it computes (``run``, from a ``TableContext`` to any result object), which
+  numbers of its result ``posembed analyze --json`` prints (``scalars``) and which arrays ``--npz`` saves
+  (``arrays``; by default every numpy array in a dataclass result);
+- a ``Section`` is one part of the report page: its heading, where it goes (``order``), the analyses it
+  needs, and ``build``, from a ``SectionContext`` to a Bokeh model with its captions next to its figures.
+
+Both declare the kinds of position term they take (``terms``); today every provider gives an
+``"absolute"`` table (positions x dimensions). This module imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from explorer.embedding import PositionEmbedding
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+#: Where a section scoped to one table puts its block: side by side with the other tables' blocks.
+TABLE, PAGE = "table", "page"
+
+
+def _check_name(kind: str, name: str) -> None:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise TypeError(f"{kind} name {name!r} must be lower-case letters, digits and '_', starting with a letter")
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One analysis of a position table: a name, a one-line description and ``run(context) -> result``.
+
+    ``pair=True`` declares an analysis of two tables (``run(a, b)`` with two contexts, for comparison pages).
+    ``run`` may return ``None`` when the analysis does not apply (too few positions); nothing is then shown.
+    """
+
+    name: str
+    description: str
+    run: Callable[..., Any]
+    scalars: Callable[[Any], Mapping[str, float]] | None = None
+    """The result's numbers for ``analyze --json`` (keys unique across analyses); default: none."""
+    arrays: Callable[[Any], Mapping[str, "np.ndarray"]] | None = None
+    """The result's arrays for ``analyze --npz``, keyed by field; default: every array field of a dataclass."""
+    terms: tuple[str, ...] = ("absolute",)
+    pair: bool = False
+    plugin: str | None = None
+    """Set by the registry to the registering plugin's name for third-party analyses (None: built in)."""
+
+    def __post_init__(self) -> None:
+        _check_name("analysis", self.name)
+        if not callable(self.run):
+            raise TypeError(f"analysis {self.name!r}: run must be callable")
+
+    def scalars_of(self, result: Any) -> dict[str, float]:
+        """The declared scalars of ``result`` as plain floats."""
+        if result is None or self.scalars is None:
+            return {}
+        return {str(k): float(v) for k, v in self.scalars(result).items()}
+
+    def arrays_of(self, result: Any) -> dict[str, "np.ndarray"]:
+        """The declared arrays of ``result``, keyed ``field`` (``name.field`` once collected)."""
+        import numpy as np
+
+        if result is None:
+            return {}
+        if self.arrays is not None:
+            return {str(k): np.asarray(v) for k, v in self.arrays(result).items()}
+        if isinstance(result, np.ndarray):
+            return {"": result}
+        if dataclasses.is_dataclass(result):
+            return {f.name: getattr(result, f.name) for f in dataclasses.fields(result)
+                    if isinstance(getattr(result, f.name), np.ndarray)}
+        return {}
+
+
+class TableContext:
+    """What an analysis receives: the validated table and settings, plus work shared between analyses.
+
+    ``matrix`` is the C-contiguous float32 table (positions x dimensions). ``memo(key, compute)`` computes a
+    value once per table for every analysis that asks (the centred eigen-decomposition behind PCA, the spectrum
+    and the probes is ``eigen``).
+    """
+
+    def __init__(self, matrix: "np.ndarray", resolution: int, seed: int = 0,
+                 embedding: "PositionEmbedding | None" = None) -> None:
+        self.matrix, self.resolution, self.seed, self.embedding = matrix, resolution, seed, embedding
+        self._memo: dict[str, Any] = {}
+
+    def memo(self, key: str, compute: Callable[[], Any]) -> Any:
+        """``compute()`` the first time ``key`` is asked for, the same value afterwards."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    @cached_property
+    def eigen(self):
+        """The centred eigen-decomposition of the table (``explorer.analysis.decomposition.centred_eigen``)."""
+        from explorer.analysis.decomposition import centred_eigen
+
+        return centred_eigen(self.matrix)
+
+
+class Results(Mapping[str, Any]):
+    """The result of every analysis that ran on one table (or pair), by name, in the order they ran.
+
+    ``results["offset"]`` and ``results.offset`` are the same; ``scalars()`` and ``arrays()`` flatten what the
+    analyses declared for ``analyze --json`` and ``--npz``.
+    """
+
+    def __init__(self, values: Mapping[str, Any], analyses: Mapping[str, Analysis]) -> None:
+        self._values = dict(values)
+        self._analyses = dict(analyses)
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"no analysis {name!r} in these results (have: {', '.join(self._values)})") from None
+
+    def __repr__(self) -> str:
+        return f"Results({', '.join(self._values)})"
+
+    def scalars(self) -> dict[str, float]:
+        """Every declared scalar as a plain float (NaN where undefined)."""
+        out: dict[str, float] = {}
+        for name, value in self._values.items():
+            out.update(self._analyses[name].scalars_of(value))
+        return out
+
+    def arrays(self, prefix: str = "") -> dict[str, "np.ndarray"]:
+        """Every declared array, keyed ``prefix + "analysis.field"``."""
+        out = {}
+        for name, value in self._values.items():
+            for key, array in self._analyses[name].arrays_of(value).items():
+                out[f"{prefix}{name}.{key}" if key else f"{prefix}{name}"] = array
+        return out
+
+
+@dataclass(frozen=True)
+class Section:
+    """One part of the report page: a heading, its place, what it needs and how to build it.
+
+    ``build(context)`` returns a Bokeh model (a figure, or a layout of figures with their captions), or
+    ``None`` to leave the section out for that table. With ``scope="table"`` it is called once per table and
+    the blocks of several tables stand side by side under one heading; with ``scope="page"`` it is called once
+    for the page (``context.embedding`` is then ``None``) when the page has at least ``min_tables`` tables.
+    Sections are laid out by ascending ``order`` (the built-ins use 10, 20, ... 110).
+    """
+
+    name: str
+    title: str | None
+    build: Callable[["SectionContext"], Any]
+    order: float = 1000.0
+    needs: tuple[str, ...] = ()
+    """Analyses whose results ``build`` reads; a table without one of them gets no block."""
+    terms: tuple[str, ...] = ("absolute",)
+    scope: str = TABLE
+    min_tables: int = 1
+    plugin: str | None = None
+    """Set by the registry to the registering plugin's name for third-party sections (None: built in)."""
+
+    def __post_init__(self) -> None:
+        _check_name("section", self.name)
+        if self.scope not in (TABLE, PAGE):
+            raise TypeError(f"section {self.name!r}: scope must be {TABLE!r} or {PAGE!r}, got {self.scope!r}")
+        if not callable(self.build):
+            raise TypeError(f"section {self.name!r}: build must be callable")
+
+
+class SectionContext:
+    """What a section's ``build`` receives: one table and its results (for table sections) and the page.
+
+    ``page`` is the page being built (``explorer.reporting.page.Page``): every table and its results, the
+    pairs' results, the position ranges linked across plots, colour scales and widths. ``memo(key, compute)``
+    shares a value between the sections of one table (the matrix heatmap's codes, read by the pickers).
+    """
+
+    def __init__(self, page: Any, embedding: "PositionEmbedding | None" = None, results: Results | None = None,
+                 index: int | None = None, memo: dict[str, Any] | None = None) -> None:
+        self.page, self.embedding, self.results, self.index = page, embedding, results, index
+        self._memo = memo if memo is not None else {}
+
+    def memo(self, key: str, compute: Callable[[], Any]) -> Any:
+        """``compute()`` the first time a section of this table asks for ``key``, the same value afterwards."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+
+#: What ``guarded`` returns when a plugin's unit failed (and was reported).
+FAILED = object()
+#: Set by ``posembed --debug``: a plugin's failure then raises with its own traceback instead of a warning.
+DEBUG_ENV = "POSEMBED_DEBUG"
+
+
+def guarded(unit: Analysis | Section, call: Callable[[], Any]) -> Any:
+    """``call()``, the code of ``unit``: a built-in unit's exception propagates (a bug keeps its own frames);
+    a plugin's becomes one warning line naming the unit and its plugin, and ``FAILED`` is returned."""
+    if unit.plugin is None or _debugging():
+        return call()
+    try:
+        return call()
+    except Exception as exc:  # noqa: BLE001 - one broken plugin must not cost the rest of the page
+        import warnings
+
+        from explorer.errors import PosembedWarning
+
+        kind = "analysis" if isinstance(unit, Analysis) else "section"
+        message = " ".join(f"{kind} {unit.name!r} of plugin {unit.plugin!r} failed and is skipped: "
+                           f"{type(exc).__name__}: {exc}".split())
+        warnings.warn(PosembedWarning(message), stacklevel=2)
+        return FAILED
+
+
+def _debugging() -> bool:
+    import os
+
+    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def in_order(sections: Sequence[Section]) -> list[Section]:
+    """Sections by ascending ``order``, ties in registration order."""
+    return sorted(sections, key=lambda s: s.order)

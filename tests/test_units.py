@@ -1,0 +1,204 @@
+"""Analyses and report sections are declared units, pluggable like providers: a plugin's analysis reaches
+``analyze --json`` and ``--npz``, its section reaches the page, and a broken one costs one warning line."""
+
+from __future__ import annotations
+
+import json
+import re
+import types
+import warnings
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import explorer
+from explorer import Analysis, Section, hookimpl
+from explorer.cli import cli
+from explorer.errors import PosembedWarning
+from explorer.plugins import get_plugin_manager, get_registry
+from explorer.units import SectionContext
+
+SMALL = "sinusoidal,positions=48,dim=8"
+
+
+def plugin_module(name: str, analyses=(), sections=()) -> types.ModuleType:
+    module = types.ModuleType(name)
+
+    @hookimpl
+    def register_analyses(register):
+        for unit in analyses:
+            register(unit)
+
+    @hookimpl
+    def register_sections(register):
+        for section in sections:
+            register(section)
+
+    module.register_analyses, module.register_sections = register_analyses, register_sections
+    return module
+
+
+def mean_abs(context):
+    return np.abs(context.matrix).mean(axis=1)  # one number per position
+
+
+MEAN_ABS = Analysis("mean_abs", "mean |value| of each position", run=mean_abs,
+                    scalars=lambda values: {"mean_abs_max": float(values.max())},
+                    arrays=lambda values: {"values": values})
+
+
+def mean_abs_section(context: SectionContext):
+    from explorer.reporting.views import caption
+
+    return caption(f"mean |value| peaks at {float(context.results['mean_abs'].max()):.6f} for {context.embedding.label}")
+
+
+MEAN_ABS_SECTION = Section("mean_abs", "mean absolute value", mean_abs_section, order=15, needs=("mean_abs",))
+
+
+def boom(*args):
+    raise RuntimeError("boom")
+
+
+@pytest.fixture
+def registry_with(monkeypatch):
+    """A registry of the built-ins plus one in-memory plugin module."""
+    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
+    monkeypatch.delenv("POSEMBED_DEBUG", raising=False)
+
+    def make(module):
+        pm = get_plugin_manager()
+        pm.register(module, name=module.__name__)
+        return get_registry(pm)
+    return make
+
+
+def div_texts(doc) -> str:
+    return " ".join(m.text for m in doc.models if type(m).__name__ == "Div")
+
+
+def test_builtin_analyses_and_sections_come_through_the_hooks(registry_with):
+    registry = registry_with(plugin_module("nothing"))
+    names = [a.name for a in registry.analyses]
+    assert names[:3] == ["summary", "matrix", "traces"] and "comparison" in names and "probes" in names
+    assert all(a.plugin is None for a in registry.analyses)  # built in: not isolated
+    sections = [s.name for s in registry.sections]
+    assert sections == ["comparison", "provenance", "matrix", "traces", "vectors", "cosine_positions",
+                        "offset_norms", "cosine_dimensions", "pca", "spectra", "probes"]
+
+
+def test_a_plugins_analysis_reaches_the_results_the_json_and_the_npz(registry_with, tmp_path):
+    registry = registry_with(plugin_module("posembed_mean_abs", analyses=[MEAN_ABS]))
+    emb = explorer.load(SMALL)
+    results = explorer.analyze(emb, registry=registry)
+    expected = np.abs(emb.matrix).mean(axis=1)
+    np.testing.assert_array_equal(results.mean_abs, expected)
+    assert results.scalars()["mean_abs_max"] == pytest.approx(float(expected.max()))
+    assert "mean_abs.values" in results.arrays() and "offset.mean" in results.arrays()
+
+
+def test_a_plugins_section_is_built_in_its_declared_place(registry_with):
+    from explorer.reporting.page import build_document
+
+    registry = registry_with(plugin_module("posembed_mean_abs", [MEAN_ABS], [MEAN_ABS_SECTION]))
+    emb = explorer.load(SMALL)
+    doc = build_document([emb], [explorer.analyze(emb, registry=registry)], sections=registry.sections)
+    texts = [m.text for m in doc.roots[0].children if type(m).__name__ == "Div"]
+    headings = [re.sub("<[^>]+>", "", t) for t in texts if t.startswith("<h3")]
+    assert headings[:2] == ["mean absolute value", "the matrix"]  # order 15: after provenance, before the matrix
+    assert f"mean |value| peaks at {float(np.abs(emb.matrix).mean(axis=1).max()):.6f}" in div_texts(doc)
+
+
+def test_a_section_whose_analysis_is_missing_is_left_out(registry_with):
+    from explorer.reporting.page import build_document
+
+    registry = registry_with(plugin_module("posembed_orphan", sections=[MEAN_ABS_SECTION]))
+    emb = explorer.load(SMALL)
+    doc = build_document([emb], [explorer.analyze(emb, registry=registry)], sections=registry.sections)
+    assert "mean absolute value" not in div_texts(doc) and "the matrix" in div_texts(doc)
+
+
+def test_a_broken_analysis_is_one_warning_and_the_rest_still_runs(registry_with):
+    registry = registry_with(plugin_module("posembed_broken", analyses=[Analysis("broken", "raises", run=boom)]))
+    with pytest.warns(PosembedWarning) as caught:
+        results = explorer.analyze(explorer.load(SMALL), registry=registry)
+    messages = [str(w.message) for w in caught]
+    assert messages == ["analysis 'broken' of plugin 'posembed_broken' failed and is skipped: RuntimeError: boom"]
+    assert "broken" not in results and "offset" in results and "probes" in results
+
+
+def test_a_broken_section_is_one_warning_and_the_page_still_renders(registry_with, tmp_path):
+    module = plugin_module("posembed_broken_view", sections=[Section("broken_view", "broken view", boom, order=25)])
+    registry = registry_with(module)
+    with pytest.warns(PosembedWarning, match=r"^section 'broken_view' of plugin 'posembed_broken_view' failed and "
+                                             r"is skipped: RuntimeError: boom$"):
+        html = explorer.report(explorer.load(SMALL), tmp_path / "r.html", registry=registry)
+    assert "broken view" not in html and "dimension traces" in html
+
+
+def test_debug_shows_a_broken_plugins_own_traceback(registry_with, monkeypatch):
+    registry = registry_with(plugin_module("posembed_broken", analyses=[Analysis("broken", "raises", run=boom)]))
+    monkeypatch.setenv("POSEMBED_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="boom") as raised:
+        explorer.analyze(explorer.load(SMALL), registry=registry)
+    assert raised.traceback[-1].name == "boom"
+
+
+def test_a_bug_in_a_builtin_analysis_keeps_its_own_frames(monkeypatch):
+    """No process boundary: the traceback ends in the analysis that failed, not in the machinery."""
+    from explorer.analysis import norms
+
+    def broken_profile(*args, **kwargs):
+        raise ZeroDivisionError("bug")
+
+    monkeypatch.setattr(norms, "norm_profile", broken_profile)
+    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
+    with pytest.raises(ZeroDivisionError) as raised:
+        explorer.report(explorer.load(SMALL))
+    assert raised.traceback[-1].name == "broken_profile"
+    assert any(entry.name == "<lambda>" and "norms.py" in str(entry.path) for entry in raised.traceback)
+
+
+def test_a_name_taken_twice_keeps_the_first(registry_with):
+    clash = Analysis("offset", "another offset", run=boom)
+    with pytest.warns(PosembedWarning, match=r"analysis 'offset' is registered by both plugin "
+                                             r"'explorer.analysis.builtin' and plugin 'posembed_clash'"):
+        registry = registry_with(plugin_module("posembed_clash", analyses=[clash]))
+        analyses = registry.analyses
+    assert [a.description for a in analyses if a.name == "offset"] == ["the offset profile m(k) with its spread s(k)"]
+
+
+def test_registering_something_else_is_reported(registry_with):
+    with pytest.warns(PosembedWarning, match=r"registered 'not a section', which is not an explorer.Section"):
+        sections = registry_with(plugin_module("posembed_odd", sections=["not a section"])).sections
+    assert len(sections) == 11
+
+
+@pytest.mark.parametrize("bad", ["Offset", "a-b", "", "1st"])
+def test_unit_names_are_checked(bad):
+    with pytest.raises(TypeError, match="must be lower-case"):
+        Analysis(bad, "x", run=mean_abs)
+    with pytest.raises(TypeError, match="must be lower-case"):
+        Section(bad, "x", mean_abs_section)
+
+
+def test_the_command_line_runs_an_installed_plugins_analysis(entry_points, tmp_path):
+    entry_points("mean-abs", plugin_module("posembed_mean_abs_ep", [MEAN_ABS], [MEAN_ABS_SECTION]),
+                 dist="posembed-mean-abs")
+    target = tmp_path / "arrays.npz"
+    result = CliRunner().invoke(cli, ["analyze", SMALL, "--json", "--npz", str(target)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    scalars = json.loads(result.stdout)["tables"][0]["scalars"]
+    assert scalars["mean_abs_max"] == pytest.approx(float(np.abs(explorer.load(SMALL).matrix).mean(axis=1).max()))
+    assert "0.mean_abs.values" in np.load(target).files
+    page = tmp_path / "page.html"
+    result = CliRunner().invoke(cli, ["report", SMALL, "-o", str(page)], catch_exceptions=False)
+    assert result.exit_code == 0 and "mean absolute value" in page.read_text(encoding="utf-8")
+
+
+def test_results_read_by_name_and_attribute():
+    results = explorer.analysis.analyze(np.eye(12, 4, dtype=np.float32))
+    assert results["offset"] is results.offset and list(results)[0] == "summary"
+    with pytest.raises(AttributeError, match="no analysis 'nothing'"):
+        results.nothing
