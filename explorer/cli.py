@@ -62,7 +62,10 @@ def cli(ctx: click.Context, debug: bool, quiet: bool) -> None:
 
         from explorer.units import DEBUG_ENV
 
+        before = os.environ.get(DEBUG_ENV)
         os.environ[DEBUG_ENV] = "1"
+        ctx.call_on_close(lambda: os.environ.__setitem__(DEBUG_ENV, before) if before is not None
+                          else os.environ.pop(DEBUG_ENV, None))
     if quiet:
         from explorer import feedback
 
@@ -101,6 +104,19 @@ class _Stage:
     def __exit__(self, *exc: Any) -> None:
         if self.shown:
             click.echo("\r\033[K", err=True, nl=False)
+
+
+def _resolution_option(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    """``--resolution``, checked where every resolution is (``explorer.analysis.table.check_resolution``)."""
+    if value is None:
+        return None
+    from explorer.analysis.table import check_resolution
+    from explorer.errors import EmbeddingError
+
+    try:
+        return check_resolution(value)
+    except EmbeddingError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _echo_json(data: Any) -> None:
@@ -191,7 +207,7 @@ def info(spec: str, as_json: bool) -> None:
 @click.option("--title", default=None, help="Title of the page (default: the tables' names).")
 @click.option("--resources", type=click.Choice(["inline", "cdn"]), default="inline", show_default=True,
               help="Bokeh's JavaScript inline (works offline) or from the CDN (smaller file).")
-@click.option("--resolution", type=click.IntRange(min=2), default=None,
+@click.option("--resolution", type=int, default=None, callback=_resolution_option,
               help="Display resolution: images are at most this many pixels a side [default: 1024].")
 @click.option("--open", "open_browser", is_flag=True, help="Open the report in the browser when written.")
 def report(specs: tuple[str, ...], output: str, title: str | None, resources: str, resolution: int | None,
@@ -235,7 +251,7 @@ def _finite_or_none(values: dict[str, float]) -> dict[str, float | None]:
 @click.option("--json", "as_json", is_flag=True, help="Print every scalar result as JSON.")
 @click.option("--npz", "npz", default=None, metavar="FILE",
               help="Also save every result array to FILE (.npz, keys like 0.offset.mean, and 0-1.comparison.lag for pairs).")
-@click.option("--resolution", type=click.IntRange(min=2), default=None,
+@click.option("--resolution", type=int, default=None, callback=_resolution_option,
               help="Display resolution of images and profiles [default: 1024].")
 def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: int | None) -> None:
     """Run the shared analyses on each SPEC and print their scalar results.

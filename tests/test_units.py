@@ -198,7 +198,22 @@ def test_the_command_line_runs_an_installed_plugins_analysis(entry_points, tmp_p
 
 
 def test_results_read_by_name_and_attribute():
-    results = explorer.analysis.analyze(np.eye(12, 4, dtype=np.float32))
+    results = explorer.analysis.analyze(np.arange(48, dtype=np.float32).reshape(12, 4) + 1)
     assert results["offset"] is results.offset and list(results)[0] == "summary"
     with pytest.raises(AttributeError, match="no analysis 'nothing'"):
         results.nothing
+
+
+def test_the_command_line_names_a_broken_plugin_analysis_in_one_line_and_debug_raises(entry_points, tmp_path):
+    broken = Analysis("broken", "raises", run=boom)
+    entry_points("broken", plugin_module("posembed_broken_ep", analyses=[broken]), dist="posembed-broken")
+    result = CliRunner().invoke(cli, ["analyze", SMALL, "--json"], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert result.stderr.splitlines() == [
+        "posembed: warning: analysis 'broken' of plugin 'broken' failed and is skipped: RuntimeError: boom"]
+    assert "offset_spread_max" in json.loads(result.stdout)["tables"][0]["scalars"]
+    with pytest.raises(RuntimeError, match="boom"):
+        CliRunner().invoke(cli, ["--debug", "analyze", SMALL], catch_exceptions=False)
+    import os
+
+    assert "POSEMBED_DEBUG" not in os.environ  # the switch ends with the command

@@ -350,9 +350,9 @@ def heading(text: str, width: int = 2 * SIZE) -> Div:
     return Div(text=f"<h3 style='margin:1em 0 0 0'>{html.escape(text)}</h3>", width=width)
 
 
-def number_table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]], name: str,
+def number_grid(title: str, header: Sequence[str], rows: Sequence[Sequence[object]], name: str,
                  width: int = SIZE) -> Div:
-    """A small HTML table of numbers and labels (every cell escaped)."""
+    """A small grid of numbers and labels with a header row, as HTML (every cell escaped)."""
     def cell(tag: str, value: object) -> str:
         text = f"{value:.4g}" if isinstance(value, float) else str(value)
         return f"<{tag} style='text-align:left;padding:2px 1em 2px 0'>{html.escape(text)}</{tag}>"

@@ -18,7 +18,7 @@ def build(context: SectionContext):
     parts = []
     if rows:
         parts += [
-            views.number_table("pairwise comparison", ("table A", "table B", "common positions", "linear CKA",
+            views.number_grid("pairwise comparison", ("table A", "table B", "common positions", "linear CKA",
                                                        "similarity correlation"), rows, name="comparison", width=wide),
             views.caption(
                 "On the positions both tables have (the first min(N_a, N_b) rows). Linear CKA (Kornblith et al. "

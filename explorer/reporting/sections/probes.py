@@ -15,7 +15,7 @@ def build(context: SectionContext):
     if probes is None:
         return views.caption(f"Probes: not run, the table has fewer than {MIN_POSITIONS} positions.", wide)
     return column(
-        views.number_table("linear probes", ("probe", "held-out error", "reference"), [
+        views.number_grid("linear probes", ("probe", "held-out error", "reference"), [
             ("absolute position (MAE, positions)", probes.absolute_mae,
              f"predicting the mean: {probes.absolute_baseline:.4g}"),
             ("relative order (error rate)", probes.order_error, f"chance: 0.5 ({probes.order_pairs} pairs)"),
