@@ -70,8 +70,8 @@ def test_quiet_switch_and_restore(monkeypatch, capsys):
 
 
 def test_hub_download_progress_respects_quiet(monkeypatch, capsys):
-    """explorer/hub.py's download progress prints nothing when quiet, one line each way into a pipe otherwise."""
-    from explorer.hub import Progress
+    """The hub loader's download progress prints nothing when quiet, one line each way into a pipe otherwise."""
+    from explorer.loaders.hub import Progress
 
     monkeypatch.delenv(feedback.ENV, raising=False)
     progress = Progress("model.safetensors", 8_000_000)

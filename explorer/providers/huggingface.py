@@ -1,7 +1,8 @@
 """The ``hf`` provider (any Hugging Face model id or local folder) and ``gpt2`` (the GPT-2 family).
 
-Both read ``config.json`` as JSON, find the position table by tensor name (``explorer.families``)
-and read only that tensor's bytes (``explorer.checkpoints`` locally, ``explorer.hub`` remotely).
+Both read ``config.json`` as JSON, find the position table by tensor name (``explorer.loaders.families``)
+and read only that tensor's bytes (``explorer.loaders.checkpoints`` locally, ``explorer.loaders.hub``
+remotely).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ _GPT2_ALIASES = {"small": "gpt2", "medium": "gpt2-medium", "large": "gpt2-large"
 
 def open_checkpoint(model: str, revision: str | None = None):
     """A local folder as a LocalCheckpoint, anything else as a hub repository (RemoteCheckpoint)."""
-    from explorer.checkpoints import LocalCheckpoint
+    from explorer.loaders.checkpoints import LocalCheckpoint
 
     path = Path(model).expanduser()
     if path.is_dir():
@@ -40,7 +41,7 @@ def open_checkpoint(model: str, revision: str | None = None):
         raise ProviderError(f"{model} is a file, not a model folder; use file:{model}")
     if model.startswith(("/", ".", "~")) or "\\" in model or model.count("/") > 1:
         raise ProviderError(f"no such model folder: {model}")
-    from explorer.hub import RemoteCheckpoint
+    from explorer.loaders.hub import RemoteCheckpoint
 
     return RemoteCheckpoint(model, revision)
 
@@ -48,7 +49,7 @@ def open_checkpoint(model: str, revision: str | None = None):
 def read_table(provider: str, checkpoint: Any, params: dict[str, Any], table: str = "auto",
                tensor: str | None = None, offset: int | None = None):
     """The position table of ``checkpoint`` as a PositionEmbedding, offset rows dropped and recorded."""
-    from explorer import families
+    from explorer.loaders import families
     from explorer.embedding import PositionEmbedding
 
     choice = families.choose(checkpoint, table, tensor)

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from explorer.checkpoints import Checkpoint
+from explorer.loaders.checkpoints import Checkpoint
 from explorer.errors import ProviderError
 from explorer.provider import _closest
 

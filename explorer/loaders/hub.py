@@ -30,9 +30,9 @@ from urllib.parse import quote
 
 import numpy as np
 
-from explorer import safetensors_io as st
-from explorer.checkpoints import (BIN_FILE, BIN_INDEX_FILE, CONFIG_FILE, Checkpoint, load_torch_file, read_config,
-                                  state_dict_of, torch_to_numpy)
+from explorer.loaders import safetensors_io as st
+from explorer.loaders.checkpoints import (BIN_FILE, BIN_INDEX_FILE, CONFIG_FILE, Checkpoint, load_torch_file,
+                                          read_config, state_dict_of, torch_to_numpy)
 from explorer.errors import OutputError, PosembedWarning, ProviderError
 from explorer.feedback import info, quiet
 
