@@ -14,13 +14,14 @@ from __future__ import annotations
 import os
 import sys
 
+from explorer import environment
+
 ENV = "POSEMBED_QUIET"
-_TRUE = {"1", "ON", "YES", "TRUE"}
 
 
 def quiet() -> bool:
     """Whether informational output and progress are silenced (``POSEMBED_QUIET``, read now)."""
-    return os.environ.get(ENV, "").strip().upper() in _TRUE
+    return environment.flag(ENV)
 
 
 def set_quiet(value: bool = True) -> dict[str, str | None]:
