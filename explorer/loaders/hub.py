@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from explorer.loaders.checkpoints import (BIN_FILE, BIN_INDEX_FILE, CONFIG_FILE,
                                           read_config, state_dict_of, torch_to_numpy)
 from explorer import environment
 from explorer.errors import OutputError, PosembedWarning, ProviderError
-from explorer.feedback import info, quiet
+from explorer.feedback import Progress, info
 
 #: The first header read; most safetensors headers fit (huggingface_hub makes the same bet).
 HEADER_FIRST_READ = 100_000
@@ -120,30 +119,6 @@ def _check_content_range(value: str | None, start: int, stop: int, exact: bool, 
     first, last = int(match.group(1)), int(match.group(2))
     if first != start or last > stop - 1 or (exact and last != stop - 1):
         raise ProviderError(f"{where}: asked for bytes {start}-{stop - 1}, the server sent {first}-{last}")
-
-
-class Progress:
-    """A one-line download progress report on stderr (updated in place on a terminal; none when quiet)."""
-
-    def __init__(self, label: str, total: int) -> None:
-        self.label, self.total, self.shown = label, total, -1
-        self.silent = quiet()  # posembed --quiet / POSEMBED_QUIET=1 (explorer/feedback.py)
-        self.tty = sys.stderr.isatty()
-        if not self.tty and not self.silent:
-            print(f"posembed: downloading {label} ({total / 1e6:.1f} MB)", file=sys.stderr, flush=True)
-
-    def update(self, done: int) -> None:
-        """Report ``done`` bytes of ``total``."""
-        percent = done * 100 // max(self.total, 1)
-        if self.tty and not self.silent and percent != self.shown:
-            self.shown = percent
-            print(f"\rposembed: downloading {self.label}: {done / 1e6:.1f} of {self.total / 1e6:.1f} MB "
-                  f"({percent}%)", end="", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        """End the progress line."""
-        if not self.silent:
-            print("" if self.tty else f"posembed: downloaded {self.label}", file=sys.stderr, flush=True)
 
 
 class RemoteCheckpoint(Checkpoint):
