@@ -76,7 +76,7 @@ def hub_cache_dir() -> Path:
     return Path(os.path.expanduser(explicit)) if explicit else hf_home() / "hub"
 
 
-def table_cache_dir() -> Path:
+def slice_cache_dir() -> Path:
     """Where posembed keeps safetensors headers and tensor slices: ``POSEMBED_CACHE``, else ``$HF_HOME/posembed``."""
     explicit = environment.text("POSEMBED_CACHE")
     return Path(os.path.expanduser(explicit)) if explicit else hf_home() / "posembed"
@@ -143,7 +143,7 @@ class RemoteCheckpoint(Checkpoint):
         self.revision = commit if _COMMIT.fullmatch(commit) else self.requested
         self.config = read_config(config_path, repo_id)
         self.config_dir = self.snapshot
-        self.cache = table_cache_dir() / f"models--{repo_id.replace('/', '--')}" / quote(self.revision, safe="")
+        self.cache = slice_cache_dir() / f"models--{repo_id.replace('/', '--')}" / quote(self.revision, safe="")
         self._layout: str | None = None
         self._headers: dict[str, st.Header] = {}
         self._weight_map: dict[str, str] | None = None

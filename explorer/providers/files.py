@@ -26,17 +26,17 @@ def pick_key(shapes: Mapping[str, tuple[int, ...]], key: str | None, where: str)
             listing = ", ".join(sorted(shapes)[:20]) + (" ..." if len(shapes) > 20 else "")
             raise ProviderError(f"{where}: no {key!r} (it holds: {listing}){_closest(key, list(shapes))}")
         return key
-    tables = [name for name, shape in shapes.items() if len(shape) == 2]
-    if len(tables) == 1:
-        return tables[0]
+    candidates = [name for name, shape in shapes.items() if len(shape) == 2]
+    if len(candidates) == 1:
+        return candidates[0]
     from explorer.loaders.families import FAMILIES
 
-    suffixes = {rule.suffix for tables_ in FAMILIES.values() for rule in tables_.values()}
-    known = [n for n in tables if any(n == s or n.endswith("." + s) for s in suffixes)]
+    suffixes = {rule.suffix for rules in FAMILIES.values() for rule in rules.values()}
+    known = [n for n in candidates if any(n == s or n.endswith("." + s) for s in suffixes)]
     if len(known) == 1:
         return known[0]
-    listing = ", ".join(sorted(known or tables)[:20]) or "none"
-    raise ProviderError(f"{where}: holds {len(tables)} 2-D tables; choose one with key=NAME (e.g. {listing})")
+    listing = ", ".join(sorted(known or candidates)[:20]) or "none"
+    raise ProviderError(f"{where}: holds {len(candidates)} 2-D tables; choose one with key=NAME (e.g. {listing})")
 
 
 def _from_safetensors(path: Path, key: str | None) -> tuple[Any, str, str]:

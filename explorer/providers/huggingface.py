@@ -13,6 +13,7 @@ from typing import Any
 
 from explorer.errors import PosembedWarning, ProviderError
 from explorer.hookspecs import hookimpl
+from explorer.loaders.families import TABLE_CHOICES
 from explorer.provider import Param, Provider
 
 #: Short names of the GPT-2 family and their hub repositories.
@@ -46,13 +47,13 @@ def open_checkpoint(model: str, revision: str | None = None):
     return RemoteCheckpoint(model, revision)
 
 
-def read_table(provider: str, checkpoint: Any, params: dict[str, Any], table: str = "auto",
+def read_table(provider: str, checkpoint: Any, params: dict[str, Any], which: str = "auto",
                tensor: str | None = None, offset: int | None = None):
-    """The position table of ``checkpoint`` as a PositionEmbedding, offset rows dropped and recorded."""
+    """The position table ``which`` of ``checkpoint`` as a PositionEmbedding, offset rows dropped and recorded."""
     from explorer.loaders import families
     from explorer.embedding import PositionEmbedding
 
-    choice = families.choose(checkpoint, table, tensor)
+    choice = families.choose(checkpoint, which, tensor)
     matrix, dtype = checkpoint.read(choice.tensor)
     if matrix.ndim != 2:
         raise ProviderError(f"{checkpoint.source}: tensor {choice.tensor!r} has shape {list(matrix.shape)}, "
@@ -94,8 +95,8 @@ HF = Provider(
     params=(
         Param("model", str, None, "hub id (ORG/NAME) or local folder with config.json"),
         Param("revision", str, None, "hub branch, tag or commit (default: main)"),
-        Param("table", str, "auto", "which table of an encoder-decoder model (auto = encoder)",
-              choices=("auto", "encoder", "decoder")),
+        Param("table", str, "auto", "which of the model's position tables: encoder or decoder of an "
+              "encoder-decoder model (auto = its only one, else the encoder's)", choices=TABLE_CHOICES),
         Param("tensor", str, None, "tensor name, to override the automatic choice"),
         Param("offset", int, None, "rows to drop before position 0 (default: the model family's)", minimum=0),
     ),
