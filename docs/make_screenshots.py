@@ -17,7 +17,6 @@ GPT-2's table is read through the ``file`` provider when it is registered, else 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import io
 import sys
 import tempfile
@@ -25,18 +24,8 @@ from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
 DEFAULT_GPT2 = DOCS.parent.parent / "shared" / "data" / "gpt2-small-wpe.npy"
-#: The headless-browser driver is a test tool, kept in tests/ (not a package), so it is loaded by path.
-DRIVER = DOCS.parent / "tests" / "browser.py"
-
-
-def browser_driver():
-    """The module ``tests/browser.py``."""
-    name = "_posembed_browser"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, DRIVER)
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
+#: The headless-browser driver is a test tool, kept in tests/browser.py.
+TESTS = DOCS.parent / "tests"
 
 
 def load_gpt2(path: Path):
@@ -91,7 +80,8 @@ def main() -> int:
         return 1
 
     import explorer
-    Chromium = browser_driver().Chromium
+    sys.path.insert(0, str(TESTS))
+    from browser import Chromium
 
     args.out.mkdir(parents=True, exist_ok=True)
     gpt2 = load_gpt2(args.gpt2)

@@ -1,7 +1,7 @@
 """Open a report in headless Chromium and look at it: console errors, Bokeh's idle state, screenshots.
 
-A test tool, not part of the product: used by the browser tests and ``docs/make_screenshots.py``, which
-load it by path (``tests/`` is not a package). It speaks the Chrome DevTools protocol over
+A test tool, not part of the product: used by the browser tests (pytest puts ``tests/`` on the path) and
+``docs/make_screenshots.py``. It speaks the Chrome DevTools protocol over
 ``--remote-debugging-pipe`` (JSON messages separated by NUL bytes on file descriptors 3 and 4), so it
 needs no Python dependency beyond the standard library, and no network.
 """

@@ -1,10 +1,6 @@
 """Reports in a real browser: headless Chromium renders them with no console error, Bokeh goes idle,
 the screenshot is not blank, and the pickers, mirrored images and linked selection work in the static file."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -12,20 +8,7 @@ import explorer
 from explorer.analysis import cosine_image, matrix_image
 from explorer.reporting import views
 
-
-def _driver():
-    """The headless-browser driver beside this file, loaded by path: tests/ is not a package."""
-    name = "_posembed_browser"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("browser.py"))
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-_browser = _driver()
-CANDIDATES, Chromium, blankness, find_chromium = (_browser.CANDIDATES, _browser.Chromium, _browser.blankness,
-                                                  _browser.find_chromium)
+from browser import CANDIDATES, Chromium, blankness, find_chromium  # tests/browser.py, on pytest's pythonpath
 
 pytestmark = [
     pytest.mark.browser,
