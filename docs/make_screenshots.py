@@ -24,6 +24,8 @@ from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
 DEFAULT_GPT2 = DOCS.parent.parent / "shared" / "data" / "gpt2-small-wpe.npy"
+#: The headless-browser driver is a test tool, kept in tests/browser.py.
+TESTS = DOCS.parent / "tests"
 
 
 def load_gpt2(path: Path):
@@ -78,7 +80,8 @@ def main() -> int:
         return 1
 
     import explorer
-    from explorer.reporting.browser import Chromium
+    sys.path.insert(0, str(TESTS))
+    from browser import Chromium
 
     args.out.mkdir(parents=True, exist_ok=True)
     gpt2 = load_gpt2(args.gpt2)

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from explorer import __version__
+from explorer import __version__, feedback
 from explorer.errors import PosembedError, PosembedWarning
 
 
@@ -67,8 +67,6 @@ def cli(ctx: click.Context, debug: bool, quiet: bool) -> None:
         ctx.call_on_close(lambda: os.environ.__setitem__(DEBUG_ENV, before) if before is not None
                           else os.environ.pop(DEBUG_ENV, None))
     if quiet:
-        from explorer import feedback
-
         previous = feedback.set_quiet(True)
         ctx.call_on_close(lambda: feedback.restore(previous))
 
@@ -77,33 +75,6 @@ def _registry():
     from explorer.plugins import get_registry
 
     return get_registry()
-
-
-def _info(message: str) -> None:
-    """An informational line on stderr, silenced by --quiet."""
-    from explorer.feedback import quiet
-
-    if not quiet():
-        click.echo(message, err=True)
-
-
-class _Stage:
-    """A transient "posembed: analysing ..." line on stderr while a long step runs, drawn only on a terminal
-    (never with --quiet, never into a pipe or file) and erased when the step ends."""
-
-    def __init__(self, message: str) -> None:
-        from explorer.feedback import interactive
-
-        self.message, self.shown = message, interactive()
-
-    def __enter__(self) -> "_Stage":
-        if self.shown:
-            click.echo(f"posembed: {self.message} ...", err=True, nl=False)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.shown:
-            click.echo("\r\033[K", err=True, nl=False)
 
 
 def _resolution_option(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
@@ -229,11 +200,11 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
     registry = _registry()
     embeddings = [load(s, registry=registry) for s in (specs or (DEFAULT_SPEC,))]
     shapes = ", ".join(f"{e.positions} x {e.dim}" for e in embeddings)
-    with _Stage(f"analysing and rendering {shapes}"):
+    with feedback.stage(f"analysing and rendering {shapes}"):
         html = build_report(embeddings, output, title=title, resources=resources, resolution=resolution,
                             registry=registry)
     if output != STDOUT:
-        _info(f"wrote {output} ({len(html.encode('utf-8')) / 1e6:.1f} MB)")
+        feedback.info(f"wrote {output} ({len(html.encode('utf-8')) / 1e6:.1f} MB)")
         if open_browser:
             import pathlib
             import webbrowser
@@ -270,7 +241,7 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
         check_writable(npz)  # fail before any expensive work
     registry = _registry()
     embeddings = [load(s, registry=registry) for s in specs]
-    with _Stage("analysing " + ", ".join(f"{e.positions} x {e.dim}" for e in embeddings)):
+    with feedback.stage("analysing " + ", ".join(f"{e.positions} x {e.dim}" for e in embeddings)):
         results, pairs = analyze_all(embeddings, resolution, registry)
     data = {
         "tables": [
@@ -302,7 +273,7 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
         for name, number in pair["scalars"].items():
             click.echo(f"{name:>28}: {'n/a' if number is None else f'{number:.6g}'}")
     if npz is not None and npz != STDOUT:
-        _info(f"wrote {npz}")
+        feedback.info(f"wrote {npz}")
 
 
 @cli.command()
@@ -327,7 +298,7 @@ def export(spec: str, output: str, fmt: str | None) -> None:
     embedding = load(spec, registry=_registry())
     write_table(embedding, output, fmt)
     if output != STDOUT:
-        _info(f"wrote {output} ({embedding.positions} x {embedding.dim} {fmt})")
+        feedback.info(f"wrote {output} ({embedding.positions} x {embedding.dim} {fmt})")
 
 
 def main() -> None:

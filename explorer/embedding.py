@@ -7,6 +7,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from explorer import validate
 from explorer.errors import EmbeddingError
 
 #: Kinds a provider may declare; free text is allowed, these are the common ones.
@@ -39,35 +40,12 @@ class PositionEmbedding:
     """A short free-text note from the provider (model family, layout, ...)."""
 
     def __post_init__(self) -> None:
-        raw = self.matrix
-        if not isinstance(raw, np.ndarray):
-            try:
-                raw = np.asarray(raw)
-            except Exception as exc:  # ragged lists, objects
-                raise EmbeddingError(f"{self.provider}: the table is not an array ({exc})") from None
-        if raw.dtype.kind not in "fiub":
-            raise EmbeddingError(f"{self.provider}: the table has dtype {raw.dtype}, expected numbers")
-        if raw.ndim != 2:
-            raise EmbeddingError(
-                f"{self.provider}: the table must be 2-D (positions x dimensions), got shape {raw.shape}"
-            )
-        if raw.shape[0] < 1 or raw.shape[1] < 1:
-            raise EmbeddingError(f"{self.provider}: the table is empty (shape {raw.shape})")
-        with np.errstate(over="ignore"):  # float64 beyond float32's range becomes Inf, refused just below
-            matrix = np.ascontiguousarray(raw, dtype=np.float32)
-        finite = np.isfinite(matrix)
-        if not finite.all():
-            bad = np.argwhere(~finite)
-            row, col = (int(v) for v in bad[0])
-            raise EmbeddingError(
-                f"{self.provider}: the table holds {len(bad)} NaN or Inf value(s), "
-                f"the first at position {row}, dimension {col}"
-            )
-        if matrix is raw:
-            matrix = matrix.copy()  # never alias (and freeze) an array the caller still owns
+        matrix = validate.table(self.matrix, self.provider)
+        if matrix is self.matrix or not matrix.flags.owndata:
+            matrix = matrix.copy()  # never alias (and freeze) memory the caller still owns: its array, a view, a tensor
         matrix.setflags(write=False)
+        object.__setattr__(self, "dtype", self.dtype or str(np.asarray(self.matrix).dtype))
         object.__setattr__(self, "matrix", matrix)
-        object.__setattr__(self, "dtype", self.dtype or str(raw.dtype))
         object.__setattr__(self, "params", dict(self.params))
         if self.offset < 0:
             raise EmbeddingError(f"{self.provider}: offset must be >= 0, got {self.offset}")

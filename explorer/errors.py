@@ -19,6 +19,13 @@ class SpecError(PosembedError):
     exit_code = 2
 
 
+class SettingError(PosembedError):
+    """An environment variable of posembed's with a value it cannot use (a flag that is not yes/no, a number
+    out of its range)."""
+
+    exit_code = 2
+
+
 class PluginError(PosembedError):
     """A plugin that cannot be loaded or that registers something invalid."""
 

@@ -1,4 +1,5 @@
-"""Feedback on standard error: one switch for progress and informational lines.
+"""Feedback on standard error: the one place that draws status lines (informational lines, the stage
+of a long step, download progress), with one switch to silence them.
 
 ``posembed --quiet`` sets ``POSEMBED_QUIET=1`` (so subprocesses and plugins see it too); the same
 variable works from a notebook or a script. Quiet silences progress and informational lines
@@ -13,14 +14,17 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
+from typing import Iterator
+
+from explorer import environment
 
 ENV = "POSEMBED_QUIET"
-_TRUE = {"1", "ON", "YES", "TRUE"}
 
 
 def quiet() -> bool:
     """Whether informational output and progress are silenced (``POSEMBED_QUIET``, read now)."""
-    return os.environ.get(ENV, "").strip().upper() in _TRUE
+    return environment.flag(ENV)
 
 
 def set_quiet(value: bool = True) -> dict[str, str | None]:
@@ -54,15 +58,63 @@ def restore(previous: dict[str, str | None]) -> None:
             os.environ[name] = value
 
 
-def interactive() -> bool:
-    """Whether progress may be drawn in place: stderr is a terminal and not quiet."""
+def _stderr_is_terminal() -> bool:
     try:
-        return not quiet() and sys.stderr.isatty()
+        return sys.stderr.isatty()
     except (AttributeError, ValueError):  # closed or replaced stderr
         return False
+
+
+def _write(text: str) -> None:
+    sys.stderr.write(text)  # looked up now: click's test runner and notebooks replace sys.stderr
+    sys.stderr.flush()
+
+
+def interactive() -> bool:
+    """Whether progress may be drawn in place: stderr is a terminal and not quiet."""
+    return not quiet() and _stderr_is_terminal()
 
 
 def info(message: str) -> None:
     """One informational line on stderr, unless quiet."""
     if not quiet():
-        print(message, file=sys.stderr, flush=True)
+        _write(message + "\n")
+
+
+@contextmanager
+def stage(message: str) -> Iterator[None]:
+    """A transient ``posembed: MESSAGE ...`` line while the block runs, erased when it ends; drawn only in place
+    on a terminal (a pipe or a log file would keep the erased line for ever)."""
+    shown = interactive()
+    if shown:
+        _write(f"posembed: {message} ...")
+    try:
+        yield
+    finally:
+        if shown:
+            _write("\r\033[K")
+
+
+class Progress:
+    """A download's progress: redrawn in place on a terminal, else one line when it starts and one when it ends."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total, self.shown = label, total, -1
+        self.silent, self.in_place = quiet(), interactive()
+        if not self.silent and not self.in_place:
+            info(f"posembed: downloading {label} ({total / 1e6:.1f} MB)")
+
+    def update(self, done: int) -> None:
+        """Report ``done`` bytes of ``total``."""
+        percent = done * 100 // max(self.total, 1)
+        if self.in_place and percent != self.shown:
+            self.shown = percent
+            _write(f"\rposembed: downloading {self.label}: {done / 1e6:.1f} of {self.total / 1e6:.1f} MB "
+                   f"({percent}%)")
+
+    def close(self) -> None:
+        """End the progress line."""
+        if self.in_place:
+            _write("\n")
+        else:
+            info(f"posembed: downloaded {self.label}")

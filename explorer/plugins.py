@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import os
 import re
 import sys
 import time
@@ -30,7 +29,7 @@ from typing import Any, Iterable
 
 import pluggy
 
-from explorer import __version__, hookspecs
+from explorer import __version__, environment, hookspecs
 from explorer.errors import DuplicateProviderError, PluginError, PosembedWarning, SpecError
 from explorer.provider import Provider, _closest
 from explorer.units import Analysis, Section, in_order
@@ -69,7 +68,7 @@ class PluginManager(pluggy.PluginManager):
         self.info: dict[str, PluginInfo] = {}
         #: Plugin name -> why it was skipped (failed to import, to register, or inside its hook).
         self.failures: dict[str, str] = {}
-        self.tracing = _env_flag(TRACE_PLUGINS_ENV)
+        self.tracing = environment.flag(TRACE_PLUGINS_ENV)
 
     def hook_names(self, plugin: object) -> list[str]:
         """Names of the hooks ``plugin`` implements (spec'd or not), sorted."""
@@ -133,17 +132,13 @@ def report_pending(pm: pluggy.PluginManager) -> list[str]:
     return messages
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
-
-
 def _normalize(name: str) -> str:
     """Distribution names compare case-insensitively with '-', '_' and '.' alike (PEP 503)."""
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _wanted() -> set[str] | None:
-    raw = os.environ.get(LOAD_PLUGINS_ENV)
+    raw = environment.text(LOAD_PLUGINS_ENV)
     if raw is None:
         return None
     return {_normalize(part.strip()) for part in raw.split(",") if part.strip()}

@@ -234,9 +234,9 @@ def guarded(unit: Analysis | Section, call: Callable[[], Any]) -> Any:
 
 
 def _debugging() -> bool:
-    import os
+    from explorer import environment
 
-    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
+    return environment.flag(DEBUG_ENV)
 
 
 def in_order(sections: Sequence[Section]) -> list[Section]:

@@ -7,7 +7,8 @@ import pytest
 import explorer
 from explorer.analysis import cosine_image, matrix_image
 from explorer.reporting import views
-from explorer.reporting.browser import CANDIDATES, Chromium, blankness, find_chromium
+
+from browser import CANDIDATES, Chromium, blankness, find_chromium  # tests/browser.py, on pytest's pythonpath
 
 pytestmark = [
     pytest.mark.browser,

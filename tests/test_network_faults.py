@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import explorer
-from explorer.errors import PosembedError, ProviderError
+from explorer.errors import PosembedError, ProviderError, SettingError
 
 
 
@@ -246,5 +246,5 @@ def test_corrupt_cached_header_is_fetched_again(faulty, tmp_path):
 
 def test_bad_timeout_setting_is_one_clear_error(faulty, monkeypatch):
     monkeypatch.setenv("POSEMBED_HUB_TIMEOUT", "soon")
-    with pytest.raises(ProviderError, match="POSEMBED_HUB_TIMEOUT"):
+    with pytest.raises(SettingError, match="POSEMBED_HUB_TIMEOUT"):
         explorer.load("hf:org/m")

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from explorer import safetensors_io as sio
+from explorer.loaders import safetensors_io as sio
 from explorer.embedding import PositionEmbedding
 from explorer.errors import PosembedError
 from explorer.spec import parse_spec

@@ -70,9 +70,8 @@ def test_quiet_switch_and_restore(monkeypatch, capsys):
 
 
 def test_hub_download_progress_respects_quiet(monkeypatch, capsys):
-    """explorer/hub.py's download progress prints nothing when quiet, one line each way into a pipe otherwise."""
-    from explorer.hub import Progress
-
+    """Download progress (the hub loader's) prints nothing when quiet, one line each way into a pipe otherwise."""
+    Progress = feedback.Progress
     monkeypatch.delenv(feedback.ENV, raising=False)
     progress = Progress("model.safetensors", 8_000_000)
     progress.update(4_000_000)
@@ -96,3 +95,17 @@ def test_long_work_shows_a_stage_line_only_on_a_terminal(monkeypatch):
     monkeypatch.setattr(feedback, "interactive", lambda: False)
     result = CliRunner().invoke(cli, ["analyze", SMALL, "--json"], catch_exceptions=False)
     assert "analysing" not in result.stderr
+
+
+def test_on_a_terminal_progress_redraws_in_place_and_a_stage_erases_itself(monkeypatch, capsys):
+    monkeypatch.delenv(feedback.ENV, raising=False)
+    monkeypatch.setattr(feedback, "_stderr_is_terminal", lambda: True)
+    progress = feedback.Progress("model.safetensors", 8_000_000)
+    progress.update(4_000_000)
+    progress.close()
+    err = capsys.readouterr().err
+    assert err == "\rposembed: downloading model.safetensors: 4.0 of 8.0 MB (50%)\n"
+    with pytest.raises(RuntimeError):
+        with feedback.stage("analysing"):
+            raise RuntimeError("the line is erased even when the step fails")
+    assert capsys.readouterr().err == "posembed: analysing ...\r\033[K"

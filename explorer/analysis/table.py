@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from explorer import validate
 from explorer.errors import EmbeddingError
 
 
@@ -13,21 +14,7 @@ def as_table(x: np.ndarray) -> np.ndarray:
     Providers already refuse NaN, Inf and empty tables (``PositionEmbedding``); the analyses check again
     because they are also called directly on arrays from a notebook.
     """
-    try:
-        raw = np.asarray(x)
-    except Exception as exc:  # ragged nested lists, objects without __array__
-        raise EmbeddingError(f"the table is not an array ({exc})") from None
-    if raw.dtype.kind not in "fiub":
-        raise EmbeddingError(f"the table has dtype {raw.dtype}, expected numbers")
-    if raw.ndim != 2:
-        raise EmbeddingError(f"the table must be 2-D (positions x dimensions), got shape {raw.shape}")
-    if raw.shape[0] < 1 or raw.shape[1] < 1:
-        raise EmbeddingError(f"the table is empty (shape {raw.shape})")
-    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes Inf, refused just below
-        table = np.ascontiguousarray(raw, dtype=np.float32)
-    if not np.isfinite(table).all():
-        raise EmbeddingError("the table holds NaN or Inf values (or values beyond float32's range)")
-    return table
+    return validate.table(x)
 
 
 def check_resolution(resolution: int) -> int:

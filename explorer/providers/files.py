@@ -26,21 +26,21 @@ def pick_key(shapes: Mapping[str, tuple[int, ...]], key: str | None, where: str)
             listing = ", ".join(sorted(shapes)[:20]) + (" ..." if len(shapes) > 20 else "")
             raise ProviderError(f"{where}: no {key!r} (it holds: {listing}){_closest(key, list(shapes))}")
         return key
-    tables = [name for name, shape in shapes.items() if len(shape) == 2]
-    if len(tables) == 1:
-        return tables[0]
-    from explorer.families import FAMILIES
+    candidates = [name for name, shape in shapes.items() if len(shape) == 2]
+    if len(candidates) == 1:
+        return candidates[0]
+    from explorer.loaders.families import FAMILIES
 
-    suffixes = {rule.suffix for tables_ in FAMILIES.values() for rule in tables_.values()}
-    known = [n for n in tables if any(n == s or n.endswith("." + s) for s in suffixes)]
+    suffixes = {rule.suffix for rules in FAMILIES.values() for rule in rules.values()}
+    known = [n for n in candidates if any(n == s or n.endswith("." + s) for s in suffixes)]
     if len(known) == 1:
         return known[0]
-    listing = ", ".join(sorted(known or tables)[:20]) or "none"
-    raise ProviderError(f"{where}: holds {len(tables)} 2-D tables; choose one with key=NAME (e.g. {listing})")
+    listing = ", ".join(sorted(known or candidates)[:20]) or "none"
+    raise ProviderError(f"{where}: holds {len(candidates)} 2-D tables; choose one with key=NAME (e.g. {listing})")
 
 
 def _from_safetensors(path: Path, key: str | None) -> tuple[Any, str, str]:
-    from explorer import safetensors_io as st
+    from explorer.loaders import safetensors_io as st
 
     header = st.read_header(path)
     name = pick_key({n: i.shape for n, i in header.tensors.items()}, key, str(path))
@@ -50,7 +50,7 @@ def _from_safetensors(path: Path, key: str | None) -> tuple[Any, str, str]:
 
 
 def _from_torch(path: Path, key: str | None) -> tuple[Any, str, str]:
-    from explorer.checkpoints import load_torch_file, state_dict_of, torch_to_numpy
+    from explorer.loaders.checkpoints import load_torch_file, state_dict_of, torch_to_numpy
 
     tensors = state_dict_of(load_torch_file(path), str(path))
     name = pick_key({n: tuple(t.shape) for n, t in tensors.items()}, key, str(path))  # "" = a bare tensor

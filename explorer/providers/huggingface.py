@@ -1,7 +1,8 @@
 """The ``hf`` provider (any Hugging Face model id or local folder) and ``gpt2`` (the GPT-2 family).
 
-Both read ``config.json`` as JSON, find the position table by tensor name (``explorer.families``)
-and read only that tensor's bytes (``explorer.checkpoints`` locally, ``explorer.hub`` remotely).
+Both read ``config.json`` as JSON, find the position table by tensor name (``explorer.loaders.families``)
+and read only that tensor's bytes (``explorer.loaders.checkpoints`` locally, ``explorer.loaders.hub``
+remotely).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from explorer.errors import PosembedWarning, ProviderError
 from explorer.hookspecs import hookimpl
+from explorer.loaders.families import TABLE_CHOICES
 from explorer.provider import Param, Provider
 
 #: Short names of the GPT-2 family and their hub repositories.
@@ -28,7 +30,7 @@ _GPT2_ALIASES = {"small": "gpt2", "medium": "gpt2-medium", "large": "gpt2-large"
 
 def open_checkpoint(model: str, revision: str | None = None):
     """A local folder as a LocalCheckpoint, anything else as a hub repository (RemoteCheckpoint)."""
-    from explorer.checkpoints import LocalCheckpoint
+    from explorer.loaders.checkpoints import LocalCheckpoint
 
     path = Path(model).expanduser()
     if path.is_dir():
@@ -40,18 +42,18 @@ def open_checkpoint(model: str, revision: str | None = None):
         raise ProviderError(f"{model} is a file, not a model folder; use file:{model}")
     if model.startswith(("/", ".", "~")) or "\\" in model or model.count("/") > 1:
         raise ProviderError(f"no such model folder: {model}")
-    from explorer.hub import RemoteCheckpoint
+    from explorer.loaders.hub import RemoteCheckpoint
 
     return RemoteCheckpoint(model, revision)
 
 
-def read_table(provider: str, checkpoint: Any, params: dict[str, Any], table: str = "auto",
+def read_table(provider: str, checkpoint: Any, params: dict[str, Any], which: str = "auto",
                tensor: str | None = None, offset: int | None = None):
-    """The position table of ``checkpoint`` as a PositionEmbedding, offset rows dropped and recorded."""
-    from explorer import families
+    """The position table ``which`` of ``checkpoint`` as a PositionEmbedding, offset rows dropped and recorded."""
+    from explorer.loaders import families
     from explorer.embedding import PositionEmbedding
 
-    choice = families.choose(checkpoint, table, tensor)
+    choice = families.choose(checkpoint, which, tensor)
     matrix, dtype = checkpoint.read(choice.tensor)
     if matrix.ndim != 2:
         raise ProviderError(f"{checkpoint.source}: tensor {choice.tensor!r} has shape {list(matrix.shape)}, "
@@ -93,8 +95,8 @@ HF = Provider(
     params=(
         Param("model", str, None, "hub id (ORG/NAME) or local folder with config.json"),
         Param("revision", str, None, "hub branch, tag or commit (default: main)"),
-        Param("table", str, "auto", "which table of an encoder-decoder model (auto = encoder)",
-              choices=("auto", "encoder", "decoder")),
+        Param("table", str, "auto", "which of the model's position tables: encoder or decoder of an "
+              "encoder-decoder model (auto = its only one, else the encoder's)", choices=TABLE_CHOICES),
         Param("tensor", str, None, "tensor name, to override the automatic choice"),
         Param("offset", int, None, "rows to drop before position 0 (default: the model family's)", minimum=0),
     ),

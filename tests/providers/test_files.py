@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import explorer
-from explorer import safetensors_io as st
+from explorer.loaders import safetensors_io as st
 from explorer.errors import ProviderError
 
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 import explorer
 from explorer.cli import cli
 from explorer.errors import ProviderError
-from explorer.families import FAMILIES
+from explorer.loaders.families import FAMILIES
 
 FAMILIES_TESTED = ["gpt2", "distilgpt2", "gpt_neo", "opt", "bert", "roberta", "xlm-roberta", "distilbert",
                    "electra", "bart-encoder", "bart-decoder", "mbart-encoder", "mbart-decoder", "whisper-encoder",

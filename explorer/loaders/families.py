@@ -1,8 +1,9 @@
 """Which tensor of a checkpoint is the position table, by ``model_type``, and what a model without one uses.
 
-``FAMILIES`` is the table the providers consult first: for each ``model_type`` the tensor name
-(matched as a suffix, so ``wpe.weight`` finds ``transformer.wpe.weight`` too), the rows stored before
-position 0 (``offset``), and the kind of table. An unknown ``model_type`` falls back to asking
+``FAMILIES`` is what the providers consult first: for each ``model_type`` a ``TensorRule`` per position
+table (``default``, or ``encoder`` and ``decoder``): the tensor name (matched as a suffix, so ``wpe.weight``
+finds ``transformer.wpe.weight`` too), the rows stored before position 0 (``offset``), and the kind of
+table. In this package "table" means only a position matrix. An unknown ``model_type`` falls back to asking
 transformers for the model's structure on the meta device (no weights are allocated or read).
 A model whose config shows rotary, ALiBi or relative positions gets one error naming that scheme.
 """
@@ -13,18 +14,19 @@ import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from explorer.checkpoints import Checkpoint
 from explorer.errors import ProviderError
+from explorer.loaders.checkpoints import Checkpoint
 from explorer.provider import _closest
 
 #: ``offset`` value meaning "the padding index plus one" (RoBERTa's position ids start at padding_idx + 1).
 PADDING = "padding_idx + 1"
-TABLES = ("auto", "encoder", "decoder")
+#: Values of the providers' ``table=`` parameter: which of a model's position tables to read.
+TABLE_CHOICES = ("auto", "encoder", "decoder")
 
 
 @dataclass(frozen=True)
-class Table:
-    """Where one family keeps a position table and how to read it."""
+class TensorRule:
+    """Which tensor of a family's checkpoints holds a position table (by name suffix), its offset rows, its kind."""
 
     suffix: str
     offset: int | str = 0
@@ -32,19 +34,19 @@ class Table:
     note: str = ""
 
 
-_GPT2 = {"default": Table("wpe.weight", note="learned absolute positions (wpe)")}
-_BERT = {"default": Table("embeddings.position_embeddings.weight", note="learned absolute positions")}
-_ROBERTA = {"default": Table("embeddings.position_embeddings.weight", PADDING,
+_GPT2 = {"default": TensorRule("wpe.weight", note="learned absolute positions (wpe)")}
+_BERT = {"default": TensorRule("embeddings.position_embeddings.weight", note="learned absolute positions")}
+_ROBERTA = {"default": TensorRule("embeddings.position_embeddings.weight", PADDING,
                              note="learned absolute positions; ids start at padding_idx + 1")}
 _ENC_DEC = {
-    "encoder": Table("encoder.embed_positions.weight", 2, note="encoder's learned positions, 2 offset rows"),
-    "decoder": Table("decoder.embed_positions.weight", 2, note="decoder's learned positions, 2 offset rows"),
+    "encoder": TensorRule("encoder.embed_positions.weight", 2, note="encoder's learned positions, 2 offset rows"),
+    "decoder": TensorRule("decoder.embed_positions.weight", 2, note="decoder's learned positions, 2 offset rows"),
 }
 
-FAMILIES: dict[str, dict[str, Table]] = {
+FAMILIES: dict[str, dict[str, TensorRule]] = {
     "gpt2": _GPT2,  # also DistilGPT-2
     "gpt_neo": _GPT2,
-    "opt": {"default": Table("decoder.embed_positions.weight", 2, note="learned positions, 2 offset rows")},
+    "opt": {"default": TensorRule("decoder.embed_positions.weight", 2, note="learned positions, 2 offset rows")},
     "bert": _BERT,
     "electra": _BERT,
     "distilbert": _BERT,
@@ -54,11 +56,11 @@ FAMILIES: dict[str, dict[str, Table]] = {
     "bart": _ENC_DEC,
     "mbart": _ENC_DEC,
     "whisper": {
-        "encoder": Table("encoder.embed_positions.weight", 0, "formula",
+        "encoder": TensorRule("encoder.embed_positions.weight", 0, "formula",
                          "encoder's sinusoidal table, stored and frozen"),
-        "decoder": Table("decoder.embed_positions.weight", 0, note="decoder's learned positions"),
+        "decoder": TensorRule("decoder.embed_positions.weight", 0, note="decoder's learned positions"),
     },
-    "biogpt": {"default": Table("embed_positions.weight", 2, note="learned positions, 2 offset rows")},
+    "biogpt": {"default": TensorRule("embed_positions.weight", 2, note="learned positions, 2 offset rows")},
 }
 
 _ROTARY_TYPES = {
@@ -101,21 +103,22 @@ def _offset(rule: int | str, config: dict[str, Any], source: str) -> int:
     return pad + 1
 
 
-def family_table(model_type: str, table: str, source: str) -> tuple[str, Table]:
-    """The family's table for ``table`` (``auto``, ``encoder``, ``decoder``)."""
-    tables = FAMILIES[model_type]
-    if table == "auto":
-        name = "default" if "default" in tables else "encoder"
-        return name, tables[name]
-    if table not in tables:
-        if "default" in tables:
-            raise ProviderError(f"{source}: {model_type} has a single position table; use table=auto, not {table}")
-        raise ProviderError(f"{source}: {model_type} has no {table} table (tables: {', '.join(tables)})")
-    return table, tables[table]
+def family_rule(model_type: str, which: str, source: str) -> tuple[str, TensorRule]:
+    """The family's rule for the position table ``which`` (``auto``, ``encoder``, ``decoder``), with its label."""
+    rules = FAMILIES[model_type]
+    if which == "auto":
+        label = "default" if "default" in rules else "encoder"
+        return label, rules[label]
+    if which not in rules:
+        if "default" in rules:
+            raise ProviderError(f"{source}: {model_type} has a single position table; use table=auto, not {which}")
+        raise ProviderError(f"{source}: {model_type} has no {which} table (tables: {', '.join(rules)})")
+    return which, rules[which]
 
 
-def choose(checkpoint: Checkpoint, table: str = "auto", tensor: str | None = None) -> Choice:
-    """Pick the position table of a checkpoint, or raise ProviderError saying why there is none."""
+def choose(checkpoint: Checkpoint, which: str = "auto", tensor: str | None = None) -> Choice:
+    """Pick the position table ``which`` of a checkpoint (or the tensor named), or raise ProviderError saying
+    why there is none."""
     config, source = checkpoint.config, checkpoint.source
     model_type = str(config.get("model_type") or "")
     if tensor:
@@ -128,7 +131,7 @@ def choose(checkpoint: Checkpoint, table: str = "auto", tensor: str | None = Non
                 return Choice(tensor, _offset(rule.offset, config, source), rule.kind, f"{model_type}: {rule.note}")
         return Choice(tensor, 0, "other", f"tensor {tensor} named by the user")
     if model_type in FAMILIES:
-        label, rule = family_table(model_type, table, source)
+        label, rule = family_rule(model_type, which, source)
         names = checkpoint.names()
         found = _find(names, rule.suffix)
         if found is None:
@@ -145,7 +148,7 @@ def choose(checkpoint: Checkpoint, table: str = "auto", tensor: str | None = Non
     mixed = scheme is not None and scheme.startswith(_RELATIVE) and model_type not in _RELATIVE_TYPES
     if scheme is not None and not (mixed and any(_TABLE_NAME.search(n) for n in checkpoint.names())):
         raise ProviderError(f"{source}: {model_type or 'this model'} has no position table: {scheme}")
-    return from_structure(checkpoint, table)
+    return from_structure(checkpoint, which)
 
 
 def _head_dim(config: dict[str, Any]) -> int | None:
@@ -184,7 +187,7 @@ def positional_scheme(config: dict[str, Any]) -> str | None:
     return None
 
 
-def from_structure(checkpoint: Checkpoint, table: str) -> Choice:
+def from_structure(checkpoint: Checkpoint, which: str) -> Choice:
     """Find the table of a model type not in FAMILIES from transformers' structure on the meta device."""
     source = checkpoint.source
     model_type = checkpoint.config.get("model_type") or "unknown"
@@ -200,8 +203,8 @@ def from_structure(checkpoint: Checkpoint, table: str) -> Choice:
             model = AutoModel.from_config(config, trust_remote_code=False)
     except Exception as exc:  # transformers raises ValueError, KeyError, ImportError... for unknown models
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ProviderError(f"{source}: model type {model_type!r} is not in posembed's table and transformers "
-                            f"cannot build it ({first}); name the table with tensor=NAME") from None
+        raise ProviderError(f"{source}: model type {model_type!r} is not among posembed's known families and "
+                            f"transformers cannot build it ({first}); name the table with tensor=NAME") from None
     found = []
     sinusoidal = False
     for name, module in model.named_modules():
@@ -209,14 +212,14 @@ def from_structure(checkpoint: Checkpoint, table: str) -> Choice:
         sinusoidal |= "sinusoidal" in type(module).__name__.lower()
         if isinstance(module, torch.nn.Embedding) and ("pos" in last or last == "wpe"):
             found.append((name, module))
-    if table != "auto":
-        found = [(n, m) for n, m in found if table in n]
+    if which != "auto":
+        found = [(n, m) for n, m in found if which in n]
     if not found:
         if sinusoidal:
             raise ProviderError(f"{source}: {model_type} computes a sinusoidal table when it loads and stores none; "
                                 f"use the `sinusoidal` provider (see its layout parameter) instead")
         raise ProviderError(f"{source}: found no position table in {model_type}'s structure"
-                            f"{' for table=' + table if table != 'auto' else ''}; name it with tensor=NAME")
+                            f"{' for table=' + which if which != 'auto' else ''}; name it with tensor=NAME")
     found.sort(key=lambda item: ("encoder" not in item[0], item[0]))
     module_name, module = found[0]
     names = checkpoint.names()

@@ -9,8 +9,9 @@ run with ``HF_HUB_OFFLINE=1``, needs no network. A repository whose only weights
 ``pytorch_model.bin`` is the one case downloaded whole (then loaded with ``weights_only=True``).
 
 Range requests are retried on transient faults only (a 5xx answer, a timeout, a body cut short):
-``POSEMBED_HUB_RETRIES`` times (default 3), after ``POSEMBED_HUB_RETRY_WAIT`` seconds doubling (default 1),
-each waiting ``POSEMBED_HUB_TIMEOUT`` seconds (default huggingface_hub's download timeout). A 206 answer whose
+``POSEMBED_HUB_RETRIES`` times (0 to 10, default 3), after ``POSEMBED_HUB_RETRY_WAIT`` seconds (0 to 60,
+default 1) doubling up to a minute, each waiting ``POSEMBED_HUB_TIMEOUT`` seconds (0.1 to 3600, default
+huggingface_hub's download timeout); a value outside its range is one error (``explorer/environment.py``). A 206 answer whose
 ``Content-Range`` is not the range asked for is refused, and a slice is cached only once its size is right.
 
 The user's conventions hold: ``HF_TOKEN`` (auth headers from ``build_hf_headers``), ``HF_ENDPOINT``,
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -30,19 +30,21 @@ from urllib.parse import quote
 
 import numpy as np
 
-from explorer import safetensors_io as st
-from explorer.checkpoints import (BIN_FILE, BIN_INDEX_FILE, CONFIG_FILE, Checkpoint, load_torch_file, read_config,
-                                  state_dict_of, torch_to_numpy)
+from explorer.loaders import safetensors_io as st
+from explorer.loaders.checkpoints import (BIN_FILE, BIN_INDEX_FILE, CONFIG_FILE, Checkpoint, load_torch_file,
+                                          read_config, state_dict_of, torch_to_numpy)
+from explorer import environment
 from explorer.errors import OutputError, PosembedWarning, ProviderError
-from explorer.feedback import info, quiet
+from explorer.feedback import Progress, info
 
 #: The first header read; most safetensors headers fit (huggingface_hub makes the same bet).
 HEADER_FIRST_READ = 100_000
 #: Downloads at least this large show progress on stderr.
 PROGRESS_MIN_BYTES = 4_000_000
 CHUNK = 1 << 20
+#: The longest back-off between two attempts: doubling from POSEMBED_HUB_RETRY_WAIT stops here.
+MAX_RETRY_WAIT = 60.0
 _COMMIT = re.compile(r"[0-9a-f]{40}")
-_TRUE = {"1", "ON", "YES", "TRUE"}
 
 
 def endpoint() -> str:
@@ -56,8 +58,9 @@ def is_offline() -> bool:
     """``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) as set now, or as huggingface_hub saw it at import."""
     from huggingface_hub import constants
 
-    raw = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
-    return raw.strip().upper() in _TRUE or constants.is_offline_mode()
+    # huggingface_hub's precedence: HF_HUB_OFFLINE when set, else TRANSFORMERS_OFFLINE
+    name = "HF_HUB_OFFLINE" if os.environ.get("HF_HUB_OFFLINE") else "TRANSFORMERS_OFFLINE"
+    return environment.flag(name) or constants.is_offline_mode()
 
 
 def hf_home() -> Path:
@@ -73,9 +76,9 @@ def hub_cache_dir() -> Path:
     return Path(os.path.expanduser(explicit)) if explicit else hf_home() / "hub"
 
 
-def table_cache_dir() -> Path:
+def slice_cache_dir() -> Path:
     """Where posembed keeps safetensors headers and tensor slices: ``POSEMBED_CACHE``, else ``$HF_HOME/posembed``."""
-    explicit = os.environ.get("POSEMBED_CACHE")
+    explicit = environment.text("POSEMBED_CACHE")
     return Path(os.path.expanduser(explicit)) if explicit else hf_home() / "posembed"
 
 
@@ -91,30 +94,17 @@ def timeout() -> float:
     """Seconds to wait for the hub: ``POSEMBED_HUB_TIMEOUT``, else huggingface_hub's download timeout."""
     from huggingface_hub import constants
 
-    return _env_number("POSEMBED_HUB_TIMEOUT", float(constants.HF_HUB_DOWNLOAD_TIMEOUT))
+    return environment.number("POSEMBED_HUB_TIMEOUT", float(constants.HF_HUB_DOWNLOAD_TIMEOUT), 0.1, 3600)
 
 
 def retries() -> int:
     """Extra attempts after a transient fault: ``POSEMBED_HUB_RETRIES`` (default 3)."""
-    return int(_env_number("POSEMBED_HUB_RETRIES", 3))
+    return environment.integer("POSEMBED_HUB_RETRIES", 3, 0, 10)
 
 
 def retry_wait() -> float:
     """The first back-off in seconds, doubled on each retry: ``POSEMBED_HUB_RETRY_WAIT`` (default 1)."""
-    return _env_number("POSEMBED_HUB_RETRY_WAIT", 1.0)
-
-
-def _env_number(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ProviderError(f"{name}={raw!r} is not a number") from None
-    if not value >= 0 or value == float("inf"):
-        raise ProviderError(f"{name}={raw!r} must be a finite number >= 0")
-    return value
+    return environment.number("POSEMBED_HUB_RETRY_WAIT", 1.0, 0, MAX_RETRY_WAIT)
 
 
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
@@ -129,30 +119,6 @@ def _check_content_range(value: str | None, start: int, stop: int, exact: bool, 
     first, last = int(match.group(1)), int(match.group(2))
     if first != start or last > stop - 1 or (exact and last != stop - 1):
         raise ProviderError(f"{where}: asked for bytes {start}-{stop - 1}, the server sent {first}-{last}")
-
-
-class Progress:
-    """A one-line download progress report on stderr (updated in place on a terminal; none when quiet)."""
-
-    def __init__(self, label: str, total: int) -> None:
-        self.label, self.total, self.shown = label, total, -1
-        self.silent = quiet()  # posembed --quiet / POSEMBED_QUIET=1 (explorer/feedback.py)
-        self.tty = sys.stderr.isatty()
-        if not self.tty and not self.silent:
-            print(f"posembed: downloading {label} ({total / 1e6:.1f} MB)", file=sys.stderr, flush=True)
-
-    def update(self, done: int) -> None:
-        """Report ``done`` bytes of ``total``."""
-        percent = done * 100 // max(self.total, 1)
-        if self.tty and not self.silent and percent != self.shown:
-            self.shown = percent
-            print(f"\rposembed: downloading {self.label}: {done / 1e6:.1f} of {self.total / 1e6:.1f} MB "
-                  f"({percent}%)", end="", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        """End the progress line."""
-        if not self.silent:
-            print("" if self.tty else f"posembed: downloaded {self.label}", file=sys.stderr, flush=True)
 
 
 class RemoteCheckpoint(Checkpoint):
@@ -177,7 +143,7 @@ class RemoteCheckpoint(Checkpoint):
         self.revision = commit if _COMMIT.fullmatch(commit) else self.requested
         self.config = read_config(config_path, repo_id)
         self.config_dir = self.snapshot
-        self.cache = table_cache_dir() / f"models--{repo_id.replace('/', '--')}" / quote(self.revision, safe="")
+        self.cache = slice_cache_dir() / f"models--{repo_id.replace('/', '--')}" / quote(self.revision, safe="")
         self._layout: str | None = None
         self._headers: dict[str, st.Header] = {}
         self._weight_map: dict[str, str] | None = None
@@ -256,7 +222,7 @@ class RemoteCheckpoint(Checkpoint):
             except _Transient as exc:
                 if attempt + 1 == attempts:
                     raise ProviderError(f"{self.repo_id}: {exc} (gave up after {attempts} attempts)") from None
-                time.sleep(retry_wait() * (2 ** attempt))
+                time.sleep(min(retry_wait() * (2 ** attempt), MAX_RETRY_WAIT))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _get_range_once(self, filename: str, start: int, stop: int, exact: bool, label: str) -> bytes:

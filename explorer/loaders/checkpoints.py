@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from explorer import safetensors_io as st
+from explorer.loaders import safetensors_io as st
 from explorer.errors import ProviderError
 
 CONFIG_FILE = "config.json"

@@ -1,6 +1,7 @@
 """Open a report in headless Chromium and look at it: console errors, Bokeh's idle state, screenshots.
 
-Used by the browser tests and the screenshot script. It speaks the Chrome DevTools protocol over
+A test tool, not part of the product: used by the browser tests (pytest puts ``tests/`` on the path) and
+``docs/make_screenshots.py``. It speaks the Chrome DevTools protocol over
 ``--remote-debugging-pipe`` (JSON messages separated by NUL bytes on file descriptors 3 and 4), so it
 needs no Python dependency beyond the standard library, and no network.
 """
@@ -18,8 +19,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from explorer.errors import PosembedError
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 FLAGS = (
@@ -53,7 +52,7 @@ new Promise((resolve) => {
 """
 
 
-class BrowserError(PosembedError):
+class BrowserError(RuntimeError):
     """Chromium could not be started or did not answer."""
 
 

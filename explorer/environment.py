@@ -1,0 +1,55 @@
+"""posembed's environment variables, read in one place: text, yes/no flags and bounded numbers.
+
+Each is read when asked, not at import, so a notebook or a test may change it at any time. A value
+posembed cannot use is one ``SettingError`` naming the variable and what it accepts: a flag that is not
+yes or no, a number that does not parse, is not finite or lies outside its range (a retry count of 1e12
+would retry for ever, a back-off of 1e300 s overflows ``time.sleep``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+from explorer.errors import SettingError
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+def text(name: str) -> str | None:
+    """The variable's value, or None when it is not set (set but empty is ``""``)."""
+    return os.environ.get(name)
+
+
+def flag(name: str) -> bool:
+    """A yes/no variable: 1/true/yes/on or 0/false/no/off in any case; unset or empty is no."""
+    raw = (text(name) or "").strip().lower()
+    if raw in TRUE_WORDS:
+        return True
+    if raw in FALSE_WORDS or not raw:
+        return False
+    raise SettingError(f"{name}={text(name)!r} is neither yes ({'/'.join(TRUE_WORDS)}) "
+                       f"nor no ({'/'.join(FALSE_WORDS)})")
+
+
+def number(name: str, default: float, low: float, high: float) -> float:
+    """A finite number from ``low`` to ``high`` (inclusive); ``default`` when unset or empty."""
+    raw = (text(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and low <= value <= high):  # NaN fails every comparison
+        raise SettingError(f"{name}={raw!r}: expected a number from {low:g} to {high:g}")
+    return value
+
+
+def integer(name: str, default: int, low: int, high: int) -> int:
+    """A whole number from ``low`` to ``high`` (inclusive); ``default`` when unset or empty."""
+    value = number(name, default, low, high)
+    if not float(value).is_integer():
+        raise SettingError(f"{name}={text(name)!r}: expected a whole number from {low} to {high}")
+    return int(value)
