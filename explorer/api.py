@@ -125,15 +125,28 @@ def show(
     """Show the report inline in Jupyter, through Bokeh's public notebook API (``output_notebook`` + ``show``).
 
     BokehJS goes into the notebook inline by default, so it works with no internet; ``resources="cdn"`` loads
-    it from the CDN instead. Returns nothing, so a cell ending in ``show(...)`` prints no stray output; use
-    :func:`document` for the Bokeh objects themselves.
+    it from the CDN instead. What is shown is the report's own document, its ``document_ready`` callback
+    included; the notebook's current Bokeh document is left as it was. Returns nothing, so a cell ending in
+    ``show(...)`` prints no stray output; use :func:`document` for the Bokeh objects themselves.
     """
     from bokeh.io import output_notebook
     from bokeh.io import show as bokeh_show
+    from bokeh.io.state import curstate
 
     from explorer.reporting.page import bokeh_resources
 
+    kind = bokeh_resources(resources)  # a bad choice fails before any work
     doc = document(embeddings, title=title, resolution=resolution, registry=registry)
-    output_notebook(resources=bokeh_resources(resources), hide_banner=True)
     [layout] = doc.roots
-    bokeh_show(layout)  # the layout is its document's only root, so Bokeh shows that document, callbacks and all
+    output_notebook(resources=kind, hide_banner=True)
+    # In a notebook bokeh.io.show adds what it shows to the current document, then embeds a fresh copy that takes
+    # only the current document's JS callbacks. Shown from its own document, the layout would be refused (a model
+    # belongs to one document); moved into the notebook's, it would lose document_ready. So the report's document
+    # is the current one while it is shown (bokeh.io.state's public State.document), and is put back after.
+    state = curstate()
+    previous = state.document
+    state.document = doc
+    try:
+        bokeh_show(layout)
+    finally:
+        state.document = previous

@@ -1,4 +1,4 @@
-"""Shared fixtures: paths to the real data beside the checkout, and a fresh provider registry."""
+"""Shared fixtures: paths to the real data beside the checkout, a fresh provider registry, and a real notebook."""
 
 from __future__ import annotations
 
@@ -72,6 +72,66 @@ def cli_comparison_report(tmp_path_factory):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr
     return path, done.stderr
+
+
+#: First cell of every notebook the tests run: any connection off this machine fails loudly.
+NO_NETWORK_CELL = """\
+import socket as _socket
+
+def _loopback_only(connect):
+    def guarded(self, address):
+        if self.family in (_socket.AF_INET, _socket.AF_INET6) and address[0] not in ("127.0.0.1", "::1", "localhost"):
+            raise OSError(f"the test notebook has no network: connection to {address!r} refused")
+        return connect(self, address)
+    return guarded
+
+_socket.socket.connect = _loopback_only(_socket.socket.connect)
+_socket.socket.connect_ex = _loopback_only(_socket.socket.connect_ex)
+"""
+
+
+@pytest.fixture(scope="session")
+def run_notebook(tmp_path_factory):
+    """Execute code cells as a real Jupyter notebook (nbclient, an IPython kernel of this very Python, this
+    checkout's code first on its path, third-party plugins off, no network); returns the executed notebook.
+
+    The kernel's folder is a fresh temporary one: files the cells write land there, not in the checkout.
+    Raises ``nbclient.exceptions.CellExecutionError`` naming the cell when one fails.
+    """
+    import os
+
+    import nbformat
+    from ipykernel.kernelspec import write_kernel_spec
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import AsyncKernelManager
+    from nbclient import NotebookClient
+
+    home = tmp_path_factory.mktemp("jupyter")
+    # a kernel spec naming sys.executable: an installed "python3" spec may name whichever python is on PATH
+    write_kernel_spec(home / "kernels" / "python3")
+    specs = KernelSpecManager(kernel_dirs=[str(home / "kernels")], ensure_native_kernel=False)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        "POSEMBED_LOAD_PLUGINS": "",
+        "HF_HUB_OFFLINE": "1",
+        "IPYTHONDIR": str(home / "ipython"),
+        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+        "JUPYTER_DATA_DIR": str(home / "data"),
+        "JUPYTER_CONFIG_DIR": str(home / "config"),
+    }
+
+    def execute(cells: list[str], cwd: Path, timeout: float = 120) -> "nbformat.NotebookNode":
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nb.cells = [nbformat.v4.new_code_cell(source) for source in (NO_NETWORK_CELL, *cells)]
+        manager = AsyncKernelManager(kernel_name="python3", kernel_spec_manager=specs)
+        NotebookClient(nb, km=manager, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": str(cwd)}}).execute(env=env)
+        nb.cells = nb.cells[1:]
+        return nb
+
+    return execute
 
 
 class FakeDistribution(metadata.Distribution):

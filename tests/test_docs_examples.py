@@ -1,8 +1,8 @@
 """The examples in docs/quickstart.md and docs/api.md run as written (offline, in a temporary folder).
 
 Convention: ```bash blocks of quickstart.md are run line by line (``posembed`` is this checkout's CLI);
-```sh blocks need the network or an install and are not run. ```python blocks of api.md run in order in
-one namespace, like notebook cells, except those naming "gpt2"; Bokeh's notebook display is intercepted.
+```sh blocks need the network or an install and are not run. ```python blocks of api.md, except those naming
+"gpt2", are the cells of a real Jupyter notebook executed on an IPython kernel (the ``run_notebook`` fixture).
 """
 
 from __future__ import annotations
@@ -71,22 +71,15 @@ def test_quickstart_commands_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_api_page_runs_like_a_notebook(tmp_path, monkeypatch):
-    import bokeh.io
-    import bokeh.io.notebook
-
-    shown = []
-    monkeypatch.setattr(bokeh.io, "output_notebook", lambda **kwargs: shown.append("output_notebook"))
-    monkeypatch.setattr(bokeh.io.notebook, "publish_display_data",
-                        lambda data, metadata=None: shown.append(sorted(data)))
-    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
-    monkeypatch.chdir(tmp_path)
+def test_api_page_runs_as_a_jupyter_notebook(run_notebook, tmp_path):
     cells = [cell for cell in blocks("api.md", "python") if '"gpt2"' not in cell]
     assert len(cells) >= 4
-    namespace: dict = {}
-    for cell in cells:
-        exec(compile(cell, "docs/api.md", "exec"), namespace)
-    assert shown[0] == "output_notebook"
-    assert ["application/javascript", "application/vnd.bokehjs_exec.v0+json"] in shown
+    notebook = run_notebook(cells, cwd=tmp_path)  # a failing cell raises, naming it
+    [show] = [cell for cell in notebook.cells if cell.source.lstrip().startswith("explorer.show(")]
+    mimes = [sorted(output.get("data", {})) for output in show.outputs]
+    assert ["application/javascript", "application/vnd.bokehjs_exec.v0+json"] in mimes  # the report, shown
+    assert all(output.output_type == "display_data" and "text/plain" not in output.data for output in show.outputs)
+    assert not any("Traceback" in output.get("text", "") for cell in notebook.cells for output in cell.outputs)
     for name in ("sinusoid.html", "compare.html"):
         assert (tmp_path / name).read_text(encoding="utf-8").lstrip().lower().startswith("<!doctype html")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["compare.html", "sinusoid.html"]
