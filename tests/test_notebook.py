@@ -23,7 +23,7 @@ from explorer.analysis import analyze
 from explorer.reporting import views
 
 # the one import of the headless-browser driver in this module
-from explorer.reporting.browser import Chromium, blankness, find_chromium
+from browser import Chromium, blankness, find_chromium  # tests/browser.py, on pytest's pythonpath
 
 pytestmark = pytest.mark.slow
 
