@@ -10,7 +10,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 TUTORIAL = REPO / "docs" / "plugins.md"
-TUTORIAL_PACKAGE = REPO / "plugins" / "posembed-random-walk"
+#: The packages the tutorial builds, in the order it builds them.
+TUTORIAL_PACKAGES = [REPO / "plugins" / "posembed-random-walk", REPO / "plugins" / "posembed-monotonicity"]
 PACKAGES = sorted(path.parent for path in (REPO / "plugins").glob("*/pyproject.toml"))
 
 
@@ -21,10 +22,21 @@ def shown_files():
             re.findall(r"<!-- file: (\S+) -->\n```[a-z]*\n(.*?)\n```\n", text, flags=re.S)}
 
 
-def test_tutorial_shows_every_file_of_its_package():
-    package_files = {str(path.relative_to(REPO)) for path in TUTORIAL_PACKAGE.rglob("*")
-                     if path.is_file() and path.suffix in (".py", ".toml") and "__pycache__" not in path.parts}
-    assert package_files == set(shown_files())
+def package_files(package: Path) -> set[str]:
+    """The package's code and metadata files, as repository paths."""
+    return {str(path.relative_to(REPO)) for path in package.rglob("*")
+            if path.is_file() and path.suffix in (".py", ".toml") and "__pycache__" not in path.parts}
+
+
+def test_tutorial_shows_every_file_of_its_packages_and_nothing_else():
+    expected = set().union(*(package_files(package) for package in TUTORIAL_PACKAGES))
+    assert all(package_files(package) for package in TUTORIAL_PACKAGES)
+    assert expected == set(shown_files())
+
+
+def test_tutorial_shows_each_file_once():
+    markers = re.findall(r"<!-- file: (\S+) -->", TUTORIAL.read_text(encoding="utf-8"))
+    assert len(markers) == len(set(markers)) == len(shown_files())
 
 
 @pytest.mark.parametrize("path", sorted(shown_files()))
@@ -34,7 +46,7 @@ def test_tutorial_code_is_the_package_code(path):
 
 
 def test_there_are_plugin_packages():
-    assert {p.name for p in PACKAGES} >= {"posembed-rotary", "posembed-random-walk"}
+    assert {p.name for p in PACKAGES} >= {"posembed-rotary", *(p.name for p in TUTORIAL_PACKAGES)}
 
 
 @pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.name)
