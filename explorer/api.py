@@ -49,7 +49,8 @@ def analyze(embedding: PositionEmbedding, resolution: int | None = None, registr
     from explorer import analysis
 
     analyses = (registry or get_registry()).analyses
-    return analysis.analyze(embedding.matrix, _resolution(resolution), analyses=analyses, term=embedding.term)
+    return analysis.analyze(embedding.matrix, _resolution(resolution), analyses=analyses, term=embedding.term,
+                            embedding=embedding)
 
 
 def compare(a: PositionEmbedding, b: PositionEmbedding, resolution: int | None = None,
@@ -58,7 +59,8 @@ def compare(a: PositionEmbedding, b: PositionEmbedding, resolution: int | None =
     from explorer import analysis
 
     analyses = (registry or get_registry()).analyses
-    return analysis.analyze_pair(a.matrix, b.matrix, _resolution(resolution), analyses=analyses, term=a.term)
+    return analysis.analyze_pair(a.matrix, b.matrix, _resolution(resolution), analyses=analyses, term=a.term,
+                                 embeddings=(a, b))
 
 
 def analyze_all(items: Sequence[PositionEmbedding], resolution: int | None = None,

@@ -41,7 +41,8 @@ class Analysis:
     """One analysis of a position table: a name, a one-line description and ``run(context) -> result``.
 
     ``pair=True`` declares an analysis of two tables (``run(a, b)`` with two contexts, for comparison pages).
-    ``run`` may return ``None`` when the analysis does not apply (too few positions); nothing is then shown.
+    ``run`` may return ``None`` when the analysis does not apply (the probes on too few positions): the result
+    is then ``None``, with no scalars and no arrays, and a section that needs it receives ``None`` (to say why).
     """
 
     name: str
@@ -142,10 +143,19 @@ class Results(Mapping[str, Any]):
         return f"Results({', '.join(self._values)})"
 
     def scalars(self) -> dict[str, float]:
-        """Every declared scalar as a plain float (NaN where undefined)."""
+        """Every declared scalar as a plain float (NaN where undefined).
+
+        A key that an earlier analysis already gave is kept from that one, with a warning naming both.
+        """
         out: dict[str, float] = {}
+        given_by: dict[str, str] = {}
         for name, value in self._values.items():
-            out.update(self._analyses[name].scalars_of(value))
+            for key, number in self._analyses[name].scalars_of(value).items():
+                if key in out:
+                    _warn(f"analysis {name!r} gives the scalar {key!r}, which analysis {given_by[key]!r} already "
+                          f"gives; keeping the first")
+                    continue
+                out[key], given_by[key] = number, name
         return out
 
     def arrays(self, prefix: str = "") -> dict[str, "np.ndarray"]:
@@ -222,15 +232,17 @@ def guarded(unit: Analysis | Section, call: Callable[[], Any]) -> Any:
     try:
         return call()
     except Exception as exc:  # noqa: BLE001 - one broken plugin must not cost the rest of the page
-        import warnings
-
-        from explorer.errors import PosembedWarning
-
         kind = "analysis" if isinstance(unit, Analysis) else "section"
-        message = " ".join(f"{kind} {unit.name!r} of plugin {unit.plugin!r} failed and is skipped: "
-                           f"{type(exc).__name__}: {exc}".split())
-        warnings.warn(PosembedWarning(message), stacklevel=2)
+        _warn(f"{kind} {unit.name!r} of plugin {unit.plugin!r} failed and is skipped: {type(exc).__name__}: {exc}")
         return FAILED
+
+
+def _warn(message: str) -> None:
+    import warnings
+
+    from explorer.errors import PosembedWarning
+
+    warnings.warn(PosembedWarning(" ".join(message.split())), stacklevel=3)
 
 
 def _debugging() -> bool:

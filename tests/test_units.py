@@ -217,3 +217,23 @@ def test_the_command_line_names_a_broken_plugin_analysis_in_one_line_and_debug_r
     import os
 
     assert "POSEMBED_DEBUG" not in os.environ  # the switch ends with the command
+
+
+def test_an_analysis_sees_the_embedding_it_analyses(registry_with):
+    seen = []
+    spy = Analysis("spy", "records its context", run=lambda context: seen.append(context.embedding))
+    registry = registry_with(plugin_module("posembed_spy", analyses=[spy]))
+    emb = explorer.load(SMALL)
+    explorer.analyze(emb, registry=registry)
+    assert seen == [emb]
+
+
+def test_a_scalar_key_given_twice_keeps_the_first_with_a_warning(registry_with):
+    twin = Analysis("twin", "gives a built-in's key", run=lambda context: 1.0,
+                    scalars=lambda value: {"effective_rank": value})
+    registry = registry_with(plugin_module("posembed_twin", analyses=[twin]))
+    results = explorer.analyze(explorer.load(SMALL), registry=registry)
+    with pytest.warns(PosembedWarning, match="analysis 'twin' gives the scalar 'effective_rank', which analysis "
+                                             "'spectrum' already gives"):
+        numbers = results.scalars()
+    assert numbers["effective_rank"] == pytest.approx(results.spectrum.effective_rank)

@@ -12,7 +12,7 @@ Memory stays O(N D + R^2) for an N x D table at display resolution R: nothing N 
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -31,6 +31,9 @@ from explorer.analysis.summary import summarize
 from explorer.analysis.table import as_table, check_resolution
 from explorer.analysis.traces import Traces, default_trace_dims, dimension_traces
 from explorer.units import FAILED, Analysis, Results, TableContext, guarded
+
+if TYPE_CHECKING:
+    from explorer.embedding import PositionEmbedding
 
 #: Default display resolution R: images are at most R x R, series at most 2R points.
 RESOLUTION = 1024
@@ -70,21 +73,26 @@ def _run(analyses: Sequence[Analysis], call: Callable[[Analysis], Any]) -> Resul
 
 
 def analyze(x: np.ndarray, resolution: int = RESOLUTION, *, seed: int = 0,
-            analyses: Sequence[Analysis] | None = None, term: str = "absolute") -> Results:
+            analyses: Sequence[Analysis] | None = None, term: str = "absolute",
+            embedding: PositionEmbedding | None = None) -> Results:
     """Run the analyses (default: the built-in ones) that take ``term`` on the table ``x`` (positions x dims).
 
-    Memory stays O(N D + R^2): no analysis forms an N x N matrix.
+    ``embedding`` is the ``PositionEmbedding`` ``x`` came from, when there is one (analyses may read its
+    provenance). Memory stays O(N D + R^2): no analysis forms an N x N matrix.
     """
-    context = TableContext(as_table(x), check_resolution(resolution), seed)
+    context = TableContext(as_table(x), check_resolution(resolution), seed, embedding)
     chosen = [a for a in (builtin_analyses() if analyses is None else analyses) if not a.pair and term in a.terms]
     return _run(chosen, lambda unit: unit.run(context))
 
 
 def analyze_pair(a: np.ndarray, b: np.ndarray, resolution: int = RESOLUTION, *,
-                 analyses: Sequence[Analysis] | None = None, term: str = "absolute") -> Results:
+                 analyses: Sequence[Analysis] | None = None, term: str = "absolute",
+                 embeddings: tuple[PositionEmbedding, PositionEmbedding] | None = None) -> Results:
     """Run the pair analyses (default: the built-in ``comparison``) on two tables."""
     resolution = check_resolution(resolution)
-    first, second = TableContext(as_table(a), resolution), TableContext(as_table(b), resolution)
+    first_embedding, second_embedding = embeddings or (None, None)
+    first = TableContext(as_table(a), resolution, embedding=first_embedding)
+    second = TableContext(as_table(b), resolution, embedding=second_embedding)
     chosen = [u for u in (builtin_analyses() if analyses is None else analyses) if u.pair and term in u.terms]
     return _run(chosen, lambda unit: unit.run(first, second))
 
