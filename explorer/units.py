@@ -150,7 +150,9 @@ class Results(Mapping[str, Any]):
         out: dict[str, float] = {}
         given_by: dict[str, str] = {}
         for name, value in self._values.items():
-            for key, number in self._analyses[name].scalars_of(value).items():
+            unit = self._analyses[name]
+            given = guarded(unit, lambda: unit.scalars_of(value))
+            for key, number in ({} if given is FAILED else given).items():
                 if key in out:
                     _warn(f"analysis {name!r} gives the scalar {key!r}, which analysis {given_by[key]!r} already "
                           f"gives; keeping the first")
@@ -162,7 +164,9 @@ class Results(Mapping[str, Any]):
         """Every declared array, keyed ``prefix + "analysis.field"``."""
         out = {}
         for name, value in self._values.items():
-            for key, array in self._analyses[name].arrays_of(value).items():
+            unit = self._analyses[name]
+            given = guarded(unit, lambda: unit.arrays_of(value))
+            for key, array in ({} if given is FAILED else given).items():
                 out[f"{prefix}{name}.{key}" if key else f"{prefix}{name}"] = array
         return out
 

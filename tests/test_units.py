@@ -237,3 +237,14 @@ def test_a_scalar_key_given_twice_keeps_the_first_with_a_warning(registry_with):
                                              "'spectrum' already gives"):
         numbers = results.scalars()
     assert numbers["effective_rank"] == pytest.approx(results.spectrum.effective_rank)
+
+
+def test_a_plugins_broken_scalars_cost_only_its_own_numbers(registry_with):
+    odd = Analysis("odd", "declares scalars that raise", run=lambda context: 1.0, scalars=boom, arrays=boom)
+    registry = registry_with(plugin_module("posembed_odd", analyses=[odd]))
+    results = explorer.analyze(explorer.load(SMALL), registry=registry)
+    with pytest.warns(PosembedWarning, match="analysis 'odd' of plugin 'posembed_odd' failed and is skipped"):
+        numbers = results.scalars()
+    with pytest.warns(PosembedWarning, match="analysis 'odd' of plugin 'posembed_odd' failed and is skipped"):
+        arrays = results.arrays()
+    assert "effective_rank" in numbers and "offset.mean" in arrays
