@@ -1,7 +1,9 @@
 """Write docs/reliability.md from the test tables: ``python docs/make_reliability.py``.
 
 The rows come from ``CASES`` and ``INTERRUPT_COMMANDS`` in tests/test_bad_input.py, ``NETWORK_CASES`` in
-tests/test_network_faults.py and the test names of tests/test_security.py and tests/test_properties.py,
+tests/test_network_faults.py, ``REFUSED`` in tests/test_hostile_output.py, ``SIGNALS`` in tests/test_signals.py
+and the test names of tests/test_security.py, tests/test_hostile_output.py, tests/test_signals.py and
+tests/test_properties.py,
 so the document says exactly what the tests try. ``tests/test_bad_input.py::test_reliability_doc_is_current``
 fails when the file is stale.
 """
@@ -35,6 +37,49 @@ def _test_names(filename: str) -> list[str]:
     return [node.name for node in tree.body if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")]
 
 
+def _hostile_output_and_signals() -> list[str]:
+    """The sections for tests/test_hostile_output.py and tests/test_signals.py."""
+    hostile = _module("test_hostile_output.py", "_posembed_test_hostile_output")
+    signals = _module("test_signals.py", "_posembed_test_signals")
+    out = [
+        "",
+        "## Hostile output paths and names (`tests/test_hostile_output.py`)",
+        "",
+        "The output path is a regular file or nothing (`explorer/output.py`): `-o` behaves like the shell's",
+        "`> PATH` except that a regular file is replaced atomically. A character device or FIFO (directly or",
+        "through a symlink such as `/dev/stdout`) is written in place and never replaced; a symlink to a file",
+        "stays and its target is replaced; an overwritten file keeps its mode and owner; anything else is",
+        "refused. Every message is printed through `explorer.messages.one_line`, which escapes line breaks,",
+        "control characters and undecodable bytes, so no name can forge a second line.",
+        "",
+        "| case | what was tried | exit | the error line holds |",
+        "|---|---|---|---|",
+    ]
+    for case in hostile.REFUSED:
+        out.append(f"| `{case.id}` | {_cell(case.tried)} | {case.exit_code} | `{_cell(case.fragment)}` |")
+    out += ["", "Also tried (each a test):", ""]
+    out += [f"- `{name}`" for name in _test_names("test_hostile_output.py")
+            if name != "test_hostile_output_or_name_gives_one_clear_line"]
+    out += [
+        "",
+        "## Signals (`tests/test_signals.py`)",
+        "",
+        "The real command runs in a session of its own; the signal arrives while it works, or while the",
+        "temporary file is written (`os.fsync` slowed down). SIGTERM and SIGHUP raise the same interrupt as",
+        "Ctrl-C (`explorer/interrupts.py`), so the same cleanups run: one line, no temporary file, an existing",
+        "file keeps its old bytes, no process of the session is left.",
+        "",
+        "| signal | exit | the error line holds |",
+        "|---|---|---|",
+    ]
+    for name, code in signals.SIGNALS.items():
+        line = "interrupted; nothing was written" if name == "SIGINT" else f"interrupted by {name}; nothing was written"
+        out.append(f"| {name} | {code} | `{line}` |")
+    out += ["", "Also tried:", ""]
+    out += [f"- `{name}`" for name in _test_names("test_signals.py")]
+    return out
+
+
 def render() -> str:
     """The whole of docs/reliability.md."""
     bad = _module("test_bad_input.py", "_posembed_test_bad_input")
@@ -46,8 +91,8 @@ def render() -> str:
         "",
         "Every row below is a test. Bad input must give exactly one line on stderr starting",
         "`posembed: error:` (it holds the fragment shown), the exit code shown and no traceback;",
-        "`--debug` shows the traceback instead. Exit codes: 1 bad input or environment, 2 a bad spec,",
-        "130 an interrupt.",
+        "`--debug` shows the traceback instead. Exit codes: 1 bad input or environment, 2 a bad spec or",
+        "usage, 128 + the signal's number for an interrupt (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).",
         "",
         "## Bad input (`tests/test_bad_input.py`)",
         "",
@@ -76,6 +121,7 @@ def render() -> str:
     for name, argv in sorted(bad.INTERRUPT_COMMANDS.items()):
         args = argv(Path("out"))
         out.append(f"| `{name}` | `posembed {' '.join(args)}` |")
+    out += _hostile_output_and_signals()
     out += [
         "",
         "## Network faults (`tests/test_network_faults.py`)",

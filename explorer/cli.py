@@ -7,42 +7,69 @@ that use them, so ``posembed --help`` and ``posembed providers`` start fast.
 from __future__ import annotations
 
 import json
+import os
 import sys
-import warnings
 from typing import Any
 
 import click
 
 from explorer import __version__, feedback
 from explorer.errors import PosembedError, PosembedWarning
+from explorer.messages import one_line, warnings_as_lines
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    if issubclass(category, PosembedWarning):
-        click.echo(f"posembed: warning: {message}", err=True)
-    else:
-        click.echo(warnings.formatwarning(message, category, filename, lineno, line).rstrip(), err=True)
+#: ``posembed`` alone prints its help through this usage error (click >= 8.2); it stays as click shows it.
+_HELP_REQUESTED = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def _stderr_line(line: str) -> None:
+    """One line on stderr (already made safe by ``one_line`` where it quotes anything)."""
+    click.echo(line, err=True)
+
+
+def _usage_error(exc: click.ClickException) -> int:
+    """Click's usage error as one line (its usage block and hint folded into it); returns its exit code."""
+    ctx = getattr(exc, "ctx", None)
+    hint = f" (see '{ctx.command_path} --help')" if isinstance(exc, click.UsageError) and ctx is not None else ""
+    _stderr_line(f"posembed: error: {one_line(exc.format_message()).rstrip('.')}{hint}")
+    return exc.exit_code
 
 
 class PosembedGroup(click.Group):
     """A click group that turns the tool's errors into one line and an exit code (traceback with --debug)."""
 
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        """Parse the group's own options; a usage error is one line."""
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except _HELP_REQUESTED:
+            raise
+        except click.ClickException as exc:
+            raise click.exceptions.Exit(_usage_error(exc)) from None
+
     def invoke(self, ctx: click.Context) -> Any:
-        with warnings.catch_warnings():
-            warnings.simplefilter("always", PosembedWarning)
-            warnings.showwarning = _show_warning
+        with warnings_as_lines(_stderr_line, PosembedWarning):
             try:
                 return super().invoke(ctx)
+            except _HELP_REQUESTED:
+                raise
+            except click.ClickException as exc:
+                ctx.exit(_usage_error(exc))
             except PosembedError as exc:
                 if ctx.params.get("debug"):
                     raise
-                click.echo(f"posembed: error: {exc}", err=True)
+                _stderr_line(f"posembed: error: {one_line(exc)}")
                 ctx.exit(exc.exit_code)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as exc:  # Ctrl-C, and SIGTERM / SIGHUP through explorer.interrupts
+                from explorer.interrupts import exit_code, signal_name
+
                 if ctx.params.get("debug"):
                     raise
-                click.echo("posembed: error: interrupted; nothing was written", err=True)
-                ctx.exit(130)
+                name = signal_name(exc)
+                why = "interrupted" if name == "SIGINT" else f"interrupted by {name}"
+                _stderr_line(f"posembed: error: {why}; nothing was written")
+                ctx.exit(exit_code(exc))
 
 
 @click.group(cls=PosembedGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -88,6 +115,21 @@ def _resolution_option(ctx: click.Context, param: click.Parameter, value: int | 
         return check_resolution(value)
     except EmbeddingError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+def _spec_values(specs: tuple[str, ...]) -> list[str]:
+    """Every target and option value of the specs: the paths among them are the command's inputs."""
+    from explorer.errors import SpecError
+    from explorer.spec import parse_spec
+
+    values: list[str] = []
+    for text in specs:
+        try:
+            spec = parse_spec(text)
+        except SpecError:  # reported when the spec is loaded
+            continue
+        values += [spec.target or "", *spec.options.values()]
+    return values
 
 
 def _echo_json(data: Any) -> None:
@@ -193,9 +235,8 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
     from explorer.api import report as build_report
     from explorer.output import STDOUT, check_writable
 
-    if output != STDOUT:
-        check_writable(output)  # fail before any expensive work
-    elif open_browser:
+    check_writable(output, _spec_values(specs))  # fail before any expensive work
+    if output == STDOUT and open_browser:
         click.echo("posembed: warning: --open needs a file; ignored with -o -", err=True)
     registry = _registry()
     embeddings = [load(s, registry=registry) for s in (specs or (DEFAULT_SPEC,))]
@@ -237,8 +278,10 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
     from explorer.api import analyze_all, load
     from explorer.output import STDOUT, check_writable, write_atomic
 
-    if npz is not None and npz != STDOUT:
-        check_writable(npz)  # fail before any expensive work
+    if npz == STDOUT and as_json:
+        raise click.UsageError("--npz - and --json both want standard output; write the .npz to a file")
+    if npz is not None:
+        check_writable(npz, _spec_values(specs))  # fail before any expensive work
     registry = _registry()
     embeddings = [load(s, registry=registry) for s in specs]
     with feedback.stage("analysing " + ", ".join(f"{e.positions} x {e.dim}" for e in embeddings)):
@@ -260,7 +303,9 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
             saved.update(c.arrays(prefix=f"{i}-{j}."))
         buffer = io.BytesIO()
         np.savez(buffer, **saved)
-        write_atomic(npz, buffer.getvalue())
+        write_atomic(npz, buffer.getvalue(), _spec_values(specs))
+        if npz == STDOUT:  # standard output carries the binary .npz alone
+            return
     if as_json:
         _echo_json(data)
         return
@@ -293,8 +338,7 @@ def export(spec: str, output: str, fmt: str | None) -> None:
     from explorer.output import STDOUT, check_writable
 
     fmt = format_for(output, fmt)  # fail before any expensive work
-    if output != STDOUT:
-        check_writable(output)
+    check_writable(output, _spec_values((spec,)))
     embedding = load(spec, registry=_registry())
     write_table(embedding, output, fmt)
     if output != STDOUT:
@@ -304,7 +348,14 @@ def export(spec: str, output: str, fmt: str | None) -> None:
 def main() -> None:
     """Entry point of the ``posembed`` console script."""
     import gc
-    import os
+
+    from explorer import interrupts
+    from explorer.messages import library_lines_off
+    from explorer.output import guard_standard_streams, release_stdout
+
+    interrupts.install()  # first: SIGTERM and SIGHUP clean up like Ctrl-C from here on
+    guard_standard_streams()
+    library_lines_off()
 
     # One BLAS thread unless the user chose otherwise: the analyses are mostly FFT- and memory-bound, so a
     # second thread gains little, while on a shared machine a descheduled BLAS thread stalls the other for
@@ -320,6 +371,7 @@ def main() -> None:
     try:
         cli(prog_name="posembed")
     finally:
+        release_stdout()
         gc.freeze()
 
 

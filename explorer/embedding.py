@@ -76,6 +76,11 @@ class PositionEmbedding:
         """A short human name for legends and titles, e.g. ``gpt2 (openai-community/gpt2)``."""
         return self.provider if self.source in ("", self.provider) else f"{self.provider}: {self.source}"
 
+    def inputs(self) -> list[Any]:
+        """The values the table was read from (source and parameters): those naming files are what writing
+        an output must not overwrite (``explorer.output.check_writable``)."""
+        return [self.source, *self.params.values()]
+
     def provenance(self) -> dict[str, Any]:
         """Everything known about where the table came from, as plain JSON-able values."""
         return {

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from explorer.errors import OutputError
-from explorer.output import STDOUT, write_atomic
+from explorer.output import STDOUT, utf8_text, write_atomic
 
 if TYPE_CHECKING:
     from explorer.embedding import PositionEmbedding
@@ -51,7 +51,7 @@ def encode(embedding: PositionEmbedding, fmt: str) -> bytes:
 
         provenance = embedding.provenance()
         metadata = {PROVENANCE_KEY: json.dumps(provenance, sort_keys=True)}
-        metadata.update({f"posembed.{k}": str(v) for k, v in provenance.items()
+        metadata.update({f"posembed.{k}": utf8_text(str(v)) for k, v in provenance.items()
                          if k in ("provider", "source", "kind", "offset", "dtype", "tensor", "revision")
                          and v is not None})
         return save({TENSOR_NAME: np.ascontiguousarray(matrix)}, metadata=metadata)
@@ -68,5 +68,5 @@ def encode(embedding: PositionEmbedding, fmt: str) -> bytes:
 def export(embedding: PositionEmbedding, path: str | Path, fmt: str | None = None) -> str:
     """Write ``embedding`` to ``path`` atomically (``-`` is standard output); returns the format used."""
     fmt = format_for(path, fmt)
-    write_atomic(path, encode(embedding, fmt))
+    write_atomic(path, encode(embedding, fmt), inputs=embedding.inputs())
     return fmt

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from explorer import environment
+from explorer.messages import one_line
 
 ENV = "POSEMBED_QUIET"
 
@@ -76,9 +77,9 @@ def interactive() -> bool:
 
 
 def info(message: str) -> None:
-    """One informational line on stderr, unless quiet."""
+    """One informational line on stderr, unless quiet (made safe: names in it cannot break the line)."""
     if not quiet():
-        _write(message + "\n")
+        _write(one_line(message) + "\n")
 
 
 @contextmanager
@@ -87,7 +88,7 @@ def stage(message: str) -> Iterator[None]:
     on a terminal (a pipe or a log file would keep the erased line for ever)."""
     shown = interactive()
     if shown:
-        _write(f"posembed: {message} ...")
+        _write(f"posembed: {one_line(message)} ...")
     try:
         yield
     finally:
@@ -99,7 +100,7 @@ class Progress:
     """A download's progress: redrawn in place on a terminal, else one line when it starts and one when it ends."""
 
     def __init__(self, label: str, total: int) -> None:
-        self.label, self.total, self.shown = label, total, -1
+        self.label, self.total, self.shown = one_line(label), total, -1
         self.silent, self.in_place = quiet(), interactive()
         if not self.silent and not self.in_place:
             info(f"posembed: downloading {label} ({total / 1e6:.1f} MB)")

@@ -41,7 +41,7 @@ PROVIDER = Provider(
     params=(
         Param("positions", int, 1024, "number of positions (rows)", minimum=2),
         Param("dim", int, 768, "embedding width (columns)", minimum=1),
-        Param("seed", int, 0, "random seed: the same seed gives the same table"),
+        Param("seed", int, 0, "random seed (0 or more): the same seed gives the same table", minimum=0),
         Param("step", float, 1.0, "expected length of one step between neighbouring positions", minimum=0),
     ),
 )
