@@ -35,6 +35,32 @@ def _test_names(filename: str) -> list[str]:
     return [node.name for node in tree.body if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")]
 
 
+def _hostile_files() -> list[str]:
+    """The section made from ``CASES`` in tests/test_hostile_files.py: sizes, special files, torch, JSON, strict headers."""
+    hostile = _module("test_hostile_files.py", "_posembed_test_hostile_files")
+    out = [
+        "## Hostile files and memory limits (`tests/test_hostile_files.py`)",
+        "",
+        "No single array may take more than an eighth of the memory the process can still get (`MemAvailable`,",
+        "lowered by a cgroup's `memory.max` and by `ulimit -v`); `POSEMBED_MAX_ARRAY_BYTES` overrides it.",
+        "Providers, plugins included, call `explorer.check_shape` with the shape they are about to build, and",
+        "`--resolution` is checked as an R x R float32 image, so a size is refused before anything is",
+        "allocated. Local inputs are read only from regular files (a FIFO, a device or a folder is one",
+        "line), every JSON read refuses nesting deeper than 64, and safetensors headers are as strict as",
+        "the safetensors library's.",
+        "",
+        "| case | what was tried | exit | the error line holds |",
+        "|---|---|---|---|",
+    ]
+    for case in hostile.CASES:
+        note = f" (plugin {case.plugin})" if case.plugin else ""
+        out.append(f"| `{case.id}` | {_cell(case.tried)}{note} | {case.exit_code} | `{_cell(case.fragment)}` |")
+    out += ["", "Also tried:", ""]
+    out += [f"- `{name}`" for name in _test_names("test_hostile_files.py")
+            if name != "test_hostile_file_gives_one_clear_line"]
+    return out + [""]
+
+
 def render() -> str:
     """The whole of docs/reliability.md."""
     bad = _module("test_bad_input.py", "_posembed_test_bad_input")
@@ -101,6 +127,9 @@ def render() -> str:
         "huggingface_hub itself retries config.json on a refused connection (5 times, 1+2+4+8+8 s) before",
         "posembed says `cannot reach ... and config.json is not in the cache`.",
         "",
+    ]
+    out += _hostile_files()
+    out += [
         "## Security (`tests/test_security.py`)",
         "",
     ]
