@@ -37,29 +37,27 @@ def _test_names(filename: str) -> list[str]:
     return [node.name for node in tree.body if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")]
 
 
+def _case_section(heading: str, intro: list[str], rows: list[str], test_file: str, table_test: str) -> list[str]:
+    """A section: its heading, its text, a table of the cases a test runs, and every other test of its file."""
+    out = ["", f"## {heading} (`tests/{test_file}`)", "", *intro, "",
+           "| case | what was tried | exit | the error line holds |", "|---|---|---|---|", *rows]
+    out += ["", "Also tried (each a test):", ""]
+    return out + [f"- `{name}`" for name in _test_names(test_file) if name != table_test]
+
+
 def _hostile_output_and_signals() -> list[str]:
     """The sections for tests/test_hostile_output.py and tests/test_signals.py."""
     hostile = _module("test_hostile_output.py", "_posembed_test_hostile_output")
     signals = _module("test_signals.py", "_posembed_test_signals")
-    out = [
-        "",
-        "## Hostile output paths and names (`tests/test_hostile_output.py`)",
-        "",
+    out = _case_section("Hostile output paths and names", [
         "The output path is a regular file or nothing (`explorer/output.py`): `-o` behaves like the shell's",
         "`> PATH` except that a regular file is replaced atomically. A character device or FIFO (directly or",
         "through a symlink such as `/dev/stdout`) is written in place and never replaced; a symlink to a file",
         "stays and its target is replaced; an overwritten file keeps its mode and owner; anything else is",
         "refused. Every message is printed through `explorer.messages.one_line`, which escapes line breaks,",
         "control characters and undecodable bytes, so no name can forge a second line.",
-        "",
-        "| case | what was tried | exit | the error line holds |",
-        "|---|---|---|---|",
-    ]
-    for case in hostile.REFUSED:
-        out.append(f"| `{case.id}` | {_cell(case.tried)} | {case.exit_code} | `{_cell(case.fragment)}` |")
-    out += ["", "Also tried (each a test):", ""]
-    out += [f"- `{name}`" for name in _test_names("test_hostile_output.py")
-            if name != "test_hostile_output_or_name_gives_one_clear_line"]
+    ], [f"| `{case.id}` | {_cell(case.tried)} | {case.exit_code} | `{_cell(case.fragment)}` |"
+        for case in hostile.REFUSED], "test_hostile_output.py", "test_hostile_output_or_name_gives_one_clear_line")
     out += [
         "",
         "## Signals (`tests/test_signals.py`)",
@@ -78,6 +76,22 @@ def _hostile_output_and_signals() -> list[str]:
     out += ["", "Also tried:", ""]
     out += [f"- `{name}`" for name in _test_names("test_signals.py")]
     return out
+
+
+def _hostile_files() -> list[str]:
+    """The section made from ``CASES`` in tests/test_hostile_files.py: sizes, special files, torch, JSON, strict headers."""
+    hostile = _module("test_hostile_files.py", "_posembed_test_hostile_files")
+    return _case_section("Hostile files and memory limits", [
+        "No single array may take more than an eighth of the memory the process can still get (`MemAvailable`,",
+        "lowered by a cgroup's `memory.max` and by `ulimit -v`); `POSEMBED_MAX_ARRAY_BYTES` overrides it.",
+        "Providers, plugins included, call `explorer.check_shape` with the shape they are about to build, and",
+        "`--resolution` is checked as an R x R float32 image, so a size is refused before anything is",
+        "allocated. Local inputs are read only from regular files (a FIFO, a device or a folder is one",
+        "line), every JSON read refuses nesting deeper than 64, and safetensors headers are as strict as",
+        "the safetensors library's.",
+    ], [f"| `{case.id}` | {_cell(case.tried)}{f' (plugin {case.plugin})' if case.plugin else ''} | {case.exit_code} "
+        f"| `{_cell(case.fragment)}` |" for case in hostile.CASES], "test_hostile_files.py",
+        "test_hostile_file_gives_one_clear_line") + [""]
 
 
 def render() -> str:
@@ -147,6 +161,9 @@ def render() -> str:
         "huggingface_hub itself retries config.json on a refused connection (5 times, 1+2+4+8+8 s) before",
         "posembed says `cannot reach ... and config.json is not in the cache`.",
         "",
+    ]
+    out += _hostile_files()
+    out += [
         "## Security (`tests/test_security.py`)",
         "",
     ]

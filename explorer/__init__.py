@@ -29,6 +29,7 @@ _LAZY = {
     "analyze": "explorer.api",
     "report": "explorer.api",
     "show": "explorer.api",
+    "check_shape": "explorer.limits",
 }
 
 __all__ = ["Analysis", "Param", "PosembedError", "Provider", "Results", "Section", "SectionContext", "TableContext",

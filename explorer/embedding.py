@@ -47,6 +47,10 @@ class PositionEmbedding:
         object.__setattr__(self, "dtype", self.dtype or str(np.asarray(self.matrix).dtype))
         object.__setattr__(self, "matrix", matrix)
         object.__setattr__(self, "params", dict(self.params))
+        for name in ("provider", "source", "kind", "dtype", "tensor", "revision", "description"):
+            value = getattr(self, name)
+            if isinstance(value, str):  # names from files may hold lone surrogates, which no output can encode
+                object.__setattr__(self, name, utf8_text(value))
         if self.offset < 0:
             raise EmbeddingError(f"{self.provider}: offset must be >= 0, got {self.offset}")
 
@@ -98,6 +102,16 @@ class PositionEmbedding:
 
     def __repr__(self) -> str:
         return f"PositionEmbedding({self.label!r}, shape={self.shape}, kind={self.kind!r})"
+
+
+def utf8_text(text: str) -> str:
+    """``text`` with any lone surrogate (from a torch file's tensor name, a JSON ``\\ud800`` escape, a
+    non-UTF-8 file name) spelled as its escape, so that it can be written as UTF-8 everywhere."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _plain(value: Any) -> Any:

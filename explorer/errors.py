@@ -38,6 +38,11 @@ class EmbeddingError(PosembedError):
     """A matrix that is not a usable position table (wrong shape, empty, NaN or Inf)."""
 
 
+class SizeLimitError(PosembedError):
+    """A table, image or file whose planned size exceeds the memory limit (``explorer.limits``), refused before
+    anything is allocated."""
+
+
 class ProviderError(PosembedError):
     """A provider could not produce its table (missing file, no table in a model, ...)."""
 

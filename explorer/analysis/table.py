@@ -6,6 +6,7 @@ import numpy as np
 
 from explorer import validate
 from explorer.errors import EmbeddingError
+from explorer.limits import check_shape
 
 
 def as_table(x: np.ndarray) -> np.ndarray:
@@ -18,7 +19,8 @@ def as_table(x: np.ndarray) -> np.ndarray:
 
 
 def check_resolution(resolution: int) -> int:
-    """``resolution`` as an int >= 1, or ``EmbeddingError``."""
+    """``resolution`` as an int >= 1 whose R x R float32 image fits the memory limit, or a ``PosembedError``."""
     if int(resolution) != resolution or resolution < 1:
         raise EmbeddingError(f"resolution must be an integer >= 1, got {resolution!r}")
+    check_shape((int(resolution), int(resolution)), f"resolution {int(resolution)}", what="an image")
     return int(resolution)

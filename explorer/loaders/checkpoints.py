@@ -12,13 +12,17 @@ from typing import Any
 
 import numpy as np
 
-from explorer.loaders import safetensors_io as st
 from explorer.errors import ProviderError
+from explorer.limits import check_shape
+from explorer.loaders import safetensors_io as st
+from explorer.loaders.regular_files import read_regular, require_regular
 
 CONFIG_FILE = "config.json"
 BIN_FILE = "pytorch_model.bin"
 BIN_INDEX_FILE = "pytorch_model.bin.index.json"
 MAX_CONFIG_BYTES = 10_000_000
+#: How many wrappers (``{"state_dict": {"model": ...}}``) are looked through for the tensors.
+MAX_WRAPPERS = 8
 
 
 class Checkpoint:
@@ -42,9 +46,8 @@ class Checkpoint:
 def read_config(path: Path, where: str) -> dict[str, Any]:
     """``config.json`` as a dict, read as plain JSON (no transformers, no torch)."""
     try:
-        if path.stat().st_size > MAX_CONFIG_BYTES:
-            raise ProviderError(f"{where}: {CONFIG_FILE} is larger than {MAX_CONFIG_BYTES} bytes; not a model config")
-        raw = path.read_bytes()
+        # Bounded, and only from a regular file: /dev/zero says it is empty and never ends; a FIFO never opens.
+        raw = read_regular(path, MAX_CONFIG_BYTES, f"{where}: {CONFIG_FILE}", f"{CONFIG_FILE} (not a model config)")
     except FileNotFoundError:
         raise ProviderError(f"{where}: no {CONFIG_FILE}, so this is not a Hugging Face model folder") from None
     except OSError as exc:
@@ -52,13 +55,27 @@ def read_config(path: Path, where: str) -> dict[str, Any]:
     return st.json_object(raw, where, CONFIG_FILE)
 
 
-def torch_to_numpy(tensor: Any) -> tuple[np.ndarray, str]:
-    """A torch tensor as float32 numpy (bf16 and fp16 widen exactly) and its dtype name."""
+def tensor_shape(tensor: Any) -> tuple[int, ...]:
+    """A tensor's shape, or ``()`` for a nested tensor, which has none (so it is never taken for a 2-D table)."""
+    return () if getattr(tensor, "is_nested", False) else tuple(tensor.shape)
+
+
+def torch_to_numpy(tensor: Any, where: str = "the tensor") -> tuple[np.ndarray, str]:
+    """A dense torch tensor as float32 numpy (bf16 and fp16 widen exactly) and its dtype name."""
     import torch
 
     dtype = str(tensor.dtype).removeprefix("torch.")
+    # A file may hold any tensor torch can pickle; only a dense one with data in memory is a table.
+    if getattr(tensor, "is_nested", False):
+        raise ProviderError(f"{where} is a nested tensor (rows of different lengths), not a table")
+    if tensor.layout != torch.strided:
+        raise ProviderError(f"{where} is a {str(tensor.layout).removeprefix('torch.')} tensor; "
+                            f"posembed reads dense tables only")
+    if tensor.is_meta:
+        raise ProviderError(f"{where} is a meta tensor: it has a shape but no data")
     if not tensor.is_floating_point():
-        raise ProviderError(f"the tensor has dtype {dtype}, expected a floating-point table")
+        raise ProviderError(f"{where} has dtype {dtype}, expected a floating-point table")
+    check_shape(tuple(tensor.shape), where, what="a tensor")
     return tensor.detach().to(torch.float32).cpu().numpy(), dtype
 
 
@@ -68,6 +85,7 @@ def load_torch_file(path: Path) -> Any:
 
     import torch
 
+    require_regular(path)  # torch.load would wait for ever on a FIFO
     try:
         try:
             return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -80,22 +98,30 @@ def load_torch_file(path: Path) -> Any:
         raise ProviderError(f"{path}: refused to unpickle anything but tensors (weights_only=True): {first}") from None
     except (OSError, RuntimeError, EOFError) as exc:
         raise ProviderError(f"cannot load {path} with torch: {exc}") from None
+    except RecursionError:
+        raise ProviderError(f"cannot load {path} with torch: it is nested too deeply") from None
+    except Exception as exc:  # torch's unpickler meets hostile bytes: text gives KeyError, others ValueError, ...
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise ProviderError(f"cannot load {path} with torch: not a PyTorch file "
+                            f"({type(exc).__name__}{': ' + first if first else ''})") from None
 
 
 def state_dict_of(obj: Any, where: str) -> dict[str, Any]:
     """The ``name -> tensor`` mapping inside a loaded torch file (a state dict, or one wrapped in a dict)."""
     import torch
 
-    if isinstance(obj, torch.Tensor):
-        return {"": obj}
-    if isinstance(obj, dict):
+    outer = obj
+    for _ in range(MAX_WRAPPERS):  # a loop, not recursion: a dict may hold itself, or wrappers thousands deep
+        if isinstance(obj, torch.Tensor):
+            return {"": obj}
+        if not isinstance(obj, dict):
+            break
         tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
         if tensors:
             return tensors
-        for key in ("state_dict", "model", "model_state_dict"):
-            if isinstance(obj.get(key), dict):
-                return state_dict_of(obj[key], where)
-    raise ProviderError(f"{where}: holds no tensors (got {type(obj).__name__})")
+        obj = next((obj[key] for key in ("state_dict", "model", "model_state_dict") if isinstance(obj.get(key), dict)),
+                   None)
+    raise ProviderError(f"{where}: holds no tensors (got {type(outer).__name__})")
 
 
 class LocalCheckpoint(Checkpoint):
@@ -127,7 +153,11 @@ class LocalCheckpoint(Checkpoint):
     def _map(self, index_file: str) -> dict[str, str]:
         if self._weight_map is None:
             path = self.dir / index_file
-            self._weight_map = st.parse_index(path.read_bytes(), str(path))
+            try:
+                raw = read_regular(path, st.MAX_INDEX_BYTES, str(path), "the index")
+            except OSError as exc:
+                raise ProviderError(f"cannot read {path}: {exc.strerror or exc}") from None
+            self._weight_map = st.parse_index(raw, str(path))
         return self._weight_map
 
     def names(self) -> list[str]:
@@ -164,4 +194,4 @@ class LocalCheckpoint(Checkpoint):
         tensors = self._state_dict(filename)
         if name not in tensors:
             raise ProviderError(f"{self.source}: no tensor {name!r} in {filename}")
-        return torch_to_numpy(tensors[name])
+        return torch_to_numpy(tensors[name], f"{self.source}: {name}")

@@ -151,6 +151,13 @@ def choose(checkpoint: Checkpoint, which: str = "auto", tensor: str | None = Non
     return from_structure(checkpoint, which)
 
 
+def _positive(value: Any) -> float | None:
+    """``value`` if it is a finite number > 0 (not a bool, not a string such as ``"0.5"``), else None."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < float("inf"):
+        return float(value)
+    return None
+
+
 def _head_dim(config: dict[str, Any]) -> int | None:
     if isinstance(config.get("rotary_dim"), int):
         return config["rotary_dim"]
@@ -158,8 +165,9 @@ def _head_dim(config: dict[str, Any]) -> int | None:
     heads = next((config[k] for k in ("num_attention_heads", "n_head") if isinstance(config.get(k), int)), None)
     head = config.get("head_dim") if isinstance(config.get("head_dim"), int) else (
         width // heads if width and heads else None)
-    fraction = config.get("partial_rotary_factor") or config.get("rotary_pct") or 1.0
-    return int(head * fraction) if head else None
+    # A config is untrusted text: "0.5" or "abc" where a number belongs only drops the hint's dim.
+    fraction = _positive(config.get("partial_rotary_factor") or config.get("rotary_pct") or 1.0)
+    return int(head * fraction) if head and fraction else None
 
 
 def positional_scheme(config: dict[str, Any]) -> str | None:
@@ -173,7 +181,7 @@ def positional_scheme(config: dict[str, Any]) -> str | None:
     rope = config.get("rope_parameters") if isinstance(config.get("rope_parameters"), dict) else {}
     if (model_type in _ROTARY_TYPES or config.get("position_embedding_type") == "rotary"
             or any(k in config for k in _ROTARY_KEYS)):
-        theta = config.get("rope_theta") or rope.get("rope_theta") or config.get("rotary_emb_base") or 10000
+        theta = _positive(config.get("rope_theta") or rope.get("rope_theta") or config.get("rotary_emb_base")) or 10000
         dim = _head_dim(config)
         hint = f"sinusoidal,base={float(theta):g}" + (f",dim={dim}" if dim else "") + ",layout=split"
         return (f"it uses rotary position embedding (RoPE, base {float(theta):g}): positions rotate query/key "

@@ -20,6 +20,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from explorer.errors import ProviderError
+from explorer.limits import check_shape
+from explorer.loaders.regular_files import open_regular
 
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
@@ -28,6 +30,9 @@ INDEX_FILE = "model.safetensors.index.json"
 MAX_HEADER_BYTES = 100_000_000
 #: Index files list tensor names only; even the largest public ones are a few MB.
 MAX_INDEX_BYTES = 50_000_000
+#: The deepest nesting of any JSON posembed reads (headers, indexes, configs nest 2 to 5 deep): deeper input
+#: would exhaust Python's recursion in json or in whatever walks the result next (transformers' deepcopy).
+MAX_JSON_DEPTH = 64
 
 #: Item sizes of the dtypes a position table can be stored in, with the name we record.
 ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
@@ -83,14 +88,48 @@ def header_length(prefix: bytes, where: str, file_size: int | None = None) -> in
     return length
 
 
-def json_object(raw: bytes, where: str, what: str) -> dict[str, Any]:
-    """``raw`` decoded as UTF-8 JSON that must be an object; ProviderError naming ``what`` otherwise."""
+class _DuplicateKey(Exception):
+    """Raised from inside ``json.loads`` by ``_unique_keys``; carries the key named twice."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict, refusing a key given twice (json keeps the last one silently)."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise _DuplicateKey(key)
+        data[key] = value
+    return data
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether JSON ``value`` nests objects and arrays more than ``limit`` deep (walked with a stack, not recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def json_object(raw: bytes, where: str, what: str, *, unique_keys: bool = False) -> dict[str, Any]:
+    """``raw`` decoded as UTF-8 JSON that must be an object nested at most ``MAX_JSON_DEPTH`` deep (and, with
+    ``unique_keys``, without a key given twice in any object); ProviderError naming ``what`` otherwise."""
+    too_deep = f"{where}: {what} nests more than {MAX_JSON_DEPTH} levels deep"
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys if unique_keys else None)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProviderError(f"{where}: {what} is not valid JSON ({exc})") from None
+    except RecursionError:  # json gives up near Python's recursion limit, far past MAX_JSON_DEPTH
+        raise ProviderError(too_deep) from None
+    except _DuplicateKey as exc:
+        raise ProviderError(f"{where}: {what} names {exc.args[0]!r} twice") from None
     if not isinstance(data, dict):
         raise ProviderError(f"{where}: {what} is not a JSON object")
+    if _deeper_than(data, MAX_JSON_DEPTH):
+        raise ProviderError(too_deep)
     return data
 
 
@@ -98,20 +137,56 @@ def parse_header(raw: bytes, where: str, file_size: int | None = None) -> Header
     """Parse and validate the JSON header bytes (the ``N`` bytes after the length prefix).
 
     Every tensor's byte range must match its dtype and shape, and lie inside the file when
-    ``file_size`` is known, so a corrupt or hostile header cannot make a reader seek anywhere.
+    ``file_size`` is known, so a corrupt or hostile header cannot make a reader seek anywhere. As strict
+    as the safetensors library: no key twice, ``__metadata__`` maps strings to strings, names are valid
+    UTF-8, and no two tensors' byte ranges overlap.
     """
     length = len(raw)
-    data = json_object(raw, where, "the safetensors header")
-    metadata = data.pop("__metadata__", None) or {}
+    data = json_object(raw, where, "the safetensors header", unique_keys=True)
+    metadata = data.pop("__metadata__", None)
+    metadata = {} if metadata is None else metadata
     if not isinstance(metadata, dict):
         raise ProviderError(f"{where}: the safetensors __metadata__ is not an object")
+    for key, value in metadata.items():
+        if not isinstance(value, str):
+            raise ProviderError(f"{where}: the safetensors __metadata__ value of {_printable(key)} is "
+                                f"{type(value).__name__}, not a string")
+        if not (_is_utf8(key) and _is_utf8(value)):
+            raise ProviderError(f"{where}: the safetensors __metadata__ holds a lone surrogate, not valid UTF-8")
     base = 8 + length
     tensors: dict[str, TensorInfo] = {}
     for name, entry in data.items():
+        if not _is_utf8(name):
+            raise ProviderError(f"{where}: tensor name {_printable(name)} holds a lone surrogate, not valid UTF-8")
         tensors[name] = _tensor_info(name, entry, base, where)
         if file_size is not None and tensors[name].stop > file_size:
             raise ProviderError(f"{where}: tensor {name!r} ends at byte {tensors[name].stop}, past the end of the file")
-    return Header(tensors, {str(k): str(v) for k, v in metadata.items()}, length)
+    _check_overlaps(tensors.values(), where)
+    return Header(tensors, dict(metadata), length)
+
+
+def _is_utf8(text: str) -> bool:
+    """Whether ``text`` encodes as UTF-8: JSON's ``\\ud800`` escape gives Python a lone surrogate, which cannot."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(text: str) -> str:
+    """``repr(text)`` with lone surrogates spelled as escapes, so a message about them can be printed."""
+    return repr(text).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _check_overlaps(infos: Any, where: str) -> None:
+    """No two tensors share a byte: the safetensors library sorts the ranges and requires each to start where
+    the last ended. (It also refuses gaps and trailing bytes, which are harmless to a reader by offset.)"""
+    end, previous = 0, None
+    for info in sorted(infos, key=lambda i: (i.start, i.stop)):
+        if info.start < end:
+            raise ProviderError(f"{where}: the data of tensors {previous!r} and {info.name!r} overlap")
+        end, previous = info.stop, info.name
 
 
 def _tensor_info(name: str, entry: Any, base: int, where: str) -> TensorInfo:
@@ -136,7 +211,7 @@ def read_header(path: str | Path) -> Header:
     """Parse the header of a local safetensors file, reading only its first ``8 + N`` bytes."""
     where = str(path)
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:  # never a FIFO (blocks) or /dev/zero (no end)
             size = handle.seek(0, 2)
             handle.seek(0)
             length = header_length(handle.read(8), where, size)
@@ -146,9 +221,10 @@ def read_header(path: str | Path) -> Header:
 
 
 def read_tensor_bytes(path: str | Path, info: TensorInfo) -> bytes:
-    """Exactly the bytes of one tensor from a local file, by seek."""
+    """Exactly the bytes of one tensor from a local file, by seek, once its size is known to fit the limit."""
+    check_shape(info.shape, f"{path}: {info.name}", what="a tensor")  # decoded to float32, 4 bytes a value
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             handle.seek(info.start)
             raw = handle.read(info.nbytes)
     except OSError as exc:

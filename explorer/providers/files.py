@@ -14,6 +14,8 @@ from typing import Any, Callable, Mapping
 from explorer.embedding import KINDS
 from explorer.errors import ProviderError
 from explorer.hookspecs import hookimpl
+from explorer.limits import check_shape
+from explorer.loaders.regular_files import require_regular
 from explorer.provider import Param, Provider, _closest
 
 SUFFIXES = (".npy", ".npz", ".safetensors", ".pt", ".pth", ".bin")
@@ -50,34 +52,73 @@ def _from_safetensors(path: Path, key: str | None) -> tuple[Any, str, str]:
 
 
 def _from_torch(path: Path, key: str | None) -> tuple[Any, str, str]:
-    from explorer.loaders.checkpoints import load_torch_file, state_dict_of, torch_to_numpy
+    from explorer.loaders.checkpoints import load_torch_file, state_dict_of, tensor_shape, torch_to_numpy
 
     tensors = state_dict_of(load_torch_file(path), str(path))
-    name = pick_key({n: tuple(t.shape) for n, t in tensors.items()}, key, str(path))  # "" = a bare tensor
-    matrix, dtype = torch_to_numpy(tensors[name])
+    name = pick_key({n: tensor_shape(t) for n, t in tensors.items()}, key, str(path))  # "" = a bare tensor
+    matrix, dtype = torch_to_numpy(tensors[name], f"{path}: {name or 'the tensor'}")
     return matrix, dtype, name
 
 
+def _npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], Any]]:
+    """Shape and dtype of every array in a ``.npz``, from each member's ``.npy`` header alone.
+
+    Loading a member to learn its shape would let a 300-byte archive whose header claims 10^6 x 10^6
+    allocate terabytes; the header is all numpy's own reader looks at first, too.
+    """
+    import zipfile
+
+    headers = {}
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy"):
+                continue  # numpy hands other members back as bytes, never as a table
+            with archive.open(info) as member:
+                headers[info.filename[:-len(".npy")]] = _npy_header(member)
+    return headers
+
+
+def _npy_header(handle: Any) -> tuple[tuple[int, ...], Any]:
+    """Shape and dtype from the header at the start of a ``.npy`` stream, reading nothing past it."""
+    from numpy.lib import format as npy_format
+
+    version = npy_format.read_magic(handle)
+    # Version 3.0 only allows UTF-8 in field names; its header is laid out as version 2.0's.
+    read = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+    shape, _, dtype = read(handle)
+    return shape, dtype
+
+
 def _from_numpy(path: Path, key: str | None) -> tuple[Any, str, str | None]:
+    import zipfile
+    import zlib
+
     import numpy as np
+
+    from explorer.loaders.regular_files import open_regular
 
     try:
         if path.suffix == ".npy":
             if key is not None:
                 raise ProviderError(f"{path}: a .npy file holds one array; drop key={key}")
-            with open(path, "rb") as handle:
+            with open_regular(path) as handle:
                 if handle.read(6) != b"\x93NUMPY":
                     raise ProviderError(f"{path}: not a .npy file (no NumPy magic bytes at the start)")
+                handle.seek(0)
+                shape, dtype = _npy_header(handle)
+            check_shape(shape, str(path), itemsize=max(dtype.itemsize, 4), what="an array")
             array = np.load(path, mmap_mode="r", allow_pickle=False)
             return np.asarray(array), str(array.dtype), None
+        headers = _npz_headers(path)
+        name = pick_key({n: shape for n, (shape, _) in headers.items()}, key, str(path))
+        shape, dtype = headers[name]
+        check_shape(shape, f"{path}: {name}", itemsize=max(dtype.itemsize, 4), what="an array")
         with np.load(path, allow_pickle=False) as archive:
-            shapes = {name: archive[name].shape for name in archive.files}
-            name = pick_key(shapes, key, str(path))
             array = archive[name]
             return array, str(array.dtype), name
     except ProviderError:
         raise
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as exc:
         raise ProviderError(f"cannot read {path}: {exc}") from None
 
 
@@ -94,8 +135,10 @@ def load(path: str | None, key: str | None, offset: int, kind: str):
     if not path:
         raise ProviderError("file needs a path: file:PATH[,key=NAME]")
     target = Path(path).expanduser()
-    if not target.is_file():
-        raise ProviderError(f"no such file: {path}")
+    try:
+        require_regular(target, path)  # a FIFO, a device or a folder is refused, never read
+    except OSError:
+        raise ProviderError(f"no such file: {path}") from None
     reader = _READERS.get(target.suffix.lower())
     if reader is None:
         raise ProviderError(f"{path}: unsupported file type {target.suffix!r} (supported: {', '.join(SUFFIXES)})")

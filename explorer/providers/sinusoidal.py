@@ -15,6 +15,7 @@ import numpy as np
 
 from explorer.embedding import PositionEmbedding
 from explorer.hookspecs import hookimpl
+from explorer.limits import check_shape
 from explorer.provider import Param, Provider
 
 LAYOUTS = ("interleaved", "split")
@@ -24,6 +25,7 @@ def sinusoidal_table(positions: int, dim: int, base: float = 10000.0, layout: st
     """The ``positions x dim`` float32 sinusoidal table, computed in float64 then rounded once."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    check_shape((positions, dim), "sinusoidal")  # the float64 angles take as many bytes as the float32 table
     n_sin = (dim + 1) // 2  # number of sine columns; cosines are dim // 2
     pair = np.arange(n_sin, dtype=np.float64)
     inv_freq = base ** (-2.0 * pair / dim)  # 1 / base^(2i/d)

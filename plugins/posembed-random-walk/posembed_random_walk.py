@@ -8,13 +8,14 @@ learned table against this one before reading meaning into sinusoid-like compone
 
 from __future__ import annotations
 
-from explorer import Param, Provider, hookimpl
+from explorer import Param, Provider, check_shape, hookimpl
 
 
 def random_walk(positions: int, dim: int, seed: int = 0, step: float = 1.0):
     """The ``positions x dim`` float32 walk: row p is the sum of p + 1 steps of expected squared length step^2."""
     import numpy as np  # imported here, not at the top, so `posembed --help` stays fast
 
+    check_shape((positions, dim), "random-walk", itemsize=8)  # refuse before drawing: the steps are float64
     rng = np.random.default_rng(seed)
     steps = rng.normal(0.0, step / np.sqrt(dim), size=(positions, dim))
     return np.cumsum(steps, axis=0).astype(np.float32)

@@ -12,12 +12,14 @@ plugin does not slow the command line it joins.
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from explorer import Param, Provider, hookimpl
+from explorer import Param, Provider, check_shape, hookimpl
 from explorer.errors import ProviderError, SpecError
 
 DEFAULT_POSITIONS = 2048
@@ -34,6 +36,7 @@ def rotary_table(inv_freq: np.ndarray, positions: int, scaling: float = 1.0) -> 
     float64 and rounded once.
     """
     inv_freq = np.asarray(inv_freq, dtype=np.float32)
+    check_shape((positions, 2 * len(inv_freq)), "rotary", itemsize=8)  # cos and sin are evaluated in float64
     angles = np.arange(positions, dtype=np.float32)[:, None] * inv_freq[None, :]
     angles = angles.astype(np.float64)
     return (np.concatenate([np.cos(angles), np.sin(angles)], axis=1) * scaling).astype(np.float32)
@@ -70,13 +73,22 @@ def read_config(model: str, revision: str | None = None) -> Any:
     """The text config of a hub id or local folder, through ``transformers.AutoConfig`` without remote code."""
     from pathlib import Path
 
-    if model.startswith(("/", ".", "~")) and not Path(model).expanduser().is_dir():
+    folder = Path(model).expanduser()
+    if model.startswith(("/", ".", "~")) and not folder.is_dir():
         raise ProviderError(f"rotary: no such model folder: {model}")  # rather than a hub lookup of a path
+    from explorer.loaders.checkpoints import CONFIG_FILE, read_config as read_config_json
+
+    if folder.is_dir() and os.path.lexists(folder / CONFIG_FILE):
+        # posembed's own reader first: it refuses a config.json that is a FIFO, /dev/zero, a folder, too large
+        # or nested too deeply, all of which transformers would read for ever or crash on.
+        read_config_json(folder / CONFIG_FILE, f"rotary: {model}")
     from transformers import AutoConfig
 
     try:
-        config = AutoConfig.from_pretrained(Path(model).expanduser() if model.startswith("~") else model,
+        config = AutoConfig.from_pretrained(folder if model.startswith("~") else model,
                                             revision=revision, trust_remote_code=False)
+    except RecursionError:  # a downloaded config.json nested thousands deep
+        raise ProviderError(f"rotary: the config of {model} is nested too deeply to be a model config") from None
     except (OSError, ValueError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ProviderError(f"rotary: cannot read the config of {model}: {first}") from None
@@ -103,6 +115,7 @@ def rope_from_config(config: Any, positions: int | None = None, layer: str | Non
         if isinstance(rotary_dim, int) and rotary_dim > 0:  # GPT-J, CodeGen: base 10000 over rotary_dim dims
             if layer:
                 raise SpecError(f"rotary: {model_type} has one RoPE for all layers; drop layer={layer}")
+            check_shape((positions or 1, rotary_dim), "rotary", itemsize=8)
             inv = default_inv_freq(rotary_dim, DEFAULT_BASE)
             return Rope(inv, 1.0, "default", DEFAULT_BASE, head_dim or rotary_dim, rotary_dim, max_positions)
         raise ProviderError(f"rotary: the {model_type} config has no RoPE parameters (rope_parameters, rope_theta, "
@@ -118,11 +131,15 @@ def rope_from_config(config: Any, positions: int | None = None, layer: str | Non
     elif layer is not None:
         raise SpecError(f"rotary: {model_type} has one RoPE for all layers; drop layer={layer}")
     rope_type = params.get("rope_type", params.get("type", "default"))
-    theta = float(params.get("rope_theta", getattr(config, "default_theta", DEFAULT_BASE)))
+    theta = _config_number(params.get("rope_theta", getattr(config, "default_theta", DEFAULT_BASE)), "rope_theta",
+                           model_type)
     if head_dim is None:
         raise ProviderError(f"rotary: the {model_type} config gives neither head_dim nor hidden_size and "
                             f"num_attention_heads")
-    rotary_dim = int(head_dim * params.get("partial_rotary_factor", 1.0))
+    head_dim = int(_config_number(head_dim, "head_dim", model_type, whole=True))
+    fraction = _config_number(params.get("partial_rotary_factor", 1.0), "partial_rotary_factor", model_type, high=1.0)
+    rotary_dim = int(head_dim * fraction)
+    check_shape((positions or 1, rotary_dim), "rotary", itemsize=8)  # before transformers computes its frequencies
     if rope_type == "default":
         # transformers keeps this one per model (compute_default_rope_parameters); every RoPE model computes it so.
         exponent = torch.arange(0, rotary_dim, 2, dtype=torch.int64).to(dtype=torch.float) / rotary_dim
@@ -145,6 +162,20 @@ def rope_from_config(config: Any, positions: int | None = None, layer: str | Non
                 layer if nested else None)
 
 
+def _config_number(value: Any, name: str, model_type: str, *, whole: bool = False, high: float = math.inf) -> float:
+    """A config field that must be a number > 0 (and <= ``high``; whole if asked), else one ProviderError.
+
+    A config.json is untrusted text: ``"rope_theta": "abc"`` or ``"partial_rotary_factor": "0.5"`` (a string,
+    which ``head_dim * "0.5"`` would repeat) must not reach arithmetic.
+    """
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or not 0 < value <= high or (whole and value != int(value)):
+        kind = "a whole number" if whole else "a number"
+        bound = f" from 0 (excluded) to {high:g}" if math.isfinite(high) else " > 0"
+        raise ProviderError(f"rotary: the {model_type} config's {name} is {value!r}, not {kind}{bound}")
+    return float(value)
+
+
 def _derived_head_dim(config: Any) -> int | None:
     hidden = getattr(config, "hidden_size", None)
     heads = getattr(config, "num_attention_heads", None)
@@ -164,6 +195,7 @@ def load(model: str | None, revision: str | None, positions: int | None, dim: in
         if dim % 2:
             raise SpecError(f"rotary: dim must be even (it holds dim/2 rotation pairs), got {dim}")
         positions = DEFAULT_POSITIONS if positions is None else positions
+        check_shape((positions, dim), "rotary", itemsize=8)  # before the frequencies: dim alone may be huge
         rope = Rope(default_inv_freq(dim, base), 1.0, "default", base, dim, dim, None)
         source = f"formula, base {base:g}, dim {dim}"
     else:

@@ -1,0 +1,111 @@
+"""The memory limit on one array, and ``check_shape``: refuse a planned table or image before allocating it.
+
+Building a table takes a few arrays of its size at once (float64 angles, a random walk's steps, the
+float32 copy ``PositionEmbedding`` freezes, the analyses' working copies), so no single array may take
+more than an eighth of the memory this process can still get: ``MemAvailable``, lowered by a cgroup's
+``memory.max`` and by ``ulimit -v``. ``POSEMBED_MAX_ARRAY_BYTES`` overrides that (a byte count, ``4e9``
+is fine). Only the standard library is used, so checking costs nothing at start-up.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+from explorer import environment
+from explorer.errors import SizeLimitError
+
+ENV = "POSEMBED_MAX_ARRAY_BYTES"
+#: The share of available memory one array may take.
+FRACTION = 8
+#: The limit when the available memory cannot be found out (no /proc, no sysconf).
+FALLBACK_BYTES = 2 * 1024**3
+#: The largest value ``POSEMBED_MAX_ARRAY_BYTES`` accepts (beyond it, products of shapes stop meaning anything).
+MAX_SETTING = 2**62
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        return int(Path(path).read_text().split()[0])
+    except (OSError, ValueError, IndexError):  # absent, "max", unreadable: not a limit
+        return None
+
+
+def _meminfo_available() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _sysconf_available() -> int | None:
+    for pages in ("SC_AVPHYS_PAGES", "SC_PHYS_PAGES"):  # macOS has no AVPHYS: total memory then
+        try:
+            return os.sysconf(pages) * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, OSError, ValueError):
+            continue
+    return None
+
+
+def _address_space_left() -> int | None:
+    """What ``ulimit -v`` still allows this process to map, or None when there is no such limit."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    pages = _read_int("/proc/self/statm")  # the first field is the mapped size in pages
+    used = pages * os.sysconf("SC_PAGE_SIZE") if pages is not None else 0
+    return max(soft - used, 0)
+
+
+def available_memory() -> int | None:
+    """Bytes this process can still allocate, as best the system says; None when it cannot be told."""
+    candidates = [_meminfo_available() or _sysconf_available(), _address_space_left()]
+    cgroup_max, cgroup_used = _read_int("/sys/fs/cgroup/memory.max"), _read_int("/sys/fs/cgroup/memory.current")
+    if cgroup_max is not None:
+        candidates.append(max(cgroup_max - (cgroup_used or 0), 0))
+    known = [value for value in candidates if value is not None]
+    return min(known) if known else None
+
+
+def max_array_bytes() -> int:
+    """The most bytes one array may take: ``POSEMBED_MAX_ARRAY_BYTES``, else an eighth of available memory."""
+    available = available_memory()
+    default = FALLBACK_BYTES if available is None else max(available // FRACTION, 1)
+    return environment.integer(ENV, default, 1, MAX_SETTING)
+
+
+def human(nbytes: float) -> str:
+    """``nbytes`` as a short decimal size: ``3.7 GB``, ``512 kB``."""
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if nbytes < 1000 or unit == "PB":
+            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.3g} {unit}"
+        nbytes /= 1000
+    raise AssertionError("unreachable")
+
+
+def check_shape(shape: Sequence[int], where: str = "", *, itemsize: int = 4, what: str = "a table") -> None:
+    """Raise ``SizeLimitError`` if an array of ``shape`` (``itemsize`` bytes each) would exceed ``max_array_bytes()``.
+
+    Call it with the shape a provider is about to build, before allocating anything: ``where`` (the
+    provider's name, say) starts the message, ``what`` names the array, ``itemsize`` is the widest
+    dtype the construction uses (8 when it works in float64).
+    """
+    dims = [int(n) for n in shape]
+    if any(n < 0 for n in dims):
+        raise SizeLimitError(f"{where + ': ' if where else ''}{what} cannot have a negative size {dims}")
+    nbytes = math.prod(dims) * itemsize
+    limit = max_array_bytes()
+    if nbytes > limit:
+        setting = "set" if environment.text(ENV) else "an eighth of the memory available; set"
+        raise SizeLimitError(
+            f"{where + ': ' if where else ''}{what} of {' x '.join(map(str, dims))} needs {human(nbytes)}, more than "
+            f"the {human(limit)} one array may take ({setting} {ENV} to change it)")

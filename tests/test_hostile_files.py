@@ -1,0 +1,466 @@
+"""Hostile local files and sizes (issue 13): one clear line, bounded memory, nothing read for ever.
+
+Every row of ``CASES`` runs ``posembed`` in-process and must give exactly one ``posembed: error:`` line holding
+the row's fragment, the row's exit code and no traceback. ``docs/reliability.md`` lists the rows
+(``docs/make_reliability.py``). Sizes claimed in terabytes are refused before anything is allocated:
+``test_claims_are_refused_before_allocating`` measures the peak with tracemalloc.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tracemalloc
+import zipfile
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import explorer
+from explorer import limits
+from explorer.cli import cli
+from explorer.errors import PosembedError, ProviderError, SizeLimitError
+from explorer.loaders import safetensors_io as st
+
+SMALL_TABLE = np.arange(32, dtype=np.float32).reshape(8, 4)
+ROTARY, RANDOM_WALK = "posembed-rotary", "posembed-random-walk"
+
+
+def _installed(distribution: str) -> bool:
+    try:
+        metadata.distribution(distribution)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+@pytest.fixture(autouse=True)
+def _builtins_only(monkeypatch):
+    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
+    monkeypatch.delenv(limits.ENV, raising=False)
+
+
+def run(argv: list[str]):
+    """``posembed ARGV`` in-process; returns click's Result (stdout and stderr apart)."""
+    try:
+        runner = CliRunner(mix_stderr=False)
+    except TypeError:  # click >= 8.2 keeps them apart always
+        runner = CliRunner()
+    return runner.invoke(cli, argv, catch_exceptions=True)
+
+
+def assert_one_error_line(result, fragment: str, exit_code: int) -> str:
+    """Exactly one ``posembed: error:`` line on stderr, holding ``fragment``; the exit code; no traceback."""
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("posembed: error:"), result.stderr
+    assert fragment in lines[0], lines[0]
+    assert result.exit_code == exit_code, (result.exit_code, result.stderr)
+    return lines[0]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# builders
+
+
+def _header_file(path: Path, header: dict | str, tail: bytes = b"") -> Path:
+    raw = header.encode() if isinstance(header, str) else json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + tail)
+    return path
+
+
+def _entry(begin: int, end: int, shape=(2, 2)) -> dict:
+    return {"dtype": "F32", "shape": list(shape), "data_offsets": [begin, end]}
+
+
+def _npy_header(shape: tuple[int, ...]) -> bytes:
+    """A version 1.0 ``.npy`` header claiming ``shape`` of float32, followed by 16 bytes, not the data."""
+    text = f"{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}"
+    text += " " * (-(10 + len(text) + 1) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text.encode() + b"\0" * 16
+
+
+def _claiming_npz(tmp: Path) -> Path:
+    path = tmp / "claims.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("wpe.npy", _npy_header((1_000_000, 1_000_000)))
+    assert path.stat().st_size < 400
+    return path
+
+
+def _claiming_npy(tmp: Path) -> Path:
+    path = tmp / "claims.npy"
+    path.write_bytes(_npy_header((1_000_000, 1_000_000)))
+    return path
+
+
+def _deep(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+def _model(tmp: Path, name: str, config: str | dict | None = None, special: str | None = None) -> Path:
+    """A model folder whose config.json is ``config`` (text or dict), or a ``special`` file: zero, fifo, folder."""
+    folder = tmp / name
+    folder.mkdir()
+    target = folder / "config.json"
+    if special is not None:
+        _special(target, special)
+    else:
+        target.write_text(config if isinstance(config, str) else json.dumps(config or {"model_type": "gpt2"}))
+    return folder
+
+
+def _special(path: Path, kind: str) -> Path:
+    if kind == "zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.mkdir()
+    return path
+
+
+def _sharded(tmp: Path, kind: str) -> Path:
+    """A gpt2 folder whose index sends the position table to a shard that is /dev/zero, a FIFO or a folder."""
+    folder = _model(tmp, f"sharded-{kind}")
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"wpe.weight": "s1.safetensors"}}))
+    _special(folder / "s1.safetensors", kind)
+    return folder
+
+
+LLAMA = {"model_type": "llama", "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 1,
+         "intermediate_size": 128, "vocab_size": 32, "max_position_embeddings": 128}
+
+
+def _torch_file(tmp: Path, name: str, make: Callable[[], object]) -> Path:
+    import torch
+
+    path = tmp / name
+    torch.save(make(), path)
+    return path
+
+
+def _sparse():
+    import torch
+
+    return {"wpe.weight": torch.eye(4).to_sparse()}
+
+
+def _meta():
+    import torch
+
+    return {"wpe.weight": torch.empty(8, 4, device="meta")}
+
+
+def _nested():
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the prototype-stage warning
+        return {"wpe.weight": torch.nested.nested_tensor([torch.zeros(2, 4), torch.zeros(3, 4)])}
+
+
+def _recursive():
+    loop: dict = {}
+    loop["model"] = loop
+    return loop
+
+
+def _wrapped_deep():
+    import torch
+
+    inner: object = torch.zeros(4, 2)
+    for _ in range(200):
+        inner = {"state_dict": inner}
+    return inner
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the table
+
+
+@dataclass(frozen=True)
+class Case:
+    """One row of hostile input: what was tried, how to build it, what must come back."""
+
+    id: str
+    tried: str
+    argv: Callable[[Path], list[str]]
+    fragment: str
+    exit_code: int = 1
+    plugin: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    needs_fifo: bool = False
+
+
+def _info(builder: Callable[[Path], Path | str], prefix: str = "file:", suffix: str = "") -> Callable[[Path], list[str]]:
+    return lambda tmp: ["info", f"{prefix}{builder(tmp)}{suffix}"]
+
+
+CASES = [
+    # -- sizes, refused before allocating --
+    Case("sinusoidal-positions", "`sinusoidal,positions=1000000000` (3 TB of float32)",
+         lambda tmp: ["info", "sinusoidal,positions=1000000000"], "sinusoidal: a table of 1000000000 x 768 needs"),
+    Case("sinusoidal-dim", "`sinusoidal,dim=1000000000`",
+         lambda tmp: ["info", "sinusoidal,dim=1000000000"], "sinusoidal: a table of 1024 x 1000000000 needs"),
+    Case("rotary-positions", "`rotary,positions=1000000000` (the plugin calls `explorer.check_shape`)",
+         lambda tmp: ["info", "rotary,positions=1000000000"], "rotary: a table of 1000000000 x 128 needs",
+         plugin=ROTARY),
+    Case("rotary-dim", "`rotary,dim=1000000000`, refused before the frequencies are computed",
+         lambda tmp: ["info", "rotary,dim=1000000000"], "rotary: a table of 2048 x 1000000000 needs", plugin=ROTARY),
+    Case("random-walk-positions", "`random-walk,positions=1000000000`",
+         lambda tmp: ["info", "random-walk,positions=1000000000"], "random-walk: a table of 1000000000 x 768 needs",
+         plugin=RANDOM_WALK),
+    Case("random-walk-dim", "`random-walk,dim=1000000000`",
+         lambda tmp: ["info", "random-walk,dim=1000000000"], "random-walk: a table of 1024 x 1000000000 needs",
+         plugin=RANDOM_WALK),
+    Case("random-walk-negative-seed", "`random-walk,seed=-1` (numpy refuses negative seeds)",
+         lambda tmp: ["info", "random-walk,seed=-1"], "parameter 'seed' must be >= 0, got -1", 2, plugin=RANDOM_WALK),
+    Case("resolution-report", "`report --resolution 200000`: an R x R image of 160 GB",
+         lambda tmp: ["report", "sinusoidal,positions=8,dim=4", "--resolution", "200000", "-o", str(tmp / "r.html")],
+         "resolution 200000: an image of 200000 x 200000 needs 160 GB"),
+    Case("resolution-analyze", "`analyze --resolution 200000`",
+         lambda tmp: ["analyze", "sinusoidal,positions=8,dim=4", "--resolution", "200000"],
+         "resolution 200000: an image of 200000 x 200000 needs"),
+    Case("npz-claims-terabytes", "a 300-byte .npz whose member header claims 10^6 x 10^6 float32",
+         _info(_claiming_npz), "wpe: an array of 1000000 x 1000000 needs 4 TB"),
+    Case("npy-claims-terabytes", "a .npy whose header claims 10^6 x 10^6 float32",
+         _info(_claiming_npy), "an array of 1000000 x 1000000 needs 4 TB"),
+    Case("tensor-over-the-limit", "a 4 MB safetensors table with `POSEMBED_MAX_ARRAY_BYTES=1e6`",
+         _info(lambda tmp: _header_file(tmp / "big.safetensors", {"wpe.weight": _entry(0, 4_000_000, (1000, 1000))},
+                                        b"\0" * 4_000_000)),
+         "a tensor of 1000 x 1000 needs 4 MB, more than the 1 MB one array may take (set POSEMBED_MAX_ARRAY_BYTES",
+         env={limits.ENV: "1e6"}),
+    Case("limit-setting-not-a-number", "`POSEMBED_MAX_ARRAY_BYTES=lots`",
+         lambda tmp: ["info", "sinusoidal"], "POSEMBED_MAX_ARRAY_BYTES='lots'", 2, env={limits.ENV: "lots"}),
+    # -- files that are not regular files --
+    Case("config-dev-zero", "a model folder whose config.json is a symlink to /dev/zero",
+         _info(lambda tmp: _model(tmp, "zero", special="zero"), "hf:"), "config.json: is a character device"),
+    Case("config-fifo", "a model folder whose config.json is a FIFO with no writer",
+         _info(lambda tmp: _model(tmp, "fifo", special="fifo"), "hf:"), "config.json: is a FIFO", needs_fifo=True),
+    Case("config-folder", "a model folder whose config.json is a folder",
+         _info(lambda tmp: _model(tmp, "folder", special="folder"), "hf:"), "config.json: is a folder"),
+    Case("rotary-config-dev-zero", "`rotary:FOLDER` whose config.json is /dev/zero",
+         _info(lambda tmp: _model(tmp, "zero", special="zero"), "rotary:"), "config.json: is a character device",
+         plugin=ROTARY),
+    Case("rotary-config-fifo", "`rotary:FOLDER` whose config.json is a FIFO",
+         _info(lambda tmp: _model(tmp, "fifo", special="fifo"), "rotary:"), "config.json: is a FIFO",
+         plugin=ROTARY, needs_fifo=True),
+    Case("shard-dev-zero", "an index whose shard is /dev/zero",
+         _info(lambda tmp: _sharded(tmp, "zero"), "hf:"), "s1.safetensors: is a character device"),
+    Case("shard-fifo", "an index whose shard is a FIFO",
+         _info(lambda tmp: _sharded(tmp, "fifo"), "hf:"), "s1.safetensors: is a FIFO", needs_fifo=True),
+    Case("shard-folder", "an index whose shard is a folder",
+         _info(lambda tmp: _sharded(tmp, "folder"), "hf:"), "s1.safetensors: is a folder"),
+    Case("file-fifo", "`file:` naming a FIFO",
+         _info(lambda tmp: _special(tmp / "table.npy", "fifo")), "table.npy: is a FIFO", needs_fifo=True),
+    # -- torch files --
+    Case("torch-text", "a .pt file holding text",
+         _info(lambda tmp: (tmp / "text.pt").write_text("hello, not a pickle\n") and tmp / "text.pt"),
+         "not a PyTorch file"),
+    Case("torch-sparse", "a .pt file whose table is a sparse tensor",
+         _info(lambda tmp: _torch_file(tmp, "sparse.pt", _sparse)), "wpe.weight is a sparse_coo tensor"),
+    Case("torch-meta", "a .pt file whose table is a meta tensor (a shape, no data)",
+         _info(lambda tmp: _torch_file(tmp, "meta.pt", _meta)), "wpe.weight is a meta tensor"),
+    Case("torch-nested", "a .pt file whose table is a nested tensor, chosen with key=",
+         _info(lambda tmp: _torch_file(tmp, "nested.pt", _nested), suffix=",key=wpe.weight"),
+         "wpe.weight is a nested tensor"),
+    Case("torch-recursive", "a .pt file holding a dict that contains itself",
+         _info(lambda tmp: _torch_file(tmp, "loop.pt", _recursive)), "holds no tensors"),
+    Case("torch-wrapped-deep", "a .pt table wrapped in 200 nested state_dict dicts",
+         _info(lambda tmp: _torch_file(tmp, "deep.pt", _wrapped_deep)), "holds no tensors"),
+    # -- JSON nested too deeply --
+    Case("safetensors-deep-json", "a safetensors header nested 100,000 deep",
+         _info(lambda tmp: _header_file(tmp / "deep.safetensors", '{"a": ' + _deep(100_000) + "}")),
+         "the safetensors header nests more than 64 levels deep"),
+    Case("safetensors-deep-metadata", "__metadata__ nested 500 deep (parses, but deeper than the limit)",
+         _info(lambda tmp: _header_file(tmp / "deepmeta.safetensors", '{"__metadata__": {"x": ' + _deep(500) + "}}")),
+         "nests more than 64 levels deep"),
+    Case("config-deep-json", "a config.json nested 100,000 deep",
+         _info(lambda tmp: _model(tmp, "deep", '{"model_type": "gpt2", "x": ' + _deep(100_000) + "}"), "hf:"),
+         "config.json nests more than 64 levels deep"),
+    Case("index-deep-json", "a shard index nested 100,000 deep",
+         _info(lambda tmp: (_model(tmp, "deepindex") / "model.safetensors.index.json").write_text(
+             '{"weight_map": ' + _deep(100_000) + "}") and tmp / "deepindex", "hf:"),
+         "the index nests more than 64 levels deep"),
+    Case("rope-config-deep-json", "`rotary:FOLDER` whose config.json nests 100,000 deep",
+         _info(lambda tmp: _model(tmp, "deep", json.dumps(LLAMA)[:-1] + ', "x": ' + _deep(100_000) + "}"), "rotary:"),
+         "config.json nests more than 64 levels deep", plugin=ROTARY),
+    # -- config fields that are not numbers --
+    Case("rope-theta-not-a-number", '`rotary:FOLDER` with `"rope_theta": "abc"`',
+         _info(lambda tmp: _model(tmp, "abc", {**LLAMA, "rope_theta": "abc"}), "rotary:"),
+         "config's rope_theta is 'abc', not a number > 0", plugin=ROTARY),
+    Case("partial-rotary-factor-string", '`rotary:FOLDER` with `"partial_rotary_factor": "0.5"` (a string)',
+         _info(lambda tmp: _model(tmp, "half", {**LLAMA, "partial_rotary_factor": "0.5"}), "rotary:"),
+         "config's partial_rotary_factor is '0.5', not a number", plugin=ROTARY),
+    Case("hf-rope-theta-not-a-number", '`hf:FOLDER` of a llama with `"rope_theta": "abc"` (still says: RoPE)',
+         _info(lambda tmp: _model(tmp, "abc", {**LLAMA, "rope_theta": "abc", "partial_rotary_factor": "0.5"}), "hf:"),
+         "llama has no position table: it uses rotary position embedding"),
+    # -- strict safetensors, as the safetensors library --
+    Case("safetensors-duplicate-key", "a header naming the same tensor twice",
+         _info(lambda tmp: _header_file(tmp / "dup.safetensors", '{"wpe.weight": %s, "wpe.weight": %s}' % (
+             json.dumps(_entry(0, 16)), json.dumps(_entry(16, 32))), b"\0" * 32)),
+         "the safetensors header names 'wpe.weight' twice"),
+    Case("safetensors-duplicate-field", "a tensor entry giving `dtype` twice",
+         _info(lambda tmp: _header_file(tmp / "dupfield.safetensors",
+                                        '{"wpe.weight": {"dtype": "F32", "dtype": "I32", "shape": [2, 2], '
+                                        '"data_offsets": [0, 16]}}', b"\0" * 16)),
+         "names 'dtype' twice"),
+    Case("safetensors-overlapping-offsets", "two tensors on the same bytes",
+         _info(lambda tmp: _header_file(tmp / "overlap.safetensors",
+                                        {"wpe.weight": _entry(0, 16), "wte.weight": _entry(8, 24)}, b"\0" * 24)),
+         "the data of tensors 'wpe.weight' and 'wte.weight' overlap"),
+    Case("safetensors-metadata-not-a-string", "`__metadata__` with a number as a value",
+         _info(lambda tmp: _header_file(tmp / "meta.safetensors",
+                                        {"__metadata__": {"format": 1}, "wpe.weight": _entry(0, 16)}, b"\0" * 16)),
+         "the safetensors __metadata__ value of 'format' is int, not a string"),
+    Case("safetensors-metadata-nested", "`__metadata__` with an object as a value",
+         _info(lambda tmp: _header_file(tmp / "metaobj.safetensors",
+                                        {"__metadata__": {"x": {"y": "z"}}, "wpe.weight": _entry(0, 16)}, b"\0" * 16)),
+         "value of 'x' is dict, not a string"),
+    Case("safetensors-lone-surrogate", "a tensor name holding the JSON escape `\\ud800` (not valid UTF-8)",
+         _info(lambda tmp: _header_file(tmp / "surrogate.safetensors",
+                                        '{"wpe\\ud800": %s}' % json.dumps(_entry(0, 16)), b"\0" * 16)),
+         "tensor name 'wpe\\ud800' holds a lone surrogate"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_hostile_file_gives_one_clear_line(case, tmp_path, monkeypatch):
+    if case.plugin is not None:
+        if not _installed(case.plugin):
+            pytest.skip(f"{case.plugin} is not installed")
+        monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", case.plugin)
+    if case.needs_fifo and not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs here")
+    for name, value in case.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    assert_one_error_line(run(case.argv(tmp_path)), case.fragment, case.exit_code)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the limit itself
+
+
+def test_limit_is_an_eighth_of_available_memory(monkeypatch):
+    monkeypatch.setattr(limits, "available_memory", lambda: 8_000_000_000)
+    assert limits.max_array_bytes() == 1_000_000_000
+    monkeypatch.setattr(limits, "available_memory", lambda: None)
+    assert limits.max_array_bytes() == limits.FALLBACK_BYTES
+    monkeypatch.setenv(limits.ENV, "4e9")
+    assert limits.max_array_bytes() == 4_000_000_000
+
+
+def test_available_memory_respects_ulimit_v(monkeypatch):
+    resource = pytest.importorskip("resource")
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (3_000_000_000, resource.RLIM_INFINITY))
+    monkeypatch.setattr(limits, "_read_int", lambda path: 1000 if path == "/proc/self/statm" else None)
+    left = limits._address_space_left()
+    assert left == 3_000_000_000 - 1000 * os.sysconf("SC_PAGE_SIZE")
+    assert limits.available_memory() <= left
+
+
+def test_check_shape_is_public_and_counts_itemsize(monkeypatch):
+    monkeypatch.setenv(limits.ENV, "1000")
+    explorer.check_shape((10, 25), "mine")  # 1000 bytes of float32: exactly the limit
+    with pytest.raises(SizeLimitError, match=r"^mine: a table of 10 x 25 needs 2 kB, more than the 1 kB"):
+        explorer.check_shape((10, 25), "mine", itemsize=8)
+    assert issubclass(SizeLimitError, PosembedError)
+
+
+def test_the_default_limit_lets_ordinary_tables_through():
+    assert limits.max_array_bytes() >= 1024 * 768 * 4  # GPT-2's table, even on a small machine
+    explorer.load("sinusoidal,positions=4096,dim=1024")
+
+
+@pytest.mark.parametrize("spec", ["sinusoidal,positions=1000000000", "sinusoidal,dim=1000000000",
+                                  "file:{npz}", "file:{npy}"])
+def test_claims_are_refused_before_allocating(spec, tmp_path):
+    spec = spec.format(npz=_claiming_npz(tmp_path), npy=_claiming_npy(tmp_path))
+    tracemalloc.start()
+    try:
+        with pytest.raises(SizeLimitError):
+            explorer.load(spec)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5_000_000, peak
+
+
+def test_a_resolution_is_checked_wherever_it_is_given():
+    with pytest.raises(SizeLimitError, match="resolution 200000"):
+        explorer.analyze(explorer.load("sinusoidal,positions=8,dim=4"), resolution=200_000)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the one JSON reader and strict headers, directly
+
+
+def test_json_depth_guard_lets_ordinary_nesting_through():
+    data = st.json_object(json.dumps({"a": {"b": {"c": [[1, 2], {"d": None}]}}}).encode(), "x", "config.json")
+    assert data["a"]["b"]["c"][1] == {"d": None}
+    depth_64 = "[" * 63 + "]" * 63
+    assert st.json_object(b'{"x": ' + depth_64.encode() + b"}", "x", "config.json")
+    with pytest.raises(ProviderError, match="nests more than 64"):
+        st.json_object(b'{"x": [' + depth_64.encode() + b"]}", "x", "config.json")
+
+
+def test_duplicate_keys_are_refused_only_where_asked():
+    raw = b'{"a": 1, "a": 2}'
+    assert st.json_object(raw, "config.json", "config.json") == {"a": 2}  # as transformers reads a config
+    with pytest.raises(ProviderError, match="names 'a' twice"):
+        st.json_object(raw, "h", "the safetensors header", unique_keys=True)
+
+
+def test_files_the_safetensors_library_reads_are_read_the_same(tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    path = tmp_path / "lib.safetensors"
+    save_file({"wpe.weight": SMALL_TABLE, "empty": np.zeros((0, 4), np.float32), "b": np.ones(3, np.float32)},
+              path, metadata={"format": "np", "note": "é"})
+    header = st.read_header(path)
+    assert header.metadata == {"format": "np", "note": "é"}
+    np.testing.assert_array_equal(explorer.load(f"file:{path},key=wpe.weight").matrix, load_file(path)["wpe.weight"])
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.id.startswith("safetensors-") and "deep" not in c.id],
+                         ids=lambda c: c.id)
+def test_the_safetensors_library_refuses_what_posembed_refuses(case, tmp_path):
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    path = Path(case.argv(tmp_path)[1].removeprefix("file:").split(",")[0])
+    with pytest.raises(SafetensorError):
+        load_file(path)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# lone surrogates in tensor names
+
+
+def test_lone_surrogate_in_a_torch_tensor_name_is_escaped_everywhere(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.chdir(tmp_path)
+    torch.save({"wpe.weight\ud800": torch.ones(8, 4)}, tmp_path / "surrogate.pt")
+    spec = f"file:{tmp_path / 'surrogate.pt'}"
+    emb = explorer.load(spec)
+    assert emb.tensor == "wpe.weight\\ud800"
+    info = run(["info", spec])
+    assert info.exit_code == 0 and "wpe.weight\\ud800" in info.stdout, info.stderr
+    exported = run(["export", spec, "-o", str(tmp_path / "out.safetensors")])
+    assert exported.exit_code == 0, exported.stderr
+    assert st.read_header(tmp_path / "out.safetensors").metadata["posembed.tensor"] == "wpe.weight\\ud800"
+    report = run(["report", spec, "-o", str(tmp_path / "out.html")])
+    assert report.exit_code == 0, report.stderr
+    assert "ud800" in (tmp_path / "out.html").read_text(encoding="utf-8")  # spelled out (JSON may escape the \\)
