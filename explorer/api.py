@@ -106,11 +106,12 @@ def report(
 
     Returns the HTML; with ``path`` it is also written there atomically.
     """
-    from explorer.output import utf8_text, write_atomic
+    from explorer.messages import utf8_text
+    from explorer.output import write_atomic
     from explorer.reporting.page import bokeh_resources, render
 
     bokeh_resources(resources)  # a bad choice fails before any work
-    # A file name or title that is not UTF-8 (surrogate escapes) shows as U+FFFD: the page is valid UTF-8.
+    # A title that is not UTF-8 (an undecodable argument) shows its bytes escaped: the page is valid UTF-8.
     html = utf8_text(render(document(embeddings, title=title, resolution=resolution, registry=registry), resources))
     if path is not None:
         write_atomic(path, html, inputs=[v for e in _tables(embeddings, "a report") for v in e.inputs()])

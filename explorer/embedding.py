@@ -9,6 +9,7 @@ import numpy as np
 
 from explorer import validate
 from explorer.errors import EmbeddingError
+from explorer.messages import utf8_text
 
 #: Kinds a provider may declare; free text is allowed, these are the common ones.
 KINDS = ("learned", "formula", "rotary", "other")
@@ -102,16 +103,6 @@ class PositionEmbedding:
 
     def __repr__(self) -> str:
         return f"PositionEmbedding({self.label!r}, shape={self.shape}, kind={self.kind!r})"
-
-
-def utf8_text(text: str) -> str:
-    """``text`` with any lone surrogate (from a torch file's tensor name, a JSON ``\\ud800`` escape, a
-    non-UTF-8 file name) spelled as its escape, so that it can be written as UTF-8 everywhere."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _plain(value: Any) -> Any:

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from explorer.errors import OutputError
-from explorer.output import STDOUT, utf8_text, write_atomic
+from explorer.messages import utf8_text
+from explorer.output import STDOUT, write_atomic
 
 if TYPE_CHECKING:
     from explorer.embedding import PositionEmbedding

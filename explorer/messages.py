@@ -29,6 +29,16 @@ def _escape(ch: str) -> str:
     return ascii(ch)[1:-1]  # \n, \x1b, \u202e: the character's Python escape
 
 
+def utf8_text(text: str) -> str:
+    """``text`` as valid UTF-8 text: each lone surrogate spelled as an escape, the bytes of an undecodable file
+    name (surrogateescape) as ``\\xff``, any other (a JSON ``\\ud800``, a torch tensor name) as ``\\ud800``."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return "".join(_escape(ch) if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in text)
+
+
 def one_line(text: object) -> str:
     """``text`` as one printable line: line breaks, control characters and undecodable bytes escaped."""
     text = str(text)

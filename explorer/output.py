@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Iterable
 
 from explorer.errors import OutputError
+from explorer.messages import utf8_text
 
 STDOUT = "-"
 #: Longest file name most file systems allow, in bytes (used when ``pathconf`` cannot say).
@@ -95,19 +96,6 @@ def _through_proc(given: str) -> bool:
             return False
         path = os.path.join(parent, os.readlink(step))
     return False
-
-
-def utf8_text(text: str) -> str:
-    """``text`` as valid Unicode: the bytes of an undecodable file name (surrogate escapes) become U+FFFD."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape" if _escaped_only(text) else "replace").decode("utf-8", "replace")
-
-
-def _escaped_only(text: str) -> bool:
-    return all(not 0xD800 <= ord(ch) <= 0xDFFF or 0xDC80 <= ord(ch) <= 0xDCFF for ch in text)
 
 
 def _folder_checks(given: str, target: Path) -> None:
