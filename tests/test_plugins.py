@@ -66,7 +66,8 @@ def test_plugin_that_fails_to_import_is_skipped_with_one_warning(entry_points):
 
 def test_plugin_that_raises_in_its_hook_is_skipped_whole(entry_points):
     entry_points("halfway", fake_plugin_module("posembed_fake_halfway", "half-a", fail=True))
-    with pytest.warns(PosembedWarning, match=r"plugin 'halfway' \(posembed_fake_halfway\) failed in register_providers"):
+    with pytest.warns(PosembedWarning,
+                      match=r"plugin 'halfway' \(posembed_fake_halfway\) failed in register_providers"):
         registry = get_registry(get_plugin_manager())
     assert "half-a" not in registry.providers
     assert "sinusoidal" in registry.providers
