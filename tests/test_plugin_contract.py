@@ -39,8 +39,9 @@ def posembed(*args):
 
 # --- 1. a provider that raises ------------------------------------------------------------------------------------
 
-def test_an_exception_inside_a_plugins_provider_is_one_line_naming_it_and_its_distribution():
+def test_an_exception_inside_a_plugins_provider_is_one_line_naming_it_and_its_distribution(monkeypatch):
     plugin = module_registering(Provider("vit", "raises", boom))
+    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "vit")  # whatever else is installed cannot warn here
     with installed(plugin, name="vit", distribution="posembed-vit", version="0.1.0"):
         result = posembed("info", "vit")
         assert result.exit_code == 1
@@ -243,9 +244,13 @@ def test_testing_installed_makes_the_command_line_find_the_plugin():
 
 
 def test_check_fast_start_passes_a_light_plugin_and_names_heavy_imports(tmp_path, monkeypatch):
-    found = check_fast_start("posembed_random_walk")
-    assert found["providers"][-1] == "sinusoidal" and "random-walk" in found["providers"]
-    (tmp_path / "posembed_heavy_probe.py").write_text("import bokeh\n", encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "posembed_light_probe.py").write_text(
+        "from explorer import Provider, hookimpl\n\n\n"
+        "@hookimpl\ndef register_providers(register):\n    register(Provider('light', 'light', lambda: None))\n",
+        encoding="utf-8")
+    found = check_fast_start("posembed_light_probe")
+    assert found["providers"] == ["file", "gpt2", "hf", "light", "sinusoidal"]
+    (tmp_path / "posembed_heavy_probe.py").write_text("import bokeh\n", encoding="utf-8")
     with pytest.raises(AssertionError, match=r"registering posembed_heavy_probe imported bokeh"):
         check_fast_start("posembed_heavy_probe", max_seconds=60)

@@ -151,8 +151,9 @@ def test_a_provider_the_index_does_not_list_makes_every_plugin_import(plugin_fil
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "wrong shape"])
-def test_a_corrupt_index_is_rebuilt(plugin_file, damage):
+def test_a_corrupt_index_is_rebuilt(plugin_file, damage, monkeypatch):
     module = plugin_file(["theta-table"])
+    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "theta")  # whatever else is installed cannot warn here
     with installed(module, name="theta"):
         posembed("providers")
         text = plugins.index_path().read_text(encoding="utf-8")
@@ -171,6 +172,7 @@ def test_an_unwritable_cache_costs_no_warning_and_no_failure(plugin_file, monkey
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the cache folder would be", encoding="utf-8")
     monkeypatch.setattr(plugins, "index_path", lambda: blocker / "plugins" / "index.json")
+    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "iota")  # whatever else is installed cannot warn here
     with installed(module, name="iota"):
         result = posembed("info", "iota-table")
         assert result.exit_code == 0 and result.stderr == ""
@@ -187,8 +189,9 @@ def test_the_index_lives_in_posembeds_cache_folder(monkeypatch, tmp_path):
         assert plugins.index_path().parent == slice_cache_dir() / "plugins"
 
 
-def test_a_slow_plugin_gets_one_warning_naming_it_and_the_time(plugin_file):
+def test_a_slow_plugin_gets_one_warning_naming_it_and_the_time(plugin_file, monkeypatch):
     module = plugin_file(["kappa-table"], sleep=0.6)
+    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "kappa")  # whatever else is installed cannot warn here
     with installed(module, name="kappa", distribution="posembed-kappa", version="0.3"):
         result = posembed("info", "kappa-table")
     assert result.exit_code == 0

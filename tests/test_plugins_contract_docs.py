@@ -90,6 +90,7 @@ def test_an_exception_inside_its_load_is_the_line_the_page_shows(vit, tmp_path, 
         raise RuntimeError("boom")
 
     monkeypatch.setattr(explorer, "read_tensor", boom)
+    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "vit")  # whatever else is installed cannot warn here
     with installed("posembed_vit", version="0.1.0"):
         result = posembed("info", f"vit:{a_table(tmp_path)}")
     assert result.exit_code == 1
@@ -99,7 +100,8 @@ def test_an_exception_inside_its_load_is_the_line_the_page_shows(vit, tmp_path, 
 
 
 # item 2
-def test_a_mismatched_provider_gives_the_warning_the_page_shows():
+def test_a_mismatched_provider_gives_the_warning_the_page_shows(monkeypatch):
+    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "walk")  # whatever else is installed cannot warn here
     module = types.ModuleType("posembed_walk_mismatch")
     exec(compile(examples()["mismatch"], "docs/plugins.md:mismatch", "exec"), module.__dict__)
     with installed(module, name="walk", distribution="posembed-walk", version="0.1.0"):
@@ -160,7 +162,8 @@ def test_it_is_imported_only_by_the_commands_the_page_says(vit, tmp_path):
     assert "| `posembed info SPEC`, `export SPEC`, `explorer.load(spec)` | the plugin that registers" in DOC
 
 
-def test_a_slow_import_gives_the_warning_the_page_shows(vit, tmp_path):
+def test_a_slow_import_gives_the_warning_the_page_shows(vit, tmp_path, monkeypatch):
+    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "vit-slow")  # whatever else is installed cannot warn here
     code = (vit / "posembed_vit.py").read_text(encoding="utf-8")
     future = "from __future__ import annotations\n"
     (vit / "posembed_vit_slow.py").write_text(code.replace(future, future + "import time\ntime.sleep(0.6)\n"),
