@@ -16,7 +16,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+#: The plugin API version: what docs/plugins.md ("API version") promises not to break within ``0.2.*``.
+API_VERSION = "0.2"
 
 from explorer.errors import PosembedError
 from explorer.hookspecs import hookimpl
@@ -30,9 +32,11 @@ _LAZY = {
     "report": "explorer.api",
     "show": "explorer.api",
     "check_shape": "explorer.limits",
+    "read_tensor": "explorer.api",
+    "StoredTensor": "explorer.api",
 }
 
-__all__ = ["Analysis", "Param", "PosembedError", "Provider", "Results", "Section", "SectionContext", "TableContext",
+__all__ = ["API_VERSION", "Analysis", "Param", "PosembedError", "Provider", "Results", "Section", "SectionContext", "TableContext",
            "__version__", "hookimpl", *_LAZY]
 
 

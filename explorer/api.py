@@ -6,13 +6,15 @@ spec -> provider -> ``PositionEmbedding`` -> ``analyze`` -> ``report`` (or ``sho
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
-from explorer.errors import EmbeddingError, ProviderError
+from explorer.errors import EmbeddingError, PluginError, PosembedError, ProviderError
 from explorer.plugins import Registry, get_registry
 from explorer.spec import Spec, parse_spec
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from explorer.embedding import PositionEmbedding
     from explorer.units import Results
 
@@ -23,19 +25,62 @@ DEFAULT_SPEC = "sinusoidal"
 def load(spec: str | Spec = DEFAULT_SPEC, registry: Registry | None = None, **params: Any) -> PositionEmbedding:
     """Load the table a spec names, e.g. ``load("sinusoidal,dim=512")`` or ``load("hf", model="gpt2")``.
 
-    Keyword arguments are provider parameters and override those in the spec.
+    Keyword arguments are provider parameters and override those in the spec. Only the plugin that registers the
+    provider is imported (the process's registry is built once and grows as specs need it). An exception that is
+    not a ``PosembedError``, raised inside a plugin's provider, becomes one ``PluginError`` naming the provider and
+    its distribution, chained to the original (a built-in provider's keeps its traceback: it is a bug).
     """
     from explorer.embedding import PositionEmbedding
 
     parsed = spec if isinstance(spec, Spec) else parse_spec(spec)
-    provider = (registry or get_registry()).get(parsed.name)
+    registry = registry or get_registry()
+    provider = registry.get(parsed.name)
     kwargs = provider.resolve(parsed.target, {**parsed.options, **params})
-    result = provider.load(**kwargs)
+    try:
+        result = provider.load(**kwargs)
+    except PosembedError:
+        raise
+    except (Exception, SystemExit) as exc:
+        if registry.is_builtin(provider.name):
+            raise
+        message = " ".join(str(exc).split())
+        raise PluginError(f"provider {provider.name!r} ({registry.origin(provider.name)}) failed: "
+                          f"{type(exc).__name__}{': ' + message if message else ''}") from exc
     if not isinstance(result, PositionEmbedding):
         raise ProviderError(
             f"provider {provider.name!r} returned {type(result).__name__}, not a PositionEmbedding"
         )
     return result
+
+
+class StoredTensor(NamedTuple):
+    """What ``read_tensor`` returns: the array as float32 and the dtype it was stored in."""
+
+    array: "np.ndarray"
+    dtype: str
+    """``float32``, ``float16``, ``bfloat16``, ``float64``, ... as stored in the file."""
+
+
+def read_tensor(path: str | Path, key: str | None = None) -> StoredTensor:
+    """One array of a ``.safetensors``, ``.npz``, ``.npy`` or PyTorch ``.pt``/``.pth``/``.bin`` file, read exactly as
+    the ``file`` provider reads it, as C-contiguous float32 with the dtype it was stored in.
+
+    ``key`` names the tensor (or ``.npz`` array); without it the file's only 2-D array is read, or the only one
+    named like a position table. Every check of the ``file`` provider holds: safetensors headers are validated and
+    only the tensor's bytes are read, BF16 and F16 are decoded exactly, pickles load with ``weights_only=True``,
+    ``.npy``/``.npz`` never unpickle. Any number of dimensions is returned (a ViT's ``1 x 197 x 768`` too); a
+    non-numeric array is a ``ProviderError``, as is every fault of the file.
+    """
+    import numpy as np
+
+    from explorer.providers.files import read
+
+    array, dtype, name = read(str(path), key)
+    array = np.asarray(array)
+    if array.dtype.kind not in "fiub":
+        raise ProviderError(f"{path}: {name or 'the array'} has dtype {array.dtype}, expected numbers")
+    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes Inf, as in every table
+        return StoredTensor(np.ascontiguousarray(array, dtype=np.float32), str(dtype))
 
 
 def _resolution(resolution: int | None) -> int:

@@ -148,7 +148,8 @@ def providers(as_json: bool) -> None:
             "plugin": registry.owners[p.name],
             "target": p.target,
             "params": [
-                {"name": q.name, "type": q.type_name, "default": q.default, "help": q.help} for q in p.params
+                {"name": q.name, "type": q.type_name, "default": q.default, "required": q.required, "help": q.help}
+                for q in p.params
             ],
         }
         for p in registry
@@ -160,7 +161,7 @@ def providers(as_json: bool) -> None:
         head = row["name"] + (f":<{row['target']}>" if row["target"] else "")
         click.echo(f"{click.style(head, bold=True)}  {row['description']}")
         for q in row["params"]:
-            default = "" if q["default"] is None else f" = {q['default']}"
+            default = ", required" if q["required"] else "" if q["default"] is None else f" = {q['default']}"
             click.echo(f"    {q['name']} ({q['type']}{default})  {q['help']}")
         click.echo(f"    [from {row['plugin']}]")
 
@@ -168,24 +169,34 @@ def providers(as_json: bool) -> None:
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the plugins as JSON.")
 def plugins(as_json: bool) -> None:
-    """List plugins: distribution, version, hooks.
+    """List plugins: distribution, version, state, hooks.
 
-    Each plugin is shown with the providers it registers; a skipped plugin with the reason.
+    Each plugin is shown with the providers it registers and its state: loaded, clashed (a name it
+    registers is kept by an earlier plugin), skipped (with the reason) or excluded by POSEMBED_LOAD_PLUGINS.
 
     POSEMBED_LOAD_PLUGINS=a,b loads only those installed plugins ('' loads none);
     POSEMBED_TRACE_PLUGINS=1 prints each plugin load and hook call with its duration.
     """
-    from explorer.plugins import describe_plugins, get_plugin_manager
+    from explorer.plugins import describe_plugins, get_registry
 
-    rows = describe_plugins(get_plugin_manager())
+    registry = get_registry()
+    registry.load_all()  # every installed plugin, and the index rebuilt
+    rows = describe_plugins(registry.pm, registry)
     if as_json:
         _echo_json(rows)
         return
     for row in rows:
         origin = " ".join(filter(None, (row["distribution"], row["version"]))) or "unknown distribution"
         click.echo(f"{click.style(row['name'], bold=True)}  {origin}{'  (built-in)' if row['builtin'] else ''}")
-        if row["error"]:
+        if row["state"] == "excluded":
+            click.echo("    excluded by POSEMBED_LOAD_PLUGINS")
+            continue
+        if row["state"] == "skipped":
             click.echo(f"    skipped: {row['error']}")
+        for clash in row["clashes"]:
+            click.echo(f"    clashed: {clash['kind']} {clash['name']!r} is kept by plugin {clash['kept']!r}")
+        for note in row["notes"]:
+            click.echo(f"    note: {note}")
         click.echo(f"    hooks: {', '.join(row['hooks']) or '-'}")
         click.echo(f"    providers: {', '.join(row['providers']) or '-'}")
 

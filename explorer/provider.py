@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -17,9 +18,11 @@ _TYPES = {int: "int", float: "float", str: "str", bool: "bool"}
 class Param:
     """One typed parameter of a provider.
 
-    ``type`` is ``int``, ``float``, ``str`` or ``bool``; ``choices`` restricts the
-    value to a fixed set; ``minimum`` bounds numbers from below. A ``default`` of
-    ``None`` means the parameter is optional with no value.
+    ``type`` is ``int``, ``float``, ``str`` or ``bool`` (a bool takes 1/true/yes/on or
+    0/false/no/off, in any case); ``choices`` restricts the value to a fixed set;
+    ``minimum`` bounds numbers from below. A ``default`` of ``None`` means the parameter
+    is optional with no value; ``required=True`` (with no default) makes a spec without it
+    a ``SpecError`` before ``load`` runs.
     """
 
     name: str
@@ -28,8 +31,11 @@ class Param:
     help: str = ""
     choices: tuple[str, ...] | None = None
     minimum: float | None = None
+    required: bool = False
 
     def __post_init__(self) -> None:
+        if self.required and self.default is not None:
+            raise TypeError(f"Param {self.name!r}: a required parameter has no default")
         if self.type not in _TYPES:
             raise TypeError(f"Param {self.name!r}: type must be one of int, float, str, bool")
         if not self.name.isidentifier():
@@ -86,7 +92,8 @@ class Provider:
     ``load`` is called with every declared parameter as a keyword argument (typed,
     defaults filled in) and returns a ``PositionEmbedding``. ``target`` names the
     parameter that the ``NAME:TARGET`` part of a spec fills, e.g. ``hf:gpt2`` sets
-    the ``model`` parameter of ``hf``.
+    the ``model`` parameter of ``hf``; it must be one of ``params``. When registered,
+    ``load``'s signature is checked against ``params`` (``load_problem``).
     """
 
     name: str
@@ -129,7 +136,32 @@ class Provider:
             given[self.target] = target
         for name in given:
             self.param(name)  # raises on unknown names
-        return {p.name: p.convert(given.get(p.name, p.default), self.name) for p in self.params}
+        values = {p.name: p.convert(given.get(p.name, p.default), self.name) for p in self.params}
+        for p in self.params:
+            if p.required and values[p.name] is None:
+                how = f"{self.name}:{p.name.upper()} or {p.name}=..." if p.name == self.target else f"{p.name}=..."
+                raise SpecError(f"{self.name}: parameter {p.name!r} is required ({how})")
+        return values
+
+    def load_problem(self) -> str | None:
+        """Why ``load`` cannot be called with exactly the declared parameters as keywords, or None when it can."""
+        try:
+            signature = inspect.signature(self.load)
+        except (TypeError, ValueError):  # a builtin or C callable without a signature: trust it
+            return None
+        kinds = inspect.Parameter
+        args = signature.parameters.values()
+        declared = [p.name for p in self.params]
+        takes = {a.name for a in args if a.kind in (kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY)}
+        if not any(a.kind is kinds.VAR_KEYWORD for a in args):
+            extra = [name for name in declared if name not in takes]
+            if extra:
+                return f"its load() takes no parameter {', '.join(map(repr, extra))}, declared as a Param"
+        needed = [a.name for a in args if a.default is a.empty and a.name not in declared
+                  and a.kind in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY)]
+        if needed:
+            return f"its load() requires {', '.join(map(repr, needed))}, not declared as a Param"
+        return None
 
 
 def _closest(word: str, candidates: Sequence[str]) -> str:

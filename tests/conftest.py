@@ -14,6 +14,19 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 GPT2_WPE = SHARED_DATA / "gpt2-small-wpe.npy"
 
 
+@pytest.fixture(autouse=True)
+def fresh_plugin_registry(monkeypatch, tmp_path_factory):
+    """Each test starts from a fresh process registry (``explorer.plugins.reset``), since tests fake, exclude and
+    add plugins; the plugin index of in-process runs lives in a temporary folder, not the user's cache."""
+    from explorer import plugins
+
+    folder = tmp_path_factory.getbasetemp() / "plugin-index"
+    monkeypatch.setattr(plugins, "index_path", lambda: folder / "index.json")
+    plugins.reset()
+    yield
+    plugins.reset()
+
+
 @pytest.fixture
 def gpt2_wpe():
     """GPT-2 small's real learned table (1024 x 768), or a skip when ../shared is absent."""
@@ -168,6 +181,9 @@ def entry_points(monkeypatch):
 
     monkeypatch.setattr("explorer.plugins.metadata.entry_points",
                         lambda group: [ep for ep in installed if ep.group == group])
+    from explorer import plugins
+
+    plugins.reset()  # the process's registry must see these entry points, not the installed ones
     monkeypatch.delenv("POSEMBED_LOAD_PLUGINS", raising=False)
     monkeypatch.delenv("POSEMBED_TRACE_PLUGINS", raising=False)
     return add

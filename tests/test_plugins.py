@@ -66,7 +66,8 @@ def test_plugin_that_fails_to_import_is_skipped_with_one_warning(entry_points):
 
 def test_plugin_that_raises_in_its_hook_is_skipped_whole(entry_points):
     entry_points("halfway", fake_plugin_module("posembed_fake_halfway", "half-a", fail=True))
-    with pytest.warns(PosembedWarning, match="plugin 'halfway' failed in register_providers"):
+    with pytest.warns(PosembedWarning,
+                      match=r"plugin 'halfway' \(posembed_fake_halfway\) failed in register_providers"):
         registry = get_registry(get_plugin_manager())
     assert "half-a" not in registry.providers
     assert "sinusoidal" in registry.providers
@@ -161,7 +162,8 @@ def test_multi_line_errors_become_one_warning_line(entry_points, recorded):
     entry_points("chatty", module_with("posembed_fake_chatty", register_providers=register_providers))
     get_registry(get_plugin_manager())
     assert posembed_warnings(recorded) == [
-        "plugin 'chatty' failed in register_providers and is skipped: ValueError: first line second line"]
+        "plugin 'chatty' (posembed_fake_chatty) failed in register_providers and is skipped: "
+        "ValueError: first line second line"]
 
 
 def test_second_plugin_with_a_taken_entry_point_name_is_skipped_naming_both(entry_points, recorded):
@@ -169,12 +171,15 @@ def test_second_plugin_with_a_taken_entry_point_name_is_skipped_naming_both(entr
     entry_points("twin", fake_plugin_module("posembed_fake_twin_b", "twin-b"), dist="posembed-twin-b")
     registry = get_registry(get_plugin_manager())
     [message] = posembed_warnings(recorded)
-    assert "plugin 'twin' (posembed-twin-b) is skipped: a plugin named 'twin' is already loaded from posembed-twin-a" \
-        == message
+    assert "plugin 'twin' (posembed-twin-b 1.0) is skipped: a plugin named 'twin' is already loaded from " \
+           "posembed-twin-a" == message
     assert "twin-a" in registry.providers and "twin-b" not in registry.providers
     rows = {row["name"]: row for row in describe_plugins(get_plugin_manager(), registry)}
     assert rows["twin"]["error"] is None and rows["twin"]["distribution"] == "posembed-twin-a"
-    assert "already loaded" in rows["twin (posembed-twin-b)"]["error"]
+    loser = rows["twin (posembed-twin-b)"]
+    assert "already loaded" in loser["error"] and loser["state"] == "clashed"
+    assert loser["clashes"] == [{"kind": "plugin", "name": "twin", "kept": "twin"}]
+    assert (loser["distribution"], loser["version"]) == ("posembed-twin-b", "1.0")
 
 
 def test_provider_registered_twice_by_one_plugin_keeps_the_first(entry_points, recorded):
@@ -222,11 +227,16 @@ def test_describe_plugins_gives_distribution_version_hooks_providers_and_failure
     rows = {row["name"]: row for row in describe_plugins(get_plugin_manager())}
     assert rows["explorer.providers.sinusoidal"] == {
         "name": "explorer.providers.sinusoidal", "distribution": "posembed-explorer", "version": explorer.__version__,
-        "builtin": True, "hooks": ["register_providers"], "providers": ["sinusoidal"], "error": None}
+        "builtin": True, "state": "loaded", "error": None, "clashes": [], "notes": [],
+        "hooks": ["register_providers"], "providers": ["sinusoidal"]}
     assert rows["extra"] == {"name": "extra", "distribution": "posembed-extra", "version": "2.3", "builtin": False,
-                             "hooks": ["register_providers"], "providers": ["extra-a", "extra-b"], "error": None}
+                             "state": "loaded", "error": None, "clashes": [], "notes": [],
+                             "hooks": ["register_providers"], "providers": ["extra-a", "extra-b"]}
     assert rows["halfway"]["providers"] == [] and "failed in register_providers" in rows["halfway"]["error"]
     assert rows["missing"]["hooks"] == [] and "failed to import" in rows["missing"]["error"]
+    # whatever happened to a plugin, its row names its distribution and version
+    for name, dist in (("halfway", "posembed-half"), ("missing", "posembed-missing")):
+        assert (rows[name]["state"], rows[name]["distribution"], rows[name]["version"]) == ("skipped", dist, "1.0")
 
 
 def test_trace_env_prints_each_plugin_load_and_hook_call(entry_points, monkeypatch, capsys):
@@ -270,11 +280,17 @@ def test_plugins_command_lists_distribution_version_hooks_and_providers(entry_po
     assert "explorer.providers.sinusoidal  posembed-explorer" in text and "(built-in)" in text
 
 
-def test_plugins_command_with_load_plugins_empty_lists_only_built_ins(entry_points, monkeypatch):
-    entry_points("extra", fake_plugin_module("posembed_fake_cli_none", "extra-table"))
+def test_plugins_command_with_load_plugins_empty_loads_only_built_ins_and_lists_the_rest_as_excluded(
+        entry_points, monkeypatch):
+    entry_points("extra", fake_plugin_module("posembed_fake_cli_none", "extra-table"), dist="posembed-extra")
     monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
-    rows = json.loads(posembed("plugins", "--json").stdout)
-    assert rows and all(row["builtin"] for row in rows)
+    result = posembed("plugins", "--json")
+    rows = json.loads(result.stdout)
+    assert [row["name"] for row in rows if not row["builtin"]] == ["extra"]
+    [extra] = [row for row in rows if not row["builtin"]]
+    assert extra["state"] == "excluded" and extra["distribution"] == "posembed-extra" and extra["providers"] == []
+    assert all(row["state"] == "loaded" for row in rows if row["builtin"])
+    assert "extra  posembed-extra 1.0\n    excluded by POSEMBED_LOAD_PLUGINS\n" in posembed("plugins").stdout
 
 
 BROKEN = {
@@ -285,8 +301,7 @@ BROKEN = {
 
 
 @pytest.mark.parametrize("kind", sorted(BROKEN))
-@pytest.mark.parametrize("command", [["providers"], ["info", "sinusoidal,positions=8,dim=4"], ["plugins"],
-                                     ["plugins", "--json"]], ids=" ".join)
+@pytest.mark.parametrize("command", [["providers"], ["plugins"], ["plugins", "--json"]], ids=" ".join)
 def test_a_broken_plugin_is_one_warning_line_and_every_command_still_works(entry_points, kind, command):
     entry_points("broken", BROKEN[kind]())
     result = posembed(*command)
@@ -294,6 +309,13 @@ def test_a_broken_plugin_is_one_warning_line_and_every_command_still_works(entry
     [line] = result.stderr.splitlines()
     assert line.startswith("posembed: warning: ") and "'broken'" in line
     assert result.stdout
+
+
+@pytest.mark.parametrize("kind", sorted(BROKEN))
+def test_a_command_naming_a_builtin_provider_never_meets_a_broken_plugin(entry_points, kind):
+    entry_points("broken", BROKEN[kind]())
+    result = posembed("info", "sinusoidal,positions=8,dim=4")
+    assert result.exit_code == 0 and result.stderr == ""
 
 
 def test_help_and_version_load_no_plugin(monkeypatch):

@@ -128,10 +128,9 @@ _READERS: dict[str, Callable[[Path, str | None], tuple[Any, str, str | None]]] =
 }
 
 
-def load(path: str | None, key: str | None, offset: int, kind: str):
-    """The ``file`` provider's ``load``."""
-    from explorer.embedding import PositionEmbedding
-
+def read(path: str | None, key: str | None) -> tuple[Any, str, str | None]:
+    """The array ``key`` of a file (as ``pick_key`` chooses when None), its stored dtype and its name; the reading
+    behind both this provider and ``explorer.read_tensor``."""
     if not path:
         raise ProviderError("file needs a path: file:PATH[,key=NAME]")
     target = Path(path).expanduser()
@@ -142,7 +141,15 @@ def load(path: str | None, key: str | None, offset: int, kind: str):
     reader = _READERS.get(target.suffix.lower())
     if reader is None:
         raise ProviderError(f"{path}: unsupported file type {target.suffix!r} (supported: {', '.join(SUFFIXES)})")
-    matrix, dtype, name = reader(target, key)
+    return reader(target, key)
+
+
+def load(path: str | None, key: str | None, offset: int, kind: str):
+    """The ``file`` provider's ``load``."""
+    from explorer.embedding import PositionEmbedding
+
+    matrix, dtype, name = read(path, key)
+    target = Path(path).expanduser()
     if matrix.ndim != 2:
         raise ProviderError(f"{path}: {name or 'the array'} has shape {list(matrix.shape)}, "
                             f"not positions x dimensions")
