@@ -28,6 +28,8 @@ INDEX_FILE = "model.safetensors.index.json"
 MAX_HEADER_BYTES = 100_000_000
 #: Index files list tensor names only; even the largest public ones are a few MB.
 MAX_INDEX_BYTES = 50_000_000
+#: Real headers and configs nest a few levels; deeper JSON is refused before anything recurses into it.
+MAX_JSON_DEPTH = 64
 
 #: Item sizes of the dtypes a position table can be stored in, with the name we record.
 ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
@@ -89,9 +91,26 @@ def json_object(raw: bytes, where: str, what: str) -> dict[str, Any]:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProviderError(f"{where}: {what} is not valid JSON ({exc})") from None
+    except RecursionError:  # the decoder recurses once per level
+        data = None
+    if data is None or _too_deep(data):
+        raise ProviderError(f"{where}: {what} nests JSON deeper than {MAX_JSON_DEPTH} levels")
     if not isinstance(data, dict):
         raise ProviderError(f"{where}: {what} is not a JSON object")
     return data
+
+
+def _too_deep(data: Any) -> bool:
+    """Whether ``data`` nests lists and objects more than MAX_JSON_DEPTH deep (walked without recursion)."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                return True
+            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value)
+                         if isinstance(v, (dict, list)))
+    return False
 
 
 def parse_header(raw: bytes, where: str, file_size: int | None = None) -> Header:
