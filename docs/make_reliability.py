@@ -158,8 +158,35 @@ def render() -> str:
     out += [f"- `{name}`" for name in _test_names("test_network_faults.py") if name != "test_network_fault"]
     out += [
         "",
-        "huggingface_hub itself retries config.json on a refused connection (5 times, 1+2+4+8+8 s) before",
-        "posembed says `cannot reach ... and config.json is not in the cache`.",
+        "A hub that cannot be reached (refused connection, unknown host, no connection within",
+        "`POSEMBED_HUB_TIMEOUT`, at most 5 s) is one line at once, without retries, that says how to work",
+        "offline (`HF_HUB_OFFLINE=1`, `file:`).",
+        "",
+    ]
+    hostile = _module("providers/test_hostile_hub.py", "_posembed_test_hostile_hub")
+    out += [
+        "## A hostile hub (`tests/providers/test_hostile_hub.py`)",
+        "",
+        f"Through a fake hub on 127.0.0.1 that misbehaves on purpose, with `POSEMBED_HUB_DEADLINE={hostile.DEADLINE:g}`",
+        f"and `POSEMBED_HUB_TIMEOUT={hostile.TIMEOUT:g}` (defaults: 120 s for a whole exchange, huggingface_hub's",
+        "download timeout for one read). Each row is one `posembed: error:` line, exit 1, within 5 s; no file",
+        "appears outside the caches, nothing half-fetched stays in them, and a clean run afterwards loads the",
+        "exact table.",
+        "",
+        "| case | what was tried | target | the error line holds |",
+        "|---|---|---|---|",
+    ]
+    for case in hostile.HOSTILE_CASES:
+        out.append(f"| `{case.id}` | {_cell(case.tried)} | {case.target} | `{_cell(case.fragment)}` |")
+    out += ["", "Also tried:", ""]
+    out += [f"- `{name}`" for name in _test_names("providers/test_hostile_hub.py") if name != "test_hostile_answer"]
+    out += [
+        "",
+        "What a server sends never names a path: posembed does not use huggingface_hub's downloads (which take",
+        "a blob's file name from the ETag), checks that a revision is a branch, tag or commit name and that a",
+        "commit is 40 hex digits, and builds every cache path in one place from these checked parts. Limits",
+        "apply before a download: `config.json` 10 MB, an index 50 MB, a tensor or a whole pickled checkpoint",
+        "`POSEMBED_MAX_DOWNLOAD_MB` (default: an eighth of the available memory, at most 512 MB).",
         "",
     ]
     out += _hostile_files()

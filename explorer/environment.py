@@ -1,9 +1,10 @@
-"""posembed's environment variables, read in one place: text, yes/no flags and bounded numbers.
+"""posembed's environment variables, read in one place: text, yes/no flags, bounded numbers and URLs.
 
 Each is read when asked, not at import, so a notebook or a test may change it at any time. A value
 posembed cannot use is one ``SettingError`` naming the variable and what it accepts: a flag that is not
 yes or no, a number that does not parse, is not finite or lies outside its range (a retry count of 1e12
-would retry for ever, a back-off of 1e300 s overflows ``time.sleep``).
+would retry for ever, a back-off of 1e300 s overflows ``time.sleep``), a URL that does not parse
+(``HF_ENDPOINT='http://[::1'``).
 """
 
 from __future__ import annotations
@@ -53,3 +54,20 @@ def integer(name: str, default: int, low: int, high: int) -> int:
     if not float(value).is_integer():
         raise SettingError(f"{name}={text(name)!r}: expected a whole number from {low} to {high}")
     return int(value)
+
+
+def url(name: str, default: str) -> str:
+    """An http(s) URL with a host, without its trailing slash; ``default`` when unset or empty."""
+    from urllib.parse import urlsplit
+
+    raw = (text(name) or "").strip() or default
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - parsing the port is what refuses ``http://host:port-is-not-a-number``
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        why = "expected http://HOST or https://HOST[:PORT][/PATH]"
+    except ValueError as exc:
+        valid, why = False, str(exc)
+    if not valid or any(ord(c) < 33 or ord(c) == 127 for c in raw):
+        raise SettingError(f"{name}={raw!r} is not a usable URL ({why})")
+    return raw.rstrip("/")

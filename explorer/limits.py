@@ -1,10 +1,16 @@
-"""The memory limit on one array, and ``check_shape``: refuse a planned table or image before allocating it.
+"""Limits derived from the machine, checked before anything is allocated or downloaded.
+
+``check_shape`` refuses a planned table or image before allocating it; ``max_download_bytes`` bounds one
+remote read (a table's bytes, or a pickled checkpoint downloaded whole).
 
 Building a table takes a few arrays of its size at once (float64 angles, a random walk's steps, the
 float32 copy ``PositionEmbedding`` freezes, the analyses' working copies), so no single array may take
 more than an eighth of the memory this process can still get: ``MemAvailable``, lowered by a cgroup's
 ``memory.max`` and by ``ulimit -v``. ``POSEMBED_MAX_ARRAY_BYTES`` overrides that (a byte count, ``4e9``
-is fine). Only the standard library is used, so checking costs nothing at start-up.
+is fine). One download may bring ``POSEMBED_MAX_DOWNLOAD_MB`` when set, else the same eighth of the available
+memory (the bytes, their float32 decoding and the analyses' copies must all fit), at most ``DOWNLOAD_CAP_MB``,
+far above any real position table (OPT-175B's is 50 MB). Only the standard library is used, so checking
+costs nothing at start-up.
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ ENV = "POSEMBED_MAX_ARRAY_BYTES"
 FRACTION = 8
 #: The limit when the available memory cannot be found out (no /proc, no sysconf).
 FALLBACK_BYTES = 2 * 1024**3
+MB = 1_000_000
+#: The default ceiling of one download, whatever the memory: a 671 MB "table" is an embedding of words.
+DOWNLOAD_CAP_MB = 512
 #: The largest value ``POSEMBED_MAX_ARRAY_BYTES`` accepts (beyond it, products of shapes stop meaning anything).
 MAX_SETTING = 2**62
 
@@ -81,6 +90,13 @@ def max_array_bytes() -> int:
     available = available_memory()
     default = FALLBACK_BYTES if available is None else max(available // FRACTION, 1)
     return environment.integer(ENV, default, 1, MAX_SETTING)
+
+
+def max_download_bytes() -> int:
+    """The most bytes one remote read may bring: ``POSEMBED_MAX_DOWNLOAD_MB``, else derived from memory."""
+    available = available_memory()
+    default = min((FALLBACK_BYTES if available is None else available) / FRACTION / MB, DOWNLOAD_CAP_MB)
+    return int(environment.number("POSEMBED_MAX_DOWNLOAD_MB", default, 0, 10_000_000) * MB)
 
 
 def human(nbytes: float) -> str:

@@ -1,0 +1,258 @@
+"""One HTTP GET to the hub, bounded in every way: a total deadline, a byte limit, a few redirects, no decoding.
+
+Why not huggingface_hub's downloads (``hf_hub_download``, ``get_session``): they use the server's ETag
+as a blob file name and its commit header as a folder name (a hostile ``HF_ENDPOINT`` could choose where
+files land), retry for tens of seconds with their own log lines, obey any ``Retry-After``, decode gzip
+they were not asked for, and httpx has only per-read timeouts, so a server dripping a byte every half
+second is never cut off. This adapter uses the standard library's ``http.client``: every socket read
+(headers included) waits at most the time left before the exchange's deadline, the body stops at a
+limit known before it arrives, a body with a ``Content-Encoding`` is refused (posembed asks for
+``identity``), and redirects are followed at most ``MAX_REDIRECTS`` times, never in a loop, dropping
+the ``Authorization`` header when they leave the host. huggingface_hub is still used for what it
+does well: auth headers, URLs and its cache's layout. Proxies come from the usual ``*_proxy`` variables.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import io
+import socket
+import ssl
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from typing import BinaryIO, Callable
+from urllib.parse import unquote, urljoin, urlsplit
+from urllib.request import getproxies_environment, proxy_bypass_environment
+
+MAX_REDIRECTS = 5
+CHUNK = 1 << 20
+REDIRECTS = (301, 302, 303, 307, 308)
+
+
+class ExchangeError(Exception):
+    """An exchange that failed; ``kind`` says how: ``timeout`` or ``cut`` (worth retrying), ``unreachable``, or ``""``."""
+
+    def __init__(self, message: str, kind: str = "", detail: str = "") -> None:
+        super().__init__(message)
+        self.kind, self.detail = kind, detail
+
+    @property
+    def transient(self) -> bool:
+        """Whether trying again may help: a read that timed out, a body cut short."""
+        return self.kind in ("timeout", "cut")
+
+    @property
+    def unreachable(self) -> bool:
+        """Whether no connection could be made at all."""
+        return self.kind == "unreachable"
+
+
+@dataclass
+class Answer:
+    """The final answer of an exchange: status, headers, body (unless streamed to a file), the URL chain."""
+
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes = b""
+    urls: list[str] = field(default_factory=list)
+    first_headers: list[http.client.HTTPMessage] = field(default_factory=list)
+
+    def header(self, name: str) -> str | None:
+        """The first value of ``name`` in any answer of the chain, the first answer first (the hub's own)."""
+        for headers in self.first_headers:
+            if headers.get(name) is not None:
+                return headers.get(name)
+        return None
+
+
+class Deadline:
+    """The moment an exchange must be over, and how long the next socket operation may wait for it."""
+
+    def __init__(self, seconds: float, per_read: float) -> None:
+        self.seconds, self.per_read = seconds, per_read
+        self.end = time.monotonic() + seconds
+
+    def wait(self, cap: float | None = None) -> float:
+        """Seconds the next read or connect may block; ExchangeError when the deadline has passed."""
+        left = self.end - time.monotonic()
+        if left <= 0:
+            raise ExchangeError(f"took longer than the deadline of {self.seconds:g} s")
+        return min(left, self.per_read, cap if cap is not None else self.per_read)
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A socket's bytes, each read waiting at most what the deadline leaves (so headers are bounded too)."""
+
+    def __init__(self, sock: socket.socket, deadline: Deadline, plain: BinaryIO) -> None:
+        # ``plain`` is the makefile() reader http.client opened: while it is open, closing the connection
+        # leaves the socket to us (socket.close waits for its readers), so it is closed with this one.
+        self.sock, self.deadline, self.plain = sock, deadline, plain
+
+    def close(self) -> None:
+        """Close this reader and the plain one it stands in for."""
+        super().close()
+        self.plain.close()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        self.sock.settimeout(self.deadline.wait())
+        try:
+            return self.sock.recv_into(buffer)
+        except TimeoutError:
+            self.deadline.wait()  # raises when it was the deadline, not one read's timeout, that ran out
+            raise
+
+
+class _Response(http.client.HTTPResponse):
+    """``http.client``'s response reading through a :class:`_DeadlineReader`."""
+
+    def __init__(self, sock: socket.socket, debuglevel: int = 0, method: str | None = None, url: str | None = None,
+                 *, deadline: Deadline) -> None:
+        super().__init__(sock, debuglevel, method, url)
+        self.fp = io.BufferedReader(_DeadlineReader(sock, deadline, self.fp))  # every read bounded by the deadline
+
+
+def _proxy_for(scheme: str, host: str) -> tuple[str, int, dict[str, str]] | None:
+    """The proxy the ``*_proxy`` variables choose for ``scheme://host``, with its auth header; None: go direct."""
+    proxy = getproxies_environment().get(scheme)
+    if not proxy or proxy_bypass_environment(host):
+        return None
+    parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    headers = {}
+    if parts.username is not None:
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        headers["Proxy-Authorization"] = "Basic " + base64.b64encode(pair).decode()
+    return parts.hostname or "", parts.port or 80, headers
+
+
+def _connect(url: str, deadline: Deadline, connect_timeout: float) -> tuple[http.client.HTTPConnection, str, dict]:
+    """A connection for ``url`` (through a proxy when one is set) and the request target to send."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "", parts.port
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    wait = deadline.wait(connect_timeout)
+    proxy = _proxy_for(parts.scheme, host)
+    extra: dict[str, str] = {}
+    if parts.scheme == "https":
+        context = ssl.create_default_context()
+        if proxy:
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(proxy[0], proxy[1], timeout=wait,
+                                                                          context=context)
+            conn.set_tunnel(host, port or 443, headers=proxy[2])
+        else:
+            conn = http.client.HTTPSConnection(host, port, timeout=wait, context=context)
+    elif proxy:
+        conn, target, extra = http.client.HTTPConnection(proxy[0], proxy[1], timeout=wait), url, proxy[2]
+    else:
+        conn = http.client.HTTPConnection(host, port, timeout=wait)
+    conn.response_class = partial(_Response, deadline=deadline)  # type: ignore[assignment]
+    return conn, target, extra
+
+
+def _describe(exc: BaseException) -> str:
+    """An OS or protocol error in a few words (``Connection refused``, ``Name or service not known``)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def get(url: str, headers: dict[str, str], *, limit: int, deadline: Deadline, connect_timeout: float,
+        sink: BinaryIO | None = None, on_bytes: Callable[[int], None] | None = None,
+        stop_at: int | None = None) -> Answer:
+    """GET ``url``: the final answer with at most ``limit`` body bytes (read into memory, or into ``sink``).
+
+    An error answer (4xx, 5xx) is returned with its (bounded) body for the caller to judge. ``stop_at``
+    stops reading after that many bytes (a range longer than wanted); a body beyond ``limit`` is refused.
+    """
+    headers = {**headers, "Accept-Encoding": "identity"}
+    seen: list[str] = []
+    firsts: list[http.client.HTTPMessage] = []
+    origin = urlsplit(url).netloc
+    while True:
+        if url in seen:
+            raise ExchangeError(f"redirects in a loop ({' -> '.join(seen + [url])})")
+        if len(seen) > MAX_REDIRECTS:
+            raise ExchangeError(f"more than {MAX_REDIRECTS} redirects (last to {url})")
+        seen.append(url)
+        if urlsplit(url).netloc != origin:
+            headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+        conn = None
+        try:
+            try:
+                conn, target, extra = _connect(url, deadline, connect_timeout)
+                conn.connect()
+            except (OSError, http.client.HTTPException) as exc:
+                why = "no connection within the time allowed" if isinstance(exc, TimeoutError) else _describe(exc)
+                where = urlsplit(url)
+                raise ExchangeError(f"cannot reach {where.scheme}://{where.netloc} ({why})", "unreachable") from None
+            conn.putrequest("GET", target, skip_accept_encoding=True)
+            for name, value in {**headers, **extra}.items():
+                conn.putheader(name, value)
+            conn.endheaders()
+            response = conn.getresponse()
+            firsts.append(response.msg)
+            if response.status in REDIRECTS and response.getheader("Location"):
+                location = urljoin(url, response.getheader("Location", ""))
+                if urlsplit(location).scheme not in ("http", "https"):
+                    raise ExchangeError(f"redirected to {location!r}, which is not an http(s) URL")
+                url = location
+                continue
+            encoding = (response.getheader("Content-Encoding") or "identity").strip().lower()
+            if encoding != "identity":
+                raise ExchangeError(f"answered with Content-Encoding {encoding!r} although posembed asked for "
+                                    f"identity; refusing to decode it")
+            if response.status >= 300:  # an error's body is only read for its message
+                return Answer(response.status, response.msg, _read_body(response, 65536, None, None, 65536),
+                              seen, firsts)
+            length = response.getheader("Content-Length")
+            announced = int(length) if length is not None and length.strip().isdigit() else None
+            if announced is not None and announced > limit and (stop_at is None or stop_at > limit):
+                raise ExchangeError(f"announced {announced} bytes, more than the {limit}-byte limit")
+            body = _read_body(response, limit, sink, on_bytes, stop_at)
+            return Answer(response.status, response.msg, body, seen, firsts)
+        except ExchangeError:
+            raise
+        except TimeoutError:
+            raise ExchangeError(f"no answer within {deadline.per_read:g} s", "timeout") from None
+        except (http.client.IncompleteRead, ConnectionError) as exc:
+            raise ExchangeError(f"cut the answer short ({type(exc).__name__})", "cut", type(exc).__name__) from None
+        except (http.client.HTTPException, OSError, ValueError) as exc:
+            raise ExchangeError(f"sent a malformed answer ({type(exc).__name__}: {_describe(exc)})") from None
+        finally:
+            if conn is not None:
+                conn.close()
+
+
+def _read_body(response: http.client.HTTPResponse, limit: int, sink: BinaryIO | None,
+               on_bytes: Callable[[int], None] | None, stop_at: int | None) -> bytes:
+    """The body, chunk by chunk, never more than ``limit`` bytes (nor past ``stop_at``)."""
+    data = bytearray()
+    total = 0
+    want = limit if stop_at is None else min(limit, stop_at)
+    while True:
+        chunk = response.read(min(CHUNK, want + 1 - total))
+        if not chunk:
+            break
+        if stop_at is not None:
+            chunk = chunk[: stop_at - total]
+        total += len(chunk)
+        if total > limit:
+            raise ExchangeError(f"sent more than the {limit}-byte limit")
+        if sink is not None:
+            sink.write(chunk)
+        else:
+            data += chunk
+        if on_bytes:
+            on_bytes(total)
+        if stop_at is not None and total >= stop_at:
+            return bytes(data)
+    if response.length:  # http.client's read(n) ends quietly where the connection did
+        missing = f"{response.length} promised bytes missing"
+        raise ExchangeError(f"cut the answer short ({missing})", "cut", missing)
+    return bytes(data)

@@ -1,0 +1,423 @@
+"""A hostile hub on 127.0.0.1: what a server sends never chooses a path, a size or a time posembed did not allow.
+
+``HOSTILE_CASES`` is one table: each row makes the fake hub misbehave for one file (config.json, the
+safetensors header or the table's bytes) and says what the user sees: one ``posembed: error:`` line
+holding the fragment, exit code 1, within ``seconds``. After every row no file exists outside the
+test's caches, and nothing half-fetched is cached. Deadlines are short (``POSEMBED_HUB_DEADLINE``,
+``POSEMBED_HUB_TIMEOUT``) so the file stays fast; every server loop stops by itself.
+``docs/reliability.md`` lists these rows too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+
+import explorer
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _hub_helpers():
+    """tests/providers/conftest.py as one module, shared with tests/test_bad_input.py."""
+    import importlib.util
+
+    name = "_posembed_fake_hub"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("conftest.py"))
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
+FakeHub, point_environment_at, write_safetensors = (_hub_helpers().FakeHub, _hub_helpers().point_environment_at,
+                                                    _hub_helpers().write_safetensors)
+DEADLINE = 2.0  # POSEMBED_HUB_DEADLINE in these tests
+TIMEOUT = 1.0  # POSEMBED_HUB_TIMEOUT: each read
+
+
+class HostileHub(FakeHub):
+    """The fake hub, plus ``tricks[target]``: a function answering that GET instead (target: config, header, slice)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tricks: dict[str, Callable] = {}
+        self.extra_headers: dict[str, str] = {}
+
+    def serve(self, handler, head: bool) -> None:
+        name = handler.path.split("?")[0].rsplit("/", 1)[-1]
+        wanted = handler.headers.get("Range") or ""
+        target = ("config" if name == "config.json" else
+                  "header" if wanted.startswith("bytes=0-") else "slice" if wanted else name)
+        trick = self.tricks.get(target)
+        with self.lock:
+            self.requests.append({"method": handler.command, "path": handler.path, "range": wanted,
+                                  "auth": None, "file": name})
+        try:
+            if trick is None:
+                return super().serve(_Extra(handler, self.extra_headers), head)
+            return trick(self, handler)
+        except (BrokenPipeError, ConnectionResetError):
+            return None
+
+
+class _Extra:
+    """A request handler whose answers carry extra headers (and whose own ETag/commit they may replace)."""
+
+    def __init__(self, handler, extra: dict[str, str]) -> None:
+        self._handler, self._extra = handler, extra
+
+    def __getattr__(self, name):
+        return getattr(self._handler, name)
+
+    def send_header(self, key: str, value: str) -> None:
+        if key not in self._extra:
+            self._handler.send_header(key, value)
+
+    def end_headers(self) -> None:
+        for key, value in self._extra.items():
+            self._handler.send_header(key, value)
+        self._handler.end_headers()
+
+
+def _answer(handler, status: int, headers: dict[str, str], body: bytes = b"") -> None:
+    handler.send_response(status)
+    for key, value in headers.items():
+        handler.send_header(key, value)
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def _file_bytes(hub: HostileHub, handler) -> bytes:
+    [repo] = hub.repos.values()
+    [files] = repo.commits.values()
+    return files[handler.path.split("?")[0].rsplit("/", 1)[-1]].read_bytes()
+
+
+def drip(hub, handler) -> None:
+    """Headers, then one byte every 0.5 s; gives up by itself after 20 bytes."""
+    handler.send_response(206)
+    handler.send_header("Content-Length", "256")
+    handler.send_header("Content-Range", handler.headers["Range"].replace("=", " ") + "/9999")
+    handler.end_headers()
+    for _ in range(20):
+        handler.wfile.write(b"\0")
+        handler.wfile.flush()
+        time.sleep(0.5)
+
+
+def drip_headers(hub, handler) -> None:
+    """The status line, then one header byte every 0.5 s: no read ever waits long, the answer never ends."""
+    handler.wfile.write(b"HTTP/1.0 200 OK\r\n")
+    for _ in range(20):
+        handler.wfile.write(b"X")
+        handler.wfile.flush()
+        time.sleep(0.5)
+
+
+def gzipped_range(hub, handler) -> None:
+    """A range answered gzip-encoded, although posembed asked for identity."""
+    import gzip
+
+    body = gzip.compress(b"\0" * 64)
+    _answer(handler, 206, {"Content-Encoding": "gzip", "Content-Length": str(len(body)),
+                           "Content-Range": handler.headers["Range"].replace("=", " ") + "/9999"}, body)
+
+
+def retry_after(seconds: str) -> Callable:
+    def trick(hub, handler) -> None:
+        _answer(handler, 429, {"Retry-After": seconds, "Content-Length": "0"})
+    return trick
+
+
+def redirect_loop(hub, handler) -> None:
+    """Redirect to itself, for ever."""
+    _answer(handler, 302, {"Location": handler.path, "Content-Length": "0"})
+
+
+def undecodable(hub, handler) -> None:
+    """A body announced as brotli that is not."""
+    _answer(handler, 200, {"Content-Encoding": "br", "Content-Length": "5", "X-Repo-Commit": "a" * 40}, b"\xff\xfe\0\1\2")
+
+
+def bad_chunks(hub, handler) -> None:
+    """A chunked body whose chunk size is not hexadecimal."""
+    handler.protocol_version = "HTTP/1.1"
+    handler.send_response(200)
+    handler.send_header("Transfer-Encoding", "chunked")
+    handler.send_header("X-Repo-Commit", "a" * 40)
+    handler.send_header("Connection", "close")
+    handler.end_headers()
+    handler.wfile.write(b"zz\r\n{}\r\n0\r\n\r\n")
+
+
+def huge_config(hub, handler) -> None:
+    """A 60 MB config.json announced by Content-Length (only the first MB is really sent)."""
+    handler.send_response(200)
+    handler.send_header("X-Repo-Commit", "a" * 40)
+    handler.send_header("Content-Length", str(60_000_000))
+    handler.end_headers()
+    handler.wfile.write(b" " * 1_000_000)
+
+
+def endless_config(hub, handler) -> None:
+    """A config.json without Content-Length that goes on past any limit (stops itself after 12 MB)."""
+    handler.send_response(200)
+    handler.send_header("X-Repo-Commit", "a" * 40)
+    handler.end_headers()
+    for _ in range(12):
+        handler.wfile.write(b" " * 1_000_000)
+
+
+def config_with(body: bytes, commit: str = "a" * 40) -> Callable:
+    def trick(hub, handler) -> None:
+        _answer(handler, 200, {"X-Repo-Commit": commit, "Content-Length": str(len(body))}, body)
+    return trick
+
+
+def header_with(header: bytes) -> Callable:
+    """A safetensors header of the given JSON bytes (with its length prefix)."""
+    def trick(hub, handler) -> None:
+        body = struct.pack("<Q", len(header)) + header
+        _answer(handler, 206, {"Content-Length": str(len(body)),
+                               "Content-Range": f"bytes 0-{len(body) - 1}/{len(body)}"}, body)
+    return trick
+
+
+@dataclass(frozen=True)
+class HostileCase:
+    """One hostile answer: for which request, what the user sees, how long it may take."""
+
+    id: str
+    tried: str
+    target: str
+    trick: Callable
+    fragment: str
+    seconds: float = 5.0
+
+
+HOSTILE_CASES = [
+    HostileCase("drip-body", "the table's bytes dripped, one byte every 0.5 s", "slice", drip,
+                f"took longer than the deadline of {DEADLINE:g} s"),
+    HostileCase("drip-headers", "the answer's header lines dripped, one byte every 0.5 s", "config", drip_headers,
+                f"took longer than the deadline of {DEADLINE:g} s"),
+    HostileCase("retry-after-hour", "HTTP 429 with `Retry-After: 3600`", "config", retry_after("3600"),
+                "asks to wait 3600 s; posembed waits at most 10 s, so try again later"),
+    HostileCase("gzip-range", "a range request answered with `Content-Encoding: gzip`", "slice", gzipped_range,
+                "Content-Encoding 'gzip' although posembed asked for identity"),
+    HostileCase("redirect-loop", "config.json redirected to itself", "config", redirect_loop, "redirects in a loop"),
+    HostileCase("undecodable-body", "config.json announced as brotli", "config", undecodable,
+                "Content-Encoding 'br'"),
+    HostileCase("malformed-chunks", "a chunked config.json whose chunk size is not hex (retried once)", "config",
+                bad_chunks, "cut config.json short (IncompleteRead) (gave up after 2 attempts)"),
+    HostileCase("config-60mb", "a config.json whose Content-Length says 60 MB", "config", huge_config,
+                "announced 60000000 bytes, more than the 10000000-byte limit"),
+    HostileCase("config-endless", "a config.json without Content-Length that never ends", "config", endless_config,
+                "sent more than the 10000000-byte limit"),
+    HostileCase("config-not-json", "a config.json of bytes that are not UTF-8", "config",
+                config_with(b"\xff\xfe{}"), "config.json is not valid JSON"),
+    HostileCase("config-deep-json", "a config.json nested 100,000 levels deep", "config",
+                config_with(b'{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}"), "nests JSON deeper than 64 levels"),
+    HostileCase("header-deep-json", "a safetensors header nested 45,000 levels deep", "header",
+                header_with(b'{"__metadata__":' + b"[" * 45_000 + b"]" * 45_000 + b"}"),
+                "nests JSON deeper than 64 levels"),
+    HostileCase("commit-is-a-path", "`X-Repo-Commit: ../../../../victim`", "config",
+                config_with(b'{"model_type": "gpt2"}', "../../../../victim"), "which is not 40 hex digits"),
+]
+
+
+@pytest.fixture
+def hostile(monkeypatch, tmp_path):
+    """A HostileHub serving org/m (a GPT-2-like 16 x 4 table), the environment pointed at it, short deadlines."""
+    fake = HostileHub().start()
+    point_environment_at(monkeypatch, fake, tmp_path / "hf-home")
+    monkeypatch.setenv("POSEMBED_HUB_DEADLINE", str(DEADLINE))
+    monkeypatch.setenv("POSEMBED_HUB_TIMEOUT", str(TIMEOUT))
+    monkeypatch.setenv("POSEMBED_HUB_RETRIES", "1")
+    monkeypatch.setenv("POSEMBED_HUB_RETRY_WAIT", "0")
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_positions": 16, "n_embd": 4}))
+    fake.table = np.random.default_rng(3).normal(size=(16, 4)).astype(np.float32)
+    write_safetensors(folder / "model.safetensors", {"wte.weight": np.ones((10, 4), np.float32),
+                                                     "wpe.weight": fake.table})
+    fake.commit = fake.add("org/m", folder)
+    fake.home = tmp_path / "hf-home"
+    yield fake
+    fake.stop()
+
+
+def _outside(root: Path, home: Path) -> set[Path]:
+    """Every path under ``root`` but outside the caches under ``home``."""
+    return {p for p in root.rglob("*") if p != home and home not in p.parents}
+
+
+def cli(argv: list[str]):
+    """``posembed ARGV`` in-process, stdout and stderr apart."""
+    from click.testing import CliRunner
+
+    from explorer.cli import cli as command
+
+    try:
+        runner = CliRunner(mix_stderr=False)
+    except TypeError:  # click >= 8.2 keeps them apart always
+        runner = CliRunner()
+    return runner.invoke(command, argv, catch_exceptions=True)
+
+
+def one_error_line(result, fragment: str, exit_code: int = 1) -> str:
+    """Exactly one ``posembed: error:`` line on stderr holding ``fragment``, the exit code, no traceback."""
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("posembed: error:"), result.stderr
+    assert fragment in lines[0], lines[0]
+    assert result.exit_code == exit_code, (result.exit_code, result.stderr)
+    return lines[0]
+
+
+@pytest.mark.parametrize("case", HOSTILE_CASES, ids=[c.id for c in HOSTILE_CASES])
+def test_hostile_answer(case, hostile, tmp_path):
+    before = _outside(tmp_path, hostile.home)
+    hostile.tricks[case.target] = case.trick
+    started = time.monotonic()
+    one_error_line(cli(["info", "hf:org/m"]), case.fragment)
+    assert time.monotonic() - started < case.seconds
+    assert _outside(tmp_path, hostile.home) == before  # nothing written outside the caches
+    assert not list(hostile.home.rglob("*.part"))  # nor left half-fetched inside them
+    hostile.tricks.clear()
+    np.testing.assert_array_equal(explorer.load("hf:org/m").matrix, hostile.table)  # a clean run is right
+
+
+@pytest.mark.parametrize("revision", ["/abs/victim", "../../victim", "main/../../x", "a\\b", "v1\nv2"])
+def test_revision_must_be_a_branch_tag_or_commit_name(hostile, tmp_path, revision):
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    spec = f"hf:org/m,revision={str(victim) if revision == '/abs/victim' else revision}"
+    one_error_line(cli(["info", spec]), "is not a branch, tag or commit name", 2)
+    assert victim.read_text() == "keep"
+    assert hostile.requests == []
+
+
+def test_branch_tag_and_pr_names_are_accepted(hostile):
+    from explorer.loaders.hub import revision_name
+
+    for name in ("main", "v1.0", "refs/pr/1", "release-2024_01", "a" * 40):
+        assert revision_name(name) == name
+
+
+def test_server_etag_and_linked_etag_choose_no_path(hostile, tmp_path):
+    victim = tmp_path / "etag-victim"
+    hostile.extra_headers = {"ETag": f'"{victim}"', "X-Linked-Etag": f'"{victim}"'}
+    np.testing.assert_array_equal(explorer.load("hf:org/m").matrix, hostile.table)
+    assert not victim.exists() and not Path(f"{victim}.lock").exists()
+    assert not (tmp_path / "hf-home" / "hub").exists()  # posembed writes only its own cache
+
+
+def test_endless_chain_of_new_redirects_stops_after_the_limit(hostile, monkeypatch):
+    from explorer.loaders import exchange
+
+    monkeypatch.setattr(exchange, "MAX_REDIRECTS", 2)
+    hops = iter(range(100))
+
+    def onwards(hub, handler):
+        _answer(handler, 307, {"Location": f"{handler.path.split('?')[0]}?hop={next(hops)}", "Content-Length": "0"})
+
+    hostile.tricks["config"] = onwards
+    one_error_line(cli(["info", "hf:org/m"]), "more than 2 redirects")
+
+
+def test_remote_table_larger_than_the_download_limit_is_refused_before_downloading(hostile, tmp_path, monkeypatch):
+    folder = tmp_path / "big"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_positions": 218_000, "n_embd": 770}))
+    write_safetensors(folder / "model.safetensors", {"wpe.weight": ("F32", (218_000, 770))})  # 671 MB, sparse
+    hostile.add("org/big", folder)
+    line = one_error_line(cli(["info", "hf:org/big"]), "would take 671 MB, more than the")
+    assert "POSEMBED_MAX_DOWNLOAD_MB" in line
+    assert hostile.bytes_sent < 200_000 and not list((tmp_path / "hf-home").rglob("*.bin"))
+    monkeypatch.setenv("POSEMBED_MAX_DOWNLOAD_MB", "0.00001")
+    one_error_line(cli(["info", "hf:org/m"]), "more than the 1e-05 MB one download may bring")
+    monkeypatch.setenv("POSEMBED_MAX_DOWNLOAD_MB", "1")
+    np.testing.assert_array_equal(explorer.load("hf:org/m").matrix, hostile.table)
+
+
+def test_default_download_limit_comes_from_available_memory(monkeypatch):
+    from explorer import limits
+
+    monkeypatch.delenv("POSEMBED_MAX_DOWNLOAD_MB", raising=False)
+    monkeypatch.setattr(limits, "available_memory", lambda: 800_000_000)
+    assert limits.max_download_bytes() == 100_000_000
+    monkeypatch.setattr(limits, "available_memory", lambda: 64_000_000_000)
+    assert limits.max_download_bytes() == limits.DOWNLOAD_CAP_MB * limits.MB
+
+
+def test_short_retry_after_is_obeyed(hostile):
+    answers = iter([retry_after("1")])
+
+    def once(hub, handler):
+        trick = next(answers, None)
+        if trick is None:
+            return FakeHub.serve(hub, handler, False)
+        return trick(hub, handler)
+
+    hostile.tricks["slice"] = once
+    started = time.monotonic()
+    np.testing.assert_array_equal(explorer.load("hf:org/m").matrix, hostile.table)
+    assert 1.0 <= time.monotonic() - started < 5
+
+
+def test_lone_surrogates_in_remote_tensor_names(hostile, tmp_path):
+    folder = tmp_path / "surrogate"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_positions": 4, "n_embd": 2}))
+    table = np.arange(8, dtype=np.float32).reshape(4, 2)
+    write_safetensors(folder / "model.safetensors", {"wpe.weight": table, "h.\udc80.w": np.ones((2, 2), np.float32)})
+    hostile.add("org/surrogate", folder)
+    np.testing.assert_array_equal(explorer.load("hf:org/surrogate").matrix, table)
+    odd = explorer.load("hf:org/surrogate,tensor=h.\udc80.w")  # a name only a JSON escape can make
+    np.testing.assert_array_equal(odd.matrix, np.ones((2, 2), np.float32))
+    [cached] = (tmp_path / "hf-home" / "posembed").rglob("sha256-*.bin")  # its cache file has a safe name
+    assert cached.stat().st_size == 16
+
+
+def test_unusable_hf_endpoint_is_one_line(hostile, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://[::1")
+    one_error_line(cli(["info", "hf:org/m"]), "HF_ENDPOINT='http://[::1' is not a usable URL", 2)
+    monkeypatch.setenv("HF_ENDPOINT", "ftp://example")
+    one_error_line(cli(["info", "hf:org/m"]), "HF_ENDPOINT='ftp://example' is not a usable URL", 2)
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("endpoint", ["closed-port", "no-such-host"])
+def test_unreachable_hub_is_one_line_in_seconds_that_says_how_to_work_offline(tmp_path, endpoint):
+    """A real process, so that a library's own log lines on the real stderr would show."""
+    url = f"http://127.0.0.1:{_closed_port()}" if endpoint == "closed-port" else "http://no-such-host.invalid"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "POSEMBED_"))}
+    env.update(HF_ENDPOINT=url, HF_HOME=str(tmp_path / "home"), POSEMBED_LOAD_PLUGINS="",
+               PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]))
+    for quiet in ([], ["--quiet"]):
+        started = time.monotonic()
+        result = subprocess.run([sys.executable, "-m", "explorer", *quiet, "info", "hf:org/m"], env=env,
+                                capture_output=True, text=True, timeout=60)
+        took = time.monotonic() - started
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert result.returncode == 1 and len(lines) == 1, result.stderr
+        assert lines[0].startswith("posembed: error: org/m: cannot reach http://"), lines[0]
+        assert "HF_HUB_OFFLINE=1" in lines[0] and "file:" in lines[0]
+        assert took < 8, took
