@@ -133,19 +133,6 @@ def json_object(raw: bytes, where: str, what: str, *, unique_keys: bool = False)
     return data
 
 
-def _too_deep(data: Any) -> bool:
-    """Whether ``data`` nests lists and objects more than MAX_JSON_DEPTH deep (walked without recursion)."""
-    stack = [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, (dict, list)):
-            if depth > MAX_JSON_DEPTH:
-                return True
-            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value)
-                         if isinstance(v, (dict, list)))
-    return False
-
-
 def parse_header(raw: bytes, where: str, file_size: int | None = None) -> Header:
     """Parse and validate the JSON header bytes (the ``N`` bytes after the length prefix).
 
