@@ -6,10 +6,15 @@ Writes the real GPT-2 report and GPT-2 against the sinusoid (each an HTML file i
 by the same API as ``posembed report``), opens each in headless Chromium, checks that it rendered with no
 console error, and saves:
 
-- ``gpt2-report.png``: the top of the GPT-2 report (provenance, matrix, dimension traces);
+- ``gpt2-report.png``: the top of the GPT-2 report at 1280 px (provenance, matrix, dimension traces);
 - ``gpt2-report-analyses.png``: its similarity, offset, PCA and spectrum sections;
-- ``gpt2-vs-sinusoid.png``: the top of the comparison page (pairwise numbers, overlaid offset profiles,
-  both matrices on one colour scale).
+- ``gpt2-vs-sinusoid.png``: the top of the comparison page at 1920 px (pairwise numbers, overlaid offset
+  profiles, both matrices, each on its own colour scale);
+- ``three-tables.png``: GPT-2, the sinusoid and its split layout at 1280 px, stacked.
+
+Each page is also checked for horizontal scrolling (one table and three stacked at 1280 and 1920 px, two side
+by side at 1920 px); ``--all WIDTHS`` saves whole-page
+screenshots of every page at those widths into ``--out`` for a look (not committed).
 
 GPT-2's table is read through the ``file`` provider when it is registered, else built directly.
 """
@@ -56,7 +61,8 @@ def save_png(png: bytes, path: Path) -> None:
 def section_top(browser, name: str) -> int:
     """The page y (CSS pixels) of the first model called ``name``'s element, a little above it."""
     return int(browser.evaluate(f"""(() => {{
-      const view = Bokeh.index.find_one(Bokeh.documents[0].get_model_by_name({name!r}));
+      const model = [...Bokeh.documents[0].all_models].find((m) => m.name === {name!r});
+      const view = model && Bokeh.index.find_one(model);
       return view ? view.el.getBoundingClientRect().top + window.scrollY - 60 : 0;
     }})()"""))
 
@@ -74,6 +80,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gpt2", type=Path, default=DEFAULT_GPT2, help="GPT-2 small's wpe table (.npy)")
     parser.add_argument("--out", type=Path, default=DOCS / "images")
+    parser.add_argument("--all", action="store_true", help="also save whole pages at 1280 and 1920 px")
     args = parser.parse_args()
     if not args.gpt2.exists():
         print(f"GPT-2 table not found at {args.gpt2}; pass --gpt2", file=sys.stderr)
@@ -88,23 +95,47 @@ def main() -> int:
     sinusoid = explorer.load("sinusoidal")
     with tempfile.TemporaryDirectory(prefix="posembed-shots-") as tmp:
         single, pair = Path(tmp) / "gpt2.html", Path(tmp) / "gpt2-vs-sinusoid.html"
+        three = Path(tmp) / "three.html"
         explorer.report(gpt2, single, title="GPT-2 small: learned position embeddings")
         explorer.report([gpt2, sinusoid], pair, title="GPT-2 small against the sinusoid")
-        with Chromium(width=1000, height=1500) as browser:
-            if not rendered_cleanly(browser, single, "GPT-2 report"):
-                return 1
-            save_png(browser.screenshot(clip={"x": 0, "y": 0, "width": 1000, "height": 1560}),
+        explorer.report([gpt2, sinusoid, explorer.load("sinusoidal,layout=split")], three,
+                        title="GPT-2 small, the sinusoid, and the sinusoid with sines and cosines apart")
+        with Chromium(width=1280, height=1500) as browser:
+            for page, what in ((single, "GPT-2 report"), (pair, "comparison"), (three, "three tables")):
+                for width in (1280, 1920):
+                    browser.resize(width, 1500)
+                    if not rendered_cleanly(browser, page, what):
+                        return 1
+                    if (page is not pair or width == 1920) and not fits(browser, what, width):
+                        return 1  # two tables side by side need 1920 px; one, or three stacked, fit 1280
+                    if args.all:
+                        save_png(browser.screenshot(full_page=True), args.out / f"all-{page.stem}-{width}.png")
+            browser.resize(1280, 1500)
+            rendered_cleanly(browser, single, "GPT-2 report")
+            save_png(browser.screenshot(clip={"x": 0, "y": 0, "width": 1280, "height": 1640}),
                      args.out / "gpt2-report.png")
             top = section_top(browser, "cosine_positions")
             bottom = browser.evaluate("document.documentElement.scrollHeight")
-            save_png(browser.screenshot(clip={"x": 0, "y": top, "width": 1000, "height": min(2780, bottom - top)}),
+            save_png(browser.screenshot(clip={"x": 0, "y": top, "width": 1280, "height": min(2900, bottom - top)}),
                      args.out / "gpt2-report-analyses.png")
-            browser.resize(1900, 1400)
-            if not rendered_cleanly(browser, pair, "comparison"):
-                return 1
-            save_png(browser.screenshot(clip={"x": 0, "y": 0, "width": 1900, "height": 1620}),
+            browser.resize(1920, 1400)
+            rendered_cleanly(browser, pair, "comparison")
+            save_png(browser.screenshot(clip={"x": 0, "y": 0, "width": 1920, "height": 1720}),
                      args.out / "gpt2-vs-sinusoid.png")
+            browser.resize(1280, 1500)
+            rendered_cleanly(browser, three, "three tables")
+            top = section_top(browser, "matrix")
+            save_png(browser.screenshot(clip={"x": 0, "y": top, "width": 1280, "height": 1500}),
+                     args.out / "three-tables.png")
     return 0
+
+
+def fits(browser, what: str, width: int) -> bool:
+    """False (and a line on stderr) when the page is wider than the window: a horizontal scroll bar."""
+    page = browser.evaluate("document.documentElement.scrollWidth")
+    if page > width:
+        print(f"{what} is {page} px wide in a {width} px window", file=sys.stderr)
+    return page <= width
 
 
 if __name__ == "__main__":

@@ -6,9 +6,10 @@ spec -> provider -> ``PositionEmbedding`` -> ``analyze`` -> ``report`` (or ``sho
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Sequence
 
-from explorer.errors import EmbeddingError, PluginError, PosembedError, ProviderError
+from explorer import feedback
+from explorer.errors import EmbeddingError, OutputError, PluginError, PosembedError, ProviderError
 from explorer.plugins import Registry, get_registry
 from explorer.spec import Spec, parse_spec
 
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 
 #: What ``posembed report`` shows when given no spec: needs no network.
 DEFAULT_SPEC = "sinusoidal"
+#: The matrix heatmap's colour scales (``explorer.reporting.views.matrix_scale``).
+SCALES = ("auto", "linear", "symlog")
 
 
 def load(spec: str | Spec = DEFAULT_SPEC, registry: Registry | None = None, **params: Any) -> PositionEmbedding:
@@ -89,13 +92,19 @@ def _resolution(resolution: int | None) -> int:
     return RESOLUTION if resolution is None else check_resolution(resolution)
 
 
-def analyze(embedding: PositionEmbedding, resolution: int | None = None, registry: Registry | None = None) -> Results:
-    """Every registered analysis of one table (built-ins and plugins'), by name; see ``explorer.analysis``."""
+def analyze(embedding: PositionEmbedding, resolution: int | None = None, registry: Registry | None = None,
+            progress: Callable[[str], None] | None = None) -> Results:
+    """Every registered analysis of one table (built-ins and plugins'), by name; see ``explorer.analysis``.
+
+    ``progress(name)`` is called before each analysis runs (default: a status line on a terminal's stderr).
+    """
     from explorer import analysis
 
     analyses = (registry or get_registry()).analyses
+    if progress is None:
+        progress = lambda name: feedback.step(f"analysing {embedding.label}: {name}")  # noqa: E731
     return analysis.analyze(embedding.matrix, _resolution(resolution), analyses=analyses, term=embedding.term,
-                            embedding=embedding)
+                            embedding=embedding, progress=progress)
 
 
 def compare(a: PositionEmbedding, b: PositionEmbedding, resolution: int | None = None,
@@ -105,7 +114,8 @@ def compare(a: PositionEmbedding, b: PositionEmbedding, resolution: int | None =
 
     analyses = (registry or get_registry()).analyses
     return analysis.analyze_pair(a.matrix, b.matrix, _resolution(resolution), analyses=analyses, term=a.term,
-                                 embeddings=(a, b))
+                                 embeddings=(a, b),
+                                 progress=lambda name: feedback.step(f"comparing {a.label} and {b.label}: {name}"))
 
 
 def analyze_all(items: Sequence[PositionEmbedding], resolution: int | None = None,
@@ -127,15 +137,33 @@ def _tables(embeddings: PositionEmbedding | Sequence[PositionEmbedding], what: s
     return items
 
 
-def document(embeddings: PositionEmbedding | Sequence[PositionEmbedding], *, title: str | None = None,
-             resolution: int | None = None, registry: Registry | None = None):
-    """The report as a Bokeh ``Document`` (analyses, then every registered section), for embedding elsewhere."""
-    from explorer.reporting.page import build_document  # imports Bokeh
+def check_scale(scale: str = "auto", vmax: float | None = None) -> None:
+    """Refuse an unknown colour scale or a ``vmax`` that is not a positive number (``OutputError``)."""
+    import math
 
+    if scale not in SCALES:
+        raise OutputError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
+    if vmax is not None and not (isinstance(vmax, (int, float)) and math.isfinite(vmax) and vmax > 0):
+        raise OutputError(f"vmax must be a positive number, got {vmax!r}")
+
+
+def document(embeddings: PositionEmbedding | Sequence[PositionEmbedding], *, title: str | None = None,
+             resolution: int | None = None, registry: Registry | None = None, shared_scale: bool = False,
+             scale: str = "auto", vmax: float | None = None):
+    """The report as a Bokeh ``Document`` (analyses, then every registered section), for embedding elsewhere.
+
+    The matrix colour scale: each table its own (``shared_scale=True``: one for all), ``scale`` ``auto``
+    (symlog for heavy-tailed tables, else linear), ``linear`` or ``symlog``, and ``vmax`` the end of its range.
+    """
+    check_scale(scale, vmax)  # before any work
     items = _tables(embeddings, "a report")
     registry = registry or get_registry()
     results, pairs = analyze_all(items, resolution, registry)
-    return build_document(items, results, pairs, title=title, sections=registry.sections)
+    feedback.step("building the page")
+    from explorer.reporting.page import build_document  # imports Bokeh
+
+    return build_document(items, results, pairs, title=title, sections=registry.sections,
+                          shared_scale=shared_scale, scale=scale, vmax=vmax)
 
 
 def report(
@@ -146,20 +174,28 @@ def report(
     resources: str = "inline",
     resolution: int | None = None,
     registry: Registry | None = None,
+    shared_scale: bool = False,
+    scale: str = "auto",
+    vmax: float | None = None,
 ) -> str:
     """Build the standalone HTML report for one table (or several side by side).
 
-    Returns the HTML; with ``path`` it is also written there atomically.
+    Returns the HTML; with ``path`` it is also written there atomically. ``shared_scale``, ``scale`` and
+    ``vmax`` choose the matrix colour scale (see :func:`document`).
     """
     from explorer.messages import utf8_text
     from explorer.output import write_atomic
     from explorer.reporting.page import bokeh_resources, render
 
     bokeh_resources(resources)  # a bad choice fails before any work
-    # A title that is not UTF-8 (an undecodable argument) shows its bytes escaped: the page is valid UTF-8.
-    html = utf8_text(render(document(embeddings, title=title, resolution=resolution, registry=registry), resources))
-    if path is not None:
-        write_atomic(path, html, inputs=[v for e in _tables(embeddings, "a report") for v in e.inputs()])
+    with feedback.stage("preparing the report"):
+        doc = document(embeddings, title=title, resolution=resolution, registry=registry, shared_scale=shared_scale,
+                       scale=scale, vmax=vmax)
+        feedback.step("writing the page")
+        # A title that is not UTF-8 (an undecodable argument) shows its bytes escaped: the page is valid UTF-8.
+        html = utf8_text(render(doc, resources))
+        if path is not None:
+            write_atomic(path, html, inputs=[v for e in _tables(embeddings, "a report") for v in e.inputs()])
     return html
 
 
@@ -170,6 +206,9 @@ def show(
     resolution: int | None = None,
     resources: str = "inline",
     registry: Registry | None = None,
+    shared_scale: bool = False,
+    scale: str = "auto",
+    vmax: float | None = None,
 ) -> None:
     """Show the report inline in Jupyter, through Bokeh's public notebook API (``output_notebook`` + ``show``).
 
@@ -185,7 +224,8 @@ def show(
     from explorer.reporting.page import bokeh_resources
 
     kind = bokeh_resources(resources)  # a bad choice fails before any work
-    doc = document(embeddings, title=title, resolution=resolution, registry=registry)
+    doc = document(embeddings, title=title, resolution=resolution, registry=registry, shared_scale=shared_scale,
+                   scale=scale, vmax=vmax)
     [layout] = doc.roots
     output_notebook(resources=kind, hide_banner=True)
     # In a notebook bokeh.io.show adds what it shows to the current document, then embeds a fresh copy that takes

@@ -233,14 +233,22 @@ def info(spec: str, as_json: bool) -> None:
               help="Bokeh's JavaScript inline (works offline) or from the CDN (smaller file).")
 @click.option("--resolution", type=int, default=None, callback=_resolution_option,
               help="Display resolution: images are at most this many pixels a side [default: 1024].")
+@click.option("--shared-scale", is_flag=True,
+              help="One colour scale for every table's matrix (to compare magnitudes); default: each its own.")
+@click.option("--scale", type=click.Choice(["auto", "linear", "symlog"]), default="auto", show_default=True,
+              help="The matrix colour scale: auto is symlog for heavy-tailed tables, else linear.")
+@click.option("--vmax", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="End of the matrix colour range, e.g. --scale linear --vmax 0.2 [default: from the data].")
 @click.option("--open", "open_browser", is_flag=True, help="Open the report in the browser when written.")
 def report(specs: tuple[str, ...], output: str, title: str | None, resources: str, resolution: int | None,
-           open_browser: bool) -> None:
+           shared_scale: bool, scale: str, vmax: float | None, open_browser: bool) -> None:
     """Write a standalone HTML report for one SPEC, or a comparison of several.
 
     With no SPEC the built-in default (sinusoidal, 1024 x 768) is used; it needs no network.
-    Several SPECs give one page: the tables side by side with shared colour scales, linked
-    position axes, pairwise CKA and similarity correlation, and the offset profiles overlaid.
+    Several SPECs give one page: two side by side, three or more stacked, each table's matrix
+    on its own colour scale (--shared-scale for one), linked position axes, pairwise CKA and
+    similarity correlation, and the offset profiles overlaid. On a terminal, stderr shows the
+    stage (loading, each analysis, building the page, writing) and the elapsed seconds.
     """
     from explorer.api import DEFAULT_SPEC, load
     from explorer.api import report as build_report
@@ -250,11 +258,13 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
     if output == STDOUT and open_browser:
         click.echo("posembed: warning: --open needs a file; ignored with -o -", err=True)
     registry = _registry()
-    embeddings = [load(s, registry=registry) for s in (specs or (DEFAULT_SPEC,))]
-    shapes = ", ".join(f"{e.positions} x {e.dim}" for e in embeddings)
-    with feedback.stage(f"analysing and rendering {shapes}"):
+    with feedback.stage("starting"):  # one status line, its clock running from here to the write
+        embeddings = []
+        for spec in specs or (DEFAULT_SPEC,):
+            feedback.step(f"loading {spec}")
+            embeddings.append(load(spec, registry=registry))
         html = build_report(embeddings, output, title=title, resources=resources, resolution=resolution,
-                            registry=registry)
+                            registry=registry, shared_scale=shared_scale, scale=scale, vmax=vmax)
     if output != STDOUT:
         feedback.info(f"wrote {output} ({len(html.encode('utf-8')) / 1e6:.1f} MB)")
         if open_browser:

@@ -7,13 +7,16 @@ variable works from a notebook or a script. Quiet silences progress and informat
 still printed. Results never go to stderr, and feedback never goes to stdout.
 
 Progress that redraws itself (``\\r``) is only drawn when stderr is a terminal; elsewhere a long step
-prints at most one line when it starts and one when it ends.
+prints at most one line when it starts and one when it ends. A ``stage`` is such a line: what is being done
+and the seconds since the outermost stage began, redrawn by each ``step`` inside it (loading a table, each
+analysis by name, building the page, writing) and erased when the outermost stage ends.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -21,6 +24,8 @@ from explorer import environment
 from explorer.messages import one_line
 
 ENV = "POSEMBED_QUIET"
+#: When each stage in progress began (all the outermost stage's start: the elapsed time is the whole command's).
+_stages: list[float] = []
 
 
 def quiet() -> bool:
@@ -84,16 +89,30 @@ def info(message: str) -> None:
 
 @contextmanager
 def stage(message: str) -> Iterator[None]:
-    """A transient ``posembed: MESSAGE ...`` line while the block runs, erased when it ends; drawn only in place
-    on a terminal (a pipe or a log file would keep the erased line for ever)."""
+    """A transient ``posembed: MESSAGE ... 1.2 s`` line while the block runs, erased when the outermost stage
+    ends; drawn only in place on a terminal (a pipe or a log file would keep the erased line for ever).
+    A stage inside another redraws the same line and keeps the outer one's clock."""
+    outermost = not _stages
+    _stages.append(time.monotonic() if outermost else _stages[0])
     shown = interactive()
     if shown:
-        _write(f"posembed: {one_line(message)} ...")
+        _draw(message)
     try:
         yield
     finally:
-        if shown:
+        _stages.pop()
+        if shown and outermost:
             _write("\r\033[K")
+
+
+def step(message: str) -> None:
+    """Redraw the current stage's line with what is being done now (nothing outside a stage or off a terminal)."""
+    if _stages and interactive():
+        _draw(message)
+
+
+def _draw(message: str) -> None:
+    _write(f"\rposembed: {one_line(message)} ... {time.monotonic() - _stages[0]:.1f} s\033[K")
 
 
 class Progress:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import explorer
-from explorer.analysis import cosine_image, matrix_image
+from explorer.analysis import cosine_image, fine_codes, matrix_image
 from explorer.reporting import views
 
 from browser import CANDIDATES, Chromium, blankness, find_chromium  # tests/browser.py, on pytest's pythonpath
@@ -98,7 +98,7 @@ def test_the_page_the_command_writes_renders_whole(browser, cli_comparison_repor
     assert sorted(whole) == [["cosine_dimensions_centred", 0, True]] * 2 + [["cosine_positions", 0, True]] * 2
 
 
-def test_dimension_picker_redraws_from_the_heatmap_codes(browser, small_report):
+def test_dimension_picker_redraws_from_the_fine_codes(browser, small_report):
     browser.open(small_report)
     shown = browser.evaluate("""(async () => {
       const doc = Bokeh.documents[0];
@@ -108,12 +108,11 @@ def test_dimension_picker_redraws_from_the_heatmap_codes(browser, small_report):
       const lines = fig.renderers.map((r) => r.data_source).find((s) => 'label' in s.data);
       return {label: lines.data.label, y: Array.from(lines.data.ys[1])};
     })()""")
-    img = matrix_image(explorer.load(SMALL).matrix)
-    scale = views.matrix_scale([img])
-    expected = views.decode(views.quantise(img.values, scale), scale)[40]
+    x = explorer.load(SMALL).matrix
+    expected = fine_codes(matrix_image(x)).decoded()[40]
     assert shown["label"] == ["dimension 5", "dimension 40"]
     assert np.allclose(shown["y"], expected, atol=1e-6)
-    assert np.allclose(shown["y"], img.values[40], atol=np.diff(scale.table).max())
+    assert np.abs(np.array(shown["y"]) - x[:, 40]).max() <= 0.001 * np.ptp(x[:, 40])
 
 
 def test_position_picker_shows_the_chosen_column(browser, small_report):
@@ -123,11 +122,11 @@ def test_position_picker_shows_the_chosen_column(browser, small_report):
       doc.get_model_by_name('position_picker').value = ['100'];
       await new Promise((resolve) => setTimeout(resolve, 200));
       const fig = doc.get_model_by_name('position_vectors');
-      const lines = fig.renderers.map((r) => r.data_source).find((s) => 'label' in s.data);
-      return Array.from(lines.data.ys[0]);
+      const dots = fig.renderers.map((r) => r.data_source).find((s) => 'label' in s.data);
+      return Array.from(dots.data.y);
     })()""")
     x = explorer.load(SMALL).matrix
-    assert len(y) == 64 and np.allclose(y, x[100], atol=0.01)
+    assert len(y) == 64 and np.all(np.abs(y - x[100]) <= 0.001 * np.ptp(x, axis=0))
 
 
 def test_cosine_images_are_mirrored_whole_in_the_browser(browser, small_report):
@@ -176,7 +175,7 @@ def test_long_tables_render_their_block_means(browser, tmp_path):
       picker.value = ['10'];
       await new Promise((resolve) => setTimeout(resolve, 200));
       const fig = Bokeh.documents[0].get_model_by_name('position_vectors');
-      return fig.renderers.map((r) => r.data_source).find((s) => 'label' in s.data).data.label;
+      return [...new Set(fig.renderers.map((r) => r.data_source).find((s) => 'label' in s.data).data.label)];
     })()""")
     assert labels == ["positions 234-257"]  # block 10 of 256 over 6000 positions
 
@@ -225,3 +224,136 @@ def test_heatmap_hover_decodes_the_value_under_the_mouse(browser, small_report):
     assert abs(float(cosine.split(" ")[0]) - unit[int(i)] @ unit[int(j)]) <= 0.005
     errors, _ = browser.console(since)
     assert errors == []  # hover formatters run only on hover: their errors would show only now
+
+
+# ---------------------------------------------------------------- what the page shows (issue 14)
+
+#: The matrix heatmaps' colours as the browser has them: each image's codes (filled on load) and its mapper.
+HEATMAP_COLOURS = """(() => [...Bokeh.documents[0].all_models].filter((m) => m.name === 'matrix').map((fig) => {
+  const glyph = fig.renderers[0].glyph, img = fig.renderers[0].data_source.data.image[0];
+  const mapper = glyph.color_mapper;
+  return {codes: Array.from(img), low: mapper.low, high: mapper.high, palette: mapper.palette};
+}))()"""
+
+
+def heavy_tailed_table():
+    """Most values tiny, a few dimensions at +-4 (as GPT-2): on one scale the sinusoid would saturate."""
+    from explorer.embedding import PositionEmbedding
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 0.01, (256, 64)).astype(np.float32)
+    x[:, 3] = 4.0 * np.sin(np.arange(256) / 20)
+    return PositionEmbedding(x, provider="heavy", source="test", kind="learned")
+
+
+def test_the_sinusoids_colours_on_a_comparison_page_match_its_single_report(browser, small_report, tmp_path):
+    browser.open(small_report)
+    [alone] = browser.evaluate(HEATMAP_COLOURS)
+    pair = tmp_path / "pair.html"
+    explorer.report([explorer.load(SMALL), heavy_tailed_table()], pair)
+    assert_rendered(browser.open(pair), tmp_path, "pair")
+    together = browser.evaluate(HEATMAP_COLOURS)
+    assert together[0] == alone  # the same codes through the same colour mapper: the same colours
+    assert together[1]["codes"] != alone["codes"]
+    shared = tmp_path / "shared.html"
+    explorer.report([explorer.load(SMALL), heavy_tailed_table()], shared, shared_scale=True)
+    browser.open(shared)
+    on_one_scale = browser.evaluate(HEATMAP_COLOURS)[0]
+    assert on_one_scale["codes"] != alone["codes"]  # --shared-scale: the sinusoid saturates, as it did before
+    x = explorer.load(SMALL).matrix
+    scale = views.matrix_scale([matrix_image(x)])
+    expected = views.fine_colour_codes(fine_codes(matrix_image(x)), scale).ravel()
+    assert np.array_equal(np.array(alone["codes"]), expected)  # the browser colours what Python says it does
+
+
+def read_trace_values(browser, picker, figure, picked):
+    """Pick ``picked`` in the page's picker and read back the values the page drew."""
+    return browser.evaluate(f"""(async () => {{
+      const doc = Bokeh.documents[0];
+      doc.get_model_by_name({picker!r}).value = {[str(p) for p in picked]!r};
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const source = doc.get_model_by_name({figure!r}).renderers.map((r) => r.data_source)
+        .find((s) => 'label' in s.data);
+      return 'ys' in source.data ? source.data.ys.map((y) => Array.from(y)) : Array.from(source.data.y);
+    }})()""")
+
+
+def test_decoded_traces_in_the_page_are_within_a_tenth_of_a_percent_of_the_table(browser, gpt2_wpe, tmp_path):
+    from explorer.embedding import PositionEmbedding
+
+    path = tmp_path / "gpt2.html"
+    explorer.report(PositionEmbedding(gpt2_wpe, provider="gpt2", source="gpt2", kind="learned"), path)
+    assert_rendered(browser.open(path), tmp_path, "gpt2")
+    dims = [459, 361, 0, 138, 767]  # 459 and 361 showed 20-30-position plateaus when decoded from 8-bit colours
+    traces = np.array(read_trace_values(browser, "dimension_picker", "dimension_traces", dims))
+    column_range = np.ptp(gpt2_wpe, axis=0)
+    errors = np.abs(traces - gpt2_wpe[:, dims].T).max(axis=1) / column_range[dims]
+    assert traces.shape == (5, 1024) and np.all(errors <= 0.001), errors
+    longest_flat = max(int(np.max(np.diff(np.flatnonzero(np.diff(t) != 0)))) for t in traces)
+    assert longest_flat < 5  # no plateaus
+    vectors = np.array(read_trace_values(browser, "position_picker", "position_vectors", [0, 511])).reshape(2, -1)
+    errors = np.abs(vectors - gpt2_wpe[[0, 511]]) / column_range
+    assert np.all(errors <= 0.001), errors.max()
+
+
+#: [page width, viewport width, narrowest plot, the plots' names narrower than 300 px].
+LAYOUT = """(() => {
+  const widths = [...Bokeh.documents[0].all_models]
+    .filter((m) => m.toolbar !== undefined && m.renderers !== undefined)
+    .map((m) => [m.name, Bokeh.index.find_one(m)]).filter(([, v]) => v)
+    .map(([name, v]) => [name, v.el.getBoundingClientRect().width]);
+  return [document.documentElement.scrollWidth, window.innerWidth, Math.min(...widths.map(([, w]) => w)),
+          widths.filter(([, w]) => w < 300).map(([n]) => n)];
+})()"""
+
+
+@pytest.mark.parametrize("width,specs", [(1280, [SMALL]), (1920, [SMALL]),
+                                         (1920, [SMALL, "sinusoidal,positions=200,dim=64,layout=split"]),
+                                         (1280, [SMALL, SMALL, "sinusoidal,positions=200,dim=64,layout=split"])])
+def test_the_page_fills_the_window_without_horizontal_scrolling(browser, tmp_path, monkeypatch, width, specs):
+    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")  # the built-in views (a plugin's fixed-width figure is its own)
+    path = tmp_path / "page.html"
+    explorer.report([explorer.load(s) for s in specs], path)
+    try:
+        browser.resize(width, 1100)
+        assert_rendered(browser.open(path), tmp_path, f"layout-{width}")
+        page, viewport, narrowest, narrow = browser.evaluate(LAYOUT)
+        heatmap = browser.evaluate("""(() => Bokeh.index.find_one([...Bokeh.documents[0].all_models]
+          .find((m) => m.name === 'matrix')).el.getBoundingClientRect().width)()""")
+    finally:
+        browser.resize(1400, 1100)
+    assert page <= viewport == width  # nothing sticks out: no horizontal scroll bar
+    assert narrowest >= 300 and narrow == []
+    columns = 2 if len(specs) == 2 else 1  # two side by side, three or more stacked
+    assert heatmap >= 0.8 * width / columns  # fills its column, not a fixed 840 px
+
+
+def test_toolbars_are_where_the_subtitle_says_and_legends_outside_the_data(browser, tmp_path, monkeypatch):
+    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")  # the built-in views (a plugin's figure places its own)
+    path = tmp_path / "builtin.html"
+    explorer.report([explorer.load(SMALL), explorer.load(SMALL)], path)
+    browser.open(path)
+    places = browser.evaluate("""(() => [...Bokeh.documents[0].all_models]
+      .filter((m) => m.toolbar !== undefined && m.renderers !== undefined)
+      .map((m) => [m.name, m.toolbar_location, m.center.filter((r) => r.type === 'Legend' ||
+                   String(r.constructor.name) === 'Legend').length]))()""")
+    subtitle = browser.evaluate("document.body.innerText.includes('the tools to the right of each plot')") or \
+        browser.evaluate("""(() => [...Bokeh.documents[0].all_models].some((m) => m.name === 'title' &&
+          m.text.includes('the tools to the right of each plot')))()""")
+    assert subtitle
+    assert places and all(loc == "right" and legends_inside == 0 for _, loc, legends_inside in places), places
+
+
+def test_a_cdn_page_says_so_when_bokehjs_cannot_load(browser, tmp_path):
+    path = tmp_path / "cdn.html"
+    explorer.report(explorer.load("sinusoidal,positions=32,dim=8"), path, resources="cdn")
+    browser.open(path, idle_timeout=1.0)  # the test browser has no network: exactly the failing case
+    shown = browser.evaluate("""(() => {
+      const el = document.getElementById('posembed-no-bokeh');
+      const box = el.getBoundingClientRect();
+      return [typeof window.Bokeh, getComputedStyle(el).display, box.width > 200 && box.height > 30, el.innerText];
+    })()""")
+    assert shown[:3] == ["undefined", "block", True]
+    assert "could not load BokehJS" in shown[3] and "--resources inline" in shown[3]
+    inked, _ = blankness(browser.screenshot())
+    assert inked > 0.01  # not a blank white page

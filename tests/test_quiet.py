@@ -108,4 +108,4 @@ def test_on_a_terminal_progress_redraws_in_place_and_a_stage_erases_itself(monke
     with pytest.raises(RuntimeError):
         with feedback.stage("analysing"):
             raise RuntimeError("the line is erased even when the step fails")
-    assert capsys.readouterr().err == "posembed: analysing ...\r\033[K"
+    assert capsys.readouterr().err == "\rposembed: analysing ... 0.0 s\033[K\r\033[K"

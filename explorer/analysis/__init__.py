@@ -29,7 +29,7 @@ from explorer.analysis.resample import block_mean, envelope
 from explorer.analysis.similarity import SimilarityImage, cosine_image
 from explorer.analysis.summary import summarize
 from explorer.analysis.table import as_table, check_resolution
-from explorer.analysis.traces import Traces, default_trace_dims, dimension_traces
+from explorer.analysis.traces import FineCodes, Traces, default_trace_dims, dimension_traces, fine_codes, trace_dims
 from explorer.units import FAILED, Analysis, Results, TableContext, guarded
 
 if TYPE_CHECKING:
@@ -41,25 +41,30 @@ RESOLUTION = 1024
 # Note: the functions ``compare``, ``pca``, ``spectrum`` and ``probes`` share their names with submodules;
 # ``explorer.analysis.probes`` is the function. Import from the submodule path for anything else in it.
 __all__ = [
-    "RESOLUTION", "CentredEigen", "Comparison", "DimensionFrequencies", "MatrixImage", "OffsetProfile", "PCA",
+    "RESOLUTION", "CentredEigen", "Comparison", "DimensionFrequencies", "FineCodes", "MatrixImage", "OffsetProfile", "PCA",
     "Probes", "Results", "RowNorms", "SimilarityImage", "Spectrum", "Traces", "analyze", "analyze_pair", "arrays",
     "as_table", "block_mean", "builtin_analyses", "centred_eigen", "check_resolution", "compare", "cosine_image",
-    "default_trace_dims", "dimension_frequencies", "dimension_traces", "effective_rank", "envelope", "linear_cka",
+    "default_trace_dims", "dimension_frequencies", "dimension_traces", "effective_rank", "envelope", "fine_codes", "linear_cka",
     "matrix_image", "norm_profile", "offset_analysis", "offset_mean", "offset_moments", "offset_profile",
     "offset_spread", "pca", "probes", "row_norms", "scalars", "similarity_correlation", "spectrum", "summarize",
-    "translation_invariance",
+    "trace_dims", "translation_invariance",
 ]
 
 
-def _run(analyses: Sequence[Analysis], call: Callable[[Analysis], Any]) -> Results:
+def _run(analyses: Sequence[Analysis], call: Callable[[Analysis], Any],
+         progress: Callable[[str], None] | None = None) -> Results:
     """Each analysis's result, by name; a plugin's failure is one warning and leaves its result out.
 
     Each warning (e.g. zero rows, whose cosines are NaN) is issued once, however many analyses meet it.
+    ``progress(name)`` is called before each analysis runs (the caller decides what to show: this layer has
+    no terminal).
     """
     values: dict[str, Any] = {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for unit in analyses:
+            if progress is not None:
+                progress(unit.name)
             value = guarded(unit, lambda: call(unit))
             if value is not FAILED:
                 values[unit.name] = value
@@ -74,27 +79,29 @@ def _run(analyses: Sequence[Analysis], call: Callable[[Analysis], Any]) -> Resul
 
 def analyze(x: np.ndarray, resolution: int = RESOLUTION, *, seed: int = 0,
             analyses: Sequence[Analysis] | None = None, term: str = "absolute",
-            embedding: PositionEmbedding | None = None) -> Results:
+            embedding: PositionEmbedding | None = None, progress: Callable[[str], None] | None = None) -> Results:
     """Run the analyses (default: the built-in ones) that take ``term`` on the table ``x`` (positions x dims).
 
     ``embedding`` is the ``PositionEmbedding`` ``x`` came from, when there is one (analyses may read its
-    provenance). Memory stays O(N D + R^2): no analysis forms an N x N matrix.
+    provenance). ``progress(name)`` is called before each analysis. Memory stays O(N D + R^2): no analysis
+    forms an N x N matrix.
     """
     context = TableContext(as_table(x), check_resolution(resolution), seed, embedding)
     chosen = [a for a in (builtin_analyses() if analyses is None else analyses) if not a.pair and term in a.terms]
-    return _run(chosen, lambda unit: unit.run(context))
+    return _run(chosen, lambda unit: unit.run(context), progress)
 
 
 def analyze_pair(a: np.ndarray, b: np.ndarray, resolution: int = RESOLUTION, *,
                  analyses: Sequence[Analysis] | None = None, term: str = "absolute",
-                 embeddings: tuple[PositionEmbedding, PositionEmbedding] | None = None) -> Results:
+                 embeddings: tuple[PositionEmbedding, PositionEmbedding] | None = None,
+                 progress: Callable[[str], None] | None = None) -> Results:
     """Run the pair analyses (default: the built-in ``comparison``) on two tables."""
     resolution = check_resolution(resolution)
     first_embedding, second_embedding = embeddings or (None, None)
     first = TableContext(as_table(a), resolution, embedding=first_embedding)
     second = TableContext(as_table(b), resolution, embedding=second_embedding)
     chosen = [u for u in (builtin_analyses() if analyses is None else analyses) if u.pair and term in u.terms]
-    return _run(chosen, lambda unit: unit.run(first, second))
+    return _run(chosen, lambda unit: unit.run(first, second), progress)
 
 
 def scalars(results: Results) -> dict[str, float]:

@@ -46,12 +46,24 @@ class PCA:
     mean_norm: float  # |mean position vector|: how far the table sits from the origin
 
 
+#: Singular values below this share of the largest are not resolved: the float32 table's own rounding (relative
+#: 6e-8 per entry) and the float64 Gram matrix's eigen-solver (absolute error ~1e-16 of s_1^2, i.e. ~1e-8 s_1 on
+#: a singular value) leave them indistinguishable from 0.
+UNRESOLVED = 1e-7
+
+
 @dataclass(frozen=True)
 class Spectrum:
-    """All min(N, D) singular values of the raw table, descending, and the Roy & Vetterli effective rank."""
+    """All min(N, D) singular values of the raw table, descending, and the Roy & Vetterli effective rank.
+
+    ``zeros`` counts singular values that came out exactly 0; ``unresolved`` those above 0 but below
+    ``UNRESOLVED`` times the largest (neither can be drawn faithfully on a log axis).
+    """
 
     singular_values: np.ndarray  # float32
     effective_rank: float
+    zeros: int = 0
+    unresolved: int = 0
 
 
 def even_index(n: int, count: int) -> np.ndarray:
@@ -124,7 +136,9 @@ def spectrum(x: np.ndarray, eigen: CentredEigen | None = None) -> Spectrum:
     singular = np.sqrt(values)
     with np.errstate(over="ignore"):  # a singular value beyond float32's range is stored as inf, not a warning
         stored = singular.astype(np.float32)
-    return Spectrum(stored, effective_rank(singular))
+    limit = UNRESOLVED * float(singular[0]) if len(singular) else 0.0
+    zeros = int(np.count_nonzero(singular == 0))
+    return Spectrum(stored, effective_rank(singular), zeros, int(np.count_nonzero(singular < limit)) - zeros)
 
 
 def pca(x: np.ndarray, points: int = SCORE_POINTS, eigen: CentredEigen | None = None) -> PCA:
@@ -168,7 +182,8 @@ def _pca_scalars(result: PCA) -> dict[str, float]:
 def _spectrum_scalars(result: Spectrum) -> dict[str, float]:
     singular = result.singular_values
     return {"singular_value_max": float(singular[0]) if len(singular) else float("nan"),
-            "effective_rank": float(result.effective_rank)}
+            "effective_rank": float(result.effective_rank), "singular_values_zero": result.zeros,
+            "singular_values_unresolved": result.unresolved}
 
 
 ANALYSES = (

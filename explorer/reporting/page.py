@@ -1,9 +1,11 @@
 """Assemble the registered sections of one or more tables into one Bokeh document, and write it as HTML.
 
-One table: its sections top to bottom, each under its heading. Several tables: each table section's blocks
-side by side (one column per table) under one heading, with position axes linked across every position plot
-of every table and one colour scale for the matrix heatmaps; page sections (the comparison) appear once.
-The page builder knows no section by name: it loops over what is registered (``explorer.units.Section``).
+One table: its sections top to bottom, each under its heading. Two tables: each table section's blocks side
+by side (one column per table) under one heading; three or more: stacked under it, each block labelled with its
+table. Position axes are linked across every position plot of every table; each table's matrix heatmap has its
+own colour scale unless the page shares one (``shared_scale``); page sections (the comparison) appear once.
+Everything stretches to the window's width. The page builder knows no section by name: it loops over what is
+registered (``explorer.units.Section``).
 """
 
 from __future__ import annotations
@@ -14,8 +16,7 @@ from typing import Any, Sequence
 
 from bokeh.document import Document
 from bokeh.embed import file_html
-from bokeh.layouts import column, row
-from bokeh.models import Div, Range1d, Spacer
+from bokeh.models import Div, Range1d
 from bokeh.resources import CDN, INLINE
 
 from explorer.embedding import PositionEmbedding
@@ -24,6 +25,28 @@ from explorer.reporting import views
 from explorer.units import FAILED, PAGE, Results, Section, SectionContext, guarded, in_order
 
 RESOURCES = ("inline", "cdn")
+#: Up to this many tables stand side by side; more are stacked (each column would be narrower than a plot).
+SIDE_BY_SIDE = 2
+
+#: With BokehJS from the CDN: a visible message when it did not load (offline, blocked), instead of a blank page.
+#: The CDN scripts in <head> are loaded before <body> is parsed, so the check runs after they succeeded or failed.
+CDN_TEMPLATE = """
+{% block contents %}
+<div id="posembed-no-bokeh" style="display:none;margin:2em;padding:1em 1.5em;border:2px solid #b2182b;
+     background:#fff5f0;color:#67000d;font:16px/1.5 sans-serif;max-width:46em">
+  <b>This report could not load BokehJS</b>, the JavaScript library that draws its plots, from
+  cdn.bokeh.org: this computer is offline or the site is blocked. Open it with network access, or write
+  the report with <code>posembed report --resources inline</code> (the default), which works offline.
+</div>
+<script>
+  if (typeof window.Bokeh === "undefined") {
+    document.getElementById("posembed-no-bokeh").style.display = "block";
+    console.warn("posembed: BokehJS did not load from the CDN");
+  }
+</script>
+{{ super() }}
+{% endblock %}
+"""
 
 
 def bokeh_resources(kind: str):
@@ -34,12 +57,19 @@ def bokeh_resources(kind: str):
 
 
 class Page:
-    """Every table on the page with its results, the pairs' results, and what their views share."""
+    """Every table on the page with its results, the pairs' results, and what their views share.
+
+    The page-wide choices of the matrix colour scale: ``shared_scale`` (one scale for every table, to compare
+    magnitudes; default: each table its own, so it looks as it does alone), ``scale`` (``auto``, ``linear`` or
+    ``symlog``) and ``vmax`` (the end of the colour range; default: from the data).
+    """
 
     def __init__(self, embeddings: Sequence[PositionEmbedding], results: Sequence[Results],
-                 pairs: Sequence[tuple[int, int, Results]] = (), title: str | None = None) -> None:
+                 pairs: Sequence[tuple[int, int, Results]] = (), title: str | None = None, *,
+                 shared_scale: bool = False, scale: str = "auto", vmax: float | None = None) -> None:
         self.embeddings, self.results, self.pairs = list(embeddings), list(results), list(pairs)
         self.title = title or page_title(self.embeddings)
+        self.shared_scale, self.scale, self.vmax = bool(shared_scale), scale, vmax
         self.max_positions = max(e.positions for e in self.embeddings)
         n = self.max_positions
         #: Linked across every plot with a position axis, in every table's column.
@@ -47,6 +77,7 @@ class Page:
         self.positions_down = Range1d(n, 0)  # the same span flipped, for the y axis of position-cosine images
         self.lags = Range1d(0, n)
         self.unpacker = views.Unpacker()
+        #: A fixed width that fits any column of the page at 1920 px (for blocks that do not stretch).
         self.wide = 2 * views.SIZE + 70
 
     @property
@@ -54,10 +85,26 @@ class Page:
         """How many tables the page shows."""
         return len(self.embeddings)
 
+    @property
+    def stacked(self) -> bool:
+        """Whether the tables' blocks stand one under another (more than ``SIDE_BY_SIDE`` tables)."""
+        return self.tables > SIDE_BY_SIDE
+
     @cached_property
     def matrix_scale(self) -> views.CodeScale:
-        """The matrix heatmaps' one colour scale (from every table whose matrix image was computed)."""
-        return views.matrix_scale([r["matrix"] for r in self.results if "matrix" in r])
+        """The colour scale over every table's matrix image (the one in force with ``shared_scale``)."""
+        return views.matrix_scale([r["matrix"] for r in self.results if "matrix" in r], self.scale, self.vmax)
+
+    def matrix_scale_of(self, index: int) -> views.CodeScale:
+        """The colour scale of table ``index``'s matrix heatmap: the shared one, or its own."""
+        if self.shared_scale or self.tables == 1:
+            return self.matrix_scale
+        return self._own_scales.setdefault(index, views.matrix_scale([self.results[index]["matrix"]], self.scale,
+                                                                     self.vmax))
+
+    @cached_property
+    def _own_scales(self) -> dict[int, views.CodeScale]:
+        return {}
 
 
 def page_title(embeddings: Sequence[PositionEmbedding]) -> str:
@@ -68,8 +115,14 @@ def page_title(embeddings: Sequence[PositionEmbedding]) -> str:
 def _title_block(page: Page) -> Div:
     from explorer import __version__
 
-    intro = (f"{page.tables} tables side by side: shared colour scales, position axes linked across plots."
-             if page.tables > 1 else "Hover any plot for values; the tools beside each plot pan, zoom and save.")
+    tools = "Hover any plot for values; the tools to the right of each plot pan, zoom, select and save."
+    if page.tables > 1:
+        colours = ("one colour scale for every table's matrix (--shared-scale)" if page.shared_scale else
+                   "each table's matrix on its own colour scale (--shared-scale for one)")
+        layout = "stacked" if page.stacked else "side by side"
+        intro = f"{page.tables} tables {layout}: {colours}; position axes linked across plots. {tools}"
+    else:
+        intro = tools
     return Div(text=f"<h1 style='margin-bottom:0.2em'>{html.escape(page.title)}</h1><p style='color:#555'>"
                     f"posembed-explorer {html.escape(__version__)}. {html.escape(intro)}</p>", name="title")
 
@@ -91,22 +144,31 @@ def _blocks(section: Section, page: Page, memos: list[dict]) -> list[Any]:
         blocks.append(built(SectionContext(page, embedding, results, k, memos[k])) if applies else None)
     if all(block is None for block in blocks):
         return []
-    return [block if block is not None else Spacer(width=page.wide) for block in blocks]
+    if page.stacked:  # one under another: say whose block each is
+        return [views.stack(_table_label(page, k), block) for k, block in enumerate(blocks) if block is not None]
+    return [block if block is not None else views.spacer() for block in blocks]
+
+
+def _table_label(page: Page, index: int) -> Div:
+    return Div(text=f"<b style='color:#555'>{index + 1}. {html.escape(page.embeddings[index].label)}</b>",
+               sizing_mode="stretch_width")
 
 
 def build_document(embeddings: Sequence[PositionEmbedding], results: Sequence[Results],
                    pairs: Sequence[tuple[int, int, Results]] = (), *, title: str | None = None,
-                   sections: Sequence[Section] | None = None) -> Document:
+                   sections: Sequence[Section] | None = None, shared_scale: bool = False, scale: str = "auto",
+                   vmax: float | None = None) -> Document:
     """The Bokeh document of the report: the title, then every section (default: the built-in ones) in order.
 
     A section that needs an analysis a table lacks is left out for that table; a plugin's section that fails
-    is named in one warning line and left out, and the rest of the page still renders.
+    is named in one warning line and left out, and the rest of the page still renders. ``shared_scale``,
+    ``scale`` and ``vmax`` choose the matrix colour scale (``Page``).
     """
     if sections is None:
         from explorer.reporting.sections import builtin_sections
 
         sections = builtin_sections()
-    page = Page(embeddings, results, pairs, title)
+    page = Page(embeddings, results, pairs, title, shared_scale=shared_scale, scale=scale, vmax=vmax)
     memos: list[dict] = [{} for _ in page.embeddings]
     body: list[Any] = [_title_block(page)]
     for section in in_order(sections):
@@ -114,14 +176,21 @@ def build_document(embeddings: Sequence[PositionEmbedding], results: Sequence[Re
         if not blocks:
             continue
         if section.title:
-            body.append(views.heading(section.title, 2 * views.SIZE))
-        body.append(row(*blocks, spacing=40) if len(blocks) > 1 else blocks[0])
+            body.append(views.heading(section.title))
+        if len(blocks) == 1:
+            body.append(blocks[0])
+        else:
+            body.append(views.stack(*blocks) if page.stacked else views.side_by_side(*blocks, spacing=40))
     doc = Document(title=page.title)
-    doc.add_root(column(*body))
+    root = views.stack(*body)
+    root.margin = (0, 24, 24, 24)  # the page's own margin: the file template sets the body's to 0
+    doc.add_root(root)
     doc.js_on_event("document_ready", page.unpacker.callback())
     return doc
 
 
 def render(document: Document, resources: str = "inline") -> str:
     """The standalone HTML of ``document`` through Bokeh's ``file_html`` (BokehJS inline by default: offline)."""
-    return file_html(document, bokeh_resources(resources), title=document.title)
+    # a string template extends Bokeh's own page (file_html's documented ``template``): used only for the CDN
+    template = {"template": CDN_TEMPLATE} if resources == "cdn" else {}
+    return file_html(document, bokeh_resources(resources), title=document.title, **template)

@@ -1,10 +1,17 @@
 """One function per report view: analysis results in, a fresh Bokeh model out. Renders, never computes.
 
-Images travel as uint8 codes 0..255 (Bokeh gzips and base64-encodes them); a ``CodeScale`` says what
-value each code stands for. The image's colour mapper runs over the codes, the colour bar carries a
-second mapper over the real values, and hovers and pickers decode codes back to values in the browser
-(accurate to half a code step, which the hover shows). Symmetric images (cosine matrices) ship only
-their lower triangle; a document-ready callback mirrors it into the full image, halving their bytes.
+Images are drawn as uint8 colour codes 0..255; a ``CodeScale`` says what value each code stands for. The
+image's colour mapper and its colour bar run over the codes (the bar labelled with the values they stand for,
+its ends included), and the hover decodes a code back to its value (accurate to half a code step, which it
+shows). What travels in the file is smaller than the images:
+
+- the matrix heatmap ships no colour codes: the page's document-ready callback computes them from the table's
+  12-bit fine codes (``explorer.analysis.traces.FineCodes``), which the dimension traces and position vectors
+  are decoded from as well, so one copy of the table serves all three;
+- symmetric images (cosine matrices) ship only their lower triangle, mirrored by the same callback.
+
+Every figure stretches to the width of its column (``stretch_width``, never under ``MIN_WIDTH`` pixels), with
+its toolbar on its right and its legend outside the data.
 """
 
 from __future__ import annotations
@@ -15,7 +22,6 @@ from typing import Sequence
 
 import numpy as np
 from bokeh.models import (
-    BasicTicker,
     BoxSelectTool,
     BoxZoomTool,
     PanTool,
@@ -23,7 +29,6 @@ from bokeh.models import (
     SaveTool,
     WheelZoomTool,
     LassoSelectTool,
-    TapTool,
     ColorBar,
     ColumnDataSource,
     CustomJS,
@@ -35,13 +40,16 @@ from bokeh.models import (
     LinearColorMapper,
     MultiChoice,
     Range1d,
+    Spacer,
 )
 from bokeh.palettes import Category10_10, RdBu11, Viridis256, interp_palette
+from bokeh.layouts import column, row
 from bokeh.plotting import figure
 from bokeh.transform import linear_cmap
 
 from explorer.analysis import MatrixImage
 from explorer.analysis.similarity import SimilarityImage
+from explorer.analysis.traces import FINE_LEVELS, FineCodes
 from explorer.embedding import PositionEmbedding
 
 LEVELS = 256
@@ -54,7 +62,17 @@ SYMLOG_RATIO = 30.0
 #: Blue for negative, red for positive, white at zero (Bokeh's RdBu11 runs from blue to red).
 DIVERGING = tuple(interp_palette(RdBu11, LEVELS))
 SIZE = 420
+#: No plot is narrower than this many pixels, however narrow its column.
+MIN_WIDTH = 300
+#: Where every plot's toolbar sits (the page's subtitle says so): a vertical bar beside the plot needs only
+#: the plot's height, which every plot has to spare; above it, it shares the title's line and overflows on
+#: narrow plots.
+TOOLBAR = "right"
 TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
+#: The matrix heatmap's colour scales: ``auto`` chooses symlog for heavy-tailed tables, else linear.
+SCALES = ("auto", "linear", "symlog")
+#: Colour-bar labels closer than this many codes to an end label are dropped (they would overlap it).
+LABEL_GAP = 14
 CAPTION_STYLE = "color:#444;font-size:90%;margin:0 0 1.2em 0"
 
 
@@ -87,20 +105,33 @@ class CodeScale:
         return int(quantise(np.array([value]), self)[0])
 
     def ticks(self) -> dict[int, str]:
-        """Colour-bar ticks for a symlog scale: code -> label, at 0, +-powers of ten inside the range and the
-        extremes (an extreme too close to a power of ten is left out, so labels never overlap)."""
-        top = float(self.table[-1])
-        marks = {self.code_of(0.0): "0"}
-        for e in range(-8, 5):
-            v = 10.0 ** e
-            if top * 0.999 >= v >= self.linthresh:
-                marks[self.code_of(v)] = f"{v:g}"
-                marks[self.code_of(-v)] = f"{-v:g}"
-        for v in (top, -top):
+        """Colour-bar ticks, code -> label: both ends of the colour range always, 0, and in between powers of ten
+        (symlog) or round values (linear); an inner label too close to an end is dropped, never an end."""
+        low, high = float(self.table[self.low_code]), float(self.table[self.high_code])
+        if self.kind == "symlog":
+            inner = [s * 10.0 ** e for e in range(-8, 5) for s in (1, -1)
+                     if high * 0.999 >= 10.0 ** e >= self.linthresh]
+        else:
+            inner = list(_round_steps(high))
+        marks = {self.low_code: f"{low:.3g}", self.high_code: f"{high:.3g}"}
+        for v in [0.0, *inner]:
             code = self.code_of(v)
-            if all(abs(code - c) >= 12 for c in marks):
-                marks[code] = f"{v:.2g}"
+            if self.low_code + LABEL_GAP <= code <= self.high_code - LABEL_GAP and code not in marks:
+                marks[code] = f"{v:g}"
         return dict(sorted(marks.items()))
+
+
+def _round_steps(top: float) -> list[float]:
+    """Round values (1, 2 or 5 times a power of ten) strictly inside +-top, about two per sign."""
+    if not top > 0:
+        return []
+    step = 10.0 ** np.floor(np.log10(top / 2))
+    for factor in (1, 2, 5, 10):
+        if top / (factor * step) <= 3:
+            step *= factor
+            break
+    count = int(np.floor(top / step * 0.9999))
+    return [float(k * step * sign) for k in range(1, count + 1) for sign in (1, -1)]
 
 
 def linear_scale(low: float, high: float) -> CodeScale:
@@ -122,17 +153,24 @@ def symmetric_scale(limit: float, extreme: float) -> CodeScale:
     return CodeScale(table, TAIL_CODES, LEVELS - 1 - TAIL_CODES, limit, extreme)
 
 
-def symlog_scale(linthresh: float, extreme: float, linear_codes: int = 16) -> CodeScale:
-    """128 magnitudes per sign: ``linear_codes`` evenly up to ``linthresh``, then geometric out to ``extreme``;
-    relative precision is constant beyond the threshold, so tiny and huge values both keep their shape."""
+def symlog_scale(linthresh: float, limit: float, linear_codes: int = 16, extreme: float | None = None) -> CodeScale:
+    """128 magnitudes per sign: ``linear_codes`` evenly up to ``linthresh``, then geometric out to ``limit``;
+    relative precision is constant beyond the threshold, so tiny and huge values both keep their shape.
+
+    With ``extreme`` beyond ``limit`` (``--vmax``), ``TAIL_CODES`` codes at each end cover the values out to
+    +-extreme: they keep their values while their colours saturate."""
     linthresh = max(float(linthresh), 1e-12)
-    extreme = max(float(extreme), linthresh * 2)
-    half = LEVELS // 2
+    limit = max(float(limit), linthresh * 2)
+    extreme = limit if extreme is None or extreme <= limit * 1.0001 else float(extreme)
+    tails = TAIL_CODES if extreme > limit else 0
+    half = LEVELS // 2 - tails
     k = np.arange(1, half + 1, dtype=np.float64)
     mags = np.where(k <= linear_codes, linthresh * k / linear_codes,
-                    linthresh * np.exp((k - linear_codes) * np.log(extreme / linthresh) / (half - linear_codes)))
+                    linthresh * np.exp((k - linear_codes) * np.log(limit / linthresh) / (half - linear_codes)))
+    if tails:
+        mags = np.concatenate([mags, np.linspace(limit, extreme, tails + 1)[1:]])
     table = np.concatenate([-mags[::-1], mags]).astype(np.float32)
-    return CodeScale(table, 0, LEVELS - 1, extreme, extreme, "symlog", linthresh)
+    return CodeScale(table, tails, LEVELS - 1 - tails, limit, extreme, "symlog", linthresh)
 
 
 def robust_limit(values: np.ndarray) -> float:
@@ -158,16 +196,30 @@ def heavy_tailed(values: np.ndarray) -> float | None:
     return median if median > 0 and _never_zero(limit, finite) > SYMLOG_RATIO * median else None
 
 
-def matrix_scale(images: Sequence[MatrixImage]) -> CodeScale:
-    """One code scale for the matrix heatmaps of one or several tables (shared colours when comparing).
+def matrix_scale(images: Sequence[MatrixImage], kind: str = "auto", vmax: float | None = None) -> CodeScale:
+    """One code scale for the matrix heatmaps of ``images`` (one table's, or every table's for a shared scale).
 
-    Heavy-tailed tables get a symmetric log scale; others a linear range of +-(robust limit), with the few
-    cells beyond it kept in tail codes."""
+    ``auto``: heavy-tailed tables get a symmetric log scale; others a linear range of +-(robust limit), with the
+    few cells beyond it kept in tail codes. ``linear`` and ``symlog`` force the kind. ``vmax`` sets the end of
+    the colour range (values beyond it keep their values in tail codes and show in the end colours)."""
+    if kind not in SCALES:
+        raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {kind!r}")
+    if vmax is not None and not (np.isfinite(vmax) and vmax > 0):
+        raise ValueError(f"vmax must be a positive number, got {vmax!r}")
     extreme = max(float(np.nanmax(np.abs(img.values))) if img.values.size else 0.0 for img in images)
     medians = [m for m in (heavy_tailed(img.values) for img in images) if m is not None]
-    if medians:
-        return symlog_scale(min(medians), extreme)
-    limit = max(robust_limit(img.values) for img in images)
+    if kind == "auto":
+        kind = "symlog" if medians else "linear"
+    if kind == "symlog":
+        if not medians:  # asked for: the threshold is still the median |value|, where one exists
+            finite = [np.abs(img.values[np.isfinite(img.values)]) for img in images]
+            medians = [m for m in (float(np.median(f)) if f.size else 0.0 for f in finite) if m > 0]
+        limit = float(vmax) if vmax is not None else extreme
+        linthresh = min(medians) if medians else limit / 100
+        if linthresh >= limit / 2:
+            linthresh = limit / 100
+        return symlog_scale(linthresh, limit, extreme=extreme)
+    limit = float(vmax) if vmax is not None else max(robust_limit(img.values) for img in images)
     return symmetric_scale(limit, extreme)
 
 
@@ -208,8 +260,25 @@ def unpack_lower(packed: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-#: Mirrors packed lower triangles into their images once the document is ready.
+#: Once the document is ready: colours each matrix heatmap from its table's fine codes (the nearest
+#: colour code, as ``quantise`` does: ``mids`` are the midpoints between the scale's values), and mirrors packed
+#: lower triangles into their images.
 UNPACK_JS = """
+for (const [source, fine, mids] of coded) {
+  const image = source.data.image[0];
+  const codes = fine.data.codes[0], low = fine.data.low[0], high = fine.data.high[0];
+  const cols = fine.data.cols[0], rows = low.length, top = mids.length;
+  for (let d = 0; d < rows; d++) {
+    const step = (high[d] - low[d]) / LEVELS;
+    for (let t = 0; t < cols; t++) {
+      const v = low[d] + codes[d * cols + t] * step;
+      let lo = 0, hi = top;
+      while (lo < hi) { const m = (lo + hi) >> 1; if (mids[m] < v) lo = m + 1; else hi = m; }
+      image[d * cols + t] = lo;
+    }
+  }
+  source.change.emit();
+}
 for (const [source, packed, n] of items) {
   const image = source.data.image[0];
   let k = 0;
@@ -223,22 +292,46 @@ for (const [source, packed, n] of items) {
   source.change.emit();
 }
 document.documentElement.dataset.posembedReady = "1";  // lets a headless browser know the page is whole
-"""
+""".replace("LEVELS", str(FINE_LEVELS))
 
 
 class Unpacker:
-    """Collects the packed images of a page; ``callback()`` is the one document-ready CustomJS for them all."""
+    """Collects the images a page completes in the browser; ``callback()`` is the one document-ready CustomJS
+    for them all (packed lower triangles, and heatmaps coloured from fine codes)."""
 
     def __init__(self) -> None:
         self.items: list[list] = []
+        self.coded: list[list] = []
 
     def add(self, source: ColumnDataSource, packed: np.ndarray, n: int) -> None:
         """Mirror ``packed`` (a lower triangle of an n x n image) into ``source``'s image on load."""
         self.items.append([source, packed, n])
 
+    def add_coded(self, source: ColumnDataSource, fine: ColumnDataSource, scale: CodeScale) -> None:
+        """Fill ``source``'s image on load with the colour codes of ``fine``'s values (``fine_source``) on
+        ``scale``."""
+        mids = ((scale.table[1:].astype(np.float64) + scale.table[:-1]) / 2).astype(np.float32)
+        self.coded.append([source, fine, mids])
+
     def callback(self) -> CustomJS:
-        """The one document-ready callback that unpacks every image added."""
-        return CustomJS(args={"items": self.items}, code=UNPACK_JS)
+        """The one document-ready callback that completes every image added."""
+        return CustomJS(args={"items": self.items, "coded": self.coded}, code=UNPACK_JS)
+
+
+def fine_source(fine: FineCodes) -> ColumnDataSource:
+    """The one copy of a table's fine codes in the document, read by its heatmap, traces and position vectors."""
+    rows, cols = fine.codes.shape
+    return ColumnDataSource({"codes": [np.ascontiguousarray(fine.codes).reshape(-1)], "low": [fine.low],
+                             "high": [fine.high], "cols": [cols]}, name="fine_codes")
+
+
+def fine_colour_codes(fine: FineCodes, scale: CodeScale) -> np.ndarray:
+    """The colour codes the browser computes for a heatmap from ``fine``, with its arithmetic (float64 decoding,
+    float32 midpoints), so a test can check what the page shows."""
+    mids = ((scale.table[1:].astype(np.float64) + scale.table[:-1]) / 2).astype(np.float32).astype(np.float64)
+    low, high = fine.low.astype(np.float64)[:, None], fine.high.astype(np.float64)[:, None]
+    values = low + fine.codes.astype(np.float64) * ((high - low) / FINE_LEVELS)
+    return np.searchsorted(mids, values).astype(np.uint8)
 
 
 def _decode_hover(scale: CodeScale) -> CustomJSHover:
@@ -258,15 +351,12 @@ def _floor_js() -> CustomJSHover:
 
 
 def _colour_bar(fig, scale: CodeScale, title: str) -> None:
-    if scale.kind == "symlog":  # the bar runs over codes, labelled with the values they stand for
-        ticks = scale.ticks()
-        fig.add_layout(ColorBar(color_mapper=_code_mapper(scale), width=10, title=title + " (symlog)",
-                                ticker=FixedTicker(ticks=list(ticks)),
-                                major_label_overrides={k: v for k, v in ticks.items()}), "right")
-        return
-    bar_mapper = LinearColorMapper(palette=DIVERGING, low=-scale.limit, high=scale.limit)
-    fig.add_layout(ColorBar(color_mapper=bar_mapper, width=10, title=title, ticker=BasicTicker(desired_num_ticks=5)),
-                   "right")
+    # the bar runs over the colour codes, labelled with the values they stand for: both ends always
+    ticks = scale.ticks()
+    fig.add_layout(ColorBar(color_mapper=_code_mapper(scale), width=10,
+                            title=title + (" (symlog)" if scale.kind == "symlog" else ""),
+                            ticker=FixedTicker(ticks=list(ticks)),
+                            major_label_overrides={k: v for k, v in ticks.items()}, name="colour_bar"), "right")
 
 
 def _without_grid(fig) -> None:
@@ -278,13 +368,40 @@ def _code_mapper(scale: CodeScale) -> LinearColorMapper:
     return LinearColorMapper(palette=DIVERGING, low=scale.low_code, high=scale.high_code)
 
 
-def _figure(title: str, name: str, width: int, height: int, **kw) -> figure:
+def _figure(title: str, name: str, height: int, **kw) -> figure:
+    """A figure as wide as its column (at least ``MIN_WIDTH``), ``height`` pixels high, toolbar on the right."""
     # the TOOLS string's tools, made directly: resolving tool names costs more than the tools themselves
     tools = [PanTool(), WheelZoomTool(), BoxZoomTool(), ResetTool(), SaveTool()]
-    fig = figure(title=title, name=name, width=width, height=height, tools=tools, **kw)
+    fig = figure(title=title, name=name, height=height, tools=tools, sizing_mode="stretch_width",
+                 min_width=MIN_WIDTH, toolbar_location=TOOLBAR, **kw)
     fig.toolbar.logo = None
     fig.title.text_font_size = "12pt"
     return fig
+
+
+def _legend_outside(fig, place: str = "below") -> None:
+    """Move the figure's legend out of the data: below in one row (few entries), or right in a column."""
+    legend = fig.legend[0]
+    fig.add_layout(legend, place)
+    legend.orientation = "horizontal" if place in ("above", "below") else "vertical"
+    legend.label_text_font_size = "9pt"
+    legend.spacing = 0 if place == "right" else 12
+    legend.padding = 4
+
+
+def stack(*children, name: str | None = None):
+    """Children one under another, as wide as the column they are in."""
+    return column(*children, sizing_mode="stretch_width", **({"name": name} if name else {}))
+
+
+def side_by_side(*children, spacing: int = 24):
+    """Children next to each other, sharing the width evenly."""
+    return row(*children, sizing_mode="stretch_width", spacing=spacing)
+
+
+def spacer() -> Spacer:
+    """An empty stretch of the column (where a table has no block)."""
+    return Spacer(sizing_mode="stretch_width", height=1)
 
 
 # ---------------------------------------------------------------- text
@@ -306,7 +423,7 @@ def block_note(bounds: np.ndarray, what: str, pairs: bool = False) -> str:
 
 
 def provenance_header(embedding: PositionEmbedding, summary: dict[str, float], extra: dict[str, str] | None = None,
-                      width: int = 2 * SIZE) -> Div:
+                      width: int | None = None) -> Div:
     """A table of where the matrix came from and a few summary numbers; every string is escaped."""
     info = embedding.provenance()
     rows = [
@@ -336,22 +453,27 @@ def provenance_header(embedding: PositionEmbedding, summary: dict[str, float], e
     return Div(
         text=f"<h2 style='margin-bottom:0.3em'>{html.escape(embedding.label)}</h2><table>{cells}</table>",
         name="provenance",
-        width=width,
+        **_width(width),
     )
 
 
-def caption(text: str, width: int = SIZE) -> Div:
-    """A short explanation under a view (plain text, escaped)."""
-    return Div(text=f"<p style='{CAPTION_STYLE}'>{html.escape(text)}</p>", width=width)
+def _width(width: int | None) -> dict:
+    """A fixed width when given, else as wide as the column."""
+    return {"width": width} if width else {"sizing_mode": "stretch_width"}
 
 
-def heading(text: str, width: int = 2 * SIZE) -> Div:
+def caption(text: str, width: int | None = None) -> Div:
+    """A short explanation under a view (plain text, escaped); as wide as its column unless ``width`` is given."""
+    return Div(text=f"<p style='{CAPTION_STYLE}'>{html.escape(text)}</p>", **_width(width))
+
+
+def heading(text: str, width: int | None = None) -> Div:
     """A section heading (plain text, escaped)."""
-    return Div(text=f"<h3 style='margin:1em 0 0 0'>{html.escape(text)}</h3>", width=width)
+    return Div(text=f"<h3 style='margin:1em 0 0 0'>{html.escape(text)}</h3>", **_width(width))
 
 
 def number_grid(title: str, header: Sequence[str], rows: Sequence[Sequence[object]], name: str,
-                 width: int = SIZE) -> Div:
+                 width: int | None = None) -> Div:
     """A small grid of numbers and labels with a header row, as HTML (every cell escaped)."""
     def cell(tag: str, value: object) -> str:
         text = f"{value:.4g}" if isinstance(value, float) else str(value)
@@ -359,24 +481,25 @@ def number_grid(title: str, header: Sequence[str], rows: Sequence[Sequence[objec
 
     head = "".join(cell("th", h) for h in header)
     body = "".join("<tr>" + "".join(cell("td", v) for v in row) + "</tr>" for row in rows)
-    return Div(text=f"<b>{html.escape(title)}</b><table><tr>{head}</tr>{body}</table>", name=name, width=width)
+    return Div(text=f"<b>{html.escape(title)}</b><table><tr>{head}</tr>{body}</table>", name=name, **_width(width))
 
 
 # ---------------------------------------------------------------- images
 
 
-def matrix_heatmap(image: MatrixImage, scale: CodeScale, x_range: Range1d | None = None,
-                   width: int = 2 * SIZE, codes: np.ndarray | None = None) -> tuple[figure, ColumnDataSource]:
-    """The table as an image: positions on x, dimensions on y; returns the figure and its image source.
+def matrix_heatmap(image: MatrixImage, scale: CodeScale, fine: ColumnDataSource, unpacker: Unpacker,
+                   x_range: Range1d | None = None) -> figure:
+    """The table as an image: positions on x, dimensions on y, coloured on ``scale``.
 
-    ``codes`` is ``quantise(image.values, scale)`` when the caller already has it.
+    Its colour codes are not in the file: ``unpacker``'s document-ready callback computes them from ``fine``
+    (the table's fine codes, ``fine_source``), which the traces and position vectors read too.
     """
     n, d = int(image.position_bounds[-1]), int(image.dimension_bounds[-1])
-    fig = _figure("position embedding matrix", "matrix", width, SIZE,
-                  x_range=x_range or Range1d(0, n), y_range=Range1d(0, d),
-                  x_axis_label="position", y_axis_label="dimension")
-    codes = quantise(image.values, scale) if codes is None else codes
-    renderer = fig.image(image=[codes], x=0, y=0, dw=n, dh=d, color_mapper=_code_mapper(scale))
+    fig = _figure("position embedding matrix", "matrix", SIZE, x_range=x_range or Range1d(0, n),
+                  y_range=Range1d(0, d), x_axis_label="position", y_axis_label="dimension")
+    blank = np.zeros(image.values.shape, dtype=np.uint8)  # filled on load; zeros cost a few bytes gzipped
+    renderer = fig.image(image=[blank], x=0, y=0, dw=n, dh=d, color_mapper=_code_mapper(scale))
+    unpacker.add_coded(renderer.data_source, fine, scale)
     _without_grid(fig)
     _colour_bar(fig, scale, "value")
     fig.add_tools(HoverTool(
@@ -384,7 +507,7 @@ def matrix_heatmap(image: MatrixImage, scale: CodeScale, x_range: Range1d | None
         tooltips=[("position", "$x{custom}"), ("dimension", "$y{custom}"), ("value", "@image{custom}")],
         formatters={"$x": _floor_js(), "$y": _floor_js(), "@image": _decode_hover(scale)},
     ))
-    return fig, renderer.data_source
+    return fig
 
 
 def similarity_heatmap(image: SimilarityImage, unpacker: Unpacker, x_range: Range1d | None = None,
@@ -394,7 +517,7 @@ def similarity_heatmap(image: SimilarityImage, unpacker: Unpacker, x_range: Rang
     item = "position" if image.axis == "positions" else "dimension"
     kind = "centred " if image.centred else ""
     fig = _figure(f"{kind}cosine {'over' if image.axis == 'positions' else 'across'} {image.axis}",
-                  f"cosine_{image.axis}{'_centred' if image.centred else ''}", size + 70, size,
+                  f"cosine_{image.axis}{'_centred' if image.centred else ''}", size,
                   x_range=x_range or Range1d(0, n), y_range=y_range or Range1d(n, 0),
                   x_axis_label=item, y_axis_label=item)
     codes = quantise(image.values, COSINE)
@@ -413,22 +536,32 @@ def similarity_heatmap(image: SimilarityImage, unpacker: Unpacker, x_range: Rang
 
 # ---------------------------------------------------------------- pickers
 
-#: Redraws a picker's lines from the heatmap's codes: a row (dimension) or a column (position) of the image.
+#: Redraws a picker's lines from the table's fine codes: a row (dimension) or a column (position) of the
+#: display-resolution matrix, each value decoded with its own dimension's low and high.
 PICK_JS = """
-const image = source.data.image[0];
-const xs = [], ys = [], label = [], colour = [];
+const codes = fine.data.codes[0], low = fine.data.low[0], high = fine.data.high[0];
+const cols = fine.data.cols[0], rows = low.length;
 const names = new Map(choice.options.map((o) => Array.isArray(o) ? o : [o, o]));
-choice.value.forEach((v, k) => {
-  const b = parseInt(v);
-  const len = along_rows ? cols : rows;
-  const y = new Float32Array(len);
-  for (let t = 0; t < len; t++) {
-    y[t] = table[along_rows ? image[b * cols + t] : image[t * cols + b]];
-  }
-  xs.push(starts); ys.push(y); label.push(names.get(v)); colour.push(palette[k % palette.length]);
-});
-lines.data = {xs, ys, label, colour};
-"""
+const decoded = (d, t) => low[d] + codes[d * cols + t] * ((high[d] - low[d]) / LEVELS);
+if (along_rows) {  // one line per chosen dimension
+  const xs = [], ys = [], label = [], colour = [];
+  choice.value.forEach((v, k) => {
+    const d = parseInt(v), y = new Float32Array(cols);
+    for (let t = 0; t < cols; t++) y[t] = decoded(d, t);
+    xs.push(starts); ys.push(y); label.push(names.get(v)); colour.push(palette[k % palette.length]);
+  });
+  lines.data = {xs, ys, label, colour};
+} else {  // one dot per dimension for each chosen position
+  const x = [], y = [], label = [], colour = [];
+  choice.value.forEach((v, k) => {
+    const t = parseInt(v);
+    for (let d = 0; d < rows; d++) {
+      x.push(starts[d]); y.push(decoded(d, t)); label.push(names.get(v)); colour.push(palette[k % palette.length]);
+    }
+  });
+  lines.data = {x: new Int32Array(x), y: new Float32Array(y), label, colour};
+}
+""".replace("LEVELS", str(FINE_LEVELS))
 
 
 def _block_labels(bounds: np.ndarray, item: str) -> list[tuple[str, str]]:
@@ -440,99 +573,102 @@ def _block_of(bounds: np.ndarray, index: int) -> int:
     return int(np.clip(np.searchsorted(bounds, index, side="right") - 1, 0, len(bounds) - 2))
 
 
-def _picker(image: MatrixImage, source: ColumnDataSource, scale: CodeScale, *, along_rows: bool,
-            initial: Sequence[int], fig: figure, title: str, name: str, width: int) -> MultiChoice:
-    rows_bounds, cols_bounds = image.dimension_bounds, image.position_bounds
+def _picker(fine: FineCodes, source: ColumnDataSource, *, along_rows: bool, initial: Sequence[int], fig: figure,
+            title: str, name: str) -> MultiChoice:
+    rows_bounds, cols_bounds = fine.dimension_bounds, fine.position_bounds
     picked_bounds = rows_bounds if along_rows else cols_bounds
     other_bounds = cols_bounds if along_rows else rows_bounds
     options = _block_labels(picked_bounds, "dimension" if along_rows else "position")
     value = list(dict.fromkeys(str(_block_of(picked_bounds, i)) for i in initial))
     starts = other_bounds[:-1].astype(np.int32)
-    codes = source.data["image"][0]
+    values = fine.decoded()  # the first lines, exactly as the browser will redraw them
     names = dict(options)
-    data = {"xs": [], "ys": [], "label": [], "colour": []}
-    for k, v in enumerate(value):
-        b = int(v)
-        data["xs"].append(starts)
-        data["ys"].append(decode(codes[b] if along_rows else codes[:, b], scale))
-        data["label"].append(names[v])
-        data["colour"].append(Category10_10[k % 10])
-    lines = ColumnDataSource(data)
-    fig.multi_line(xs="xs", ys="ys", line_color="colour", legend_field="label", line_width=1.6, source=lines)
-    choice = MultiChoice(title=title, options=options, value=value, name=name, width=width,
+    if along_rows:
+        data: dict[str, list] = {"xs": [], "ys": [], "label": [], "colour": []}
+        for k, v in enumerate(value):
+            data["xs"].append(starts)
+            data["ys"].append(values[int(v)])
+            data["label"].append(names[v])
+            data["colour"].append(Category10_10[k % 10])
+        lines = ColumnDataSource(data)
+        fig.multi_line(xs="xs", ys="ys", line_color="colour", legend_field="label", line_width=1.6, source=lines)
+    else:
+        picked = [int(v) for v in value]
+        lines = ColumnDataSource({
+            "x": np.tile(starts, len(picked)).astype(np.int32),
+            "y": np.concatenate([values[:, t] for t in picked]) if picked else np.zeros(0, np.float32),
+            "label": [names[v] for v in value for _ in starts],
+            "colour": [Category10_10[k % 10] for k in range(len(value)) for _ in starts]})
+        fig.scatter(x="x", y="y", color="colour", legend_field="label", size=3.5, line_color=None, source=lines)
+    choice = MultiChoice(title=title, options=options, value=value, name=name, sizing_mode="stretch_width",
                          search_option_limit=60)
     choice.js_on_change("value", CustomJS(
-        args={"source": source, "lines": lines, "choice": choice, "table": scale.table, "starts": starts,
-              "rows": codes.shape[0], "cols": codes.shape[1], "along_rows": along_rows,
+        args={"fine": source, "lines": lines, "choice": choice, "starts": starts, "along_rows": along_rows,
               "palette": list(Category10_10)},
         code=PICK_JS))
-    fig.add_tools(HoverTool(tooltips=[("", "@label"), ("at", "$x{0}"), ("value", "$y{0.000}")]))
-    legend = fig.legend[0]
-    fig.add_layout(legend, "right")  # outside the plot: dense lines stay visible
-    legend.label_text_font_size = "9pt"
-    legend.spacing = 0
+    fig.add_tools(HoverTool(tooltips=[("", "@label"), ("at", "$x{0}"), ("value", "$y{0.0000}")]))
+    _legend_outside(fig, "right")  # dense lines and dots stay visible
     return choice
 
 
-def dimension_traces(image: MatrixImage, source: ColumnDataSource, scale: CodeScale, initial: Sequence[int],
-                     x_range: Range1d | None = None, width: int = 2 * SIZE) -> tuple[MultiChoice, figure]:
-    """Chosen dimensions' values across positions, with a picker; lines are decoded from the heatmap's codes."""
-    n = int(image.position_bounds[-1])
-    fig = _figure("dimension traces: a dimension's value across positions", "dimension_traces", width, SIZE - 120,
+def dimension_traces(fine: FineCodes, source: ColumnDataSource, initial: Sequence[int],
+                     x_range: Range1d | None = None) -> tuple[MultiChoice, figure]:
+    """Chosen dimensions' values across positions, with a picker; lines are decoded from the fine codes."""
+    n = int(fine.position_bounds[-1])
+    fig = _figure("dimension traces: a dimension's value across positions", "dimension_traces", SIZE - 100,
                   x_range=x_range or Range1d(0, n), x_axis_label="position", y_axis_label="value")
-    choice = _picker(image, source, scale, along_rows=True, initial=initial, fig=fig,
-                     title="dimensions to show (type to search)", name="dimension_picker", width=width)
+    choice = _picker(fine, source, along_rows=True, initial=initial, fig=fig,
+                     title="dimensions to show (type to search)", name="dimension_picker")
     return choice, fig
 
 
-def position_vectors(image: MatrixImage, source: ColumnDataSource, scale: CodeScale, initial: Sequence[int],
-                     width: int = 2 * SIZE) -> tuple[MultiChoice, figure]:
-    """Chosen positions' vectors (value against dimension), with a picker; decoded from the heatmap's codes."""
-    d = int(image.dimension_bounds[-1])
-    fig = _figure("position vectors: one position's value in every dimension", "position_vectors", width,
-                  SIZE - 120, x_range=Range1d(0, d), x_axis_label="dimension", y_axis_label="value")
-    choice = _picker(image, source, scale, along_rows=False, initial=initial, fig=fig,
-                     title="positions to show (type to search)", name="position_picker", width=width)
+def position_vectors(fine: FineCodes, source: ColumnDataSource, initial: Sequence[int]) -> tuple[MultiChoice, figure]:
+    """Chosen positions' vectors (value against dimension, one dot per dimension), with a picker."""
+    d = int(fine.dimension_bounds[-1])
+    fig = _figure("position vectors: one position's value in every dimension", "position_vectors", SIZE - 100,
+                  x_range=Range1d(0, d), x_axis_label="dimension", y_axis_label="value")
+    choice = _picker(fine, source, along_rows=False, initial=initial, fig=fig,
+                     title="positions to show (type to search)", name="position_picker")
     return choice, fig
 
 
 # ---------------------------------------------------------------- curves
 
 
-def offset_profile(offset, x_range: Range1d | None = None, width: int = SIZE + 70):
+def offset_profile(offset, x_range: Range1d | None = None) -> figure:
     """m(k), the mean cosine between positions k apart, with a +-1 std band s(k)."""
     lag = offset.lag.astype(np.int32)
     source = ColumnDataSource({"lag": lag, "mean": offset.mean, "std": offset.std,
                                "lo": (offset.mean - offset.std).astype(np.float32),
                                "hi": (offset.mean + offset.std).astype(np.float32)})
     n = int(lag[-1]) + 1 if len(lag) else 1
-    fig = _figure("offset profile m(k)", "offset_profile", width, SIZE - 100, x_range=x_range or Range1d(0, n),
+    fig = _figure("offset profile m(k)", "offset_profile", SIZE - 80, x_range=x_range or Range1d(0, n),
                   x_axis_label="offset k (positions apart)", y_axis_label="cosine")
     fig.varea(x="lag", y1="lo", y2="hi", source=source, color="#9ecae1", alpha=0.5, legend_label="m(k) \u00b1 s(k)")
     fig.line(x="lag", y="mean", source=source, color="#08519c", line_width=1.6, legend_label="m(k)")
     fig.add_tools(HoverTool(tooltips=[("k", "@lag"), ("m(k)", "@mean{0.0000}"), ("s(k)", "@std{0.0000}")], mode="vline"))
-    fig.legend.location = "top_right"
+    _legend_outside(fig)
     return fig
 
 
-def offset_overlay(labels: Sequence[str], offsets: Sequence, width: int = 2 * SIZE) -> figure:
+def offset_overlay(labels: Sequence[str], offsets: Sequence) -> figure:
     """The offset profiles m(k) of several tables on one plot."""
     n = max((int(o.lag[-1]) + 1 for o in offsets if len(o.lag)), default=1)
-    fig = _figure("offset profiles overlaid", "offset_overlay", width, SIZE - 60, x_range=Range1d(0, n),
+    fig = _figure("offset profiles overlaid", "offset_overlay", SIZE - 60, x_range=Range1d(0, n),
                   x_axis_label="offset k (positions apart)", y_axis_label="mean cosine m(k)")
     for k, (label, o) in enumerate(zip(labels, offsets)):
         source = ColumnDataSource({"lag": o.lag.astype(np.int32), "mean": o.mean})
         fig.line(x="lag", y="mean", source=source, color=Category10_10[k % 10], line_width=1.8, legend_label=label)
     fig.add_tools(HoverTool(tooltips=[("k", "@lag"), ("m(k)", "@mean{0.0000}")]))
-    fig.legend.location = "top_right"
+    _legend_outside(fig, "right" if len(labels) > 3 else "below")
     return fig
 
 
-def row_norms(norms, x_range: Range1d | None = None, width: int = SIZE + 70) -> figure:
+def row_norms(norms, x_range: Range1d | None = None) -> figure:
     """|p_i| across positions (a min-max band per block when the table is longer than the resolution)."""
     index = norms.index.astype(np.int32)
     n = int(index[-1]) + 1 if len(index) else 1
-    fig = _figure("row norms |p_i|", "row_norms", width, SIZE - 100, x_range=x_range or Range1d(0, n),
+    fig = _figure("row norms |p_i|", "row_norms", SIZE - 80, x_range=x_range or Range1d(0, n),
                   x_axis_label="position", y_axis_label="norm")
     source = ColumnDataSource({"position": index, "low": norms.low, "high": norms.high})
     if np.array_equal(norms.low, norms.high):
@@ -547,62 +683,66 @@ def row_norms(norms, x_range: Range1d | None = None, width: int = SIZE + 70) -> 
 # ---------------------------------------------------------------- PCA, spectra
 
 
-def pca_explained(pca, width: int = 280) -> figure:
+def pca_explained(pca) -> figure:
     """The share of variance on each of the top principal components."""
     k = np.arange(1, len(pca.explained) + 1, dtype=np.int32)
     source = ColumnDataSource({"component": k, "share": pca.explained,
                                "cumulative": np.cumsum(pca.explained, dtype=np.float32)})
-    fig = _figure("PCA: explained variance", "pca_explained", width, 300, x_axis_label="component",
+    fig = _figure("PCA: explained variance", "pca_explained", SIZE - 60, x_axis_label="component",
                   y_axis_label="share of variance", y_range=Range1d(0, 1.02))
-    fig.vbar(x="component", top="share", width=0.8, source=source, color="#6baed6")
+    fig.vbar(x="component", top="share", width=0.8, source=source, color="#6baed6", legend_label="share")
     fig.line(x="component", y="cumulative", source=source, color="#08519c", legend_label="cumulative")
-    fig.scatter(x="component", y="cumulative", source=source, color="#08519c", size=4)
+    fig.scatter(x="component", y="cumulative", source=source, color="#08519c", size=4, legend_label="cumulative")
     fig.add_tools(HoverTool(tooltips=[("PC", "@component"), ("share", "@share{0.0000}"),
                                       ("cumulative", "@cumulative{0.0000}")]))
-    fig.legend.location = "center_right"
+    _legend_outside(fig)
     fig.xaxis.ticker.desired_num_ticks = len(k) or 1
     return fig
 
 
-def pca_scatters(pca, positions: int, mapper_high: int | None = None, size: int = 300) -> tuple[figure, figure]:
+def pca_scatters(pca, positions: int, mapper_high: int | None = None) -> tuple[figure, figure]:
     """PC1/PC2 and PC2/PC3 scores of the positions, coloured by position; selection is shared (one source)."""
     source = ColumnDataSource({"position": pca.index.astype(np.int32), "pc1": pca.scores[:, 0],
                                "pc2": pca.scores[:, 1], "pc3": pca.scores[:, 2]})
     colour = linear_cmap("position", Viridis256, 0, max(1, mapper_high or positions) - 1)
     figs = []
     for a, b in (("pc1", "pc2"), ("pc2", "pc3")):
-        fig = _figure(f"{a.upper()} / {b.upper()}", f"pca_{a}_{b}", size + (60 if b == "pc3" else 0), size,
+        fig = _figure(f"{a.upper()} / {b.upper()}", f"pca_{a}_{b}", SIZE - 60,
                       x_axis_label=a.upper(), y_axis_label=b.upper())
         renderer = fig.scatter(x=a, y=b, source=source, color=colour, size=4, line_color=None,
                                selection_line_color="black", nonselection_alpha=0.08)
         fig.add_tools(HoverTool(renderers=[renderer], tooltips=[("position", "@position"),
                                                                  (a.upper(), f"@{a}{{0.000}}"),
                                                                  (b.upper(), f"@{b}{{0.000}}")]))
-        fig.add_tools(BoxSelectTool(), LassoSelectTool(), TapTool())
+        fig.add_tools(BoxSelectTool(), LassoSelectTool())
         figs.append(fig)
     figs[1].add_layout(ColorBar(color_mapper=colour.transform, width=10, title="position"), "right")
     return figs[0], figs[1]
 
 
-def singular_values(spectrum, width: int = SIZE) -> figure:
-    """The raw table's singular values, descending, on a log axis."""
+def singular_values(spectrum) -> figure:
+    """The raw table's resolved singular values, descending, on a log axis (zeros and unresolved ones left out:
+    the caption counts them)."""
+    from explorer.analysis.decomposition import UNRESOLVED
+
     s = spectrum.singular_values
-    keep = s > 0
+    keep = s >= UNRESOLVED * float(s[0]) if len(s) else np.zeros(0, bool)
+    keep &= s > 0
     k = (np.arange(1, len(s) + 1, dtype=np.int32))[keep]
-    fig = _figure(f"singular values (effective rank {spectrum.effective_rank:.1f})", "singular_values", width,
-                  SIZE - 100, x_axis_label="k", y_axis_label="singular value s_k", y_axis_type="log")
+    fig = _figure(f"singular values (effective rank {spectrum.effective_rank:.1f})", "singular_values",
+                  SIZE - 80, x_axis_label="k", y_axis_label="singular value s_k", y_axis_type="log")
     source = ColumnDataSource({"k": k, "s": s[keep]})
     fig.line(x="k", y="s", source=source, color="#756bb1", line_width=1.6)
     fig.add_tools(HoverTool(tooltips=[("k", "@k"), ("s_k", "@s{0.0000}")], mode="vline"))
     return fig
 
 
-def dimension_frequencies(freq, width: int = SIZE + 70) -> figure:
+def dimension_frequencies(freq) -> figure:
     """Each dimension's dominant wavelength (positions per cycle), coloured by the share of power it holds."""
     d = np.arange(len(freq.wavelength), dtype=np.int32)
     source = ColumnDataSource({"dimension": d, "wavelength": freq.wavelength, "frequency": freq.frequency,
                                "power": freq.power})
-    fig = _figure("per-dimension spectrum: dominant wavelength", "dimension_frequencies", width, SIZE - 100,
+    fig = _figure("per-dimension spectrum: dominant wavelength", "dimension_frequencies", SIZE - 80,
                   x_axis_label="dimension", y_axis_label="wavelength (positions)", y_axis_type="log")
     mapper = LinearColorMapper(palette=Viridis256, low=0, high=1)
     fig.scatter(x="dimension", y="wavelength", source=source, size=4, line_color=None,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from bokeh.layouts import column
-
 from explorer.reporting import views
 from explorer.units import PAGE, Section, SectionContext
 
@@ -11,7 +9,6 @@ from explorer.units import PAGE, Section, SectionContext
 def build(context: SectionContext):
     """A table of each pair's CKA and similarity correlation, and one plot of every offset profile."""
     page = context.page
-    wide = page.wide
     labels = [f"{k + 1}. {e.label}" for k, e in enumerate(page.embeddings)]
     rows = [(labels[i], labels[j], c.positions, c.cka, c.similarity_correlation)
             for i, j, pair in page.pairs if (c := pair.get("comparison")) is not None]
@@ -19,20 +16,20 @@ def build(context: SectionContext):
     if rows:
         parts += [
             views.number_grid("pairwise comparison", ("table A", "table B", "common positions", "linear CKA",
-                                                       "similarity correlation"), rows, name="comparison", width=wide),
+                                                       "similarity correlation"), rows, name="comparison"),
             views.caption(
                 "On the positions both tables have (the first min(N_a, N_b) rows). Linear CKA (Kornblith et al. "
                 "2019) = ||B^T A||_F^2 / (||A^T A||_F ||B^T B||_F) with A, B centred over positions: 1 when the "
                 "tables agree up to rotation and scale, whatever their widths. Similarity correlation: Pearson r "
-                "between the two position-cosine images, over the cells above the diagonal.", wide),
+                "between the two position-cosine images, over the cells above the diagonal."),
         ]
     offsets = [(label, r["offset"]) for label, r in zip(labels, page.results) if "offset" in r]
     if offsets:
         parts += [
-            views.offset_overlay([label for label, _ in offsets], [o for _, o in offsets], width=wide),
-            views.caption("The offset profiles m(k) of every table on one axis (each over its own positions).", wide),
+            views.offset_overlay([label for label, _ in offsets], [o for _, o in offsets]),
+            views.caption("The offset profiles m(k) of every table on one axis (each over its own positions)."),
         ]
-    return column(*parts) if parts else None
+    return views.stack(*parts) if parts else None
 
 
 SECTION = Section("comparison", "comparison", build, order=5, scope=PAGE, min_tables=2)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from bokeh.layouts import column, row
-
 from explorer.reporting import views
 from explorer.units import Section, SectionContext
 
@@ -12,11 +10,11 @@ def build(context: SectionContext):
     """Two images side by side, each with its caption."""
     unpacker = context.page.unpacker
     raw, centred = context.results["cosine_dimensions"], context.results["cosine_dimensions_centred"]
-    return row(
-        column(views.similarity_heatmap(raw, unpacker), views.caption(
+    return views.side_by_side(
+        views.stack(views.similarity_heatmap(raw, unpacker), views.caption(
             "Cosine between dimension columns (each a vector over all positions): which dimensions move together."
             + views.block_note(raw.bounds, "dimensions", pairs=True))),
-        column(views.similarity_heatmap(centred, unpacker), views.caption(
+        views.stack(views.similarity_heatmap(centred, unpacker), views.caption(
             "The same with each column centred over positions first, i.e. the Pearson correlation between "
             "dimensions." + views.block_note(centred.bounds, "dimensions", pairs=True))),
     )

@@ -7,76 +7,92 @@ from typing import Any, NamedTuple
 import numpy as np
 from bokeh.layouts import column
 
+from explorer.analysis.traces import FINE_LEVELS, FineCodes
 from explorer.reporting import views
 from explorer.units import Section, SectionContext
 
 
 class Heatmap(NamedTuple):
-    """The matrix heatmap of one table, shared by the pickers (which decode its codes in the browser)."""
+    """The matrix heatmap of one table and the fine codes it is coloured from (which the pickers decode too)."""
 
     figure: Any
-    source: Any  # the image's ColumnDataSource
-    codes: np.ndarray
+    source: Any  # the fine codes' ColumnDataSource: one copy per table, shared by heatmap, traces and vectors
+    fine: FineCodes
     scale: views.CodeScale
-    precision: str  # how far decoded values may be from the table's block means
+
+
+def fine_source(context: SectionContext) -> Any:
+    """The table's fine codes in the document, made once per table for every section that reads them."""
+    return context.memo("fine_source", lambda: views.fine_source(context.results["fine_codes"]))
 
 
 def heatmap(context: SectionContext) -> Heatmap:
     """The table's heatmap, built once per table for every section that reads it."""
     def make() -> Heatmap:
-        img, scale = context.results["matrix"], context.page.matrix_scale
-        codes = views.quantise(img.values, scale)
-        fig, source = views.matrix_heatmap(img, scale, context.page.positions, width=context.page.wide, codes=codes)
-        return Heatmap(fig, source, codes, scale, scale_text(scale, img.values, context.page.tables > 1)[1])
+        img, scale = context.results["matrix"], context.page.matrix_scale_of(context.index)
+        source = fine_source(context)
+        fig = views.matrix_heatmap(img, scale, source, context.page.unpacker, context.page.positions)
+        return Heatmap(fig, source, context.results["fine_codes"], scale)
     return context.memo("heatmap", make)
 
 
-def scale_text(scale: views.CodeScale, values: np.ndarray, several: bool) -> tuple[str, str]:
-    """The caption's account of the colour scale, and the precision of values decoded from its codes."""
-    over = " over all tables shown" if several else ""
+def fine_precision(fine: FineCodes) -> str:
+    """The caption's account of how exact values decoded from the fine codes are."""
+    levels = FINE_LEVELS
+    return (f"each value is decoded from {levels.bit_length()}-bit codes scaled to its own dimension's range, so it "
+            f"is within 1/{2 * levels} of that range ({100 / (2 * levels):.2g}%) of the table's value")
+
+
+def scale_text(context: SectionContext, scale: views.CodeScale, values: np.ndarray) -> str:
+    """The caption's account of the colour scale in force: its kind, its range and whose it is."""
+    page = context.page
+    whose = ""
+    if page.tables > 1:
+        whose = ("This colour scale is shared by every table on the page (--shared-scale), so colours compare "
+                 "magnitudes across tables. " if page.shared_scale else
+                 "This table has its own colour scale, so it looks as it does alone; --shared-scale puts every "
+                 "table on one. ")
+    chosen = page.vmax is not None
+    over = " over all tables shown" if page.shared_scale and page.tables > 1 else ""
     if scale.kind == "symlog":
-        ratio = float(np.exp(np.log(scale.extreme / scale.linthresh) / (views.LEVELS // 2 - 16))) - 1
-        if views.heavy_tailed(values) is not None:
-            text = (
-                f"Colour follows a symmetric log scale: linear within \u00b1{scale.linthresh:.2g} (the median "
-                f"|value|{over}), logarithmic beyond, out to the largest magnitude \u00b1{scale.extreme:.3g}. This "
-                f"table's magnitudes span orders (a few large-magnitude outlier dimensions reach "
-                f"{float(np.nanmax(np.abs(values))):.2g}, while most cells are tiny), so a linear range would leave "
-                "most dimensions white; read colours as orders of magnitude and hover for values."
-            )
+        why = ""
+        if page.scale == "symlog":
+            why = " (asked for with --scale symlog)."
+        elif views.heavy_tailed(values) is not None:
+            why = (f". This table's magnitudes span orders (a few large-magnitude outlier dimensions reach "
+                   f"{float(np.nanmax(np.abs(values))):.2g}, while most cells are tiny), so a linear range would leave "
+                   "most dimensions white; read colours as orders of magnitude and hover for values.")
         else:
-            text = (
-                "Colour follows the symmetric log scale shared by every table on this page (linear within "
-                f"\u00b1{scale.linthresh:.2g}, logarithmic out to \u00b1{scale.extreme:.3g}), because another "
-                "table's magnitudes span orders; this table's own values are not heavy-tailed, so most of its cells "
-                "sit at the strong ends of the scale: read colours as orders of magnitude and hover for values."
-            )
-        return text, (f"accurate to about \u00b1{ratio * 50:.1f}% of the value (\u00b1{scale.linthresh / 32:.1g} "
-                      "near zero)")
-    inner_step = float(scale.table[scale.low_code + 1] - scale.table[scale.low_code])
+            why = (", because another table's magnitudes span orders; this table's own values are not heavy-tailed, "
+                   "so most of its cells sit at the strong ends of the scale.")
+        text = (f"Colour follows a symmetric log scale: linear within \u00b1{scale.linthresh:.2g} (the median "
+                f"|value|{over}), logarithmic beyond, out to \u00b1{scale.limit:.3g}"
+                f"{' (--vmax)' if chosen else ' (the largest magnitude)'}{why}")
+    elif chosen:
+        text = (f"The colour range is linear and symmetric, \u00b1{scale.limit:.3g}, as asked for with --vmax"
+                f"{' and --scale linear' if page.scale == 'linear' else ''}.")
+    elif scale.saturates or page.scale == "linear":
+        text = (f"The colour range is linear and symmetric, \u00b1{scale.limit:.3g}: the {views.ROBUST_QUANTILE:g}th "
+                f"percentile of |value|{over}, so a few large-magnitude outliers cannot wash out the rest.")
+    else:
+        text = f"The colour range is linear and symmetric, \u00b1{scale.limit:.3g} (the largest magnitude{over})."
     if scale.saturates:
         beyond = float(np.mean(np.abs(values) > scale.limit)) * 100
         tail_step = float(np.max(np.diff(scale.table[:scale.low_code + 1])))
-        text = (
-            f"The colour range is symmetric, \u00b1{scale.limit:.3g}: the {views.ROBUST_QUANTILE:g}th percentile "
-            f"of |value|{over}, so a few large-magnitude outliers cannot wash out the rest. {beyond:.2g}% of the "
-            f"cells here lie beyond it and show in the end colours; their hover still gives the value "
-            f"(to \u00b1{tail_step / 2:.2g})."
-        )
-    else:
-        text = f"The colour range is symmetric, \u00b1{scale.limit:.3g} (the largest magnitude{over})."
-    return text, f"accurate to \u00b1{inner_step / 2:.2g} inside the colour range"
+        text += (f" {beyond:.2g}% of the cells here lie beyond \u00b1{scale.limit:.3g} and show in the end colours; "
+                 f"their hover still gives the value (to \u00b1{tail_step / 2:.2g}).")
+    return whose + text
 
 
 def build(context: SectionContext):
     """The heatmap with its caption."""
     img = context.results["matrix"]
     shown = heatmap(context)
-    range_text, _ = scale_text(shown.scale, img.values, context.page.tables > 1)
     note = views.block_note(img.position_bounds, "positions") + views.block_note(img.dimension_bounds, "dimensions")
     return column(shown.figure, views.caption(
         "Each column is one position's vector p_i, each row one dimension; colour is the value, blue negative, "
-        "red positive. " + range_text + note, width=context.page.wide))
+        "red positive. " + scale_text(context, shown.scale, img.values) + " The colour bar is labelled at both "
+        "ends of the colour range." + note), sizing_mode="stretch_width")
 
 
-SECTION = Section("matrix", "the matrix", build, order=20, needs=("matrix",))
+SECTION = Section("matrix", "the matrix", build, order=20, needs=("matrix", "fine_codes"))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from bokeh.layouts import column, row
-
 from explorer.reporting import views
 from explorer.units import Section, SectionContext
 
@@ -14,13 +12,13 @@ def build(context: SectionContext):
     off, norms = results["offset"], results["norms"]
     invariance = views.fmt(results.get("translation_invariance"), ".3f")
     lag_note = "" if len(off.lag) >= n else f" Shown at {len(off.lag)} lags, the first lag of each block."
-    return row(
-        column(views.offset_profile(off, page.lags), views.caption(
+    return views.side_by_side(
+        views.stack(views.offset_profile(off, page.lags), views.caption(
             "m(k) = mean over i of cos(p_i, p_i+k), with a band of \u00b1 s(k), the standard deviation over i. A "
             "narrow band means similarity depends on the distance alone. Translation invariance "
             f"TI = 1 - ||C - T(m)||_F / ||C||_F = {invariance} (1: the cosine matrix C is fully described by m)."
             + lag_note + (" s(k) uses a sample of starting positions." if off.sampled else ""))),
-        column(views.row_norms(norms, page.positions), views.caption(
+        views.stack(views.row_norms(norms, page.positions), views.caption(
             f"|p_i|, the Euclidean length of each position vector: mean {norms.mean:.4g}, min {norms.min:.4g}, "
             f"max {norms.max:.4g}." + ("" if len(norms.index) >= n else " Long tables show the min-max band of each "
                                        "block."))),

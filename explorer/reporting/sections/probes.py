@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from bokeh.layouts import column
-
 from explorer.analysis.probes import MIN_POSITIONS
 from explorer.reporting import views
 from explorer.units import Section, SectionContext
@@ -11,21 +9,20 @@ from explorer.units import Section, SectionContext
 
 def build(context: SectionContext):
     """The probes' numbers with their references, and the caption; a note when there were too few positions."""
-    probes, wide = context.results["probes"], context.page.wide
+    probes = context.results["probes"]
     if probes is None:
-        return views.caption(f"Probes: not run, the table has fewer than {MIN_POSITIONS} positions.", wide)
-    return column(
+        return views.caption(f"Probes: not run, the table has fewer than {MIN_POSITIONS} positions.")
+    return views.stack(
         views.number_grid("linear probes", ("probe", "held-out error", "reference"), [
             ("absolute position (MAE, positions)", probes.absolute_mae,
              f"predicting the mean: {probes.absolute_baseline:.4g}"),
             ("relative order (error rate)", probes.order_error, f"chance: 0.5 ({probes.order_pairs} pairs)"),
             ("interpolation (MAE on odd positions)", probes.interpolation_mae, "trained on even positions"),
-        ], name="probes", width=wide),
+        ], name="probes"),
         views.caption("How much position a linear read-out recovers (after Wang & Chen 2020): ridge regression from "
                       "p_i to i with 5-fold cross-validation (mean |round(prediction) - i|); logistic regression on "
                       "[p_i; p_j] predicting j > i, scored on held-out pairs; the same ridge fitted on even "
-                      f"positions and scored on odd ones. Ridge penalty {probes.ridge:g} x trace(X_c^T X_c) / D.",
-                      wide),
+                      f"positions and scored on odd ones. Ridge penalty {probes.ridge:g} x trace(X_c^T X_c) / D."),
     )
 
 

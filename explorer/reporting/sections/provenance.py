@@ -16,7 +16,7 @@ def build(context: SectionContext):
         extra["effective rank"] = views.fmt(results["spectrum"].effective_rank, ".1f")
     if "pca" in results:
         extra["|mean position vector|"] = views.fmt(results["pca"].mean_norm, ".4g")
-    return views.provenance_header(context.embedding, results["summary"], extra, width=context.page.wide)
+    return views.provenance_header(context.embedding, results["summary"], extra)
 
 
 SECTION = Section("provenance", None, build, order=10, needs=("summary",))

@@ -5,19 +5,21 @@ from __future__ import annotations
 from bokeh.layouts import column
 
 from explorer.reporting import views
-from explorer.reporting.sections.matrix import heatmap
+from explorer.reporting.sections.matrix import fine_precision, fine_source
 from explorer.units import Section, SectionContext
 
 
 def build(context: SectionContext):
     """The picker (first, middle and last position to start with), the vectors and the caption."""
-    img, shown, n = context.results["matrix"], heatmap(context), context.embedding.positions
-    choice, fig = views.position_vectors(img, shown.source, shown.scale, [0, n // 2, n - 1], width=context.page.wide)
+    fine, n = context.results["fine_codes"], context.embedding.positions
+    choice, fig = views.position_vectors(fine, fine_source(context), [0, n // 2, n - 1])
     return column(choice, fig, views.caption(
-        "Position vectors: each chosen position's value in every dimension (a column of the heatmap). Pick "
-        f"positions in the box. Decoded from the heatmap's codes like the traces: {shown.precision}."
-        + views.block_note(img.position_bounds, "positions").replace("each pixel", "a choice"),
-        width=context.page.wide))
+        "Position vectors: each chosen position's value in every dimension (a column of the heatmap), one dot per "
+        "dimension. Dots, not lines: neighbouring dimensions need not be related (a sinusoidal table interleaves "
+        "sin and cos, so a line through them would zigzag into a solid band, while the dots show the sine and "
+        f"cosine curves apart). Pick positions in the box. Decoded like the traces: {fine_precision(fine)}."
+        + views.block_note(fine.position_bounds, "positions").replace("each pixel", "a choice")),
+        sizing_mode="stretch_width")
 
 
-SECTION = Section("vectors", "position vectors", build, order=40, needs=("matrix",))
+SECTION = Section("vectors", "position vectors", build, order=40, needs=("fine_codes",))
