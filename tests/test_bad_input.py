@@ -21,9 +21,9 @@ from typing import Callable
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cli_run import assert_one_error_line
+from cli_run import run_cli as run
 
-from explorer.cli import cli
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,27 +58,6 @@ def fake_hub(monkeypatch, tmp_path):
 @pytest.fixture(autouse=True)
 def _builtins_only(monkeypatch):
     monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
-
-
-def run(argv: list[str]):
-    """``posembed ARGV`` in-process; returns click's Result (stdout and stderr apart)."""
-    try:
-        runner = CliRunner(mix_stderr=False)
-    except TypeError:  # click >= 8.2 keeps them apart always
-        runner = CliRunner()
-    return runner.invoke(cli, argv, catch_exceptions=True)
-
-
-def assert_one_error_line(result, fragment: str, exit_code: int) -> str:
-    """Exactly one ``posembed: error:`` line on stderr, holding ``fragment``; the exit code; no traceback."""
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("posembed: error:")]
-    assert len(errors) == 1 and errors == lines, result.stderr
-    assert fragment in errors[0], errors[0]
-    assert result.exit_code == exit_code, (result.exit_code, result.stderr)
-    return errors[0]
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -20,11 +20,11 @@ from typing import Callable
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cli_run import assert_one_error_line
+from cli_run import run_cli as run
 
 import explorer
 from explorer import limits
-from explorer.cli import cli
 from explorer.errors import PosembedError, ProviderError, SizeLimitError
 from explorer.loaders import safetensors_io as st
 
@@ -44,26 +44,6 @@ def _installed(distribution: str) -> bool:
 def _builtins_only(monkeypatch):
     monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
     monkeypatch.delenv(limits.ENV, raising=False)
-
-
-def run(argv: list[str]):
-    """``posembed ARGV`` in-process; returns click's Result (stdout and stderr apart)."""
-    try:
-        runner = CliRunner(mix_stderr=False)
-    except TypeError:  # click >= 8.2 keeps them apart always
-        runner = CliRunner()
-    return runner.invoke(cli, argv, catch_exceptions=True)
-
-
-def assert_one_error_line(result, fragment: str, exit_code: int) -> str:
-    """Exactly one ``posembed: error:`` line on stderr, holding ``fragment``; the exit code; no traceback."""
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("posembed: error:"), result.stderr
-    assert fragment in lines[0], lines[0]
-    assert result.exit_code == exit_code, (result.exit_code, result.stderr)
-    return lines[0]
 
 
 # ---------------------------------------------------------------------------------------------------------------------

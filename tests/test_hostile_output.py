@@ -30,9 +30,9 @@ from typing import Callable
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cli_run import error_line
+from cli_run import run_cli as run
 
-from explorer.cli import cli
 from explorer.embedding import PositionEmbedding
 from explorer.errors import SpecError
 from explorer.messages import one_line
@@ -50,15 +50,6 @@ def _builtins_only(monkeypatch):
     monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
 
 
-def run(argv: list[str]):
-    """``posembed ARGV`` in-process (stdout and stderr apart)."""
-    try:
-        runner = CliRunner(mix_stderr=False)
-    except TypeError:  # click >= 8.2 keeps them apart always
-        runner = CliRunner()
-    return runner.invoke(cli, argv, catch_exceptions=True)
-
-
 def posembed(*args, stdout=subprocess.PIPE, preexec_fn=None, cwd=None, **kwargs) -> subprocess.CompletedProcess:
     """``posembed ARGS`` in a fresh process, through the real entry point."""
     env = {**os.environ, "POSEMBED_LOAD_PLUGINS": ""}
@@ -68,11 +59,9 @@ def posembed(*args, stdout=subprocess.PIPE, preexec_fn=None, cwd=None, **kwargs)
 
 def assert_one_error_line(stderr: str, fragment: str, exit_code: int, got_code: int) -> str:
     """Exactly one ``posembed: error:`` line holding ``fragment``, nothing else on stderr, the exit code."""
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("posembed: error:"), stderr
-    assert fragment in lines[0], lines[0]
+    line = error_line(stderr, fragment)
     assert got_code == exit_code, (got_code, stderr)
-    return lines[0]
+    return line
 
 
 def _table(path: Path) -> Path:

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import explorer
-from explorer.errors import PosembedError, ProviderError, SettingError
+from explorer.errors import PosembedError, SettingError
 
 
 

@@ -2,10 +2,8 @@
 
 import json
 import re
-import sys
 import types
 import warnings
-from importlib import metadata
 
 import numpy as np
 import pytest

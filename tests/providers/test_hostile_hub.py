@@ -23,6 +23,8 @@ from typing import Callable
 
 import numpy as np
 import pytest
+from cli_run import assert_one_error_line as one_error_line
+from cli_run import run_cli as cli
 
 import explorer
 
@@ -261,29 +263,6 @@ def hostile(monkeypatch, tmp_path):
 def _outside(root: Path, home: Path) -> set[Path]:
     """Every path under ``root`` but outside the caches under ``home``."""
     return {p for p in root.rglob("*") if p != home and home not in p.parents}
-
-
-def cli(argv: list[str]):
-    """``posembed ARGV`` in-process, stdout and stderr apart."""
-    from click.testing import CliRunner
-
-    from explorer.cli import cli as command
-
-    try:
-        runner = CliRunner(mix_stderr=False)
-    except TypeError:  # click >= 8.2 keeps them apart always
-        runner = CliRunner()
-    return runner.invoke(command, argv, catch_exceptions=True)
-
-
-def one_error_line(result, fragment: str, exit_code: int = 1) -> str:
-    """Exactly one ``posembed: error:`` line on stderr holding ``fragment``, the exit code, no traceback."""
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("posembed: error:"), result.stderr
-    assert fragment in lines[0], lines[0]
-    assert result.exit_code == exit_code, (result.exit_code, result.stderr)
-    return lines[0]
 
 
 @pytest.mark.parametrize("case", HOSTILE_CASES, ids=[c.id for c in HOSTILE_CASES])
