@@ -21,6 +21,8 @@ DOC = REPO / "docs" / "reliability.md"
 
 
 def _module(filename: str, name: str):
+    if str(TESTS) not in sys.path:  # the test modules import their shared helpers (cli_run) as pytest lets them
+        sys.path.insert(0, str(TESTS))
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, TESTS / filename)
         sys.modules[name] = importlib.util.module_from_spec(spec)
