@@ -49,9 +49,12 @@ def load(spec: str | Spec = DEFAULT_SPEC, registry: Registry | None = None, **pa
         message = " ".join(str(exc).split())
         raise PluginError(f"provider {provider.name!r} ({registry.origin(provider.name)}) failed: "
                           f"{type(exc).__name__}{': ' + message if message else ''}") from exc
-    if not isinstance(result, PositionEmbedding):
+    from explorer.relative import RelativePositionTerm
+
+    if not isinstance(result, (PositionEmbedding, RelativePositionTerm)):
         raise ProviderError(
-            f"provider {provider.name!r} returned {type(result).__name__}, not a PositionEmbedding"
+            f"provider {provider.name!r} returned {type(result).__name__}, not a PositionEmbedding or a "
+            f"RelativePositionTerm"
         )
     return result
 
@@ -109,8 +112,15 @@ def analyze(embedding: PositionEmbedding, resolution: int | None = None, registr
 
 def compare(a: PositionEmbedding, b: PositionEmbedding, resolution: int | None = None,
             registry: Registry | None = None) -> Results:
-    """Every registered pair analysis of two tables (built in: ``comparison``, with CKA and similarity correlation)."""
+    """Every registered pair analysis of two tables (built in: ``comparison``, with CKA and similarity correlation).
+
+    Terms of different kinds (an absolute table and a relative term) share no pair analysis: the result is empty.
+    """
     from explorer import analysis
+    from explorer.units import Results
+
+    if a.term != b.term:
+        return Results({}, {})
 
     analyses = (registry or get_registry()).analyses
     return analysis.analyze_pair(a.matrix, b.matrix, _resolution(resolution), analyses=analyses, term=a.term,
@@ -130,8 +140,10 @@ def analyze_all(items: Sequence[PositionEmbedding], resolution: int | None = Non
 
 def _tables(embeddings: PositionEmbedding | Sequence[PositionEmbedding], what: str) -> list[PositionEmbedding]:
     from explorer.embedding import PositionEmbedding
+    from explorer.relative import RelativePositionTerm
 
-    items = [embeddings] if isinstance(embeddings, PositionEmbedding) else list(embeddings)
+    single = isinstance(embeddings, (PositionEmbedding, RelativePositionTerm))
+    items = [embeddings] if single else list(embeddings)
     if not items:
         raise EmbeddingError(f"{what} needs at least one table")
     return items

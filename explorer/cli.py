@@ -210,7 +210,10 @@ def info(spec: str, as_json: bool) -> None:
     from explorer.api import load
 
     embedding = load(spec, registry=_registry())
-    data = {**embedding.provenance(), "summary": summarize(embedding.matrix)}
+    summary = summarize(embedding.matrix)
+    if embedding.term == "relative":  # rows are heads: the row norms and neighbour cosines describe no position
+        summary = {k: v for k, v in summary.items() if k.startswith("value_")}
+    data = {**embedding.provenance(), "summary": summary}
     if as_json:
         _echo_json(data)
         return
@@ -274,6 +277,13 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
             webbrowser.open(pathlib.Path(output).resolve().as_uri())
 
 
+def _size(embedding: Any) -> str:
+    """``1024 x 768`` for a table, ``12 heads x 255 distances`` for a relative term."""
+    if embedding.term == "relative":
+        return f"{embedding.heads} heads x {embedding.dim} distances"
+    return f"{embedding.positions} x {embedding.dim}"
+
+
 def _finite_or_none(values: dict[str, float]) -> dict[str, float | None]:
     """NaN and Inf have no JSON spelling: they become null."""
     return {k: (v if v == v and abs(v) != float("inf") else None) for k, v in values.items()}
@@ -305,11 +315,12 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
         check_writable(npz, _spec_values(specs))  # fail before any expensive work
     registry = _registry()
     embeddings = [load(s, registry=registry) for s in specs]
-    with feedback.stage("analysing " + ", ".join(f"{e.positions} x {e.dim}" for e in embeddings)):
+    with feedback.stage("analysing " + ", ".join(_size(e) for e in embeddings)):
         results, pairs = analyze_all(embeddings, resolution, registry)
     data = {
         "tables": [
-            {"spec": spec, "label": e.label, "shape": list(e.shape), "scalars": _finite_or_none(r.scalars())}
+            {"spec": spec, "label": e.label, "term": e.term, "shape": list(e.shape),
+             "scalars": _finite_or_none(r.scalars())}
             for spec, e, r in zip(specs, embeddings, results)
         ],
         "comparisons": [
@@ -331,7 +342,8 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
         _echo_json(data)
         return
     for table in data["tables"]:
-        click.echo(click.style(f"{table['spec']}  ({table['shape'][0]} x {table['shape'][1]})", bold=True))
+        what = "heads x distances" if table["term"] == "relative" else "positions x dimensions"
+        click.echo(click.style(f"{table['spec']}  ({table['shape'][0]} x {table['shape'][1]} {what})", bold=True))
         for name, number in table["scalars"].items():
             click.echo(f"{name:>28}: {'n/a' if number is None else f'{number:.6g}'}")
     for pair in data["comparisons"]:
@@ -363,7 +375,7 @@ def export(spec: str, output: str, fmt: str | None) -> None:
     embedding = load(spec, registry=_registry())
     write_table(embedding, output, fmt)
     if output != STDOUT:
-        feedback.info(f"wrote {output} ({embedding.positions} x {embedding.dim} {fmt})")
+        feedback.info(f"wrote {output} ({_size(embedding)} {fmt})")
 
 
 def main() -> None:

@@ -1,5 +1,7 @@
 """Writing a table out for other tools: ``.npy``, ``.safetensors`` (provenance in the metadata) or ``.csv``.
 
+A relative term is written as its heads x distances values (``.csv``: one row per distance, one column per head).
+
 Every format holds exactly the float32 matrix (CSV with 9 significant digits, enough to read back
 every float32 bit for bit). Files are written atomically through ``explorer.output.write_atomic``.
 """
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
 FORMATS = ("npy", "safetensors", "csv")
 #: The tensor name of the table in exported safetensors files.
 TENSOR_NAME = "position_embedding"
+#: The tensor names of a relative term in exported safetensors files: its values and their distances.
+RELATIVE_NAME, RELATIVE_DISTANCES = "relative_position_term", "distances"
 #: The metadata key holding the full provenance as JSON.
 PROVENANCE_KEY = "posembed.provenance"
 
@@ -39,9 +43,11 @@ def format_for(path: str | Path, fmt: str | None = None) -> str:
 
 
 def encode(embedding: PositionEmbedding, fmt: str) -> bytes:
-    """The table in ``fmt`` as bytes."""
+    """The table (or a relative term's heads x distances values) in ``fmt`` as bytes."""
     import numpy as np
 
+    if embedding.term == "relative":
+        return encode_relative(embedding, fmt)
     matrix = embedding.matrix
     if fmt == "npy":
         buffer = io.BytesIO()
@@ -62,6 +68,36 @@ def encode(embedding: PositionEmbedding, fmt: str) -> bytes:
         buffer.write(f"position,{columns}\n")
         rows = np.column_stack([np.arange(embedding.positions, dtype=np.float64), matrix.astype(np.float64)])
         np.savetxt(buffer, rows, delimiter=",", fmt=["%d"] + ["%.9g"] * embedding.dim)
+        return buffer.getvalue().encode("utf-8")
+    raise OutputError(f"unknown export format {fmt!r} (formats: {', '.join(FORMATS)})")
+
+
+def encode_relative(term, fmt: str) -> bytes:
+    """A ``RelativePositionTerm`` in ``fmt``: ``.npy`` the heads x distances values; ``.safetensors`` those and the
+    signed distances (``RELATIVE_DISTANCES``) with the provenance; ``.csv`` one row per distance, one column per
+    head."""
+    import numpy as np
+
+    values = np.ascontiguousarray(term.values)
+    if fmt == "npy":
+        buffer = io.BytesIO()
+        np.save(buffer, values, allow_pickle=False)
+        return buffer.getvalue()
+    if fmt == "safetensors":
+        from safetensors.numpy import save
+
+        provenance = term.provenance()
+        metadata = {PROVENANCE_KEY: json.dumps(provenance, sort_keys=True)}
+        metadata.update({f"posembed.{k}": utf8_text(str(v)) for k, v in provenance.items()
+                         if k in ("provider", "source", "term", "kind", "dtype", "tensor", "revision", "causal")
+                         and v is not None})
+        return save({RELATIVE_NAME: values, RELATIVE_DISTANCES: np.ascontiguousarray(term.distances)},
+                    metadata=metadata)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        buffer.write("distance," + ",".join(f"h{h}" for h in range(term.heads)) + "\n")
+        rows = np.column_stack([term.distances.astype(np.float64), values.T.astype(np.float64)])
+        np.savetxt(buffer, rows, delimiter=",", fmt=["%d"] + ["%.9g"] * term.heads)
         return buffer.getvalue().encode("utf-8")
     raise OutputError(f"unknown export format {fmt!r} (formats: {', '.join(FORMATS)})")
 

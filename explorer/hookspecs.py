@@ -53,3 +53,15 @@ def register_sections(register: Callable[..., None]) -> None:
     ``explorer.SectionContext`` to a Bokeh model holding its figures and their captions. Import Bokeh inside
     ``build``. A section that raises is named in one warning line and left out; the rest of the page renders.
     """
+
+
+@hookspec(firstresult=True)
+def provider_for_config(config: dict) -> str | None:
+    """Claim a model config: return the name of a provider that reads such models, or None.
+
+    ``config`` is the model's ``config.json`` as a plain dict (untrusted: check types before using a value).
+    ``hf:`` asks this hook when a checkpoint has no absolute table of its own (RoPE, ALiBi, T5's buckets);
+    the first provider named by a plugin (built-ins first) loads the model with ``model=`` set to the hf
+    spec's model and ``revision=``, ``table=`` and ``positions=`` passed when the provider has them. Read only
+    the dict here: no I/O, no heavy imports.
+    """

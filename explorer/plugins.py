@@ -60,6 +60,8 @@ BUILTIN_PLUGINS = (
     "explorer.providers.files",
     "explorer.analysis.builtin",
     "explorer.reporting.sections",
+    "explorer.providers.t5",
+    "explorer.providers.alibi",
 )
 
 #: The states of a plugin in ``describe_plugins`` and ``posembed plugins``.
@@ -668,6 +670,44 @@ class Registry:
 
             return in_order(builtin_sections())
         return in_order(self._units_of("register_sections", Section))
+
+    # -- claiming model configs -----------------------------------------------------------------------------------
+
+    def provider_for_config(self, config: dict[str, Any]) -> str | None:
+        """The provider a plugin names for a model ``config`` (``provider_for_config``), built-ins asked first and
+        installed plugins imported only when no built-in claims it; None when none does.
+
+        A plugin that raises, or names a provider that is not registered, is one warning line and is passed over.
+        """
+        if self.pm is None:
+            return None
+        answer = self._claim(config)
+        if answer is None and self.lazy:
+            self._need(lambda record: "provider_for_config" in record["hooks"], "provider_for_config")
+            answer = self._claim(config)
+        return answer
+
+    def _claim(self, config: dict[str, Any]) -> str | None:
+        rank = self.pm.rank if isinstance(self.pm, PluginManager) else {}
+        impls = sorted(self.pm.hook.provider_for_config.get_hookimpls(),
+                       key=lambda impl: rank.get(impl.plugin_name, (2, 0)))
+        for impl in impls:
+            try:
+                name = impl.function(**{arg: config for arg in impl.argnames})
+            except Exception as exc:  # noqa: BLE001 - one broken plugin must not stop hf: for every model
+                warn(f"plugin {impl.plugin_name!r} failed in provider_for_config and is passed over: "
+                     f"{type(exc).__name__}: {exc}")
+                continue
+            if name is None:
+                continue
+            if not isinstance(name, str) or name not in self.providers:
+                warn(f"plugin {impl.plugin_name!r} claims the config for provider {name!r}, which is not "
+                     f"registered; passed over")
+                continue
+            if isinstance(self.pm, PluginManager):
+                self.pm.trace_event(f"provider_for_config of {impl.plugin_name!r} named {name!r}")
+            return name
+        return None
 
 
 def _call_each(pm: pluggy.PluginManager, hook: str, make_register: Any, forget: Any, names_of: Any,

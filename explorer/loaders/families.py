@@ -5,7 +5,8 @@ table (``default``, or ``encoder`` and ``decoder``): the tensor name (matched as
 finds ``transformer.wpe.weight`` too), the rows stored before position 0 (``offset``), and the kind of
 table. In this package "table" means only a position matrix. An unknown ``model_type`` falls back to asking
 transformers for the model's structure on the meta device (no weights are allocated or read).
-A model whose config shows rotary, ALiBi or relative positions gets one error naming that scheme.
+A model whose config shows rotary, ALiBi or T5's relative positions has no table: ``hf:`` hands it to the provider a
+plugin claims it for (``provider_for_config``), and without one it gets one error naming the scheme.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ _ENC_DEC = {
     "decoder": TensorRule("decoder.embed_positions.weight", 2, note="decoder's learned positions, 2 offset rows"),
 }
 
+_DEBERTA_NOTE = "learned relative-distance embeddings; row r is the key-minus-query bucket r - S, S = rows / 2"
+
 FAMILIES: dict[str, dict[str, TensorRule]] = {
     "gpt2": _GPT2,  # also DistilGPT-2
     "gpt_neo": _GPT2,
@@ -61,6 +64,10 @@ FAMILIES: dict[str, dict[str, TensorRule]] = {
         "decoder": TensorRule("decoder.embed_positions.weight", 0, note="decoder's learned positions"),
     },
     "biogpt": {"default": TensorRule("embed_positions.weight", 2, note="learned positions, 2 offset rows")},
+    # DeBERTa's positions are relative: row r of rel_embeddings is the distance bucket r - S (S = position_buckets,
+    # else max_relative_positions), projected into each layer's disentangled attention.
+    "deberta-v2": {"default": TensorRule("encoder.rel_embeddings.weight", 0, "relative", _DEBERTA_NOTE)},
+    "deberta": {"default": TensorRule("encoder.rel_embeddings.weight", 0, "relative", _DEBERTA_NOTE)},
 }
 
 _ROTARY_TYPES = {
@@ -176,8 +183,8 @@ def positional_scheme(config: dict[str, Any]) -> str | None:
     attn = config.get("attn_config") if isinstance(config.get("attn_config"), dict) else {}
     if model_type in _ALIBI_TYPES or config.get("alibi") or attn.get("alibi"):
         return ("it uses ALiBi, a fixed per-head linear penalty -m*|i-j| on attention scores (slopes "
-                "m = 2^(-8h/H)), so there is nothing learned to read; compare it with a learned table "
-                "such as `gpt2` instead")
+                "m = 2^(-8h/H)), so there is nothing learned to read; look at it with the `alibi` provider "
+                "(alibi,heads=H) instead")
     rope = config.get("rope_parameters") if isinstance(config.get("rope_parameters"), dict) else {}
     if (model_type in _ROTARY_TYPES or config.get("position_embedding_type") == "rotary"
             or any(k in config for k in _ROTARY_KEYS)):
@@ -186,7 +193,8 @@ def positional_scheme(config: dict[str, Any]) -> str | None:
         hint = f"sinusoidal,base={float(theta):g}" + (f",dim={dim}" if dim else "") + ",layout=split"
         return (f"it uses rotary position embedding (RoPE, base {float(theta):g}): positions rotate query/key "
                 f"pairs inside attention. Its rotation angles are those of the sinusoidal table, so look at "
-                f"`posembed report {hint}` instead")
+                f"`posembed report {hint}` instead, or install the posembed-rotary plugin (pip install -e "
+                f"plugins/posembed-rotary in posembed's repository), with which hf: reads its rotary table")
     if (model_type in _RELATIVE_TYPES or "relative_attention_num_buckets" in config
             or config.get("relative_attention")):
         return (_RELATIVE + " inside attention (a learned bias per distance bucket and head, "

@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from explorer.errors import PosembedWarning, ProviderError
+from explorer.errors import PosembedWarning, ProviderError, SpecError
 from explorer.hookspecs import hookimpl
 from explorer.loaders.families import TABLE_CHOICES
 from explorer.provider import Param, Provider
@@ -67,13 +67,46 @@ def read_table(provider: str, checkpoint: Any, params: dict[str, Any], which: st
     )
 
 
-def load_hf(model: str | None, revision: str | None, table: str, tensor: str | None, offset: int | None):
-    """The ``hf`` provider's ``load``."""
+def load_hf(model: str | None, revision: str | None, table: str, tensor: str | None, offset: int | None,
+            positions: int | None = None):
+    """The ``hf`` provider's ``load``: the model's own table, or the provider a plugin claims its config for."""
     if not model:
         raise ProviderError("hf needs a model: hf:ORG/NAME (a hub id) or hf:PATH (a local folder)")
     checkpoint = open_checkpoint(model, revision)
+    if tensor is None and offset is None:
+        claimed = claimed_provider(checkpoint.config)
+        if claimed is not None:
+            return delegate(claimed, model, revision, table, positions)
+    if positions is not None:
+        raise SpecError(f"hf: positions applies to relative terms and rotary tables; {checkpoint.source} has a "
+                        f"table of its own")
     params = {"model": model, "revision": revision, "table": table, "tensor": tensor, "offset": offset}
     return read_table("hf", checkpoint, {k: v for k, v in params.items() if v is not None}, table, tensor, offset)
+
+
+def claimed_provider(config: dict[str, Any]) -> str | None:
+    """The provider a plugin claims ``config`` for (``provider_for_config``), asked only for a model without a
+    table of its own."""
+    from explorer.loaders import families
+    from explorer.plugins import get_registry
+
+    if config.get("model_type") in families.FAMILIES or families.positional_scheme(config) is None:
+        return None
+    return get_registry().provider_for_config(config)
+
+
+def delegate(name: str, model: str, revision: str | None, table: str, positions: int | None):
+    """Load ``model`` with the provider ``name`` (claimed through ``provider_for_config``), passing on the hf
+    parameters it has."""
+    from explorer.plugins import get_registry
+
+    provider = get_registry().get(name)
+    accepted = {p.name for p in provider.params}
+    options = {"revision": revision, "positions": positions, **({"table": table} if table != "auto" else {})}
+    refused = sorted(k for k, v in options.items() if v is not None and k not in accepted)
+    if refused:
+        raise SpecError(f"hf: {model} is read by provider {name!r}, which takes no {' or '.join(refused)}")
+    return provider.load(**provider.resolve(model, {k: v for k, v in options.items() if v is not None}))
 
 
 def load_gpt2(model: str, revision: str | None):
@@ -99,6 +132,8 @@ HF = Provider(
               "encoder-decoder model (auto = its only one, else the encoder's)", choices=TABLE_CHOICES),
         Param("tensor", str, None, "tensor name, to override the automatic choice"),
         Param("offset", int, None, "rows to drop before position 0 (default: the model family's)", minimum=0),
+        Param("positions", int, None, "for a model without a table (T5, ALiBi, RoPE): the positions L its "
+              "relative term or rotary table covers", minimum=1),
     ),
     target="model",
 )

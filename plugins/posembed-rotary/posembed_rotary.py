@@ -244,3 +244,21 @@ PROVIDER = Provider(
 def register_providers(register) -> None:
     """Register the ``rotary`` provider."""
     register(PROVIDER)
+
+
+#: model_type values of models that rotate queries and keys (their configs may spell RoPE in many ways).
+ROTARY_MODEL_TYPES = frozenset({
+    "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2", "gemma3",
+    "gemma3_text", "phi", "phi3", "gptj", "gpt_neox", "gpt_neox_japanese", "stablelm", "olmo", "olmo2", "cohere",
+    "starcoder2", "deepseek_v2", "deepseek_v3", "codegen", "persimmon", "granite",
+})
+_ROPE_KEYS = ("rope_theta", "rope_scaling", "rope_parameters", "rotary_dim", "rotary_pct", "rotary_emb_base",
+              "partial_rotary_factor")
+
+
+@hookimpl
+def provider_for_config(config: dict) -> str | None:
+    """Claim configs of models with rotary position embeddings, so that ``hf:`` hands them to ``rotary``."""
+    rotary = (config.get("model_type") in ROTARY_MODEL_TYPES or config.get("position_embedding_type") == "rotary"
+              or any(key in config for key in _ROPE_KEYS))
+    return "rotary" if rotary else None

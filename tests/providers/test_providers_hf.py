@@ -100,11 +100,11 @@ def test_folder_with_only_a_pickled_bin_loads_with_weights_only(tmp_path):
 @pytest.mark.parametrize("model_type, extra, scheme, hint", [
     ("llama", {"hidden_size": 64, "num_attention_heads": 4, "rope_theta": 500000.0}, "rotary position embedding",
      "sinusoidal,base=500000,dim=16,layout=split"),
-    ("bloom", {}, "ALiBi", "per-head linear penalty"),
-    ("t5", {"relative_attention_num_buckets": 32}, "relative position biases", "relative_attention_bias"),
-    ("mpt", {"attn_config": {"alibi": True}}, "ALiBi", "gpt2"),
+    ("xlnet", {}, "relative position biases", "relative_attention_bias"),
+    ("transfo-xl", {}, "relative position biases", "file:"),
+    ("mpt", {"attn_config": {"alibi": False}}, "ALiBi", "alibi"),
 ])
-def test_model_without_a_table_names_its_scheme_in_one_line(tmp_path, monkeypatch, model_type, extra, scheme, hint):
+def test_model_no_provider_claims_names_its_scheme_in_one_line(tmp_path, monkeypatch, model_type, extra, scheme, hint):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": model_type, **extra}))
     monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
     result = CliRunner().invoke(cli, ["info", f"hf:{tmp_path}"])

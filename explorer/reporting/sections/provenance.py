@@ -9,6 +9,12 @@ from explorer.units import Section, SectionContext
 def build(context: SectionContext):
     """The provenance table: provider, source, kind, shape, dtype, offset rows, parameters, summary numbers."""
     results = context.results
+    if context.embedding.term == "relative":  # its own table, in the same row as the absolute tables' ones
+        from explorer.reporting.sections.relative_term import provenance
+
+        return provenance(context.embedding)
+    if "summary" not in results:
+        return None
     extra = {}
     if "translation_invariance" in results:
         extra["translation invariance"] = views.fmt(results["translation_invariance"], ".4f")
@@ -19,4 +25,4 @@ def build(context: SectionContext):
     return views.provenance_header(context.embedding, results["summary"], extra)
 
 
-SECTION = Section("provenance", None, build, order=10, needs=("summary",))
+SECTION = Section("provenance", None, build, order=10, terms=("absolute", "relative"))

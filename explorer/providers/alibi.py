@@ -1,0 +1,178 @@
+"""The ``alibi`` provider: ALiBi's fixed per-head linear bias m_h * k on the distance k = key - query <= 0.
+
+No weights exist: the slopes follow from the number of heads (BLOOM, Falcon with ``alibi``) and MPT's
+``alibi_bias_max``, computed as transformers computes them (``_get_alibi_slopes`` of BLOOM,
+``build_mpt_alibi_tensor`` of MPT; Falcon's are BLOOM's rounded to bfloat16, and so are its products), head
+counts that are not powers of two included. From a model only its ``config.json`` is read.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from explorer.errors import ProviderError, SpecError
+from explorer.hookspecs import hookimpl
+from explorer.provider import Param, Provider
+
+SCHEMES = ("bloom", "mpt", "falcon")
+DEFAULT_POSITIONS = 2048
+#: A config's context length is used up to this many positions (the bias is linear: longer shows nothing new).
+MAX_DEFAULT_POSITIONS = 8192
+_HEAD_KEYS = ("n_head", "num_attention_heads", "n_heads")
+
+
+def bloom_slopes(heads: int):
+    """BLOOM's slopes: 2^(-8h/n) for the n = 2^floor(log2 H) first heads, then every other slope of 2n heads."""
+    import numpy as np
+
+    closest = 2 ** math.floor(math.log2(heads))
+    # the bases are float32, as in transformers; powers are taken in float64 and rounded once
+    base = np.float64(np.float32(2 ** (-(2 ** -(math.log2(closest) - 3)))))
+    slopes = base ** np.arange(1, closest + 1, dtype=np.float64)
+    if closest != heads:
+        extra_base = np.float64(np.float32(2 ** (-(2 ** -(math.log2(2 * closest) - 3)))))
+        remaining = min(closest, heads - closest)
+        slopes = np.concatenate([slopes, extra_base ** np.arange(1, 1 + 2 * remaining, 2, dtype=np.float64)])
+    return slopes.astype(np.float32)
+
+
+def mpt_slopes(heads: int, alibi_bias_max: float = 8.0):
+    """MPT's slopes: 1 / 2^(b * alibi_bias_max / P) for b = 1..P (P = the next power of two), interleaved when
+    H < P."""
+    import numpy as np
+
+    power = 2 ** math.ceil(math.log2(heads))
+    base = np.arange(1, power + 1, dtype=np.float32) * np.float32(alibi_bias_max / power)
+    slopes = (1.0 / np.power(2.0, base.astype(np.float64))).astype(np.float32)
+    if power != heads:
+        slopes = np.concatenate([slopes[1::2], slopes[::2]])[:heads]
+    return slopes
+
+
+def bfloat16(values):
+    """float32 values rounded to the nearest bfloat16 (ties to even), as torch's ``.bfloat16()`` rounds them."""
+    import numpy as np
+
+    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+    rounded = (bits + (((bits >> 16) & 1) + np.uint32(0x7FFF))) & np.uint32(0xFFFF0000)
+    return rounded.view(np.float32)
+
+
+def alibi_term(provider: str, source: str, heads: int, positions: int, scheme: str = "bloom",
+               alibi_bias_max: float = 8.0, params: dict[str, Any] | None = None, revision: str | None = None):
+    """ALiBi as a causal ``RelativePositionTerm``: value m_h * k for k = -(L-1) .. 0."""
+    import numpy as np
+
+    from explorer.limits import check_shape
+    from explorer.relative import RelativePositionTerm
+
+    check_shape((heads, positions), provider, itemsize=8)
+    slopes = mpt_slopes(heads, alibi_bias_max) if scheme == "mpt" else bloom_slopes(heads)
+    distances = np.arange(-(positions - 1), 1, dtype=np.float32)
+    if scheme == "falcon":  # Falcon multiplies bfloat16 slopes and keeps bfloat16 products
+        values = bfloat16(bfloat16(slopes)[:, None] * distances[None, :])
+    else:
+        values = slopes[:, None] * distances[None, :]  # float32 products, as the models form them
+    rule = {"bloom": "2^(-8h/n) (BLOOM's _get_alibi_slopes)",
+            "falcon": "2^(-8h/n) in bfloat16 (Falcon's build_alibi_tensor)",
+            "mpt": f"2^(-h*{alibi_bias_max:g}/P) (MPT's build_mpt_alibi_tensor, alibi_bias_max {alibi_bias_max:g})"}[scheme]
+    return RelativePositionTerm(
+        values, provider=provider, source=source, causal=True, kind="alibi", dtype="float32",
+        params=params or {}, revision=revision,
+        description=f"ALiBi, {heads} heads: value m_h * k for k = key - query <= 0, slopes m_h = {rule}",
+    )
+
+
+def _positive_int(value: Any, what: str, source: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ProviderError(f"{source}: config.json's {what} is {value!r}, not a whole number >= 1")
+    return value
+
+
+def from_config(provider: str, config: dict[str, Any], source: str, positions: int | None = None,
+                params: dict[str, Any] | None = None, revision: str | None = None):
+    """The ALiBi term a BLOOM, MPT or Falcon (``alibi: true``) config describes."""
+    model_type = str(config.get("model_type") or "")
+    key = next((k for k in _HEAD_KEYS if k in config), None)
+    if key is None:
+        raise ProviderError(f"{source}: config.json names no head count ({', '.join(_HEAD_KEYS)})")
+    heads = _positive_int(config[key], key, source)
+    attn = config.get("attn_config") if isinstance(config.get("attn_config"), dict) else {}
+    scheme = model_type if model_type in SCHEMES else "bloom"
+    bias_max = attn.get("alibi_bias_max", 8)
+    if isinstance(bias_max, bool) or not isinstance(bias_max, (int, float)) or not 0 < bias_max < 1e6:
+        raise ProviderError(f"{source}: config.json's attn_config.alibi_bias_max is {bias_max!r}, not a number > 0")
+    if positions is None:
+        context = next((config[k] for k in ("max_seq_len", "max_position_embeddings", "seq_length")
+                        if isinstance(config.get(k), int) and not isinstance(config.get(k), bool)
+                        and config[k] > 0), DEFAULT_POSITIONS)
+        positions = min(context, MAX_DEFAULT_POSITIONS)
+    return alibi_term(provider, source, heads, positions, scheme, float(bias_max), params, revision)
+
+
+def uses_alibi(config: dict[str, Any]) -> bool:
+    """Whether a model config describes ALiBi: BLOOM always, MPT unless ``attn_config.alibi`` is false, Falcon
+    (and others) with ``alibi: true``."""
+    model_type = config.get("model_type")
+    attn = config.get("attn_config") if isinstance(config.get("attn_config"), dict) else {}
+    if model_type == "bloom":
+        return True
+    if model_type == "mpt":
+        return attn.get("alibi", True) is True
+    return config.get("alibi") is True
+
+
+def load_alibi(model: str | None, revision: str | None, heads: int | None, positions: int | None, scheme: str,
+               alibi_bias_max: float | None):
+    """The ``alibi`` provider's ``load``: from a model's config, or from heads (and scheme) alone."""
+    if model:
+        given = [name for name, value in (("heads", heads), ("alibi_bias_max", alibi_bias_max)) if value is not None]
+        if given or scheme != "bloom":
+            raise SpecError(f"alibi: {', '.join(given) or 'scheme'} come(s) from the model's config; "
+                            f"give heads, scheme and alibi_bias_max only without a model")
+        from explorer.providers.huggingface import open_checkpoint
+
+        checkpoint = open_checkpoint(model, revision)
+        if not uses_alibi(checkpoint.config):
+            raise ProviderError(f"{checkpoint.source}: its config does not use ALiBi (bloom, mpt, or alibi: true)")
+        params = {k: v for k, v in {"model": model, "revision": revision, "positions": positions}.items()
+                  if v is not None}
+        return from_config("alibi", checkpoint.config, checkpoint.source, positions, params, checkpoint.revision)
+    if revision is not None:
+        raise SpecError("alibi: revision applies to a model: alibi:MODEL,...")
+    heads = 8 if heads is None else heads
+    positions = DEFAULT_POSITIONS if positions is None else positions
+    bias_max = 8.0 if alibi_bias_max is None else alibi_bias_max
+    params = {"heads": heads, "positions": positions, "scheme": scheme,
+              **({"alibi_bias_max": bias_max} if scheme == "mpt" else {})}
+    return alibi_term("alibi", f"formula, {heads} heads ({scheme})", heads, positions, scheme, bias_max, params)
+
+
+PROVIDER = Provider(
+    name="alibi",
+    description="ALiBi's per-head linear bias m_h * k, from a BLOOM/MPT/Falcon config or from the head count",
+    load=load_alibi,
+    params=(
+        Param("model", str, None, "hub id or local folder whose config.json sets the heads (optional)"),
+        Param("revision", str, None, "hub branch, tag or commit (default: main)"),
+        Param("heads", int, None, "number of heads, without a model (default 8)", minimum=1),
+        Param("positions", int, None, "L: distances -(L-1)..0 (default: the config's context up to 8192, else 2048)",
+              minimum=1),
+        Param("scheme", str, "bloom", "slopes as BLOOM, MPT or Falcon (bfloat16) compute them", choices=SCHEMES),
+        Param("alibi_bias_max", float, None, "MPT's alibi_bias_max, without a model (default 8)", minimum=1e-6),
+    ),
+    target="model",
+)
+
+
+@hookimpl
+def register_providers(register) -> None:
+    """Register the ``alibi`` provider."""
+    register(PROVIDER)
+
+
+@hookimpl
+def provider_for_config(config: dict) -> str | None:
+    """Claim BLOOM, MPT and Falcon-with-ALiBi configs for ``alibi``."""
+    return "alibi" if uses_alibi(config) else None
