@@ -60,6 +60,7 @@ BUILTIN_PLUGINS = (
     "explorer.providers.files",
     "explorer.analysis.builtin",
     "explorer.reporting.sections",
+    "explorer.providers.sinusoidal2d",
 )
 
 #: The states of a plugin in ``describe_plugins`` and ``posembed plugins``.
