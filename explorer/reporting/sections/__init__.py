@@ -14,7 +14,7 @@ from explorer.hookspecs import hookimpl
 from explorer.units import Section
 
 MODULES = ("comparison", "provenance", "matrix", "traces", "vectors", "cosine_positions", "offset_norms",
-           "cosine_dimensions", "pca", "spectra", "probes")
+           "cosine_dimensions", "pca", "spectra", "probes", "patch_similarity", "grid_offset", "grid_pca")
 
 
 def builtin_sections() -> list[Section]:
