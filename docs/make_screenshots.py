@@ -10,7 +10,10 @@ console error, and saves:
 - ``gpt2-report-analyses.png``: its similarity, offset, PCA and spectrum sections;
 - ``gpt2-vs-sinusoid.png``: the top of the comparison page at 1920 px (pairwise numbers, overlaid offset
   profiles, both matrices, each on its own colour scale);
-- ``three-tables.png``: GPT-2, the sinusoid and its split layout at 1280 px, stacked.
+- ``three-tables.png``: GPT-2, the sinusoid and its split layout at 1280 px, stacked;
+- ``grid-sinusoid2d.png``: the grid sections of MAE's 2-D sin-cos table on ViT-B/16's 14 x 14 grid (768
+  dimensions) at 1280 px: no vision checkpoint can be downloaded here, so the formula stands in
+  (``--grid-only`` makes just this one, without GPT-2).
 
 Each page is also checked for horizontal scrolling (one table and three stacked at 1280 and 1920 px, two side
 by side at 1920 px); ``--all WIDTHS`` saves whole-page
@@ -81,7 +84,10 @@ def main() -> int:
     parser.add_argument("--gpt2", type=Path, default=DEFAULT_GPT2, help="GPT-2 small's wpe table (.npy)")
     parser.add_argument("--out", type=Path, default=DOCS / "images")
     parser.add_argument("--all", action="store_true", help="also save whole pages at 1280 and 1920 px")
+    parser.add_argument("--grid-only", action="store_true", help="only the grid page (needs no GPT-2 table)")
     args = parser.parse_args()
+    if args.grid_only:
+        return grid_page(args.out)
     if not args.gpt2.exists():
         print(f"GPT-2 table not found at {args.gpt2}; pass --gpt2", file=sys.stderr)
         return 1
@@ -127,6 +133,24 @@ def main() -> int:
             top = section_top(browser, "matrix")
             save_png(browser.screenshot(clip={"x": 0, "y": top, "width": 1280, "height": 1500}),
                      args.out / "three-tables.png")
+    return 0
+
+
+def grid_page(out: Path) -> int:
+    """``grid-sinusoid2d.png``: the patch-similarity, 2-D offset and grid PCA sections of the 2-D sinusoid."""
+    import explorer
+    sys.path.insert(0, str(TESTS))
+    from browser import Chromium
+
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="posembed-shots-") as tmp, Chromium(width=1280, height=1500) as browser:
+        page = Path(tmp) / "grid.html"
+        explorer.report(explorer.load("sinusoidal2d,grid=14x14,dim=768"), page,
+                        title="MAE's 2-D sin-cos table on a 14 x 14 grid")
+        if not rendered_cleanly(browser, page, "grid page") or not fits(browser, "grid page", 1280):
+            return 1
+        top = section_top(browser, "patch_tiles") - 30
+        save_png(browser.screenshot(clip={"x": 0, "y": top, "width": 1280, "height": 720}), out / "grid-sinusoid2d.png")
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -39,6 +40,9 @@ class PositionEmbedding:
     """Revision (commit, branch, tag) of a hub repository, where there is one."""
     description: str = ""
     """A short free-text note from the provider (model family, layout, ...)."""
+    grid: tuple[int, int] | None = None
+    """``(H, W)`` when the positions are patches of an image laid out row by row (row r, column c is position
+    r * W + c); ``H * W`` must equal the number of positions. ``None``: a 1-D sequence."""
 
     def __post_init__(self) -> None:
         matrix = validate.table(self.matrix, self.provider)
@@ -54,6 +58,8 @@ class PositionEmbedding:
                 object.__setattr__(self, name, utf8_text(value))
         if self.offset < 0:
             raise EmbeddingError(f"{self.provider}: offset must be >= 0, got {self.offset}")
+        if self.grid is not None:
+            object.__setattr__(self, "grid", check_grid(self.grid, matrix.shape[0], self.provider))
 
     @property
     def positions(self) -> int:
@@ -99,10 +105,36 @@ class PositionEmbedding:
             "revision": self.revision,
             "params": {k: _plain(v) for k, v in self.params.items()},
             "description": self.description,
+            "grid": list(self.grid) if self.grid is not None else None,
         }
 
     def __repr__(self) -> str:
         return f"PositionEmbedding({self.label!r}, shape={self.shape}, kind={self.kind!r})"
+
+
+def check_grid(grid: Any, positions: int, where: str) -> tuple[int, int]:
+    """``grid`` as ``(H, W)`` of ints >= 1 whose product is ``positions``, or one ``EmbeddingError`` saying why."""
+    try:
+        height, width = (int(v) for v in grid)
+        exact = all(int(v) == v and not isinstance(v, bool) for v in grid)
+    except (TypeError, ValueError):
+        raise EmbeddingError(f"{where}: grid must be a pair (H, W) of integers, got {grid!r}") from None
+    if not exact or height < 1 or width < 1:
+        raise EmbeddingError(f"{where}: grid must be a pair (H, W) of integers >= 1, got {grid!r}")
+    if height * width != positions:
+        raise EmbeddingError(f"{where}: a {height} x {width} grid has {height * width} patches, but the table has "
+                             f"{positions} positions")
+    return height, width
+
+
+def parse_grid(text: str, where: str) -> tuple[int, int]:
+    """``"14x14"`` (or ``14X14``, ``14*14``) as ``(14, 14)``, or one ``SpecError`` naming ``where``."""
+    from explorer.errors import SpecError
+
+    parts = re.split(r"[xX*]", str(text).strip())
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts) or min(int(p) for p in parts) < 1:
+        raise SpecError(f"{where}: grid must be HxW with whole numbers >= 1, e.g. grid=14x14; got {text!r}")
+    return int(parts[0]), int(parts[1])
 
 
 def _plain(value: Any) -> Any:

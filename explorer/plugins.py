@@ -62,6 +62,7 @@ BUILTIN_PLUGINS = (
     "explorer.reporting.sections",
     "explorer.providers.t5",
     "explorer.providers.alibi",
+    "explorer.providers.sinusoidal2d",
 )
 
 #: The states of a plugin in ``describe_plugins`` and ``posembed plugins``.

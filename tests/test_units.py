@@ -84,8 +84,9 @@ def test_builtin_analyses_and_sections_come_through_the_hooks(registry_with):
     assert all(a.plugin is None for a in registry.analyses)  # built in: not isolated
     sections = [s.name for s in registry.sections]
     assert sections == ["comparison", "distance_overlay", "provenance", "relative_term", "matrix",
-                        "relative_matrix", "traces", "vectors", "cosine_positions", "offset_norms", "rope_kernel",
-                        "cosine_dimensions", "pca", "spectra", "probes"]
+                        "relative_matrix", "patch_similarity", "traces", "vectors", "cosine_positions",
+                        "offset_norms", "rope_kernel", "grid_offset", "cosine_dimensions", "pca", "grid_pca",
+                        "spectra", "probes"]
 
 
 def test_a_plugins_analysis_reaches_the_results_the_json_and_the_npz(registry_with, tmp_path):
@@ -172,7 +173,7 @@ def test_a_name_taken_twice_keeps_the_first(registry_with):
 def test_registering_something_else_is_reported(registry_with):
     with pytest.warns(PosembedWarning, match=r"registered 'not a section', which is not an explorer.Section"):
         sections = registry_with(plugin_module("posembed_odd", sections=["not a section"])).sections
-    assert len(sections) == 15
+    assert len(sections) == 18
 
 
 @pytest.mark.parametrize("bad", ["Offset", "a-b", "", "1st"])

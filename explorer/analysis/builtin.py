@@ -13,7 +13,7 @@ from explorer.hookspecs import hookimpl
 from explorer.units import Analysis
 
 MODULES = ("summary", "matrix", "traces", "similarity", "offset", "norms", "decomposition", "frequencies",
-           "probes", "compare", "relative", "rope")
+           "probes", "compare", "relative", "rope", "grid")
 
 
 def builtin_analyses() -> list[Analysis]:

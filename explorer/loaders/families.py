@@ -23,6 +23,10 @@ from explorer.provider import _closest
 PADDING = "padding_idx + 1"
 #: Values of the providers' ``table=`` parameter: which of a model's position tables to read.
 TABLE_CHOICES = ("auto", "encoder", "decoder")
+#: Values of the ``tower=`` parameter: which tower of a CLIP-style model to read (auto = vision).
+TOWER_CHOICES = ("auto", "vision", "text")
+#: The table ``auto`` picks, by the labels a family's rules use.
+_AUTO_ORDER = ("default", "encoder", "vision", "text")
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,9 @@ class TensorRule:
     offset: int | str = 0
     kind: str = "learned"
     note: str = ""
+    grid: str | None = None
+    """Where ``image_size`` and ``patch_size`` are in ``config.json`` for a table of image patches: ``""`` at the
+    top level, else the name of a sub-config (``"vision_config"``); ``None``: a 1-D table."""
 
 
 _GPT2 = {"default": TensorRule("wpe.weight", note="learned absolute positions (wpe)")}
@@ -45,6 +52,26 @@ _ENC_DEC = {
 }
 
 _DEBERTA_NOTE = "learned relative-distance embeddings; row r is the key-minus-query bucket r - S, S = rows / 2"
+_VIT = {"default": TensorRule("embeddings.position_embeddings", 1, grid="",
+                              note="learned patch positions; class token row dropped")}
+
+
+def _towers(vision: str | None, offset: int, grid: str, text: str | None) -> dict[str, TensorRule]:
+    """A CLIP-style model's tables: the vision tower's patch grid (the default) and the text tower's sequence."""
+    rules = {}
+    if vision:
+        note = "vision tower's learned patch positions" + ("; class token row dropped" if offset else "")
+        rules["vision"] = TensorRule(vision, offset, grid=grid, note=note)
+    if text:
+        rules["text"] = TensorRule(text, note="text tower's learned positions")
+    return rules
+
+
+# A one-tower model saved by transformers 5 has no "vision_model." prefix (older checkpoints have one): a suffix
+# without it finds both.
+_ONE_TOWER = "embeddings.position_embedding.weight"
+_VISION_TOWER, _TEXT_TOWER = "vision_model." + _ONE_TOWER, "text_model." + _ONE_TOWER
+
 
 FAMILIES: dict[str, dict[str, TensorRule]] = {
     "gpt2": _GPT2,  # also DistilGPT-2
@@ -68,6 +95,22 @@ FAMILIES: dict[str, dict[str, TensorRule]] = {
     # else max_relative_positions), projected into each layer's disentangled attention.
     "deberta-v2": {"default": TensorRule("encoder.rel_embeddings.weight", 0, "relative", _DEBERTA_NOTE)},
     "deberta": {"default": TensorRule("encoder.rel_embeddings.weight", 0, "relative", _DEBERTA_NOTE)},
+    # Vision transformers: a (1, 1 + H*W, D) parameter (ViT, DeiT, DINOv2) or an nn.Embedding (CLIP, SigLIP)
+    # whose leading rows belong to the class (and distillation) tokens, not to a patch.
+    "vit": _VIT,
+    "vit_msn": _VIT,
+    "vit_mae": {"default": TensorRule("embeddings.position_embeddings", 1, "formula", grid="",
+                                      note="fixed 2-D sin-cos patch positions (stored, frozen); 1 class-token row")},
+    "deit": {"default": TensorRule("embeddings.position_embeddings", 2, grid="",
+                                   note="learned patch positions; class and distillation token rows dropped")},
+    "dinov2": _VIT,
+    "dinov2_with_registers": _VIT,  # its register tokens are added after the positions: the table has no row for them
+    "clip": _towers(_VISION_TOWER, 1, "vision_config", _TEXT_TOWER),
+    "clip_vision_model": _towers(_ONE_TOWER, 1, "", None),
+    "clip_text_model": _towers(None, 0, "", _ONE_TOWER),
+    "siglip": _towers(_VISION_TOWER, 0, "vision_config", _TEXT_TOWER),  # SigLIP has no class token
+    "siglip_vision_model": _towers(_ONE_TOWER, 0, "", None),
+    "siglip_text_model": _towers(None, 0, "", _ONE_TOWER),
 }
 
 _ROTARY_TYPES = {
@@ -94,6 +137,8 @@ class Choice:
     offset: int
     kind: str
     description: str
+    grid: tuple[int, int] | None = None
+    """``(H, W)`` of an image's patches, from the config, for the rows after ``offset``."""
 
 
 def _find(names: Sequence[str], suffix: str) -> str | None:
@@ -114,7 +159,7 @@ def family_rule(model_type: str, which: str, source: str) -> tuple[str, TensorRu
     """The family's rule for the position table ``which`` (``auto``, ``encoder``, ``decoder``), with its label."""
     rules = FAMILIES[model_type]
     if which == "auto":
-        label = "default" if "default" in rules else "encoder"
+        label = next(label for label in _AUTO_ORDER if label in rules)
         return label, rules[label]
     if which not in rules:
         if "default" in rules:
@@ -135,7 +180,8 @@ def choose(checkpoint: Checkpoint, which: str = "auto", tensor: str | None = Non
                                 f"{_closest(tensor, names)}")
         for rule in FAMILIES.get(model_type, {}).values():
             if _find([tensor], rule.suffix):
-                return Choice(tensor, _offset(rule.offset, config, source), rule.kind, f"{model_type}: {rule.note}")
+                return Choice(tensor, _offset(rule.offset, config, source), rule.kind, f"{model_type}: {rule.note}",
+                              config_grid(rule, config, source))
         return Choice(tensor, 0, "other", f"tensor {tensor} named by the user")
     if model_type in FAMILIES:
         label, rule = family_rule(model_type, which, source)
@@ -148,7 +194,8 @@ def choose(checkpoint: Checkpoint, which: str = "auto", tensor: str | None = Non
         if model_type == "distilbert" and config.get("sinusoidal_pos_embds"):
             kind = "formula"
         note = f"{model_type} {label if label != 'default' else ''}".strip()
-        return Choice(found, _offset(rule.offset, config, source), kind, f"{note}: {rule.note}")
+        return Choice(found, _offset(rule.offset, config, source), kind, f"{note}: {rule.note}",
+                      config_grid(rule, config, source))
     scheme = positional_scheme(config)
     # A config says enough for rotary, ALiBi and the known relative families, so no weights are touched.
     # Relative-bias keys alone are not enough: MPNet has them and an absolute table, which wins.
@@ -156,6 +203,28 @@ def choose(checkpoint: Checkpoint, which: str = "auto", tensor: str | None = Non
     if scheme is not None and not (mixed and any(_TABLE_NAME.search(n) for n in checkpoint.names())):
         raise ProviderError(f"{source}: {model_type or 'this model'} has no position table: {scheme}")
     return from_structure(checkpoint, which)
+
+
+def _pair(value: Any) -> tuple[int, int] | None:
+    """An ``image_size`` or ``patch_size`` (an int, or [h, w]) as ``(h, w)`` of ints >= 1; None when it is not one."""
+    values = list(value) if isinstance(value, (list, tuple)) else [value, value]
+    if len(values) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
+        return None
+    return values[0], values[1]
+
+
+def config_grid(rule: TensorRule, config: dict[str, Any], source: str) -> tuple[int, int] | None:
+    """The patch grid ``(H, W)`` = image_size // patch_size of a vision table, from ``config.json``; None for 1-D."""
+    if rule.grid is None:
+        return None
+    where = config.get(rule.grid) if rule.grid else config
+    key = f"{rule.grid}." if rule.grid else ""
+    image = _pair(where.get("image_size")) if isinstance(where, dict) else None
+    patch = _pair(where.get("patch_size")) if isinstance(where, dict) else None
+    if image is None or patch is None:  # a config is untrusted text: name what is missing, read no weights
+        raise ProviderError(f"{source}: config.json needs whole numbers {key}image_size and {key}patch_size to lay "
+                            f"the patch positions out on a grid")
+    return image[0] // patch[0], image[1] // patch[1]
 
 
 def _positive(value: Any) -> float | None:

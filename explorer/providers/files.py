@@ -19,6 +19,13 @@ from explorer.loaders.regular_files import require_regular
 from explorer.provider import Param, Provider, _closest
 
 SUFFIXES = (".npy", ".npz", ".safetensors", ".pt", ".pth", ".bin")
+#: Tensor names of timm's vision transformers' position tables, shape (1, N, D).
+TIMM_NAMES = ("pos_embed",)
+
+
+def _batched(shape: tuple[int, ...]) -> bool:
+    """A (1, N, D) tensor: one table with a batch axis, as timm and transformers store a ViT's positions."""
+    return len(shape) == 3 and shape[0] == 1
 
 
 def pick_key(shapes: Mapping[str, tuple[int, ...]], key: str | None, where: str) -> str:
@@ -28,12 +35,12 @@ def pick_key(shapes: Mapping[str, tuple[int, ...]], key: str | None, where: str)
             listing = ", ".join(sorted(shapes)[:20]) + (" ..." if len(shapes) > 20 else "")
             raise ProviderError(f"{where}: no {key!r} (it holds: {listing}){_closest(key, list(shapes))}")
         return key
-    candidates = [name for name, shape in shapes.items() if len(shape) == 2]
+    candidates = [name for name, shape in shapes.items() if len(shape) == 2 or _batched(shape)]
     if len(candidates) == 1:
         return candidates[0]
     from explorer.loaders.families import FAMILIES
 
-    suffixes = {rule.suffix for rules in FAMILIES.values() for rule in rules.values()}
+    suffixes = {rule.suffix for rules in FAMILIES.values() for rule in rules.values()} | set(TIMM_NAMES)
     known = [n for n in candidates if any(n == s or n.endswith("." + s) for s in suffixes)]
     if len(known) == 1:
         return known[0]
@@ -144,20 +151,43 @@ def read(path: str | None, key: str | None) -> tuple[Any, str, str | None]:
     return reader(target, key)
 
 
-def load(path: str | None, key: str | None, offset: int, kind: str):
-    """The ``file`` provider's ``load``."""
-    from explorer.embedding import PositionEmbedding
+#: With ``grid`` and no ``offset``, at most this many leading rows are taken for class, distillation or register
+#: tokens (timm's ``num_prefix_tokens``) and dropped.
+MAX_PREFIX_ROWS = 8
 
+
+def _grid_offset(rows: int, grid: tuple[int, int], offset: int, path: str) -> int:
+    """The rows to drop before a ``grid`` of patches: ``offset``, or (when 0) the rows beyond H * W."""
+    patches = grid[0] * grid[1]
+    extra = rows - patches
+    if offset == 0 and 0 < extra <= MAX_PREFIX_ROWS:
+        return extra  # timm's pos_embed starts with its class (and distillation) tokens' rows
+    if extra != offset:
+        raise ProviderError(f"{path}: a {grid[0]} x {grid[1]} grid has {patches} patches, but the table has {rows} "
+                            f"rows{f' ({rows - offset} after offset={offset})' if offset else ''}")
+    return offset
+
+
+def load(path: str | None, key: str | None, offset: int, kind: str, grid: str | None = None):
+    """The ``file`` provider's ``load``."""
+    from explorer.embedding import PositionEmbedding, parse_grid
+
+    shape = parse_grid(grid, "file") if grid is not None else None
     matrix, dtype, name = read(path, key)
     target = Path(path).expanduser()
+    if _batched(matrix.shape):  # timm's pos_embed, (1, N, D)
+        matrix = matrix[0]
     if matrix.ndim != 2:
         raise ProviderError(f"{path}: {name or 'the array'} has shape {list(matrix.shape)}, "
                             f"not positions x dimensions")
+    if shape is not None:
+        offset = _grid_offset(matrix.shape[0], shape, offset, path)
     if offset and offset >= matrix.shape[0]:  # an empty table is PositionEmbedding's to refuse
         raise ProviderError(f"{path}: cannot drop {offset} offset rows from a table of {matrix.shape[0]}")
-    params = {"path": path, "offset": offset, "kind": kind, **({"key": key} if key else {})}
+    params = {"path": path, "offset": offset, "kind": kind, **({"key": key} if key else {}),
+              **({"grid": grid} if grid is not None else {})}
     return PositionEmbedding(matrix[offset:], provider="file", source=str(path), kind=kind, offset=offset,
-                             dtype=dtype, params=params, tensor=name or None,
+                             dtype=dtype, params=params, tensor=name or None, grid=shape,
                              description=f"{target.suffix[1:]} file")
 
 
@@ -170,6 +200,8 @@ PROVIDER = Provider(
         Param("key", str, None, "array name in .npz, tensor name in .safetensors/.pt (optional if only one)"),
         Param("offset", int, 0, "rows to drop before position 0", minimum=0),
         Param("kind", str, "other", "what the table is", choices=KINDS),
+        Param("grid", str, None, "HxW: the rows are an image's patches, row by row (leading class-token rows "
+              "beyond H*W are dropped as offset)"),
     ),
     target="path",
 )

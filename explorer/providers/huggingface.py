@@ -13,7 +13,7 @@ from typing import Any
 
 from explorer.errors import PosembedWarning, ProviderError, SpecError
 from explorer.hookspecs import hookimpl
-from explorer.loaders.families import TABLE_CHOICES
+from explorer.loaders.families import TABLE_CHOICES, TOWER_CHOICES
 from explorer.provider import Param, Provider
 
 #: Short names of the GPT-2 family and their hub repositories.
@@ -55,23 +55,40 @@ def read_table(provider: str, checkpoint: Any, params: dict[str, Any], which: st
 
     choice = families.choose(checkpoint, which, tensor)
     matrix, dtype = checkpoint.read(choice.tensor)
+    if matrix.ndim == 3 and matrix.shape[0] == 1:  # ViT, DeiT, DINOv2: an nn.Parameter of shape (1, N, D)
+        matrix = matrix[0]
     if matrix.ndim != 2:
         raise ProviderError(f"{checkpoint.source}: tensor {choice.tensor!r} has shape {list(matrix.shape)}, "
                             f"not positions x dimensions")
     drop = choice.offset if offset is None else offset
     if drop >= matrix.shape[0]:
         raise ProviderError(f"{checkpoint.source}: cannot drop {drop} offset rows from a table of {matrix.shape[0]}")
+    grid, description = choice.grid, choice.description
+    if grid is not None:
+        patches = grid[0] * grid[1]
+        if matrix.shape[0] - drop != patches:
+            if offset is not None:  # the user chose other rows: they are a sequence, not the config's grid
+                grid = None
+            else:
+                raise ProviderError(
+                    f"{checkpoint.source}: its config gives a {grid[0]} x {grid[1]} patch grid ({patches} patches), "
+                    f"but {choice.tensor!r} has {matrix.shape[0]} rows, {matrix.shape[0] - drop} after the "
+                    f"{drop} class-token rows; name the rows to drop with offset=N")
+        else:
+            description += f"; {grid[0]} x {grid[1]} patch grid from image_size / patch_size"
     return PositionEmbedding(
         matrix[drop:], provider=provider, source=checkpoint.source, kind=choice.kind, offset=drop, dtype=dtype,
-        params=params, tensor=choice.tensor, revision=checkpoint.revision, description=choice.description,
+        params=params, tensor=choice.tensor, revision=checkpoint.revision, description=description, grid=grid,
     )
 
 
 def load_hf(model: str | None, revision: str | None, table: str, tensor: str | None, offset: int | None,
-            positions: int | None = None):
+            positions: int | None = None, tower: str = "auto"):
     """The ``hf`` provider's ``load``: the model's own table, or the provider a plugin claims its config for."""
     if not model:
         raise ProviderError("hf needs a model: hf:ORG/NAME (a hub id) or hf:PATH (a local folder)")
+    if tower != "auto" and table != "auto":
+        raise SpecError(f"hf: give table={table} or tower={tower}, not both")
     checkpoint = open_checkpoint(model, revision)
     if tensor is None and offset is None:
         claimed = claimed_provider(checkpoint.config)
@@ -81,7 +98,10 @@ def load_hf(model: str | None, revision: str | None, table: str, tensor: str | N
         raise SpecError(f"hf: positions applies to relative terms and rotary tables; {checkpoint.source} has a "
                         f"table of its own")
     params = {"model": model, "revision": revision, "table": table, "tensor": tensor, "offset": offset}
-    return read_table("hf", checkpoint, {k: v for k, v in params.items() if v is not None}, table, tensor, offset)
+    if tower != "auto":
+        params["tower"] = tower
+    which = tower if tower != "auto" else table
+    return read_table("hf", checkpoint, {k: v for k, v in params.items() if v is not None}, which, tensor, offset)
 
 
 def claimed_provider(config: dict[str, Any]) -> str | None:
@@ -134,6 +154,8 @@ HF = Provider(
         Param("offset", int, None, "rows to drop before position 0 (default: the model family's)", minimum=0),
         Param("positions", int, None, "for a model without a table (T5, ALiBi, RoPE): the positions L its "
               "relative term or rotary table covers", minimum=1),
+        Param("tower", str, "auto", "which tower of a CLIP or SigLIP model: vision (its patch grid; auto) or text",
+              choices=TOWER_CHOICES),
     ),
     target="model",
 )

@@ -16,6 +16,9 @@ def build(context: SectionContext):
     if "summary" not in results:
         return None
     extra = {}
+    if getattr(context.embedding, "grid", None) is not None:
+        height, width = context.embedding.grid
+        extra["patch grid"] = f"{height} x {width} (position r * {width} + c is row r, column c)"
     if "translation_invariance" in results:
         extra["translation invariance"] = views.fmt(results["translation_invariance"], ".4f")
     if "spectrum" in results:

@@ -1,0 +1,31 @@
+"""The top principal components as images of the patch grid. Only for tables on a patch grid."""
+
+from __future__ import annotations
+
+from bokeh.layouts import column, row
+
+from explorer.reporting import views
+from explorer.units import Section, SectionContext
+
+
+def build(context: SectionContext):
+    """One image per component and the caption; None for a 1-D table."""
+    components = context.results["grid_pca"]
+    if components is None:
+        return None
+    from explorer.reporting.grid_views import grid_image  # only for a grid table: a 1-D page pays nothing
+
+    height, width = context.embedding.grid
+    figures = [grid_image(image, f"PC{k + 1}: {100 * float(share):.1f}% of variance", f"grid_pc{k + 1}",
+                          size=200, value_label="score")
+               for k, (image, share) in enumerate(zip(components.images, components.explained))]
+    shown = "" if components.images.shape[1:] == (height, width) else " (block means: the grid exceeds the resolution)"
+    pairs = [row(*figures[k:k + 2], spacing=12) for k in range(0, len(figures), 2)]  # 2 x 2: fits any column
+    return column(*pairs, views.caption(
+        "Each patch's score X_c v_k on the top principal components of the centred table, laid out on the "
+        f"{height} x {width} grid{shown}; each image on its own symmetric colour range. Learned ViT tables often show "
+        "smooth gradients along the rows and columns; the 2-D sin-cos table shows its lowest frequencies."),
+        sizing_mode="stretch_width")
+
+
+SECTION = Section("grid_pca", "principal components on the grid", build, order=85, needs=("grid_pca",))

@@ -1,0 +1,74 @@
+"""Grid pages in a real browser: a grid table beside a 1-D table renders with no console error, and the patch
+picker redraws any patch's cosine image from the quantised unit rows."""
+
+import numpy as np
+import pytest
+
+import explorer
+from explorer.analysis.grid import patch_similarity, quantised_cosines
+
+from browser import CANDIDATES, Chromium, blankness, find_chromium  # tests/browser.py, on pytest's pythonpath
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(find_chromium() is None,
+                       reason=f"no Chromium found (looked for $CHROMIUM, {', '.join(CANDIDATES)})"),
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with Chromium(width=1400, height=1100) as chromium:
+        yield chromium
+
+
+def learned_grid(height=6, width=5, dim=24):
+    """A table shaped like a learned ViT one: smooth in row and column plus noise."""
+    rng = np.random.default_rng(4)
+    rows, cols = np.divmod(np.arange(height * width), width)
+    smooth = np.outer(rows, rng.normal(size=dim)) + np.outer(cols, rng.normal(size=dim))
+    return explorer.PositionEmbedding((smooth + rng.normal(size=(height * width, dim))).astype(np.float32),
+                                      provider="learned", source="test", grid=(height, width))
+
+
+def test_comparison_of_a_grid_table_and_a_one_dimensional_table_renders_without_errors(browser, tmp_path,
+                                                                                         monkeypatch):
+    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")  # the built-in sections only
+    path = tmp_path / "grid-vs-1d.html"
+    explorer.report([explorer.load("sinusoidal2d,grid=37x37,dim=64"), explorer.load("sinusoidal,positions=196,dim=64")],
+                    path)
+    browser.resize(1920, 1100)  # two tables side by side need 1920 px, as for 1-D pages
+    result = browser.open(path)
+    (tmp_path / "grid.png").write_bytes(result.screenshot)
+    assert result.errors == [], result.errors
+    assert result.idle
+    inked, colours = blankness(result.screenshot)
+    assert inked > 0.05 and colours > 100
+    names = browser.evaluate("""Bokeh.documents[0].all_models.size > 0 && ['patch_tiles', 'patch_picked',
+      'grid_offset', 'grid_pc1'].map((n) => Bokeh.documents[0].get_model_by_name(n) !== null)""")
+    assert names == [True, True, True, True]
+    assert browser.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no horizontal scroll
+    browser.resize(1400, 1100)
+
+
+def test_patch_picker_redraws_the_chosen_patchs_cosines(browser, tmp_path):
+    emb = learned_grid()
+    path = tmp_path / "picker.html"
+    explorer.report(emb, path)
+    browser.resize(1280, 1100)  # one table fits 1280 px
+    browser.open(path)
+    assert browser.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    browser.resize(1400, 1100)
+    image = browser.evaluate("""(async () => {
+      const doc = Bokeh.documents[0];
+      doc.get_model_by_name('patch_row').value = 4;
+      doc.get_model_by_name('patch_column').value = 1;
+      await new Promise((resolve) => setTimeout(resolve, 200));  // CustomJS callbacks run asynchronously
+      const fig = doc.get_model_by_name('patch_picked');
+      return [fig.title.text, Array.from(fig.renderers[0].data_source.data.image[0])];
+    })()""")
+    codes = patch_similarity(emb.matrix, emb.grid).codes
+    unit = emb.matrix / np.linalg.norm(emb.matrix, axis=1, keepdims=True)
+    assert image[0] == "cosine with patch (row 4, col 1)"
+    np.testing.assert_allclose(image[1], quantised_cosines(codes, 4 * 5 + 1), atol=1e-6)
+    assert np.abs(np.array(image[1]) - unit @ unit[21]).max() < 0.02
