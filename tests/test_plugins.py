@@ -81,7 +81,7 @@ def test_load_plugins_env_chooses_which_load(entry_points, monkeypatch):
 
 
 def test_unknown_provider_lists_what_exists_and_suggests(builtin_registry):
-    with pytest.raises(SpecError, match=r"unknown provider 'sinusoid'.*providers: alibi, file, gpt2, hf, sinusoidal, t5.*did you mean 'sinusoidal'"):
+    with pytest.raises(SpecError, match=r"unknown provider 'sinusoid'.*providers: alibi, file, gpt2, hf, sinusoidal, sinusoidal2d, t5.*did you mean 'sinusoidal'"):
         builtin_registry.get("sinusoid")
 
 
