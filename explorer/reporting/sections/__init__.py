@@ -14,7 +14,8 @@ from explorer.hookspecs import hookimpl
 from explorer.units import Section
 
 MODULES = ("comparison", "provenance", "matrix", "traces", "vectors", "cosine_positions", "offset_norms",
-           "cosine_dimensions", "pca", "spectra", "probes")
+           "cosine_dimensions", "pca", "spectra", "probes",
+           "atlas")
 
 
 def builtin_sections() -> list[Section]:
