@@ -135,6 +135,13 @@ def load_many(requests: Sequence[Request], registry: Registry | None = None, *, 
     outcomes: dict[int, PositionEmbedding | PosembedError] = {}
     total = len(requests)
     feedback.step(f"loading {requests[0].spec}" if total == 1 else f"loading {total} tables")
+    if total == 1:  # the common single report: no pool to start, and the download draws its own progress
+        try:
+            return [load(requests[0].spec, registry)], []
+        except PosembedError as exc:
+            if not keep_going:
+                raise _naming(Failure(requests[0], exc)) from exc
+            return [], [Failure(requests[0], exc)]
     with feedback.one_line_for_a_set(), ThreadPoolExecutor(max_workers=max(1, min(workers, total))) as pool:
         futures = {pool.submit(load, request.spec, registry): k for k, request in enumerate(requests)}
         for future in as_completed(futures):
