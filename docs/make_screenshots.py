@@ -10,12 +10,14 @@ console error, and saves:
 - ``gpt2-report-analyses.png``: its similarity, offset, PCA and spectrum sections;
 - ``gpt2-vs-sinusoid.png``: the top of the comparison page at 1920 px (pairwise numbers, overlaid offset
   profiles, both matrices, each on its own colour scale);
-- ``three-tables.png``: GPT-2, the sinusoid and its split layout at 1280 px, stacked;
+- ``three-tables.png``: GPT-2, the sinusoid and its split layout at 1280 px: the top of their atlas;
+- ``atlas.png``: the gallery's atlas at 1920 px, six tables that can be made here: the sinusoid at bases 100,
+  1000 and 10000 (1024 x 768) and at widths 256 and 64 (base 10000), and GPT-2 small's real table.
 - ``grid-sinusoid2d.png``: the grid sections of MAE's 2-D sin-cos table on ViT-B/16's 14 x 14 grid (768
   dimensions) at 1280 px: no vision checkpoint can be downloaded here, so the formula stands in
   (``--grid-only`` makes just this one, without GPT-2).
 
-Each page is also checked for horizontal scrolling (one table and three stacked at 1280 and 1920 px, two side
+Each page is also checked for horizontal scrolling (one table and the atlases at 1280 and 1920 px, two side
 by side at 1920 px); ``--all WIDTHS`` saves whole-page
 screenshots of every page at those widths into ``--out`` for a look (not committed).
 
@@ -101,19 +103,23 @@ def main() -> int:
     sinusoid = explorer.load("sinusoidal")
     with tempfile.TemporaryDirectory(prefix="posembed-shots-") as tmp:
         single, pair = Path(tmp) / "gpt2.html", Path(tmp) / "gpt2-vs-sinusoid.html"
-        three = Path(tmp) / "three.html"
+        three, atlas = Path(tmp) / "three.html", Path(tmp) / "atlas.html"
         explorer.report(gpt2, single, title="GPT-2 small: learned position embeddings")
         explorer.report([gpt2, sinusoid], pair, title="GPT-2 small against the sinusoid")
         explorer.report([gpt2, sinusoid, explorer.load("sinusoidal,layout=split")], three,
                         title="GPT-2 small, the sinusoid, and the sinusoid with sines and cosines apart")
+        gallery = [explorer.load(f"sinusoidal,base={base}") for base in (100, 1000, 10000)]
+        gallery += [explorer.load(f"sinusoidal,dim={dim}") for dim in (256, 64)] + [gpt2]
+        explorer.report(gallery, atlas, title="An atlas: the sinusoid at three bases and three widths, and GPT-2 small")
         with Chromium(width=1280, height=1500) as browser:
-            for page, what in ((single, "GPT-2 report"), (pair, "comparison"), (three, "three tables")):
+            for page, what in ((single, "GPT-2 report"), (pair, "comparison"), (three, "three tables"),
+                               (atlas, "atlas")):
                 for width in (1280, 1920):
                     browser.resize(width, 1500)
                     if not rendered_cleanly(browser, page, what):
                         return 1
                     if (page is not pair or width == 1920) and not fits(browser, what, width):
-                        return 1  # two tables side by side need 1920 px; one, or three stacked, fit 1280
+                        return 1  # two tables side by side need 1920 px; one, or an atlas, fit 1280
                     if args.all:
                         save_png(browser.screenshot(full_page=True), args.out / f"all-{page.stem}-{width}.png")
             browser.resize(1280, 1500)
@@ -130,9 +136,12 @@ def main() -> int:
                      args.out / "gpt2-vs-sinusoid.png")
             browser.resize(1280, 1500)
             rendered_cleanly(browser, three, "three tables")
-            top = section_top(browser, "matrix")
-            save_png(browser.screenshot(clip={"x": 0, "y": top, "width": 1280, "height": 1500}),
+            save_png(browser.screenshot(clip={"x": 0, "y": 0, "width": 1280, "height": 1900}),
                      args.out / "three-tables.png")
+            browser.resize(1920, 1400)
+            rendered_cleanly(browser, atlas, "atlas")
+            save_png(browser.screenshot(clip={"x": 0, "y": 0, "width": 1920, "height": 2000}),
+                     args.out / "atlas.png")
     return 0
 
 

@@ -23,6 +23,11 @@ if TYPE_CHECKING:
 DEFAULT_SPEC = "sinusoidal"
 #: The matrix heatmap's colour scales (``explorer.reporting.views.matrix_scale``).
 SCALES = ("auto", "linear", "symlog")
+#: This many tables or more make an atlas page (``explorer/reporting/sections/atlas.py``).
+ATLAS_TABLES = 3
+#: An atlas's default display resolution: every table's full sections are in the one file (12 tables of
+#: 1024 x 768 at 1024 would be about 24 MB; at 384 about 9 MB, inside the 12 MB budget, benchmarks/atlas_budgets.py).
+ATLAS_RESOLUTION = 384
 
 
 def load(spec: str | Spec = DEFAULT_SPEC, registry: Registry | None = None, **params: Any) -> PositionEmbedding:
@@ -57,6 +62,20 @@ def load(spec: str | Spec = DEFAULT_SPEC, registry: Registry | None = None, **pa
             f"RelativePositionTerm"
         )
     return result
+
+
+def load_many(specs: Sequence[str] = (), registry: Registry | None = None, *, spec_file: str | Path | None = None,
+              keep_going: bool = False) -> tuple[list[PositionEmbedding], list[str]]:
+    """Load many tables: each spec (a revision series ``revision=a|b`` is one spec per revision), then the spec
+    file's (one a line), at most four at once; the tables in that order and one line per failure.
+
+    A failure raises (a ``PosembedError`` naming its spec) unless ``keep_going``, which leaves it out.
+    """
+    from explorer.batch import load_many as load_requests
+    from explorer.batch import requests_of
+
+    tables, failures = load_requests(requests_of(specs, spec_file), registry, keep_going=keep_going)
+    return tables, [failure.line() for failure in failures]
 
 
 class StoredTensor(NamedTuple):
@@ -96,10 +115,11 @@ def _resolution(resolution: int | None) -> int:
 
 
 def analyze(embedding: PositionEmbedding, resolution: int | None = None, registry: Registry | None = None,
-            progress: Callable[[str], None] | None = None) -> Results:
+            progress: Callable[[str], None] | None = None, probe_protocol: str = "ridge") -> Results:
     """Every registered analysis of one table (built-ins and plugins'), by name; see ``explorer.analysis``.
 
     ``progress(name)`` is called before each analysis runs (default: a status line on a terminal's stderr).
+    ``probe_protocol``: ``ridge`` (the project's) or ``wang-chen`` (the paper's code; docs/analyses.md).
     """
     from explorer import analysis
 
@@ -107,7 +127,7 @@ def analyze(embedding: PositionEmbedding, resolution: int | None = None, registr
     if progress is None:
         progress = lambda name: feedback.step(f"analysing {embedding.label}: {name}")  # noqa: E731
     return analysis.analyze(embedding.matrix, _resolution(resolution), analyses=analyses, term=embedding.term,
-                            embedding=embedding, progress=progress)
+                            embedding=embedding, progress=progress, probe_protocol=probe_protocol)
 
 
 def compare(a: PositionEmbedding, b: PositionEmbedding, resolution: int | None = None,
@@ -129,10 +149,11 @@ def compare(a: PositionEmbedding, b: PositionEmbedding, resolution: int | None =
 
 
 def analyze_all(items: Sequence[PositionEmbedding], resolution: int | None = None,
-                registry: Registry | None = None) -> tuple[list[Results], list[tuple[int, int, Results]]]:
+                registry: Registry | None = None, probe_protocol: str = "ridge",
+                ) -> tuple[list[Results], list[tuple[int, int, Results]]]:
     """Every table's results and every pair's (``(i, j, results)`` for i < j): what a report shows."""
     registry = registry or get_registry()
-    results = [analyze(e, resolution, registry) for e in items]
+    results = [analyze(e, resolution, registry, probe_protocol=probe_protocol) for e in items]
     pairs = [(i, j, compare(items[i], items[j], resolution, registry))
              for i in range(len(items)) for j in range(i + 1, len(items))]
     return results, pairs
@@ -161,16 +182,23 @@ def check_scale(scale: str = "auto", vmax: float | None = None) -> None:
 
 def document(embeddings: PositionEmbedding | Sequence[PositionEmbedding], *, title: str | None = None,
              resolution: int | None = None, registry: Registry | None = None, shared_scale: bool = False,
-             scale: str = "auto", vmax: float | None = None):
+             scale: str = "auto", vmax: float | None = None, probe_protocol: str = "ridge"):
     """The report as a Bokeh ``Document`` (analyses, then every registered section), for embedding elsewhere.
 
     The matrix colour scale: each table its own (``shared_scale=True``: one for all), ``scale`` ``auto``
     (symlog for heavy-tailed tables, else linear), ``linear`` or ``symlog``, and ``vmax`` the end of its range.
+    Three or more tables make an atlas, whose default resolution is ``ATLAS_RESOLUTION`` (docs/report.md).
+    ``probe_protocol``: ``ridge`` or ``wang-chen`` (docs/analyses.md).
     """
+    from explorer.analysis.probes import check_protocol
+
     check_scale(scale, vmax)  # before any work
+    check_protocol(probe_protocol)
     items = _tables(embeddings, "a report")
     registry = registry or get_registry()
-    results, pairs = analyze_all(items, resolution, registry)
+    if resolution is None and len(items) >= ATLAS_TABLES:
+        resolution = ATLAS_RESOLUTION
+    results, pairs = analyze_all(items, resolution, registry, probe_protocol)
     feedback.step("building the page")
     from explorer.reporting.page import build_document  # imports Bokeh
 
@@ -189,6 +217,7 @@ def report(
     shared_scale: bool = False,
     scale: str = "auto",
     vmax: float | None = None,
+    probe_protocol: str = "ridge",
 ) -> str:
     """Build the standalone HTML report for one table (or several side by side).
 
@@ -202,7 +231,7 @@ def report(
     bokeh_resources(resources)  # a bad choice fails before any work
     with feedback.stage("preparing the report"):
         doc = document(embeddings, title=title, resolution=resolution, registry=registry, shared_scale=shared_scale,
-                       scale=scale, vmax=vmax)
+                       scale=scale, vmax=vmax, probe_protocol=probe_protocol)
         feedback.step("writing the page")
         # A title that is not UTF-8 (an undecodable argument) shows its bytes escaped: the page is valid UTF-8.
         html = utf8_text(render(doc, resources))
@@ -221,6 +250,7 @@ def show(
     shared_scale: bool = False,
     scale: str = "auto",
     vmax: float | None = None,
+    probe_protocol: str = "ridge",
 ) -> None:
     """Show the report inline in Jupyter, through Bokeh's public notebook API (``output_notebook`` + ``show``).
 
@@ -237,7 +267,7 @@ def show(
 
     kind = bokeh_resources(resources)  # a bad choice fails before any work
     doc = document(embeddings, title=title, resolution=resolution, registry=registry, shared_scale=shared_scale,
-                   scale=scale, vmax=vmax)
+                   scale=scale, vmax=vmax, probe_protocol=probe_protocol)
     [layout] = doc.roots
     output_notebook(resources=kind, hide_banner=True)
     # In a notebook bokeh.io.show adds what it shows to the current document, then embeds a fresh copy that takes

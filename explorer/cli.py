@@ -227,6 +227,33 @@ def info(spec: str, as_json: bool) -> None:
             click.echo(f"{key:>22}: {value}")
 
 
+_SPECS_OPTION = click.option(
+    "--specs", "spec_file", default=None, metavar="FILE",
+    help="Also read specs from FILE: one spec (or revision series) a line; blank lines and # comments skipped.")
+_KEEP_GOING_OPTION = click.option(
+    "--keep-going", is_flag=True,
+    help="Leave out a spec that fails to load (named in one line) instead of stopping before writing anything.")
+_PROTOCOL_OPTION = click.option(
+    "--probe-protocol", type=click.Choice(["ridge", "wang-chen"]), default="ridge", show_default=True,
+    help="The probes: ridge (the project's, every row) or wang-chen (Wang & Chen 2020's code: least squares, "
+         "512 rows, logistic regression on position pairs); docs/analyses.md.")
+
+
+def _load_requests(requests, registry, keep_going: bool) -> tuple[list, tuple[str, ...]]:
+    """The requested tables (at most four loaded at once) and their specs; with --keep-going each failure is
+    named in one line and left out."""
+    from explorer.batch import load_many
+    from explorer.errors import SpecError
+
+    embeddings, failures = load_many(requests, registry, keep_going=keep_going)
+    for failure in failures:
+        click.echo(f"posembed: warning: left out: {failure.line()}", err=True)
+    if not embeddings:
+        raise SpecError("every spec failed to load; nothing was written")
+    failed = {id(f.request) for f in failures}
+    return embeddings, tuple(r.spec for r in requests if id(r) not in failed)
+
+
 @cli.command()
 @click.argument("specs", nargs=-1, metavar="[SPEC]...")
 @click.option("-o", "--output", default="report.html", show_default=True,
@@ -243,31 +270,43 @@ def info(spec: str, as_json: bool) -> None:
 @click.option("--vmax", type=click.FloatRange(min=0, min_open=True), default=None,
               help="End of the matrix colour range, e.g. --scale linear --vmax 0.2 [default: from the data].")
 @click.option("--open", "open_browser", is_flag=True, help="Open the report in the browser when written.")
+@_SPECS_OPTION
+@_KEEP_GOING_OPTION
+@_PROTOCOL_OPTION
 def report(specs: tuple[str, ...], output: str, title: str | None, resources: str, resolution: int | None,
-           shared_scale: bool, scale: str, vmax: float | None, open_browser: bool) -> None:
+           shared_scale: bool, scale: str, vmax: float | None, open_browser: bool, spec_file: str | None,
+           keep_going: bool, probe_protocol: str) -> None:
     """Write a standalone HTML report for one SPEC, or a comparison of several.
 
     With no SPEC the built-in default (sinusoidal, 1024 x 768) is used; it needs no network.
-    Several SPECs give one page: two side by side, three or more stacked, each table's matrix
-    on its own colour scale (--shared-scale for one), linked position axes, pairwise CKA and
-    similarity correlation, and the offset profiles overlaid. On a terminal, stderr shows the
-    stage (loading, each analysis, building the page, writing) and the elapsed seconds.
+    Two SPECs stand side by side; three or more make an atlas: every table's numbers in one
+    sortable table, CKA and similarity-correlation heatmaps, the offset profiles overlaid,
+    thumbnails that wrap with the window, and one table's full sections below (click a
+    thumbnail or a row); its default resolution is 384. Each matrix has its own colour scale
+    (--shared-scale for one). On a terminal, stderr shows the stage and the elapsed seconds.
+
+    \b
+    A revision series is one table per revision, in the order given:
+      posembed report 'hf:EleutherAI/pythia-70m,revision=step1000|step2000|step4000'
+    Any one option may list values with '|' (sinusoidal,base=100|1000|10000). --specs FILE
+    reads one spec or series a line (blank lines and # comments skipped). Remote tables are
+    fetched at most 4 at once, offline from the cache with HF_HUB_OFFLINE=1.
     """
-    from explorer.api import DEFAULT_SPEC, load
+    from explorer.api import DEFAULT_SPEC
     from explorer.api import report as build_report
+    from explorer.batch import requests_of
     from explorer.output import STDOUT, check_writable
 
-    check_writable(output, _spec_values(specs))  # fail before any expensive work
+    requests = requests_of(specs or (() if spec_file else (DEFAULT_SPEC,)), spec_file)  # bad lines fail first
+    check_writable(output, _spec_values(tuple(r.spec for r in requests)))  # fail before any expensive work
     if output == STDOUT and open_browser:
         click.echo("posembed: warning: --open needs a file; ignored with -o -", err=True)
     registry = _registry()
     with feedback.stage("starting"):  # one status line, its clock running from here to the write
-        embeddings = []
-        for spec in specs or (DEFAULT_SPEC,):
-            feedback.step(f"loading {spec}")
-            embeddings.append(load(spec, registry=registry))
+        embeddings, _ = _load_requests(requests, registry, keep_going)
         html = build_report(embeddings, output, title=title, resources=resources, resolution=resolution,
-                            registry=registry, shared_scale=shared_scale, scale=scale, vmax=vmax)
+                            registry=registry, shared_scale=shared_scale, scale=scale, vmax=vmax,
+                            probe_protocol=probe_protocol)
     if output != STDOUT:
         feedback.info(f"wrote {output} ({len(html.encode('utf-8')) / 1e6:.1f} MB)")
         if open_browser:
@@ -290,33 +329,43 @@ def _finite_or_none(values: dict[str, float]) -> dict[str, float | None]:
 
 
 @cli.command()
-@click.argument("specs", nargs=-1, required=True, metavar="SPEC...")
+@click.argument("specs", nargs=-1, metavar="SPEC...")
 @click.option("--json", "as_json", is_flag=True, help="Print every scalar result as JSON.")
 @click.option("--npz", "npz", default=None, metavar="FILE",
               help="Also save every result array to FILE (.npz, keys like 0.offset.mean, and 0-1.comparison.lag for pairs).")
 @click.option("--resolution", type=int, default=None, callback=_resolution_option,
               help="Display resolution of images and profiles [default: 1024].")
-def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: int | None) -> None:
+@_SPECS_OPTION
+@_KEEP_GOING_OPTION
+@_PROTOCOL_OPTION
+def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: int | None, spec_file: str | None,
+            keep_going: bool, probe_protocol: str) -> None:
     """Run the shared analyses on each SPEC and print their scalar results.
 
     With several SPECs each pair is also compared (linear CKA, similarity correlation) on the
-    positions they have in common. Formulas: docs/analyses.md.
+    positions they have in common. A revision series ('hf:ORG/NAME,revision=a|b') and
+    --specs FILE work as for report. Formulas: docs/analyses.md.
     """
     import io
 
     import numpy as np
 
-    from explorer.api import analyze_all, load
+    from explorer.api import analyze_all
+    from explorer.batch import requests_of
     from explorer.output import STDOUT, check_writable, write_atomic
 
     if npz == STDOUT and as_json:
         raise click.UsageError("--npz - and --json both want standard output; write the .npz to a file")
+    if not specs and not spec_file:
+        raise click.UsageError("Missing argument 'SPEC...' (or --specs FILE)")
+    requests = requests_of(specs, spec_file)
     if npz is not None:
-        check_writable(npz, _spec_values(specs))  # fail before any expensive work
+        check_writable(npz, _spec_values(tuple(r.spec for r in requests)))  # fail before any expensive work
     registry = _registry()
-    embeddings = [load(s, registry=registry) for s in specs]
+    with feedback.stage("starting"):
+        embeddings, specs = _load_requests(requests, registry, keep_going)
     with feedback.stage("analysing " + ", ".join(_size(e) for e in embeddings)):
-        results, pairs = analyze_all(embeddings, resolution, registry)
+        results, pairs = analyze_all(embeddings, resolution, registry, probe_protocol)
     data = {
         "tables": [
             {"spec": spec, "label": e.label, "term": e.term, "shape": list(e.shape),

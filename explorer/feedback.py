@@ -26,6 +26,9 @@ from explorer.messages import one_line
 ENV = "POSEMBED_QUIET"
 #: When each stage in progress began (all the outermost stage's start: the elapsed time is the whole command's).
 _stages: list[float] = []
+#: How many sets of tables are being loaded together (``batch.load_many``): their one line stands for each
+#: download's own, which several threads would otherwise draw over each other.
+_sets: list[None] = []
 
 
 def quiet() -> bool:
@@ -88,6 +91,16 @@ def info(message: str) -> None:
 
 
 @contextmanager
+def one_line_for_a_set() -> Iterator[None]:
+    """While the block runs, downloads draw no progress of their own: the set's ``step`` line stands for them."""
+    _sets.append(None)
+    try:
+        yield
+    finally:
+        _sets.pop()
+
+
+@contextmanager
 def stage(message: str) -> Iterator[None]:
     """A transient ``posembed: MESSAGE ... 1.2 s`` line while the block runs, erased when the outermost stage
     ends; drawn only in place on a terminal (a pipe or a log file would keep the erased line for ever).
@@ -120,7 +133,8 @@ class Progress:
 
     def __init__(self, label: str, total: int) -> None:
         self.label, self.total, self.shown = one_line(label), total, -1
-        self.silent, self.in_place = quiet(), interactive()
+        self.silent = quiet() or bool(_sets)
+        self.in_place = interactive() and not self.silent
         if not self.silent and not self.in_place:
             info(f"posembed: downloading {label} ({total / 1e6:.1f} MB)")
 
@@ -136,5 +150,5 @@ class Progress:
         """End the progress line."""
         if self.in_place:
             _write("\n")
-        else:
+        elif not self.silent:
             info(f"posembed: downloaded {self.label}")

@@ -89,12 +89,13 @@ class TableContext:
 
     ``matrix`` is the C-contiguous float32 table (positions x dimensions). ``memo(key, compute)`` computes a
     value once per table for every analysis that asks (the centred eigen-decomposition behind PCA, the spectrum
-    and the probes is ``eigen``).
+    and the probes is ``eigen``). ``probe_protocol`` is the probes' protocol (``ridge`` or ``wang-chen``).
     """
 
     def __init__(self, matrix: "np.ndarray", resolution: int, seed: int = 0,
-                 embedding: "PositionEmbedding | None" = None) -> None:
+                 embedding: "PositionEmbedding | None" = None, probe_protocol: str = "ridge") -> None:
         self.matrix, self.resolution, self.seed, self.embedding = matrix, resolution, seed, embedding
+        self.probe_protocol = probe_protocol
         self._memo: dict[str, Any] = {}
 
     def memo(self, key: str, compute: Callable[[], Any]) -> Any:

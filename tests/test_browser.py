@@ -301,7 +301,8 @@ LAYOUT = """(() => {
   const widths = [...Bokeh.documents[0].all_models]
     .filter((m) => m.toolbar !== undefined && m.renderers !== undefined)
     .map((m) => [m.name, Bokeh.index.find_one(m)]).filter(([, v]) => v)
-    .map(([name, v]) => [name, v.el.getBoundingClientRect().width]);
+    .map(([name, v]) => [name, v.el.getBoundingClientRect().width])
+    .filter(([, w]) => w > 0);  // an atlas's hidden panels (one table's sections are shown at a time)
   return [document.documentElement.scrollWidth, window.innerWidth, Math.min(...widths.map(([, w]) => w)),
           widths.filter(([, w]) => w < 300).map(([n]) => n)];
 })()"""
@@ -323,8 +324,10 @@ def test_the_page_fills_the_window_without_horizontal_scrolling(browser, tmp_pat
     finally:
         browser.resize(1400, 1100)
     assert page <= viewport == width  # nothing sticks out: no horizontal scroll bar
-    assert narrowest >= 300 and narrow == []
-    columns = 2 if len(specs) == 2 else 1  # two side by side, three or more stacked
+    # an atlas's thumbnails and pair heatmaps are small by design; every full-size plot is at least 300 px
+    narrow = [n for n in narrow if not str(n).startswith(("thumb_", "atlas_"))]
+    assert narrow == []
+    columns = 2 if len(specs) == 2 else 1  # two side by side, three or more: an atlas, one table at a time
     assert heatmap >= 0.8 * width / columns  # fills its column, not a fixed 840 px
 
 
@@ -357,3 +360,85 @@ def test_a_cdn_page_says_so_when_bokehjs_cannot_load(browser, tmp_path):
     assert "could not load BokehJS" in shown[3] and "--resources inline" in shown[3]
     inked, _ = blankness(browser.screenshot())
     assert inked > 0.01  # not a blank white page
+
+
+def click_at(browser, left: float, top: float) -> None:
+    """A left click (press and release) at page coordinates."""
+    import time
+
+    for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
+        browser.call("Input.dispatchMouseEvent", session=browser.session, type=kind, x=left, y=top,
+                     button="left", clickCount=1)
+    time.sleep(0.4)
+
+
+def box_of(browser, name: str) -> list[float]:
+    """The on-screen box of the model called ``name``, scrolled into view."""
+    return browser.evaluate(f"""(() => {{
+      const view = Bokeh.index.find_one(Bokeh.documents[0].get_model_by_name({name!r}));
+      view.el.scrollIntoView({{block: 'center'}});
+      const r = view.el.getBoundingClientRect();
+      return [r.left, r.top, r.width, r.height];
+    }})()""")
+
+
+VISIBLE_PANELS = """(() => Bokeh.documents[0].get_model_by_name('atlas_drill').children.map((m) => m.name))()"""
+
+#: The first column's text of the numbers table's rows, top to bottom as displayed.
+DISPLAYED_ROWS = """(() => {
+  const view = Bokeh.index.find_one(Bokeh.documents[0].get_model_by_name('atlas_numbers'));
+  const rows = [...view.shadow_el.querySelectorAll('.slick-row')];
+  rows.sort((a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top);
+  return rows.map((r) => r.querySelector('.slick-cell').textContent.trim());
+})()"""
+
+
+def test_the_atlas_draws_thumbnails_and_a_choice_reveals_that_tables_sections(browser, tmp_path, monkeypatch):
+    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
+    path = tmp_path / "atlas.html"
+    specs = [f"sinusoidal,positions=256,dim=64,base={b}" for b in (100, 10000, 30)] + [SMALL]
+    explorer.report([explorer.load(s) for s in specs], path)
+    since = browser.mark()
+    result = browser.open(path)
+    assert_rendered(result, tmp_path, "atlas")
+    for k in range(4):
+        for kind in ("matrix", "cosine", "pca"):
+            left, top, width, height = box_of(browser, f"thumb_{kind}_{k}")
+            assert width >= 100 and height >= 100  # drawn, not collapsed
+    assert browser.evaluate(VISIBLE_PANELS) == ["drill_0"]
+    left, top, width, height = box_of(browser, "thumb_cosine_2")
+    click_at(browser, left + width / 2, top + height / 2)
+    assert browser.evaluate(VISIBLE_PANELS) == ["drill_2"]
+    assert browser.evaluate("""(() => Bokeh.documents[0].get_model_by_name('atlas_chosen').text)()""").find("3. ") >= 0
+    import time
+
+    time.sleep(1.0)  # its views are built when it is shown
+    width_of_its_matrix = browser.evaluate("""(() => {
+      const shown = [...Bokeh.documents[0].all_models].filter((m) => m.name === 'matrix' && Bokeh.index.find_one(m));
+      if (shown.length !== 1) { return -shown.length; }  // only the chosen table's sections have views
+      const view = Bokeh.index.find_one(shown[0]);
+      return view ? view.el.getBoundingClientRect().width : 0;
+    })()""")
+    assert width_of_its_matrix > 300  # its full sections are drawn once shown
+    # a row of the table chooses too
+    browser.evaluate("""(() => { Bokeh.documents[0].get_model_by_name('atlas_numbers').source.selected.indices = [1];
+                                 return 0; })()""")
+    assert browser.evaluate(VISIBLE_PANELS) == ["drill_1"]
+    # the sort: clicking the header of "effective rank" orders the rows by it
+    before = browser.evaluate(DISPLAYED_ROWS)
+    header = browser.evaluate("""(() => {
+      const view = Bokeh.index.find_one(Bokeh.documents[0].get_model_by_name('atlas_numbers'));
+      view.el.scrollIntoView({block: 'center'});
+      const h = [...view.shadow_el.querySelectorAll('.slick-header-column')]
+        .find((e) => e.textContent.trim() === 'effective rank');
+      const r = h.getBoundingClientRect();
+      return [r.left + r.width / 2, r.top + r.height / 2];
+    })()""")
+    click_at(browser, *header)
+    after = browser.evaluate(DISPLAYED_ROWS)
+    source = browser.evaluate("""(() => { const d = Bokeh.documents[0].get_model_by_name('atlas_numbers_source').data;
+                                         return [d.table, d.effective_rank]; })()""")
+    by_rank = [label for _, label in sorted(zip(source[1], source[0]))]
+    assert after == by_rank and after != before
+    errors, _ = browser.console(since)
+    assert errors == []  # no console error or uncaught exception from any of it

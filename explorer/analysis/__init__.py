@@ -79,14 +79,18 @@ def _run(analyses: Sequence[Analysis], call: Callable[[Analysis], Any],
 
 def analyze(x: np.ndarray, resolution: int = RESOLUTION, *, seed: int = 0,
             analyses: Sequence[Analysis] | None = None, term: str = "absolute",
-            embedding: PositionEmbedding | None = None, progress: Callable[[str], None] | None = None) -> Results:
+            embedding: PositionEmbedding | None = None, progress: Callable[[str], None] | None = None,
+            probe_protocol: str = "ridge") -> Results:
     """Run the analyses (default: the built-in ones) that take ``term`` on the table ``x`` (positions x dims).
 
     ``embedding`` is the ``PositionEmbedding`` ``x`` came from, when there is one (analyses may read its
-    provenance). ``progress(name)`` is called before each analysis. Memory stays O(N D + R^2): no analysis
-    forms an N x N matrix.
+    provenance). ``progress(name)`` is called before each analysis; ``probe_protocol`` chooses the probes'
+    (``ridge`` or ``wang-chen``, ``explorer.analysis.probes``). Memory stays O(N D + R^2): no analysis forms an
+    N x N matrix.
     """
-    context = TableContext(as_table(x), check_resolution(resolution), seed, embedding)
+    from explorer.analysis.probes import check_protocol
+
+    context = TableContext(as_table(x), check_resolution(resolution), seed, embedding, check_protocol(probe_protocol))
     chosen = [a for a in (builtin_analyses() if analyses is None else analyses) if not a.pair and term in a.terms]
     return _run(chosen, lambda unit: unit.run(context), progress)
 

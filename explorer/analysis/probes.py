@@ -21,6 +21,17 @@ mean feature energy, so that the result does not depend on the table's scale; it
 (D >= training rows) well posed. Solved in the primal (D x D) or the dual (n x n), whichever is smaller.
 
 Tables with fewer than ``MIN_POSITIONS`` positions get no probes (``None``): five folds need enough rows.
+
+**The published protocol** (``protocol="wang-chen"``, ``wang_chen_probes``) is the one of the paper's code
+(MiuLab/PE-Study, ``absolute.py`` and ``relative.py``), step for step: the table cut to its first 512 rows; the
+absolute probe is plain least squares with an intercept (scikit-learn's ``LinearRegression``: the minimum-norm
+solution when the table is wider than the training rows) on the rows in a random order, scored by 5 contiguous
+folds of that order (``KFold(5)``) as the mean over folds of mean |round(prediction) - i|; the relative probe
+draws n = min(N, 512) cells (i, j) of the n x n grid without replacement (pairs with i = j included, labelled
+false), and fits scikit-learn's default ``LogisticRegression`` (L2 penalty with C = 1 on the weights, none on
+the intercept) on [p_i ; p_j] predicting j > i, scored as the mean over ``StratifiedKFold(5)`` folds of the
+error rate. No interpolation probe (NaN). ``numpy.random.RandomState(seed)`` draws the permutations, so with
+``seed`` s the rows are those of the paper's scripts run after ``numpy.random.seed(s)``.
 """
 
 from __future__ import annotations
@@ -41,6 +52,10 @@ TRAIN_PAIRS = 8192
 TEST_PAIRS = 4096
 STEPS = 300
 L2 = 1e-4
+#: The probe protocols: the project's (ridge, every row) and the paper's code (``wang_chen_probes``).
+PROTOCOLS = ("ridge", "wang-chen")
+#: The published protocol cuts every table to this many rows.
+WANG_CHEN_ROWS = 512
 
 
 @dataclass(frozen=True)
@@ -52,7 +67,14 @@ class Probes:
     interpolation_mae: float  # positions
     absolute_baseline: float  # MAE of always predicting the mean position: what "no information" scores
     order_pairs: int  # held-out pairs the order error is measured on
-    ridge: float
+    ridge: float  # 0 for the published protocol's plain least squares
+    protocol: str = "ridge"  # which protocol measured these (``PROTOCOLS``)
+    rows: int = 0  # the rows the probes used (the published protocol cuts tables to 512)
+
+    def numbers(self) -> dict[str, float]:
+        """The numeric fields, for ``analyze --json``."""
+        return {f"probe_{f.name}": float(getattr(self, f.name)) for f in dataclasses.fields(self)
+                if f.name != "protocol"}
 
 
 def _ridge_from_moments(n: int, sx: np.ndarray, sy: float, sxx: np.ndarray, sxy: np.ndarray,
@@ -246,11 +268,126 @@ def _fit_logistic(z, i, j, label, steps, rows) -> np.ndarray:
     return w
 
 
-def probes(x: np.ndarray, ridge: float = RIDGE, seed: int = 0, eigen: CentredEigen | None = None) -> Probes | None:
+def _least_squares_fold_errors(x: np.ndarray, y: np.ndarray, test: np.ndarray) -> float:
+    """Mean |round(prediction) - y| on ``test`` of least squares with an intercept fitted on the other rows."""
+    train = np.setdiff1d(np.arange(len(x)), test, assume_unique=True)
+    mean, y_mean = x[train].mean(axis=0), y[train].mean()
+    # minimum-norm solution, as scikit-learn's LinearRegression (scipy's lstsq) gives when D > training rows
+    w = np.linalg.lstsq(x[train] - mean, y[train] - y_mean, rcond=None)[0]
+    return float(np.abs(np.round((x[test] - mean) @ w + y_mean) - y[test]).mean())
+
+
+def wang_chen_absolute(x: np.ndarray, seed: int = 0, folds: int = FOLDS) -> float:
+    """The paper's absolute probe: rows shuffled, plain least squares, ``KFold(5)``, mean over folds of the MAE."""
+    table = as_table(x)[:WANG_CHEN_ROWS].astype(np.float64)
+    target = np.random.RandomState(seed).permutation(len(table))
+    rows = table[target]  # row k is position target[k]
+    return float(np.mean([_least_squares_fold_errors(rows, target.astype(np.float64), test)
+                          for test in np.array_split(np.arange(len(rows)), folds)]))
+
+
+def stratified_folds(labels: np.ndarray, folds: int = FOLDS) -> list[np.ndarray]:
+    """The test rows of scikit-learn's ``StratifiedKFold(folds)`` without shuffling (its allocation, step for step):
+    each class's rows, in order, go to the folds in blocks sized so that every fold has the class's share."""
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    _, by_appearance = np.unique(first, return_inverse=True)
+    encoded = by_appearance[inverse.ravel()]
+    allocation = np.asarray([np.bincount(np.sort(encoded)[k::folds], minlength=len(first)) for k in range(folds)])
+    test_fold = np.empty(len(labels), dtype=np.int64)
+    for c in range(len(first)):
+        test_fold[encoded == c] = np.arange(folds).repeat(allocation[:, c])
+    return [np.flatnonzero(test_fold == k) for k in range(folds)]
+
+
+def logistic_l2(features: np.ndarray, labels: np.ndarray, c: float = 1.0, steps: int = 100) -> tuple[np.ndarray, float]:
+    """Weights and intercept minimising C sum log(1 + exp(-s_i f_i)) + |w|^2 / 2 (s = +-1, the intercept free):
+    scikit-learn's default ``LogisticRegression`` objective, solved to convergence by damped Newton steps.
+
+    The optimum's weights lie in the span of the rows (the gradient of the loss is a combination of them), so
+    Newton runs on the rows' coordinates in their SVD basis: (rank + 1) unknowns instead of D + 1."""
+    _, s, vt = np.linalg.svd(features, full_matrices=False)
+    keep = s > s.max() * max(features.shape) * np.finfo(np.float64).eps if s.size and s.max() > 0 else s > np.inf
+    basis = vt[keep].T  # D x r, orthonormal
+    z = np.concatenate([features @ basis, np.ones((len(features), 1))], axis=1)
+    sign = np.where(labels, 1.0, -1.0)
+    penalty = np.ones(z.shape[1])
+    penalty[-1] = 0.0
+
+    def objective(theta: np.ndarray) -> float:
+        return float(c * np.logaddexp(0.0, -sign * (z @ theta)).sum() + 0.5 * np.sum(penalty * theta * theta))
+
+    theta = np.zeros(z.shape[1])
+    value = objective(theta)
+    for _ in range(steps):
+        p = 1.0 / (1.0 + np.exp(-np.clip(z @ theta, -500, 500)))
+        gradient = c * z.T @ (p - labels) + penalty * theta
+        hessian = c * (z.T * (p * (1 - p))) @ z + np.diag(penalty)
+        step = _solve_or_fit(hessian, gradient)
+        size = 1.0
+        while size > 1e-10:  # halve until the objective decreases: Newton from zero may overshoot
+            candidate = theta - size * step
+            if (new := objective(candidate)) <= value:
+                break
+            size /= 2
+        else:
+            break
+        converged = value - new <= 1e-12 * max(1.0, abs(value))
+        theta, value = candidate, new
+        if converged:
+            break
+    return basis @ theta[:-1], float(theta[-1])
+
+
+def wang_chen_order(x: np.ndarray, seed: int = 0, folds: int = FOLDS) -> tuple[float, int]:
+    """The paper's relative probe: n cells (i, j) of the n x n grid, logistic regression on [p_i ; p_j] predicting
+    j > i, ``StratifiedKFold(5)``; the mean over folds of the error rate, and the pairs used."""
+    table = as_table(x)[:WANG_CHEN_ROWS].astype(np.float64)
+    n = len(table)
+    cells = np.random.RandomState(seed).permutation(n * n)[:n]
+    i, j = cells // n, cells % n
+    features, labels = np.hstack([table[i], table[j]]), (j > i)
+    if labels.all() or not labels.any():  # one class: nothing to separate
+        return float("nan"), int(n)
+    errors = []
+    for test in stratified_folds(labels, folds):
+        train = np.setdiff1d(np.arange(n), test, assume_unique=True)
+        w, b = logistic_l2(features[train], labels[train].astype(np.float64))
+        errors.append(np.mean(((features[test] @ w + b) > 0) != labels[test]))
+    return float(np.mean(errors)), int(n)
+
+
+def wang_chen_probes(x: np.ndarray, seed: int = 0) -> Probes | None:
+    """Both probes by the published protocol (module docstring), or None below ``MIN_POSITIONS`` positions."""
+    table = as_table(x)
+    if len(table) < MIN_POSITIONS:
+        return None
+    rows = min(len(table), WANG_CHEN_ROWS)
+    order_error, pairs = wang_chen_order(table, seed)
+    positions = np.arange(rows)
+    return Probes(absolute_mae=wang_chen_absolute(table, seed), order_error=order_error,
+                  interpolation_mae=float("nan"),
+                  absolute_baseline=float(np.abs(np.round(positions.mean()) - positions).mean()),
+                  order_pairs=pairs, ridge=0.0, protocol="wang-chen", rows=rows)
+
+
+def check_protocol(protocol: str) -> str:
+    """``protocol`` if it is one of ``PROTOCOLS``; else a ``SettingError`` naming them."""
+    if protocol not in PROTOCOLS:
+        from explorer.errors import OutputError
+
+        raise OutputError(f"probe protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    return protocol
+
+
+def probes(x: np.ndarray, ridge: float = RIDGE, seed: int = 0, eigen: CentredEigen | None = None,
+           protocol: str = "ridge") -> Probes | None:
     """All three probes, or None for tables with fewer than ``MIN_POSITIONS`` positions.
 
     ``eigen`` is ``decomposition.centred_eigen(x)`` when the caller already has it (``analyze`` shares it).
+    ``protocol="wang-chen"`` runs the published protocol instead (``wang_chen_probes``).
     """
+    if check_protocol(protocol) == "wang-chen":
+        return wang_chen_probes(x, seed)
     table = as_table(x)
     n = len(table)
     if n < MIN_POSITIONS:
@@ -264,12 +401,13 @@ def probes(x: np.ndarray, ridge: float = RIDGE, seed: int = 0, eigen: CentredEig
         absolute_baseline=float(np.abs(np.round(positions.mean()) - positions).mean()),
         order_pairs=pairs,
         ridge=ridge,
+        rows=n,
     )
 
 
 ANALYSES = (
     Analysis("probes", "how much position linear read-outs recover (absolute, order, interpolation)",
-             run=lambda ctx: probes(ctx.matrix, seed=ctx.seed, eigen=ctx.eigen),
-             scalars=lambda result: {f"probe_{f.name}": float(getattr(result, f.name))
-                                     for f in dataclasses.fields(result)}),
+             run=lambda ctx: probes(ctx.matrix, seed=ctx.seed, eigen=ctx.eigen,
+                                    protocol=getattr(ctx, "probe_protocol", "ridge")),
+             scalars=Probes.numbers),
 )

@@ -1,8 +1,9 @@
 """Assemble the registered sections of one or more tables into one Bokeh document, and write it as HTML.
 
 One table: its sections top to bottom, each under its heading. Two tables: each table section's blocks side
-by side (one column per table) under one heading; three or more: stacked under it, each block labelled with its
-table. Position axes are linked across every position plot of every table; each table's matrix heatmap has its
+by side (one column per table) under one heading. Three or more make an atlas: the page sections (the atlas
+overview of every table, ``sections/atlas.py``) then one panel per table holding that table's full sections, of
+which one is shown at a time (``Page.drill``; the atlas's thumbnails and rows choose which). Position axes are linked across every position plot of every table; each table's matrix heatmap has its
 own colour scale unless the page shares one (``shared_scale``); page sections (the comparison) appear once.
 Everything stretches to the window's width. The page builder knows no section by name: it loops over what is
 registered (``explorer.units.Section``).
@@ -16,7 +17,7 @@ from typing import Any, Sequence
 
 from bokeh.document import Document
 from bokeh.embed import file_html
-from bokeh.models import Div, Range1d
+from bokeh.models import Column, Div, Range1d
 from bokeh.resources import CDN, INLINE
 
 from explorer.embedding import PositionEmbedding
@@ -25,7 +26,7 @@ from explorer.reporting import views
 from explorer.units import FAILED, PAGE, Results, Section, SectionContext, guarded, in_order
 
 RESOURCES = ("inline", "cdn")
-#: Up to this many tables stand side by side; more are stacked (each column would be narrower than a plot).
+#: Up to this many tables stand side by side; more make an atlas (each column would be narrower than a plot).
 SIDE_BY_SIDE = 2
 
 #: With BokehJS from the CDN: a visible message when it did not load (offline, blocked), instead of a blank page.
@@ -79,6 +80,14 @@ class Page:
         self.unpacker = views.Unpacker()
         #: A fixed width that fits any column of the page at 1920 px (for blocks that do not stretch).
         self.wide = 2 * views.SIZE + 70
+        #: On an atlas: one panel per table for its full sections, and the one place on the page that shows one of
+        #: them (the first; a page section's controls put another there), with the heading above it (set by the
+        #: section that chooses). The other panels are in the file but not in the layout: BokehJS builds a
+        #: panel's views only when it is shown (hidden views of 6 tables took 30 s to settle, shown ones 2 s).
+        self.drill = [Column(sizing_mode="stretch_width", name=f"drill_{k}") for k in range(self.tables)] \
+            if self.atlas else []
+        self.drill_view = Column(children=self.drill[:1], sizing_mode="stretch_width", name="atlas_drill")
+        self.drill_heading: Div | None = None
 
     @property
     def tables(self) -> int:
@@ -89,6 +98,19 @@ class Page:
     def stacked(self) -> bool:
         """Whether the tables' blocks stand one under another (more than ``SIDE_BY_SIDE`` tables)."""
         return self.tables > SIDE_BY_SIDE
+
+    @property
+    def atlas(self) -> bool:
+        """Whether the page is an atlas: an overview, then one table's full sections at a time."""
+        return self.tables > SIDE_BY_SIDE
+
+    def label_of(self, index: int) -> str:
+        """Table ``index``'s label, naming its revision when another table has the same label (a series)."""
+        embedding = self.embeddings[index]
+        same = sum(e.label == embedding.label for e in self.embeddings)
+        # the revision as asked for (a branch or tag such as step1000), not the commit it resolved to
+        revision = embedding.params.get("revision") or embedding.revision
+        return f"{embedding.label} @ {revision}" if same > 1 and revision else embedding.label
 
     @cached_property
     def matrix_scale(self) -> views.CodeScale:
@@ -108,7 +130,9 @@ class Page:
 
 
 def page_title(embeddings: Sequence[PositionEmbedding]) -> str:
-    """The default title: the tables' labels."""
+    """The default title: the tables' labels (an atlas: how many tables, and the first's label)."""
+    if len(embeddings) > SIDE_BY_SIDE:
+        return f"posembed atlas: {len(embeddings)} tables, from {embeddings[0].label}"
     return "posembed: " + " vs ".join(e.label for e in embeddings)
 
 
@@ -119,7 +143,8 @@ def _title_block(page: Page) -> Div:
     if page.tables > 1:
         colours = ("one colour scale for every table's matrix (--shared-scale)" if page.shared_scale else
                    "each table's matrix on its own colour scale (--shared-scale for one)")
-        layout = "stacked" if page.stacked else "side by side"
+        layout = ("in an atlas: their numbers, pairs and thumbnails, then one table's sections at a time"
+                  if page.atlas else "side by side")
         intro = f"{page.tables} tables {layout}: {colours}; position axes linked across plots. {tools}"
     else:
         intro = tools
@@ -144,14 +169,7 @@ def _blocks(section: Section, page: Page, memos: list[dict]) -> list[Any]:
         blocks.append(built(SectionContext(page, embedding, results, k, memos[k])) if applies else None)
     if all(block is None for block in blocks):
         return []
-    if page.stacked:  # one under another: say whose block each is
-        return [views.stack(_table_label(page, k), block) for k, block in enumerate(blocks) if block is not None]
     return [block if block is not None else views.spacer() for block in blocks]
-
-
-def _table_label(page: Page, index: int) -> Div:
-    return Div(text=f"<b style='color:#555'>{index + 1}. {html.escape(page.embeddings[index].label)}</b>",
-               sizing_mode="stretch_width")
 
 
 def build_document(embeddings: Sequence[PositionEmbedding], results: Sequence[Results],
@@ -175,12 +193,24 @@ def build_document(embeddings: Sequence[PositionEmbedding], results: Sequence[Re
         blocks = _blocks(section, page, memos)
         if not blocks:
             continue
+        if page.atlas and section.scope != PAGE:  # each table's block goes into its own panel
+            for panel, block in zip(page.drill, blocks):
+                if not isinstance(block, views.Spacer):
+                    panel.children += ([views.heading(section.title)] if section.title else []) + [block]
+            continue
         if section.title:
             body.append(views.heading(section.title))
         if len(blocks) == 1:
             body.append(blocks[0])
         else:
-            body.append(views.stack(*blocks) if page.stacked else views.side_by_side(*blocks, spacing=40))
+            body.append(views.side_by_side(*blocks, spacing=40))
+    if page.atlas:
+        if page.drill_heading is None:  # no section chooses (a custom set of sections): every panel, labelled
+            for k, panel in enumerate(page.drill):
+                panel.children.insert(0, views.heading(f"{k + 1}. {page.label_of(k)}"))
+            body += page.drill
+        else:
+            body += [page.drill_heading, page.drill_view]
     doc = Document(title=page.title)
     root = views.stack(*body)
     root.margin = (0, 24, 24, 24)  # the page's own margin: the file template sets the body's to 0

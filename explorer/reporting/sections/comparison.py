@@ -9,6 +9,8 @@ from explorer.units import PAGE, Section, SectionContext
 def build(context: SectionContext):
     """A table of each pair's CKA and similarity correlation, and one plot of every offset profile."""
     page = context.page
+    if getattr(page, "atlas", False):  # the atlas shows these numbers as heatmaps, and the profiles overlaid
+        return None
     labels = [f"{k + 1}. {e.label}" for k, e in enumerate(page.embeddings)]
     rows = [(labels[i], labels[j], c.positions, c.cka, c.similarity_correlation)
             for i, j, pair in page.pairs if (c := pair.get("comparison")) is not None]

@@ -12,6 +12,19 @@ def build(context: SectionContext):
     probes = context.results["probes"]
     if probes is None:
         return views.caption(f"Probes: not run, the table has fewer than {MIN_POSITIONS} positions.")
+    if probes.protocol == "wang-chen":
+        return views.stack(
+            views.number_grid("linear probes (Wang & Chen 2020's protocol)", ("probe", "held-out error", "reference"), [
+                ("absolute position (MAE, positions)", probes.absolute_mae,
+                 f"predicting the mean: {probes.absolute_baseline:.4g}"),
+                ("relative order (error rate)", probes.order_error, f"chance: about 0.5 ({probes.order_pairs} pairs)"),
+            ], name="probes"),
+            views.caption(
+                f"The protocol of Wang & Chen 2020's code (--probe-protocol wang-chen): the first {probes.rows} "
+                "rows; plain least squares from p_i to i on the rows shuffled, 5 folds, mean |round(prediction) - i|; "
+                f"logistic regression (L2, C = 1) on [p_i; p_j] for {probes.order_pairs} random cells (i, j) "
+                "predicting j > i, 5 stratified folds. docs/analyses.md says how it differs from the ridge default."),
+        )
     return views.stack(
         views.number_grid("linear probes", ("probe", "held-out error", "reference"), [
             ("absolute position (MAE, positions)", probes.absolute_mae,

@@ -1,0 +1,131 @@
+"""Many tables: revision series, spec files, concurrent loading, --keep-going, and the atlas page."""
+
+import threading
+import time
+
+import pytest
+from click.testing import CliRunner
+
+import explorer
+from explorer import batch
+from explorer.cli import cli
+from explorer.errors import SpecError
+from explorer.reporting.page import build_document
+
+SMALL = "sinusoidal,positions=64,dim=16"
+
+
+def test_a_series_is_one_spec_per_value_in_the_order_given():
+    assert batch.expand_series("hf:org/m,revision=step3|step1|step2") == [
+        "hf:org/m,revision=step3", "hf:org/m,revision=step1", "hf:org/m,revision=step2"]
+    assert batch.expand_series("sinusoidal,dim=8") == ["sinusoidal,dim=8"]
+
+
+@pytest.mark.parametrize("text,reason", [("sinusoidal,dim=8|16,base=1|2", "only one option"),
+                                         ("sinusoidal,dim=8||16", "empty value")])
+def test_a_bad_series_is_refused_with_its_reason(text, reason):
+    with pytest.raises(SpecError, match=reason):
+        batch.expand_series(text)
+
+
+def test_a_spec_file_skips_blank_lines_and_comments_and_expands_series(tmp_path):
+    path = tmp_path / "specs.txt"
+    path.write_text("# the sinusoid at two bases\n\nsinusoidal,base=100|1000  # a series\n   \nfile:a#b.npy\n")
+    requests = batch.read_spec_file(path)
+    assert [r.spec for r in requests] == ["sinusoidal,base=100", "sinusoidal,base=1000", "file:a#b.npy"]
+    assert requests[2].origin.endswith("line 5")
+
+
+def test_a_bad_line_of_a_spec_file_is_named_by_its_number(tmp_path):
+    path = tmp_path / "specs.txt"
+    path.write_text("sinusoidal\n\n:nothing\n")
+    result = CliRunner().invoke(cli, ["report", "--specs", str(path), "-o", str(tmp_path / "r.html")])
+    assert result.exit_code == 2
+    assert "line 3" in result.output and result.output.count("\n") == 1
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_at_most_four_tables_load_at_once_and_come_back_in_order(monkeypatch):
+    import explorer.api
+
+    running, most, lock = [0], [0], threading.Lock()
+    real = explorer.api.load
+
+    def slow_load(spec, registry=None, **params):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return real(spec, registry, **params)
+
+    monkeypatch.setattr(explorer.api, "load", slow_load)
+    specs = [f"sinusoidal,positions={16 + k},dim=8" for k in range(9)]
+    tables, failures = batch.load_many([batch.Request(s) for s in specs])
+    assert failures == [] and [t.positions for t in tables] == [16 + k for k in range(9)]
+    assert most[0] == batch.WORKERS  # concurrent, and never more than four
+
+
+def test_a_failing_spec_stops_before_writing_unless_keep_going(tmp_path):
+    out = tmp_path / "r.html"
+    args = ["report", SMALL, "file:/nonexistent/table.npy", f"{SMALL},base=100", "-o", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code != 0 and not out.exists()
+    assert result.output.startswith("posembed: error: 'file:/nonexistent/table.npy'")
+    result = CliRunner().invoke(cli, [*args, "--keep-going"])
+    assert result.exit_code == 0, result.output
+    assert "left out: 'file:/nonexistent/table.npy'" in result.output
+    assert "posembed: sinusoidal" in out.read_text(encoding="utf-8")  # the two others, side by side
+
+
+def _document(count: int):
+    tables = [explorer.load(f"{SMALL},base={100 * (k + 1)}") for k in range(count)]
+    results, pairs = explorer.api.analyze_all(tables)
+    return build_document(tables, results, pairs)
+
+
+def _named(doc, name):
+    return [m for m in doc.models if getattr(m, "name", None) == name]
+
+
+def test_three_tables_make_an_atlas_with_one_table_shown_below():
+    doc = _document(3)
+    assert _named(doc, "atlas_numbers") and _named(doc, "atlas_cka") and _named(doc, "atlas_similarity_correlation")
+    assert all(_named(doc, f"thumb_{kind}_{k}") for kind in ("matrix", "cosine", "pca") for k in range(3))
+    panels = [_named(doc, f"drill_{k}")[0] for k in range(3)]
+    assert _named(doc, "atlas_drill")[0].children == panels[:1]  # the first shown; the others wait in the file
+    assert all(p.select_one({"name": "matrix"}) is not None for p in panels)  # every table's full sections
+    numbers = _named(doc, "atlas_numbers_source")[0].data
+    assert len(numbers["table"]) == 3 and "probe_absolute_mae" in numbers
+    assert not _named(doc, "comparison")  # the pairwise list gives way to the heatmaps
+    overlay = _named(doc, "offset_overlay")[0]
+    assert overlay.legend[0].click_policy == "hide"
+
+
+def test_two_tables_keep_the_side_by_side_page():
+    doc = _document(2)
+    assert not _named(doc, "atlas_numbers") and not _named(doc, "drill_0")
+    assert _named(doc, "comparison") and len(_named(doc, "matrix")) == 2
+
+
+def test_the_atlas_numbers_are_the_chosen_protocols():
+    tables = [explorer.load(f"sinusoidal,positions=600,dim=16,base={b}") for b in (100, 1000, 10000)]
+    results, pairs = explorer.api.analyze_all(tables, probe_protocol="wang-chen")
+    doc = build_document(tables, results, pairs)
+    numbers = _named(doc, "atlas_numbers_source")[0].data
+    assert numbers["probe_absolute_mae"] == [r["probes"].absolute_mae for r in results]
+    assert all(r["probes"].protocol == "wang-chen" and r["probes"].rows == 512 for r in results)
+    assert "wang-chen protocol" in _named(doc, "atlas")[0].children[1].text
+
+
+def test_loading_a_set_draws_one_line_for_the_set(tmp_path, monkeypatch):
+    from explorer import feedback
+
+    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
+    monkeypatch.delenv(feedback.ENV, raising=False)
+    monkeypatch.setattr(feedback, "interactive", lambda: True)  # as if stderr were a terminal
+    result = CliRunner().invoke(cli, ["analyze", f"{SMALL},base=100|1000|10000"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "posembed: loading 3 tables ... " in result.stderr
+    assert "posembed: loaded 3 of 3 tables ... " in result.stderr
