@@ -42,6 +42,22 @@ def format_for(path: str | Path, fmt: str | None = None) -> str:
                       f"or --format")
 
 
+def _npy(array) -> bytes:
+    """``array`` as the bytes of an ``.npy`` file (never pickled)."""
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _metadata(provenance: dict, keys: tuple[str, ...]) -> dict[str, str]:
+    """Safetensors metadata: the whole provenance as JSON, and ``keys`` of it one by one (as UTF-8 text)."""
+    metadata = {PROVENANCE_KEY: json.dumps(provenance, sort_keys=True)}
+    metadata.update({f"posembed.{k}": utf8_text(str(v)) for k, v in provenance.items() if k in keys and v is not None})
+    return metadata
+
+
 def encode(embedding: PositionEmbedding, fmt: str) -> bytes:
     """The table (or a relative term's heads x distances values) in ``fmt`` as bytes."""
     import numpy as np
@@ -50,17 +66,12 @@ def encode(embedding: PositionEmbedding, fmt: str) -> bytes:
         return encode_relative(embedding, fmt)
     matrix = embedding.matrix
     if fmt == "npy":
-        buffer = io.BytesIO()
-        np.save(buffer, matrix, allow_pickle=False)
-        return buffer.getvalue()
+        return _npy(matrix)
     if fmt == "safetensors":
         from safetensors.numpy import save
 
-        provenance = embedding.provenance()
-        metadata = {PROVENANCE_KEY: json.dumps(provenance, sort_keys=True)}
-        metadata.update({f"posembed.{k}": utf8_text(str(v)) for k, v in provenance.items()
-                         if k in ("provider", "source", "kind", "offset", "dtype", "tensor", "revision")
-                         and v is not None})
+        metadata = _metadata(embedding.provenance(), ("provider", "source", "kind", "offset", "dtype", "tensor",
+                                                      "revision"))
         return save({TENSOR_NAME: np.ascontiguousarray(matrix)}, metadata=metadata)
     if fmt == "csv":
         buffer = io.StringIO()
@@ -80,17 +91,12 @@ def encode_relative(term, fmt: str) -> bytes:
 
     values = np.ascontiguousarray(term.values)
     if fmt == "npy":
-        buffer = io.BytesIO()
-        np.save(buffer, values, allow_pickle=False)
-        return buffer.getvalue()
+        return _npy(values)
     if fmt == "safetensors":
         from safetensors.numpy import save
 
-        provenance = term.provenance()
-        metadata = {PROVENANCE_KEY: json.dumps(provenance, sort_keys=True)}
-        metadata.update({f"posembed.{k}": utf8_text(str(v)) for k, v in provenance.items()
-                         if k in ("provider", "source", "term", "kind", "dtype", "tensor", "revision", "causal")
-                         and v is not None})
+        metadata = _metadata(term.provenance(), ("provider", "source", "term", "kind", "dtype", "tensor",
+                                                 "revision", "causal"))
         return save({RELATIVE_NAME: values, RELATIVE_DISTANCES: np.ascontiguousarray(term.distances)},
                     metadata=metadata)
     if fmt == "csv":
