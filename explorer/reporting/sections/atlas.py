@@ -21,6 +21,7 @@ from bokeh.plotting import figure
 
 from explorer.analysis.resample import block_mean
 from explorer.reporting import views
+from explorer.reporting.sections.comparison import offsets_overlaid
 from explorer.units import PAGE, Section, SectionContext
 
 #: The scalars of the numbers table, in this order, when the tables have them: (scalar, column title).
@@ -203,12 +204,7 @@ def build(context: SectionContext):
                 "tables agree up to rotation and scale. Similarity correlation: Pearson r between the two "
                 "position-cosine images above the diagonal. The axes number the tables as in the table above."),
         ]
-    offsets = [(label, r["offset"]) for label, r in zip(labels, page.results) if "offset" in r]
-    if offsets:
-        overlay = views.offset_overlay([label for label, _ in offsets], [o for _, o in offsets])
-        overlay.legend.click_policy = "hide"
-        parts += [overlay, views.caption("The offset profiles m(k) of every table on one axis (each over its own "
-                                         "positions). Click a legend entry to hide or show its table.")]
+    parts += offsets_overlaid(page, labels, hideable=True)
     parts += [views.heading("thumbnails"), grid, views.caption(
         "Each table's matrix (on its own colour scale), cosine over positions (position 0 at the top left) and PCA "
         "PC1 / PC2 (coloured by position), small. The grid wraps with the window; click one to show the table's "

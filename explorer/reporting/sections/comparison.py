@@ -25,13 +25,22 @@ def build(context: SectionContext):
                 "tables agree up to rotation and scale, whatever their widths. Similarity correlation: Pearson r "
                 "between the two position-cosine images, over the cells above the diagonal."),
         ]
-    offsets = [(label, r["offset"]) for label, r in zip(labels, page.results) if "offset" in r]
-    if offsets:
-        parts += [
-            views.offset_overlay([label for label, _ in offsets], [o for _, o in offsets]),
-            views.caption("The offset profiles m(k) of every table on one axis (each over its own positions)."),
-        ]
+    parts += offsets_overlaid(page, labels)
     return views.stack(*parts) if parts else None
+
+
+def offsets_overlaid(page, labels: list[str], hideable: bool = False) -> list:
+    """The offset profiles m(k) of every table with one, on one plot with its caption (also the atlas's); with
+    ``hideable`` a click on a legend entry hides or shows its table."""
+    offsets = [(label, r["offset"]) for label, r in zip(labels, page.results) if "offset" in r]
+    if not offsets:
+        return []
+    overlay = views.offset_overlay([label for label, _ in offsets], [o for _, o in offsets])
+    text = "The offset profiles m(k) of every table on one axis (each over its own positions)."
+    if hideable:
+        overlay.legend.click_policy = "hide"
+        text += " Click a legend entry to hide or show its table."
+    return [overlay, views.caption(text)]
 
 
 SECTION = Section("comparison", "comparison", build, order=5, scope=PAGE, min_tables=2)
