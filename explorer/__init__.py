@@ -27,6 +27,7 @@ from explorer.units import Analysis, Results, Section, SectionContext, TableCont
 
 _LAZY = {
     "PositionEmbedding": "explorer.embedding",
+    "RowAxis": "explorer.embedding",
     "RelativePositionTerm": "explorer.relative",
     "load": "explorer.api",
     "analyze": "explorer.api",

@@ -14,6 +14,38 @@ from explorer.messages import utf8_text
 
 #: Kinds a provider may declare; free text is allowed, these are the common ones.
 KINDS = ("learned", "formula", "rotary", "other")
+#: The longest row label a table may carry (an axis tick and a hover line, not a paragraph).
+MAX_ROW_LABEL = 48
+
+
+@dataclass(frozen=True)
+class RowAxis:
+    """What each row of a table stands for when row i is not position i: DeBERTa's ``rel_embeddings`` rows are
+    key-minus-query distance buckets, so its axes read distances, not positions.
+
+    ``name`` titles every axis along the rows (``"key - query distance"``); ``labels`` hold one short text per
+    row (``"-3"``, ``"140..143"``, ``">= 512"``), shown as tick labels, in hovers and in pickers; ``reverse``
+    draws row 0 at the right-hand end (when the labels run from high to low, so they read ascending)."""
+
+    name: str
+    labels: tuple[str, ...]
+    reverse: bool = False
+
+    def __post_init__(self) -> None:
+        name = utf8_text(str(self.name)).strip()
+        labels = tuple(utf8_text(str(label)).strip() for label in self.labels)
+        if not name or len(name) > MAX_ROW_LABEL:
+            raise EmbeddingError(f"a row axis needs a name of 1 to {MAX_ROW_LABEL} characters, got {self.name!r}")
+        long = next((label for label in labels if len(label) > MAX_ROW_LABEL), None)
+        if long is not None:
+            raise EmbeddingError(f"row labels are at most {MAX_ROW_LABEL} characters, got {long[:60]!r}...")
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "labels", labels)
+        object.__setattr__(self, "reverse", bool(self.reverse))
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-able values: ``{"name", "labels", "reverse"}``."""
+        return {"name": self.name, "labels": list(self.labels), "reverse": self.reverse}
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,6 +75,9 @@ class PositionEmbedding:
     grid: tuple[int, int] | None = None
     """``(H, W)`` when the positions are patches of an image laid out row by row (row r, column c is position
     r * W + c); ``H * W`` must equal the number of positions. ``None``: a 1-D sequence."""
+    rows: RowAxis | None = None
+    """What the rows stand for when row i is not position i (DeBERTa's distance buckets), with one label per row;
+    ``None``: row i is position i."""
 
     def __post_init__(self) -> None:
         matrix = validate.table(self.matrix, self.provider)
@@ -60,6 +95,14 @@ class PositionEmbedding:
             raise EmbeddingError(f"{self.provider}: offset must be >= 0, got {self.offset}")
         if self.grid is not None:
             object.__setattr__(self, "grid", check_grid(self.grid, matrix.shape[0], self.provider))
+        if self.rows is not None:
+            if not isinstance(self.rows, RowAxis):
+                raise EmbeddingError(f"{self.provider}: rows must be an explorer.RowAxis, got {type(self.rows).__name__}")
+            if len(self.rows.labels) != matrix.shape[0]:
+                raise EmbeddingError(f"{self.provider}: {len(self.rows.labels)} row labels for a table of "
+                                     f"{matrix.shape[0]} rows")
+            if self.grid is not None:
+                raise EmbeddingError(f"{self.provider}: a table is a patch grid or has row labels, not both")
 
     @property
     def positions(self) -> int:
@@ -81,6 +124,15 @@ class PositionEmbedding:
         """The kind of position term: ``"absolute"``, a table of one vector per position (analyses and report
         sections declare the terms they take)."""
         return "absolute"
+
+    @property
+    def row_name(self) -> str:
+        """What one row is, for axis titles: ``"position"``, or the row axis's name."""
+        return self.rows.name if self.rows is not None else "position"
+
+    def row_label(self, row: int) -> str:
+        """Row ``row``'s label: its row axis's label, or the position number."""
+        return self.rows.labels[row] if self.rows is not None else str(row)
 
     @property
     def label(self) -> str:
@@ -106,6 +158,7 @@ class PositionEmbedding:
             "params": {k: _plain(v) for k, v in self.params.items()},
             "description": self.description,
             "grid": list(self.grid) if self.grid is not None else None,
+            "rows": self.rows.as_dict() if self.rows is not None else None,
         }
 
     def __repr__(self) -> str:
