@@ -134,12 +134,14 @@ def compare(a: PositionEmbedding, b: PositionEmbedding, resolution: int | None =
             registry: Registry | None = None) -> Results:
     """Every registered pair analysis of two tables (built in: ``comparison``, with CKA and similarity correlation).
 
-    Terms of different kinds (an absolute table and a relative term) share no pair analysis: the result is empty.
+    Terms of different kinds (an absolute table and a relative term), and tables whose rows stand for different
+    things (positions against DeBERTa's distance buckets: ``PositionEmbedding.rows``), share no pair analysis: the
+    result is empty.
     """
     from explorer import analysis
     from explorer.units import Results
 
-    if a.term != b.term:
+    if a.term != b.term or getattr(a, "rows", None) != getattr(b, "rows", None):
         return Results({}, {})
 
     analyses = (registry or get_registry()).analyses

@@ -223,6 +223,8 @@ def info(spec: str, as_json: bool) -> None:
                 click.echo(f"{name:>22}: {number:.6g}")
         elif key == "params":
             click.echo(f"{key:>22}: {', '.join(f'{k}={v}' for k, v in value.items()) or '-'}")
+        elif key == "rows" and value is not None:  # one label per row: the ends say what they run over
+            click.echo(f"{key:>22}: {value['name']}, {value['labels'][0]} (row 0) to {value['labels'][-1]}")
         elif value not in (None, ""):
             click.echo(f"{key:>22}: {value}")
 
@@ -369,6 +371,7 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
     data = {
         "tables": [
             {"spec": spec, "label": e.label, "term": e.term, "shape": list(e.shape),
+             "rows": e.rows.as_dict() if getattr(e, "rows", None) is not None else None,
              "scalars": _finite_or_none(r.scalars())}
             for spec, e, r in zip(specs, embeddings, results)
         ],

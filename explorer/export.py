@@ -76,11 +76,21 @@ def encode(embedding: PositionEmbedding, fmt: str) -> bytes:
     if fmt == "csv":
         buffer = io.StringIO()
         columns = ",".join(f"d{j}" for j in range(embedding.dim))
+        if embedding.rows is not None:  # rows that are not positions: each row's label in a quoted second column
+            buffer.write(f"row,{_quoted(embedding.rows.name)},{columns}\n")
+            for k, (label, values) in enumerate(zip(embedding.rows.labels, matrix.astype(np.float64))):
+                buffer.write(f"{k},{_quoted(label)}," + ",".join(f"{v:.9g}" for v in values) + "\n")
+            return buffer.getvalue().encode("utf-8")
         buffer.write(f"position,{columns}\n")
         rows = np.column_stack([np.arange(embedding.positions, dtype=np.float64), matrix.astype(np.float64)])
         np.savetxt(buffer, rows, delimiter=",", fmt=["%d"] + ["%.9g"] * embedding.dim)
         return buffer.getvalue().encode("utf-8")
     raise OutputError(f"unknown export format {fmt!r} (formats: {', '.join(FORMATS)})")
+
+
+def _quoted(text: str) -> str:
+    """A CSV field in double quotes (quotes inside doubled), so commas in a label stay in its field."""
+    return '"' + text.replace('"', '""') + '"'
 
 
 def encode_relative(term, fmt: str) -> bytes:

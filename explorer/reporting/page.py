@@ -3,8 +3,10 @@
 One table: its sections top to bottom, each under its heading. Two tables: each table section's blocks side
 by side (one column per table) under one heading. Three or more make an atlas: the page sections (the atlas
 overview of every table, ``sections/atlas.py``) then one panel per table holding that table's full sections, of
-which one is shown at a time (``Page.drill``; the atlas's thumbnails and rows choose which). Position axes are linked across every position plot of every table; each table's matrix heatmap has its
-own colour scale unless the page shares one (``shared_scale``); page sections (the comparison) appear once.
+which one is shown at a time (``Page.drill``; the atlas's thumbnails and rows choose which). Position axes are
+linked across every position plot of every table (a table whose rows are not positions, such as DeBERTa's
+distance buckets, links its own plots only: ``Page.position_range``); each table's matrix heatmap has its own
+colour scale unless the page shares one (``shared_scale``); page sections (the comparison) appear once.
 Everything stretches to the window's width. The page builder knows no section by name: it loops over what is
 registered (``explorer.units.Section``).
 """
@@ -77,6 +79,7 @@ class Page:
         self.positions = Range1d(0, n, name="positions_range")
         self.positions_down = Range1d(n, 0)  # the same span flipped, for the y axis of position-cosine images
         self.lags = Range1d(0, n)
+        self._row_ranges: dict[tuple[int, bool], Range1d] = {}
         self.unpacker = views.Unpacker()
         #: A fixed width that fits any column of the page at 1920 px (for blocks that do not stretch).
         self.wide = 2 * views.SIZE + 70
@@ -88,6 +91,18 @@ class Page:
             if self.atlas else []
         self.drill_view = Column(children=self.drill[:1], sizing_mode="stretch_width", name="atlas_drill")
         self.drill_heading: Div | None = None
+
+    def position_range(self, index: int, down: bool = False) -> Range1d:
+        """The range of table ``index``'s position axes (``down``: top to bottom, for the y axis of position-cosine
+        images): ``positions`` (or ``positions_down``), linked across every table, unless the table's rows are
+        not positions (``PositionEmbedding.rows``): then its own range, shared by its plots alone."""
+        embedding = self.embeddings[index]
+        if embedding.rows is None:
+            return self.positions_down if down else self.positions
+        key = (index, down)
+        if key not in self._row_ranges:
+            self._row_ranges[key] = views.row_range(embedding.positions, embedding.rows, down)
+        return self._row_ranges[key]
 
     @property
     def tables(self) -> int:

@@ -17,6 +17,7 @@ its toolbar on its right and its legend outside the data.
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -33,6 +34,8 @@ from bokeh.models import (
     ColumnDataSource,
     CustomJS,
     CustomJSHover,
+    CustomJSTickFormatter,
+    CustomJSTicker,
     FixedTicker,
     Div,
     Grid,
@@ -50,7 +53,7 @@ from bokeh.transform import linear_cmap
 from explorer.analysis import MatrixImage
 from explorer.analysis.similarity import SimilarityImage
 from explorer.analysis.traces import FINE_LEVELS, FineCodes
-from explorer.embedding import PositionEmbedding
+from explorer.embedding import PositionEmbedding, RowAxis
 
 LEVELS = 256
 #: Codes kept at each end for values beyond the robust range (they show in the end colours).
@@ -350,6 +353,96 @@ def _floor_js() -> CustomJSHover:
     return CustomJSHover(code="return Math.floor(value).toString();")  # fresh per figure: a model belongs to one document
 
 
+#: A row's label at coordinate ``value``: what ticks and hovers show along a row axis. Images draw row i over
+#: [i, i + 1) (``shift`` 0); lines and dots draw it at i (``shift`` 0.5: the nearest row).
+ROW_LABEL_JS = "const i = Math.floor(value + shift); return i >= 0 && i < labels.length ? labels[i] : '';"
+#: Where rows are drawn: ``cells`` of an image (row i over [i, i + 1)) or ``points`` of a line (row i at i).
+CELLS, POINTS = "cells", "points"
+
+
+def _row_js(rows: RowAxis | None, drawn: str = CELLS) -> CustomJSHover:
+    """The hover text of a coordinate along the rows: the row's label, or the position number."""
+    if rows is None:
+        return _floor_js() if drawn == CELLS else CustomJSHover(code="return value.toFixed(0);")
+    return CustomJSHover(args={"labels": list(rows.labels), "shift": 0.0 if drawn == CELLS else 0.5},
+                         code=ROW_LABEL_JS)
+
+
+def row_range(n: int, rows: RowAxis | None, down: bool = False) -> Range1d:
+    """A fresh range over ``n`` rows: left to right (top to bottom with ``down``), or the other way round when the
+    row axis asks for it (``RowAxis.reverse``: its labels then read ascending)."""
+    flip = (rows is not None and rows.reverse) != down
+    return Range1d(n, 0) if flip else Range1d(0, n)
+
+
+#: Ticks along rows labelled by numbers: at the middle of each visible row whose numbers (``low[r] .. high[r]``)
+#: hold a multiple of a round step (1, 2 or 5 times a power of ten) chosen for about ``TARGET`` ticks over what is
+#: visible, so an axis of distance buckets reads 0, 20, 40 rather than whatever distances rows 0, 20, 40 hold.
+ROW_TICKS_JS = """
+const a = Math.min(cb_data.start, cb_data.end), b = Math.max(cb_data.start, cb_data.end);
+const lo = Math.max(0, Math.floor(a)), hi = Math.min(low.length, Math.ceil(b));
+let vmin = Infinity, vmax = -Infinity;
+for (let r = lo; r < hi; r++) {
+  if (Number.isFinite(low[r])) { vmin = Math.min(vmin, low[r], high[r]); vmax = Math.max(vmax, low[r], high[r]); }
+}
+if (!(vmax >= vmin)) return [];
+const rough = Math.max((vmax - vmin) / TARGET, 1);
+const power = Math.pow(10, Math.floor(Math.log10(rough)));
+const step = [1, 2, 5, 10].map((f) => f * power).find((s) => s >= rough);
+const ticks = [];
+for (let r = lo; r < hi; r++) {
+  if (Number.isFinite(low[r]) && Math.floor(high[r] / step) * step >= low[r]) ticks.push(r + centre);
+}
+return ticks;
+""".replace("TARGET", "6")
+#: A label that is a number, a range ``A..B`` or an open end ``>= A`` / ``<= B``: what ``ROW_TICKS_JS`` reads.
+_NUMBER = r"(-?\d+)"
+_ROW_NUMBERS = [(re.compile(rf"^{_NUMBER}$"), lambda m: (int(m[1]), int(m[1]))),
+                (re.compile(rf"^{_NUMBER}\s*\.\.\s*{_NUMBER}$"), lambda m: (int(m[1]), int(m[2]))),
+                (re.compile(rf"^>=\s*{_NUMBER}$"), lambda m: (int(m[1]), int(m[1]))),
+                (re.compile(rf"^<=\s*{_NUMBER}$"), lambda m: (int(m[1]), int(m[1])))]
+
+
+def row_numbers(rows: RowAxis) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's label as the numbers it spans (``low``, ``high``; NaN for a label that is no number): a number,
+    ``A..B``, or an open end ``>= A`` / ``<= B`` (its bound alone)."""
+    low, high = np.full(len(rows.labels), np.nan), np.full(len(rows.labels), np.nan)
+    for r, label in enumerate(rows.labels):
+        for pattern, bounds in _ROW_NUMBERS:
+            match = pattern.match(label)
+            if match:
+                low[r], high[r] = sorted(bounds(match))
+                break
+    return low, high
+
+
+def label_rows(axis, rows: RowAxis | None, drawn: str = CELLS) -> None:
+    """Ticks and tick labels of a Bokeh axis (or colour bar) along the rows: the rows' labels when they are not
+    position numbers, ticked at round numbers when the labels are numbers (``ROW_TICKS_JS``), at the middle of
+    each row's cell or at its point (``drawn``)."""
+    if rows is None:
+        return
+    if hasattr(axis, "axis_label"):
+        axis.axis_label = rows.name
+    shift = 0.0 if drawn == CELLS else 0.5
+    axis.formatter = CustomJSTickFormatter(args={"labels": list(rows.labels), "shift": shift},
+                                           code=ROW_LABEL_JS.replace("value", "tick"))
+    low, high = row_numbers(rows)
+    if np.isfinite(low).sum() >= 2:
+        axis.ticker = CustomJSTicker(args={"low": low.astype(np.float32), "high": high.astype(np.float32),
+                                           "centre": 0.5 - shift}, major_code=ROW_TICKS_JS)
+
+
+def row_word(rows: RowAxis | None) -> str:
+    """What one row is called on axes and in hovers: ``position``, or the row axis's name."""
+    return "position" if rows is None else rows.name
+
+
+def row_text(rows: RowAxis | None, index: np.ndarray) -> list[str]:
+    """The labels of rows ``index`` (position numbers when the rows are positions)."""
+    return [str(i) if rows is None else rows.labels[i] for i in np.asarray(index).tolist()]
+
+
 def _colour_bar(fig, scale: CodeScale, title: str) -> None:
     # the bar runs over the colour codes, labelled with the values they stand for: both ends always
     ticks = scale.ticks()
@@ -430,7 +523,10 @@ def provenance_header(embedding: PositionEmbedding, summary: dict[str, float], e
         ("provider", info["provider"]),
         ("source", info["source"]),
         ("kind", info["kind"]),
-        ("shape", f"{embedding.positions} positions \u00d7 {embedding.dim} dimensions"),
+        ("shape", f"{embedding.positions} {'positions' if embedding.rows is None else 'rows'} \u00d7 "
+                  f"{embedding.dim} dimensions"),
+        ("rows", None if embedding.rows is None else
+         f"{embedding.rows.name}, {embedding.rows.labels[0]} (row 0) to {embedding.rows.labels[-1]}"),
         ("stored dtype", info["dtype"]),
         ("offset rows dropped", info["offset"]),
         ("tensor", info["tensor"]),
@@ -488,15 +584,16 @@ def number_grid(title: str, header: Sequence[str], rows: Sequence[Sequence[objec
 
 
 def matrix_heatmap(image: MatrixImage, scale: CodeScale, fine: ColumnDataSource, unpacker: Unpacker,
-                   x_range: Range1d | None = None) -> figure:
-    """The table as an image: positions on x, dimensions on y, coloured on ``scale``.
+                   x_range: Range1d | None = None, rows: RowAxis | None = None) -> figure:
+    """The table as an image: positions (or the rows of ``rows``) on x, dimensions on y, coloured on ``scale``.
 
     Its colour codes are not in the file: ``unpacker``'s document-ready callback computes them from ``fine``
     (the table's fine codes, ``fine_source``), which the traces and position vectors read too.
     """
     n, d = int(image.position_bounds[-1]), int(image.dimension_bounds[-1])
-    fig = _figure("position embedding matrix", "matrix", SIZE, x_range=x_range or Range1d(0, n),
-                  y_range=Range1d(0, d), x_axis_label="position", y_axis_label="dimension")
+    fig = _figure("position embedding matrix", "matrix", SIZE, x_range=x_range or row_range(n, rows),
+                  y_range=Range1d(0, d), x_axis_label=row_word(rows), y_axis_label="dimension")
+    label_rows(fig.xaxis[0], rows)
     blank = np.zeros(image.values.shape, dtype=np.uint8)  # filled on load; zeros cost a few bytes gzipped
     renderer = fig.image(image=[blank], x=0, y=0, dw=n, dh=d, color_mapper=_code_mapper(scale))
     unpacker.add_coded(renderer.data_source, fine, scale)
@@ -504,22 +601,27 @@ def matrix_heatmap(image: MatrixImage, scale: CodeScale, fine: ColumnDataSource,
     _colour_bar(fig, scale, "value")
     fig.add_tools(HoverTool(
         renderers=[renderer],
-        tooltips=[("position", "$x{custom}"), ("dimension", "$y{custom}"), ("value", "@image{custom}")],
-        formatters={"$x": _floor_js(), "$y": _floor_js(), "@image": _decode_hover(scale)},
+        tooltips=[(row_word(rows), "$x{custom}"), ("dimension", "$y{custom}"), ("value", "@image{custom}")],
+        formatters={"$x": _row_js(rows), "$y": _floor_js(), "@image": _decode_hover(scale)},
     ))
     return fig
 
 
 def similarity_heatmap(image: SimilarityImage, unpacker: Unpacker, x_range: Range1d | None = None,
-                       y_range: Range1d | None = None, size: int = SIZE) -> figure:
-    """A cosine-similarity image over positions or across dimensions, colour range [-1, 1]."""
+                       y_range: Range1d | None = None, size: int = SIZE, rows: RowAxis | None = None) -> figure:
+    """A cosine-similarity image over positions (or the rows of ``rows``) or across dimensions, colour range
+    [-1, 1]."""
     n = int(image.bounds[-1])
-    item = "position" if image.axis == "positions" else "dimension"
+    over = image.axis == "positions"
+    rows = rows if over else None
+    item = row_word(rows) if over else "dimension"
     kind = "centred " if image.centred else ""
-    fig = _figure(f"{kind}cosine {'over' if image.axis == 'positions' else 'across'} {image.axis}",
+    fig = _figure(f"{kind}cosine {'over' if over else 'across'} {image.axis if rows is None else 'rows'}",
                   f"cosine_{image.axis}{'_centred' if image.centred else ''}", size,
-                  x_range=x_range or Range1d(0, n), y_range=y_range or Range1d(n, 0),
+                  x_range=x_range or row_range(n, rows), y_range=y_range or row_range(n, rows, down=True),
                   x_axis_label=item, y_axis_label=item)
+    for axis in (*fig.xaxis, *fig.yaxis):
+        label_rows(axis, rows)
     codes = quantise(image.values, COSINE)
     r = codes.shape[0]
     renderer = fig.image(image=[np.zeros_like(codes)], x=0, y=0, dw=n, dh=n, color_mapper=_code_mapper(COSINE))
@@ -529,7 +631,7 @@ def similarity_heatmap(image: SimilarityImage, unpacker: Unpacker, x_range: Rang
     fig.add_tools(HoverTool(
         renderers=[renderer],
         tooltips=[(f"{item} i", "$y{custom}"), (f"{item} j", "$x{custom}"), ("cosine", "@image{custom}")],
-        formatters={"$x": _floor_js(), "$y": _floor_js(), "@image": _decode_hover(COSINE)},
+        formatters={"$x": _row_js(rows), "$y": _row_js(rows), "@image": _decode_hover(COSINE)},
     ))
     return fig
 
@@ -564,9 +666,15 @@ if (along_rows) {  // one line per chosen dimension
 """.replace("LEVELS", str(FINE_LEVELS))
 
 
-def _block_labels(bounds: np.ndarray, item: str) -> list[tuple[str, str]]:
-    return [(str(b), f"{item} {lo}" if hi - lo == 1 else f"{item}s {lo}-{hi - 1}")
-            for b, (lo, hi) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist()))]
+def _block_labels(bounds: np.ndarray, item: str, rows: RowAxis | None = None) -> list[tuple[str, str]]:
+    """A picker's options, one per block of rows: ``position 5``, ``positions 5-9``, or with ``rows`` the rows'
+    labels (``key - query distance -3``, ``key - query distance 4 to 8``)."""
+    spans = list(enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist())))
+    if rows is not None:
+        text = rows.labels
+        return [(str(b), f"{rows.name} {text[lo]}" if hi - lo == 1 else f"{rows.name} {text[lo]} to {text[hi - 1]}")
+                for b, (lo, hi) in spans]
+    return [(str(b), f"{item} {lo}" if hi - lo == 1 else f"{item}s {lo}-{hi - 1}") for b, (lo, hi) in spans]
 
 
 def _block_of(bounds: np.ndarray, index: int) -> int:
@@ -574,11 +682,12 @@ def _block_of(bounds: np.ndarray, index: int) -> int:
 
 
 def _picker(fine: FineCodes, source: ColumnDataSource, *, along_rows: bool, initial: Sequence[int], fig: figure,
-            title: str, name: str) -> MultiChoice:
+            title: str, name: str, rows: RowAxis | None = None) -> MultiChoice:
     rows_bounds, cols_bounds = fine.dimension_bounds, fine.position_bounds
     picked_bounds = rows_bounds if along_rows else cols_bounds
     other_bounds = cols_bounds if along_rows else rows_bounds
-    options = _block_labels(picked_bounds, "dimension" if along_rows else "position")
+    options = (_block_labels(picked_bounds, "dimension") if along_rows else
+               _block_labels(picked_bounds, "position", rows))
     value = list(dict.fromkeys(str(_block_of(picked_bounds, i)) for i in initial))
     starts = other_bounds[:-1].astype(np.int32)
     values = fine.decoded()  # the first lines, exactly as the browser will redraw them
@@ -606,44 +715,53 @@ def _picker(fine: FineCodes, source: ColumnDataSource, *, along_rows: bool, init
         args={"fine": source, "lines": lines, "choice": choice, "starts": starts, "along_rows": along_rows,
               "palette": list(Category10_10)},
         code=PICK_JS))
-    fig.add_tools(HoverTool(tooltips=[("", "@label"), ("at", "$x{0}"), ("value", "$y{0.0000}")]))
+    at = _row_js(rows if along_rows else None, POINTS)
+    fig.add_tools(HoverTool(tooltips=[("", "@label"), ("at", "$x{custom}"), ("value", "$y{0.0000}")],
+                            formatters={"$x": at}))
     _legend_outside(fig, "right")  # dense lines and dots stay visible
     return choice
 
 
 def dimension_traces(fine: FineCodes, source: ColumnDataSource, initial: Sequence[int],
-                     x_range: Range1d | None = None) -> tuple[MultiChoice, figure]:
-    """Chosen dimensions' values across positions, with a picker; lines are decoded from the fine codes."""
+                     x_range: Range1d | None = None, rows: RowAxis | None = None) -> tuple[MultiChoice, figure]:
+    """Chosen dimensions' values across positions (or the rows of ``rows``), with a picker; lines are decoded
+    from the fine codes."""
     n = int(fine.position_bounds[-1])
-    fig = _figure("dimension traces: a dimension's value across positions", "dimension_traces", SIZE - 100,
-                  x_range=x_range or Range1d(0, n), x_axis_label="position", y_axis_label="value")
+    across = "positions" if rows is None else "rows"
+    fig = _figure(f"dimension traces: a dimension's value across {across}", "dimension_traces", SIZE - 100,
+                  x_range=x_range or row_range(n, rows), x_axis_label=row_word(rows), y_axis_label="value")
+    label_rows(fig.xaxis[0], rows, POINTS)
     choice = _picker(fine, source, along_rows=True, initial=initial, fig=fig,
-                     title="dimensions to show (type to search)", name="dimension_picker")
+                     title="dimensions to show (type to search)", name="dimension_picker", rows=rows)
     return choice, fig
 
 
-def position_vectors(fine: FineCodes, source: ColumnDataSource, initial: Sequence[int]) -> tuple[MultiChoice, figure]:
-    """Chosen positions' vectors (value against dimension, one dot per dimension), with a picker."""
+def position_vectors(fine: FineCodes, source: ColumnDataSource, initial: Sequence[int],
+                     rows: RowAxis | None = None) -> tuple[MultiChoice, figure]:
+    """Chosen positions' (or rows') vectors (value against dimension, one dot per dimension), with a picker."""
     d = int(fine.dimension_bounds[-1])
-    fig = _figure("position vectors: one position's value in every dimension", "position_vectors", SIZE - 100,
+    title = ("position vectors: one position's value in every dimension" if rows is None else
+             "row vectors: one row's value in every dimension")
+    fig = _figure(title, "position_vectors", SIZE - 100,
                   x_range=Range1d(0, d), x_axis_label="dimension", y_axis_label="value")
-    choice = _picker(fine, source, along_rows=False, initial=initial, fig=fig,
-                     title="positions to show (type to search)", name="position_picker")
+    choice = _picker(fine, source, along_rows=False, initial=initial, fig=fig, rows=rows,
+                     title=f"{'positions' if rows is None else 'rows'} to show (type to search)",
+                     name="position_picker")
     return choice, fig
 
 
 # ---------------------------------------------------------------- curves
 
 
-def offset_profile(offset, x_range: Range1d | None = None) -> figure:
-    """m(k), the mean cosine between positions k apart, with a +-1 std band s(k)."""
+def offset_profile(offset, x_range: Range1d | None = None, rows: RowAxis | None = None) -> figure:
+    """m(k), the mean cosine between positions (or the rows of ``rows``) k apart, with a +-1 std band s(k)."""
     lag = offset.lag.astype(np.int32)
     source = ColumnDataSource({"lag": lag, "mean": offset.mean, "std": offset.std,
                                "lo": (offset.mean - offset.std).astype(np.float32),
                                "hi": (offset.mean + offset.std).astype(np.float32)})
     n = int(lag[-1]) + 1 if len(lag) else 1
     fig = _figure("offset profile m(k)", "offset_profile", SIZE - 80, x_range=x_range or Range1d(0, n),
-                  x_axis_label="offset k (positions apart)", y_axis_label="cosine")
+                  x_axis_label=f"offset k ({'positions' if rows is None else 'rows'} apart)", y_axis_label="cosine")
     fig.varea(x="lag", y1="lo", y2="hi", source=source, color="#9ecae1", alpha=0.5, legend_label="m(k) \u00b1 s(k)")
     fig.line(x="lag", y="mean", source=source, color="#08519c", line_width=1.6, legend_label="m(k)")
     fig.add_tools(HoverTool(tooltips=[("k", "@lag"), ("m(k)", "@mean{0.0000}"), ("s(k)", "@std{0.0000}")], mode="vline"))
@@ -664,19 +782,22 @@ def offset_overlay(labels: Sequence[str], offsets: Sequence) -> figure:
     return fig
 
 
-def row_norms(norms, x_range: Range1d | None = None) -> figure:
-    """|p_i| across positions (a min-max band per block when the table is longer than the resolution)."""
+def row_norms(norms, x_range: Range1d | None = None, rows: RowAxis | None = None) -> figure:
+    """|p_i| across positions or the rows of ``rows`` (a min-max band per block when the table is longer than the
+    resolution)."""
     index = norms.index.astype(np.int32)
     n = int(index[-1]) + 1 if len(index) else 1
-    fig = _figure("row norms |p_i|", "row_norms", SIZE - 80, x_range=x_range or Range1d(0, n),
-                  x_axis_label="position", y_axis_label="norm")
-    source = ColumnDataSource({"position": index, "low": norms.low, "high": norms.high})
+    fig = _figure("row norms |p_i|", "row_norms", SIZE - 80, x_range=x_range or row_range(n, rows),
+                  x_axis_label=row_word(rows), y_axis_label="norm")
+    label_rows(fig.xaxis[0], rows, POINTS)
+    source = ColumnDataSource({"position": index, "low": norms.low, "high": norms.high,
+                               **({"label": row_text(rows, index)} if rows is not None else {})})
     if np.array_equal(norms.low, norms.high):
         fig.line(x="position", y="low", source=source, color="#31a354", line_width=1.6)
     else:
         fig.varea(x="position", y1="low", y2="high", source=source, color="#31a354", alpha=0.7)
-    fig.add_tools(HoverTool(tooltips=[("position", "@position"), ("|p|", "@low{0.000} .. @high{0.000}")],
-                            mode="vline"))
+    at = "@position" if rows is None else "@label"
+    fig.add_tools(HoverTool(tooltips=[(row_word(rows), at), ("|p|", "@low{0.000} .. @high{0.000}")], mode="vline"))
     return fig
 
 
@@ -700,10 +821,13 @@ def pca_explained(pca) -> figure:
     return fig
 
 
-def pca_scatters(pca, positions: int, mapper_high: int | None = None) -> tuple[figure, figure]:
-    """PC1/PC2 and PC2/PC3 scores of the positions, coloured by position; selection is shared (one source)."""
+def pca_scatters(pca, positions: int, mapper_high: int | None = None,
+                 rows: RowAxis | None = None) -> tuple[figure, figure]:
+    """PC1/PC2 and PC2/PC3 scores of the positions (or the rows of ``rows``), coloured by row; selection is
+    shared (one source)."""
     source = ColumnDataSource({"position": pca.index.astype(np.int32), "pc1": pca.scores[:, 0],
-                               "pc2": pca.scores[:, 1], "pc3": pca.scores[:, 2]})
+                               "pc2": pca.scores[:, 1], "pc3": pca.scores[:, 2],
+                               **({"label": row_text(rows, pca.index)} if rows is not None else {})})
     colour = linear_cmap("position", Viridis256, 0, max(1, mapper_high or positions) - 1)
     figs = []
     for a, b in (("pc1", "pc2"), ("pc2", "pc3")):
@@ -711,12 +835,14 @@ def pca_scatters(pca, positions: int, mapper_high: int | None = None) -> tuple[f
                       x_axis_label=a.upper(), y_axis_label=b.upper())
         renderer = fig.scatter(x=a, y=b, source=source, color=colour, size=4, line_color=None,
                                selection_line_color="black", nonselection_alpha=0.08)
-        fig.add_tools(HoverTool(renderers=[renderer], tooltips=[("position", "@position"),
+        fig.add_tools(HoverTool(renderers=[renderer], tooltips=[(row_word(rows), "@position" if rows is None else "@label"),
                                                                  (a.upper(), f"@{a}{{0.000}}"),
                                                                  (b.upper(), f"@{b}{{0.000}}")]))
         fig.add_tools(BoxSelectTool(), LassoSelectTool())
         figs.append(fig)
-    figs[1].add_layout(ColorBar(color_mapper=colour.transform, width=10, title="position"), "right")
+    bar = ColorBar(color_mapper=colour.transform, width=10, title=row_word(rows))
+    label_rows(bar, rows, POINTS)
+    figs[1].add_layout(bar, "right")
     return figs[0], figs[1]
 
 

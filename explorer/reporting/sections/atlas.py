@@ -21,7 +21,7 @@ from bokeh.plotting import figure
 
 from explorer.analysis.resample import block_mean
 from explorer.reporting import views
-from explorer.reporting.sections.comparison import offsets_overlaid
+from explorer.reporting.sections.comparison import offsets_overlaid, row_axis
 from explorer.units import PAGE, Section, SectionContext
 
 #: The scalars of the numbers table, in this order, when the tables have them: (scalar, column title).
@@ -128,19 +128,24 @@ def thumbnails(page: Any, k: int, label: str) -> tuple[Any, list]:
     """Table ``k``'s thumbnails (matrix, cosine over positions, PCA PC1/PC2) under its label, and the figures."""
     results, figs = page.results[k], []
     mapper = LinearColorMapper(palette=views.DIVERGING, low=1, high=255, low_color="#dddddd")
+    rows = row_axis(page.embeddings[k])
+    flip = rows is not None and rows.reverse  # row 0 at the right (and bottom), as in the table's own sections
+
+    def span() -> Range1d:
+        return Range1d(1, 0) if flip else Range1d(0, 1)
+
     if "matrix" in results:
         image = results["matrix"].values  # dims x positions
         small = block_mean(image, THUMB_PIXELS, THUMB_PIXELS)[0]
         scale = page.matrix_scale_of(k)  # the colours of its full heatmap (symlog for GPT-2)
-        fig = _thumbnail_figure("matrix", f"thumb_matrix_{k}", x_range=Range1d(0, 1), y_range=Range1d(0, 1))
+        fig = _thumbnail_figure("matrix", f"thumb_matrix_{k}", x_range=span(), y_range=Range1d(0, 1))
         fig.image(image=[views.quantise(small, scale)], x=0, y=0, dw=1, dh=1, color_mapper=LinearColorMapper(
             palette=views.DIVERGING, low=scale.low_code, high=scale.high_code))
         figs.append(fig)
     if "cosine_positions" in results:
         cosine = results["cosine_positions"].values
         small = block_mean(cosine, THUMB_PIXELS, THUMB_PIXELS)[0][::-1]  # position 0 at the top, as in the section
-        fig = _thumbnail_figure("cosine over positions", f"thumb_cosine_{k}", x_range=Range1d(0, 1),
-                                y_range=Range1d(0, 1))
+        fig = _thumbnail_figure("cosine over positions", f"thumb_cosine_{k}", x_range=span(), y_range=span())
         fig.image(image=[_codes(small, -1.0, 1.0)], x=0, y=0, dw=1, dh=1, color_mapper=mapper)
         figs.append(fig)
     if results.get("pca") is not None and len(results["pca"].index):

@@ -23,10 +23,28 @@ def build(context: SectionContext):
                 "On the positions both tables have (the first min(N_a, N_b) rows). Linear CKA (Kornblith et al. "
                 "2019) = ||B^T A||_F^2 / (||A^T A||_F ||B^T B||_F) with A, B centred over positions: 1 when the "
                 "tables agree up to rotation and scale, whatever their widths. Similarity correlation: Pearson r "
-                "between the two position-cosine images, over the cells above the diagonal."),
+                "between the two position-cosine images, over the cells above the diagonal." + unpaired(page)),
         ]
+    elif unpaired(page):
+        parts.append(views.caption("No pairwise numbers (CKA, similarity correlation):" + unpaired(page)))
     parts += offsets_overlaid(page, labels)
     return views.stack(*parts) if parts else None
+
+
+def row_axis(term):
+    """A table's ``rows`` (``PositionEmbedding.rows``); None for a relative term, whose rows are heads."""
+    return getattr(term, "rows", None)
+
+
+def unpaired(page) -> str:
+    """A caption sentence naming the tables left out of the pairs because their rows are not positions."""
+    odd = [str(k + 1) for k, e in enumerate(page.embeddings) if row_axis(e) is not None]
+    if not odd or len(odd) == page.tables:
+        return ""
+    many = len(odd) > 1
+    return (f" table{'s' if many else ''} {', '.join(odd)} {'have' if many else 'has'} rows that are not positions "
+            f"({page.embeddings[int(odd[0]) - 1].rows.name}), so {'they are' if many else 'it is'} paired only with "
+            "tables whose rows mean the same.")
 
 
 def offsets_overlaid(page, labels: list[str], hideable: bool = False) -> list:
@@ -37,6 +55,8 @@ def offsets_overlaid(page, labels: list[str], hideable: bool = False) -> list:
         return []
     overlay = views.offset_overlay([label for label, _ in offsets], [o for _, o in offsets])
     text = "The offset profiles m(k) of every table on one axis (each over its own positions)."
+    text += "".join(f" {label} counts k in rows ({e.rows.name}), not positions." for label, e, r
+                    in zip(labels, page.embeddings, page.results) if row_axis(e) is not None and "offset" in r)
     if hideable:
         overlay.legend.click_policy = "hide"
         text += " Click a legend entry to hide or show its table."

@@ -31,9 +31,25 @@ def heatmap(context: SectionContext) -> Heatmap:
     def make() -> Heatmap:
         img, scale = context.results["matrix"], context.page.matrix_scale_of(context.index)
         source = fine_source(context)
-        fig = views.matrix_heatmap(img, scale, source, context.page.unpacker, context.page.positions)
+        fig = views.matrix_heatmap(img, scale, source, context.page.unpacker,
+                                   context.page.position_range(context.index), context.embedding.rows)
         return Heatmap(fig, source, context.results["fine_codes"], scale)
     return context.memo("heatmap", make)
+
+
+def row_kind(context: SectionContext) -> str:
+    """What one row of the table is, in a caption: ``position``, or ``row`` when the rows are not positions."""
+    return "position" if context.embedding.rows is None else "row"
+
+
+def rows_note(context: SectionContext) -> str:
+    """A caption sentence naming what the rows stand for, when they are not positions (empty otherwise)."""
+    rows = context.embedding.rows
+    if rows is None:
+        return ""
+    order = " Row 0 is at the right, so the labels read ascending." if rows.reverse else ""
+    return (f"The rows are not positions: the axis along them is labelled by {rows.name}, from "
+            f"{rows.labels[0]} (row 0) to {rows.labels[-1]} (row {len(rows.labels) - 1}).{order} ")
 
 
 def fine_precision(fine: FineCodes) -> str:
@@ -90,8 +106,8 @@ def build(context: SectionContext):
     shown = heatmap(context)
     note = views.block_note(img.position_bounds, "positions") + views.block_note(img.dimension_bounds, "dimensions")
     return column(shown.figure, views.caption(
-        "Each column is one position's vector p_i, each row one dimension; colour is the value, blue negative, "
-        "red positive. " + scale_text(context, shown.scale, img.values) + " The colour bar is labelled at both "
+        f"Each column is one {row_kind(context)}'s vector p_i, each row one dimension; colour is the value, blue "
+        "negative, red positive. " + rows_note(context) + scale_text(context, shown.scale, img.values) + " The colour bar is labelled at both "
         "ends of the colour range." + note), sizing_mode="stretch_width")
 
 

@@ -5,19 +5,20 @@ from __future__ import annotations
 from bokeh.layouts import column
 
 from explorer.reporting import views
-from explorer.reporting.sections.matrix import fine_precision, fine_source
+from explorer.reporting.sections.matrix import fine_precision, fine_source, row_kind
 from explorer.units import Section, SectionContext
 
 
 def build(context: SectionContext):
     """The picker (first, middle and last position to start with), the vectors and the caption."""
     fine, n = context.results["fine_codes"], context.embedding.positions
-    choice, fig = views.position_vectors(fine, fine_source(context), [0, n // 2, n - 1])
+    choice, fig = views.position_vectors(fine, fine_source(context), [0, n // 2, n - 1], context.embedding.rows)
+    item = row_kind(context)
     return column(choice, fig, views.caption(
-        "Position vectors: each chosen position's value in every dimension (a column of the heatmap), one dot per "
-        "dimension. Dots, not lines: neighbouring dimensions need not be related (a sinusoidal table interleaves "
-        "sin and cos, so a line through them would zigzag into a solid band, while the dots show the sine and "
-        f"cosine curves apart). Pick positions in the box. Decoded like the traces: {fine_precision(fine)}."
+        f"{item.capitalize()} vectors: each chosen {item}'s value in every dimension (a column of the heatmap), one "
+        "dot per dimension. Dots, not lines: neighbouring dimensions need not be related (a sinusoidal table "
+        "interleaves sin and cos, so a line through them would zigzag into a solid band, while the dots show the "
+        f"sine and cosine curves apart). Pick {item}s in the box. Decoded like the traces: {fine_precision(fine)}."
         + views.block_note(fine.position_bounds, "positions").replace("each pixel", "a choice")),
         sizing_mode="stretch_width")
 

@@ -1,0 +1,218 @@
+"""Tables whose rows are not positions (``PositionEmbedding.rows``, DeBERTa's distance buckets): every axis,
+hover and picker along the rows names the rows by their labels, in the order the labels read, and nothing pairs
+such a table with one whose rows are positions."""
+
+import json
+
+import numpy as np
+import pytest
+from bokeh.models import CustomJSHover, CustomJSTickFormatter, HoverTool, MultiChoice
+from click.testing import CliRunner
+
+import explorer
+from explorer.api import analyze_all
+from explorer.cli import cli
+from explorer.embedding import RowAxis
+from explorer.errors import EmbeddingError
+from explorer.export import encode
+from explorer.reporting.page import build_document
+
+from browser import Chromium, find_chromium  # tests/browser.py, on pytest's pythonpath
+
+S = 32  # rows 0 .. 2S-1 stand for key - query distances S .. -(S-1), as DeBERTa's do
+
+
+def bucket_table(reverse: bool = True) -> explorer.PositionEmbedding:
+    """A DeBERTa-like table: row r is the key - query distance S - r, the end rows open-ended."""
+    distance = S - np.arange(2 * S)
+    labels = [f">= {S}" if r == 0 else f"<= {-(S - 1)}" if r == 2 * S - 1 else str(d) for r, d in enumerate(distance)]
+    if not reverse:
+        labels = labels[::-1]
+    rng = np.random.default_rng(1)
+    matrix = np.cos(np.outer(distance, np.linspace(0.02, 0.6, 24))) + 0.01 * rng.standard_normal((2 * S, 24))
+    return explorer.PositionEmbedding(matrix.astype(np.float32), "buckets", "test", kind="relative",
+                                      rows=RowAxis("key - query distance", labels, reverse=reverse))
+
+
+def built(*embeddings):
+    results, pairs = analyze_all(list(embeddings))
+    return build_document(list(embeddings), results, pairs), results, pairs
+
+
+def figures(doc, name):
+    return [m for m in doc.select({"name": name})]
+
+
+# ---------------------------------------------------------------- the field
+
+
+def test_a_row_axis_needs_one_short_label_per_row_and_no_grid():
+    table = bucket_table()
+    assert table.row_label(0) == f">= {S}" and table.row_label(S) == "0" and table.row_name == "key - query distance"
+    assert table.provenance()["rows"] == {"name": "key - query distance", "labels": list(table.rows.labels),
+                                          "reverse": True}
+    axis = RowAxis("d", ["0", "1"])
+    with pytest.raises(EmbeddingError, match="2 row labels for a table of 3 rows"):
+        explorer.PositionEmbedding(np.zeros((3, 2)), "x", "x", rows=axis)
+    with pytest.raises(EmbeddingError, match="at most 48 characters"):
+        RowAxis("d", ["x" * 49])
+    with pytest.raises(EmbeddingError, match="needs a name"):
+        RowAxis(" ", ["0"])
+    with pytest.raises(EmbeddingError, match="grid or has row labels"):
+        explorer.PositionEmbedding(np.zeros((4, 2)), "x", "x", grid=(2, 2), rows=RowAxis("d", list("abcd")))
+    with pytest.raises(EmbeddingError, match="explorer.RowAxis"):
+        explorer.PositionEmbedding(np.zeros((2, 2)), "x", "x", rows=["a", "b"])
+    assert explorer.load("sinusoidal,positions=8,dim=4").row_label(5) == "5"  # plain tables: the position
+
+
+# ---------------------------------------------------------------- the page
+
+
+def test_every_axis_along_the_rows_is_labelled_and_drawn_in_the_order_the_labels_read():
+    table = bucket_table()
+    doc, _, _ = built(table)
+    labels = list(table.rows.labels)
+    along = {"matrix": "x", "dimension_traces": "x", "row_norms": "x", "cosine_positions": "xy",
+             "cosine_positions_centred": "xy"}
+    ranges = set()
+    for name, axes in along.items():
+        [fig] = figures(doc, name)
+        for which in axes:
+            axis = (fig.xaxis if which == "x" else fig.yaxis)[0]
+            assert axis.axis_label == "key - query distance", name
+            assert isinstance(axis.formatter, CustomJSTickFormatter) and axis.formatter.args["labels"] == labels
+            span = fig.x_range if which == "x" else fig.y_range
+            # row 0 (distance >= S) at the right; on the cosine images' y axis at the bottom: labels read
+            # ascending left to right and top to bottom, as positions do
+            assert (span.start, span.end) == ((2 * S, 0) if which == "x" else (0, 2 * S)), (name, which)
+            ranges.add(id(span))
+    assert len(ranges) == 2  # one x range shared by the table's plots, one y range for the cosine images
+    [matrix] = figures(doc, "matrix")
+    hover = next(t for t in matrix.tools if isinstance(t, HoverTool))
+    assert hover.tooltips[0] == ("key - query distance", "$x{custom}")
+    assert isinstance(hover.formatters["$x"], CustomJSHover) and hover.formatters["$x"].args["labels"] == labels
+
+
+def test_pickers_and_hovers_name_rows_by_their_labels():
+    table = bucket_table()
+    doc, _, _ = built(table)
+    [picker] = [m for m in doc.select({"type": MultiChoice}) if m.name == "position_picker"]
+    names = dict(picker.options)
+    assert [names[v] for v in picker.value] == [f"key - query distance >= {S}", "key - query distance 0",
+                                               f"key - query distance <= {-(S - 1)}"]
+    [norms] = figures(doc, "row_norms")
+    source = norms.renderers[0].data_source
+    assert source.data["label"][S] == "0"
+    [pc] = figures(doc, "pca_pc1_pc2")
+    assert pc.renderers[0].data_source.data["label"][0] == f">= {S}"
+    text = " ".join(d.text for d in doc.select({"type": explorer.reporting.views.Div}))
+    assert "The rows are not positions" in text and "key - query distance" in text
+    assert "128 rows" not in text and f"{2 * S} rows \u00d7 24 dimensions" in text
+
+
+def test_rows_that_read_ascending_keep_the_usual_direction():
+    doc, _, _ = built(bucket_table(reverse=False))
+    [fig] = figures(doc, "matrix")
+    assert (fig.x_range.start, fig.x_range.end) == (0, 2 * S)
+
+
+def test_a_table_of_positions_and_one_of_buckets_keep_their_own_axes_and_are_not_paired():
+    table, plain = bucket_table(), explorer.load("sinusoidal,positions=100,dim=24")
+    doc, _, pairs = built(table, plain)
+    first, second = sorted(figures(doc, "matrix"), key=lambda fig: fig.x_range.end)  # buckets: 2S .. 0
+    assert first.x_range is not second.x_range  # distance buckets are not positions: not linked
+    assert isinstance(first.xaxis[0].formatter, CustomJSTickFormatter)
+    assert not isinstance(second.xaxis[0].formatter, CustomJSTickFormatter) and second.xaxis[0].axis_label == "position"
+    [(_, _, pair)] = pairs
+    assert "comparison" not in pair  # CKA over row index would pair distance buckets with positions
+    text = " ".join(d.text for d in doc.select({"type": explorer.reporting.views.Div}))
+    assert "table 1 has rows that are not positions (key - query distance)" in text
+    assert "counts k in rows (key - query distance), not positions" in text
+    same, _, pairs = built(table, bucket_table())
+    assert "comparison" in pairs[0][2]  # two tables whose rows mean the same are compared
+
+
+def test_an_atlas_draws_the_thumbnails_the_way_round_the_sections_do():
+    doc, _, _ = built(bucket_table(), explorer.load("sinusoidal,positions=64,dim=24"),
+                      explorer.load("sinusoidal,positions=64,dim=24,layout=split"))
+    [thumb] = figures(doc, "thumb_matrix_0")
+    assert (thumb.x_range.start, thumb.x_range.end) == (1, 0)
+    [other] = figures(doc, "thumb_matrix_1")
+    assert (other.x_range.start, other.x_range.end) == (0, 1)
+
+
+# ---------------------------------------------------------------- outputs
+
+
+def test_json_csv_and_safetensors_carry_the_row_labels():
+    table = bucket_table()
+    csv = encode(table, "csv").decode().splitlines()
+    assert csv[0].startswith('row,"key - query distance",d0,d1')
+    assert csv[1].startswith(f'0,">= {S}",') and csv[S + 1].startswith(f'{S},"0",')
+    values = np.array([[float(v) for v in line.split(",")[2:]] for line in csv[1:]], dtype=np.float32)
+    assert np.array_equal(values, table.matrix)
+    from safetensors.numpy import load
+    from safetensors import safe_open
+    import tempfile, os
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "t.safetensors")
+        with open(path, "wb") as f:
+            f.write(encode(table, "safetensors"))
+        with safe_open(path, "numpy") as f:
+            provenance = json.loads(f.metadata()["posembed.provenance"])
+        assert provenance["rows"]["labels"] == list(table.rows.labels)
+        assert np.array_equal(next(iter(load(open(path, "rb").read()).values())), table.matrix)
+
+
+def test_analyze_json_names_the_rows(monkeypatch):
+    import explorer.cli as cli_module
+
+    table = bucket_table()
+    monkeypatch.setattr(cli_module, "_load_requests", lambda requests, registry, keep_going: ([table], ["buckets"]))
+    result = CliRunner().invoke(cli, ["analyze", "--json", "buckets"])
+    assert result.exit_code == 0, result.output
+    [entry] = json.loads(result.output)["tables"]
+    assert entry["rows"]["name"] == "key - query distance" and entry["rows"]["labels"][S] == "0"
+
+
+# ---------------------------------------------------------------- in the browser
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(find_chromium() is None, reason="no Chromium found; .ci/run installs Debian's chromium")
+def test_the_page_labels_ticks_and_hovers_with_the_rows_labels(tmp_path):
+    from test_browser import hover
+
+    table = bucket_table()
+    path = tmp_path / "rows.html"
+    explorer.report(table, path)
+    with Chromium(width=1400, height=1100) as browser:
+        result = browser.open(path)
+        assert result.errors == [] and result.idle
+        labels, ticks, zoomed, traces = browser.evaluate("""(() => {
+          const doc = Bokeh.documents[0], fig = doc.get_model_by_name('matrix'), axis = fig.below[0];
+          const ticks = (a, start, end) => a.formatter.doFormat(a.ticker.get_ticks(start, end, fig.x_range, 0).major,
+                                                                {loc: 0});
+          const lines = doc.get_model_by_name('dimension_traces').below[0];
+          return [axis.formatter.doFormat([0, 8.2, 32.9, 63.5], {loc: 0}), ticks(axis, 0, 2 * S),
+                  ticks(axis, 30, 40), lines.ticker.get_ticks(0, 2 * S, fig.x_range, 0).major];
+        })()""".replace("S", str(S)))
+        assert labels == [f">= {S}", str(S - 8), "0", f"<= {-(S - 1)}"]  # a row's label over its whole cell
+        assert ticks == ["20", "0", "-20"]  # round distances, not the distances rows 0, 20, 40 happen to hold
+        assert zoomed == ["2", "0", "-2", "-4", "-6"]  # zoomed in: a finer round step
+        assert traces == [S - 20, S, S + 20]  # lines draw row r at r (images over [r, r + 1)): ticks follow
+        distance, dimension, value = hover(browser, "matrix", 0.25, 0.5)
+        row = table.rows.labels.index(distance)
+        assert 2 * S * 0.7 <= row <= 2 * S * 0.8  # a quarter of the way from the left: row 0 is at the right
+        assert abs(float(value.split(" ")[0]) - table.matrix[row, int(dimension)]) <= 0.02
+        errors, _ = browser.console()
+        assert errors == []
+
+
+@pytest.mark.parametrize("others", [1, 2], ids=["side-by-side", "atlas"])
+def test_pages_with_relative_terms_and_bucket_tables_build(others):
+    terms = [explorer.load(f"alibi,heads=4,positions={32 + k}") for k in range(others)]
+    doc, _, pairs = built(bucket_table(), *terms)
+    assert all("comparison" not in pair for _, _, pair in pairs)
+    assert figures(doc, "matrix") or figures(doc, "thumb_matrix_0")
