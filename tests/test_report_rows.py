@@ -108,6 +108,7 @@ def test_pickers_and_hovers_name_rows_by_their_labels():
     text = " ".join(d.text for d in doc.select({"type": explorer.reporting.views.Div}))
     assert "The rows are not positions" in text and "key - query distance" in text
     assert "128 rows" not in text and f"{2 * S} rows \u00d7 24 dimensions" in text
+    assert "i is the row number" in text  # the probes read out row order, not positions
 
 
 def test_rows_that_read_ascending_keep_the_usual_direction():

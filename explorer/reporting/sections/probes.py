@@ -10,6 +10,9 @@ from explorer.units import Section, SectionContext
 def build(context: SectionContext):
     """The probes' numbers with their references, and the caption; a note when there were too few positions."""
     probes = context.results["probes"]
+    rows = context.embedding.rows
+    note = "" if rows is None else (f" The rows are not positions ({rows.name}): i is the row number, so the probes "
+                                    "measure how linearly the rows' order can be read out.")
     if probes is None:
         return views.caption(f"Probes: not run, the table has fewer than {MIN_POSITIONS} positions.")
     if probes.protocol == "wang-chen":
@@ -23,7 +26,8 @@ def build(context: SectionContext):
                 f"The protocol of Wang & Chen 2020's code (--probe-protocol wang-chen): the first {probes.rows} "
                 "rows; plain least squares from p_i to i on the rows shuffled, 5 folds, mean |round(prediction) - i|; "
                 f"logistic regression (L2, C = 1) on [p_i; p_j] for {probes.order_pairs} random cells (i, j) "
-                "predicting j > i, 5 stratified folds. docs/analyses.md says how it differs from the ridge default."),
+                "predicting j > i, 5 stratified folds. docs/analyses.md says how it differs from the ridge default."
+                + note),
         )
     return views.stack(
         views.number_grid("linear probes", ("probe", "held-out error", "reference"), [
@@ -35,7 +39,8 @@ def build(context: SectionContext):
         views.caption("How much position a linear read-out recovers (after Wang & Chen 2020): ridge regression from "
                       "p_i to i with 5-fold cross-validation (mean |round(prediction) - i|); logistic regression on "
                       "[p_i; p_j] predicting j > i, scored on held-out pairs; the same ridge fitted on even "
-                      f"positions and scored on odd ones. Ridge penalty {probes.ridge:g} x trace(X_c^T X_c) / D."),
+                      f"positions and scored on odd ones. Ridge penalty {probes.ridge:g} x trace(X_c^T X_c) / D."
+                      + note),
     )
 
 
