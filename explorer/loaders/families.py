@@ -51,7 +51,8 @@ _ENC_DEC = {
     "decoder": TensorRule("decoder.embed_positions.weight", 2, note="decoder's learned positions, 2 offset rows"),
 }
 
-_DEBERTA_NOTE = "learned relative-distance embeddings; row r is the key-minus-query bucket r - S, S = rows / 2"
+_DEBERTA_NOTE = ("learned relative-distance embeddings; row r is the query-minus-key bucket r - S (key - query distance "
+                 "S - r, in log buckets past position_buckets / 2 when it is set), S = rows / 2")
 _VIT = {"default": TensorRule("embeddings.position_embeddings", 1, grid="",
                               note="learned patch positions; class token row dropped")}
 
@@ -91,8 +92,9 @@ FAMILIES: dict[str, dict[str, TensorRule]] = {
         "decoder": TensorRule("decoder.embed_positions.weight", 0, note="decoder's learned positions"),
     },
     "biogpt": {"default": TensorRule("embed_positions.weight", 2, note="learned positions, 2 offset rows")},
-    # DeBERTa's positions are relative: row r of rel_embeddings is the distance bucket r - S (S = position_buckets,
-    # else max_relative_positions), projected into each layer's disentangled attention.
+    # DeBERTa's positions are relative: row r of rel_embeddings is the query-minus-key bucket r - S (S =
+    # position_buckets, else max_relative_positions), projected into each layer's disentangled attention;
+    # explorer.loaders.deberta labels each row with the key - query distances it serves.
     "deberta-v2": {"default": TensorRule("encoder.rel_embeddings.weight", 0, "relative", _DEBERTA_NOTE)},
     "deberta": {"default": TensorRule("encoder.rel_embeddings.weight", 0, "relative", _DEBERTA_NOTE)},
     # Vision transformers: a (1, 1 + H*W, D) parameter (ViT, DeiT, DINOv2) or an nn.Embedding (CLIP, SigLIP)

@@ -50,8 +50,8 @@ def open_checkpoint(model: str, revision: str | None = None):
 def read_table(provider: str, checkpoint: Any, params: dict[str, Any], which: str = "auto",
                tensor: str | None = None, offset: int | None = None):
     """The position table ``which`` of ``checkpoint`` as a PositionEmbedding, offset rows dropped and recorded."""
-    from explorer.loaders import families
-    from explorer.embedding import PositionEmbedding
+    from explorer.embedding import PositionEmbedding, RowAxis
+    from explorer.loaders import deberta, families
 
     choice = families.choose(checkpoint, which, tensor)
     matrix, dtype = checkpoint.read(choice.tensor)
@@ -76,9 +76,19 @@ def read_table(provider: str, checkpoint: Any, params: dict[str, Any], which: st
                     f"{drop} class-token rows; name the rows to drop with offset=N")
         else:
             description += f"; {grid[0]} x {grid[1]} patch grid from image_size / patch_size"
+    rows = None
+    if choice.kind == "relative" and checkpoint.config.get("model_type") in deberta.MODEL_TYPES:
+        try:
+            axis = deberta.row_axis(checkpoint.config, matrix.shape[0])
+        except ProviderError as exc:  # the table is still the checkpoint's: read it, just without distances
+            description += f"; rows not labelled: {exc}"
+        else:
+            rows = RowAxis(axis.name, axis.labels[drop:], axis.reverse)
+            description += "; rows labelled with the key - query distances they serve, from config.json"
     return PositionEmbedding(
         matrix[drop:], provider=provider, source=checkpoint.source, kind=choice.kind, offset=drop, dtype=dtype,
         params=params, tensor=choice.tensor, revision=checkpoint.revision, description=description, grid=grid,
+        rows=rows,
     )
 
 
