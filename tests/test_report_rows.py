@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from bokeh.models import CustomJSHover, CustomJSTickFormatter, HoverTool, MultiChoice
+from bokeh.models import CustomJSHover, CustomJSTickFormatter, Div, HoverTool, MultiChoice
 from click.testing import CliRunner
 
 import explorer
@@ -15,6 +15,7 @@ from explorer.cli import cli
 from explorer.embedding import RowAxis
 from explorer.errors import EmbeddingError
 from explorer.export import encode
+from explorer.reporting import views
 from explorer.reporting.page import build_document
 
 from browser import Chromium, find_chromium  # tests/browser.py, on pytest's pythonpath
@@ -105,7 +106,7 @@ def test_pickers_and_hovers_name_rows_by_their_labels():
     assert source.data["label"][S] == "0"
     [pc] = figures(doc, "pca_pc1_pc2")
     assert pc.renderers[0].data_source.data["label"][0] == f">= {S}"
-    text = " ".join(d.text for d in doc.select({"type": explorer.reporting.views.Div}))
+    text = " ".join(d.text for d in doc.select({"type": Div}))
     assert "The rows are not positions" in text and "key - query distance" in text
     assert "128 rows" not in text and f"{2 * S} rows \u00d7 24 dimensions" in text
     assert "i is the row number" in text  # the probes read out row order, not positions
@@ -115,6 +116,18 @@ def test_rows_that_read_ascending_keep_the_usual_direction():
     doc, _, _ = built(bucket_table(reverse=False))
     [fig] = figures(doc, "matrix")
     assert (fig.x_range.start, fig.x_range.end) == (0, 2 * S)
+    assert "equal steps along it are not equal distances" not in " ".join(d.text for d in doc.select({"type": Div}))
+
+
+def test_rows_that_serve_ranges_of_distances_are_ticked_at_round_numbers_and_the_caption_warns():
+    table = bucket_table()
+    labels = list(table.rows.labels)
+    labels[1:4] = ["29..31", "25..28", "20..24"]  # logarithmic buckets, as DeBERTa-v3's past +-128
+    table = explorer.PositionEmbedding(table.matrix, "buckets", "test", rows=RowAxis(table.rows.name, labels, True))
+    low, high = views.row_numbers(table.rows)
+    assert (low[0], high[0]) == (S, S) and (low[2], high[2]) == (25, 28) and (low[S], high[S]) == (0, 0)
+    doc, _, _ = built(table)
+    assert "equal steps along it are not equal distances" in " ".join(d.text for d in doc.select({"type": Div}))
 
 
 def test_a_table_of_positions_and_one_of_buckets_keep_their_own_axes_and_are_not_paired():
@@ -126,7 +139,7 @@ def test_a_table_of_positions_and_one_of_buckets_keep_their_own_axes_and_are_not
     assert not isinstance(second.xaxis[0].formatter, CustomJSTickFormatter) and second.xaxis[0].axis_label == "position"
     [(_, _, pair)] = pairs
     assert "comparison" not in pair  # CKA over row index would pair distance buckets with positions
-    text = " ".join(d.text for d in doc.select({"type": explorer.reporting.views.Div}))
+    text = " ".join(d.text for d in doc.select({"type": Div}))
     assert "table 1 has rows that are not positions (key - query distance)" in text
     assert "counts k in rows (key - query distance), not positions" in text
     same, _, pairs = built(table, bucket_table())
@@ -217,3 +230,21 @@ def test_pages_with_relative_terms_and_bucket_tables_build(others):
     doc, _, pairs = built(bucket_table(), *terms)
     assert all("comparison" not in pair for _, _, pair in pairs)
     assert figures(doc, "matrix") or figures(doc, "thumb_matrix_0")
+
+
+def test_a_deberta_checkpoint_reaches_the_page_with_its_distance_labels(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    config = transformers.DebertaV2Config(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                          intermediate_size=32, vocab_size=30, relative_attention=True,
+                                          position_buckets=256, max_position_embeddings=512, max_relative_positions=-1)
+    transformers.DebertaV2Model(config).save_pretrained(tmp_path / "deberta")
+    out = tmp_path / "deberta.html"
+    result = CliRunner().invoke(cli, ["report", f"hf:{tmp_path / 'deberta'}", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    from test_report_html import document, walk
+
+    doc = document(out.read_text())
+    formatters = [n["attributes"]["args"] for n in walk(doc) if n.get("name") == "CustomJSTickFormatter"]
+    text = json.dumps(formatters)  # every axis along the rows carries the provider's labels
+    assert len(formatters) >= 5 and '">= 512"' in text and '"506..511"' in text and '"<= -506"' in text
+    assert "key - query distance" in out.read_text()

@@ -48,8 +48,11 @@ def rows_note(context: SectionContext) -> str:
     if rows is None:
         return ""
     order = " Row 0 is at the right, so the labels read ascending." if rows.reverse else ""
+    spans = any(".." in label for label in rows.labels)
+    uneven = (" Some rows serve a range of distances (A..B, DeBERTa's logarithmic buckets), so the axis is even in "
+              "rows, not in distance: equal steps along it are not equal distances." if spans else "")
     return (f"The rows are not positions: the axis along them is labelled by {rows.name}, from "
-            f"{rows.labels[0]} (row 0) to {rows.labels[-1]} (row {len(rows.labels) - 1}).{order} ")
+            f"{rows.labels[0]} (row 0) to {rows.labels[-1]} (row {len(rows.labels) - 1}).{order}{uneven} ")
 
 
 def fine_precision(fine: FineCodes) -> str:
