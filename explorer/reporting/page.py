@@ -218,7 +218,7 @@ def build_document(embeddings: Sequence[PositionEmbedding], results: Sequence[Re
         if len(blocks) == 1:
             body.append(blocks[0])
         else:
-            body.append(views.side_by_side(*blocks, spacing=40))
+            body.append(views.side_by_side(*blocks, spacing=40, wrap=False))  # one column per table
     if page.atlas:
         if page.drill_heading is None:  # no section chooses (a custom set of sections): every panel, labelled
             for k, panel in enumerate(page.drill):

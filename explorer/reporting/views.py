@@ -487,9 +487,20 @@ def stack(*children, name: str | None = None):
     return column(*children, sizing_mode="stretch_width", **({"name": name} if name else {}))
 
 
-def side_by_side(*children, spacing: int = 24):
-    """Children next to each other, sharing the width evenly."""
-    return row(*children, sizing_mode="stretch_width", spacing=spacing)
+def side_by_side(*children, spacing: int = 24, wrap: bool = True):
+    """Children next to each other, sharing the width evenly; with ``wrap`` (the default), those that would be
+    narrower than ``MIN_WIDTH`` wrap under each other instead (a narrow column: a comparison's at 1280 px).
+
+    Bokeh's Row is a CSS flex box, and a stretching child is ``flex: 1 0 0px`` with its ``min_width`` as CSS
+    ``min-width``: the box wraps a line once its children's min widths and the spacing overflow it, and the
+    children of a line share its width evenly. A stretching child without a min width (a plot's stack with its
+    caption) gets ``MIN_WIDTH``, that of the plot in it; fixed-width children keep their widths."""
+    if wrap:
+        for child in children:
+            if child.min_width is None and child.sizing_mode in ("stretch_width", "stretch_both"):
+                child.min_width = MIN_WIDTH
+    return row(*children, sizing_mode="stretch_width", spacing=spacing,
+               **({"styles": {"flex-wrap": "wrap"}} if wrap else {}))
 
 
 def spacer() -> Spacer:
