@@ -155,13 +155,13 @@ def build(context: SectionContext) -> Any:
     found = context.results["monotonicity"]
     if found is None:  # below 3 positions; `needs` only says the analysis ran, not that it applied
         return None  # no block for this table
-    width, last = context.page.wide, int(found.offset[-1])
+    last = int(found.offset[-1])
     source = ColumnDataSource({"k": found.offset, "m": found.monotonicity, "s": found.symmetry})
     low = min(0.0, float(np.nanmin(found.symmetry, initial=0.0)))
-    fig = figure(title="monotonicity M(k) and symmetry S(k)", name="monotonicity", width=width, height=300,
-                 tools="pan,wheel_zoom,box_zoom,reset,save", x_range=Range1d(0, last + 1),
-                 y_range=Range1d(low - 0.05, 1.05), x_axis_label="offset k (positions apart)",
-                 y_axis_label="M(k), S(k)")
+    fig = figure(title="monotonicity M(k) and symmetry S(k)", name="monotonicity", height=300, min_width=300,
+                 sizing_mode="stretch_width", tools="pan,wheel_zoom,box_zoom,reset,save",
+                 x_range=Range1d(0, last + 1), y_range=Range1d(low - 0.05, 1.05),
+                 x_axis_label="offset k (positions apart)", y_axis_label="M(k), S(k)")
     fig.toolbar.logo = None
     fig.add_layout(Span(location=0.5, dimension="width", line_dash="dotted", line_color="#888"))
     fig.line("k", "m", source=source, color="#08519c", line_width=1.6, legend_label="monotonicity M(k)")
@@ -176,8 +176,8 @@ def build(context: SectionContext) -> Any:
         "S(k) = 2 \u03a3 f g / \u03a3 (f\u00b2 + g\u00b2) over anchors, with f = cos(p_i, p_i+k) and "
         "g = cos(p_i, p_i\u2212k): 1 when each position sees k ahead as it sees k behind, 0 when the two are "
         "unrelated; it swings where those cosines pass through zero. Over k \u2264 "
-        f"{last}: monotonicity M = {found.overall_monotonicity:.3f}, symmetry S = {found.overall_symmetry:.3f}.",
-        width=width))
+        f"{last}: monotonicity M = {found.overall_monotonicity:.3f}, symmetry S = {found.overall_symmetry:.3f}."),
+        sizing_mode="stretch_width")
 
 
 SECTION = Section(name="monotonicity", title="monotonicity and symmetry (Wang et al. 2021)", build=build,
