@@ -124,9 +124,13 @@ class PluginManager(pluggy.PluginManager):
         """Names of the hooks ``plugin`` implements (spec'd or not), sorted."""
         return sorted({caller.name for caller in self.get_hookcallers(plugin) or []})
 
+    def origin(self, plugin: str) -> str:
+        """``posembed-vit 0.1.0``: the distribution and version ``plugin`` came from (see ``PluginInfo.origin``)."""
+        return self.info.get(plugin, PluginInfo(plugin)).origin
+
     def where(self, plugin: str) -> str:
         """``'vit' (posembed-vit 0.1.0)``: a plugin as every message names it."""
-        return f"{plugin!r} ({self.info.get(plugin, PluginInfo(plugin)).origin})"
+        return f"{plugin!r} ({self.origin(plugin)})"
 
     def is_builtin(self, plugin: str) -> bool:
         """Whether ``plugin`` is one of posembed's own."""
@@ -780,8 +784,8 @@ def _collect_units(pm: pluggy.PluginManager, hook: str, kind: type) -> tuple[lis
     """What every plugin registers through ``hook`` (analyses or sections), each name once, first one kept; and
     the plugin that registered each name.
 
-    A third-party unit is marked with its plugin's name, so that its failure at run time is reported and
-    skipped rather than stopping the work (``explorer.units.guarded``).
+    A third-party unit is marked with its plugin's name and origin, so that its failure at run time is reported
+    (naming both) and skipped rather than stopping the work (``explorer.units.guarded``).
     """
     units: dict[str, Any] = {}
     owners: dict[str, str] = {}
@@ -789,6 +793,7 @@ def _collect_units(pm: pluggy.PluginManager, hook: str, kind: type) -> tuple[lis
 
     def make_register(plugin: str):
         builtin = isinstance(pm, PluginManager) and pm.is_builtin(plugin)
+        origin = pm.origin(plugin) if isinstance(pm, PluginManager) else None
 
         def register(unit: Any) -> None:
             if not isinstance(unit, kind):
@@ -799,7 +804,7 @@ def _collect_units(pm: pluggy.PluginManager, hook: str, kind: type) -> tuple[lis
                 warn(f"{noun} {unit.name!r} is registered by both plugin {owners[unit.name]!r} and plugin "
                      f"{plugin!r}; keeping the one from {owners[unit.name]!r}")
             else:
-                units[unit.name] = unit if builtin else dataclasses.replace(unit, plugin=plugin)
+                units[unit.name] = unit if builtin else dataclasses.replace(unit, plugin=plugin, origin=origin)
                 owners[unit.name] = plugin
         return register
 
