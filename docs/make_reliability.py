@@ -161,8 +161,8 @@ def render() -> str:
     out += [
         "",
         "A hub that cannot be reached (refused connection, unknown host, no connection within",
-        "`POSEMBED_HUB_TIMEOUT`, at most 5 s) is one line at once, without retries, that says how to work",
-        "offline (`HF_HUB_OFFLINE=1`, `file:`).",
+        "`POSEMBED_HUB_TIMEOUT`, at most 5 s, a name lookup not answered within `POSEMBED_HUB_DEADLINE`) is",
+        "one line at once, without retries, that says how to work offline (`HF_HUB_OFFLINE=1`, `file:`).",
         "",
     ]
     hostile = _module("providers/test_hostile_hub.py", "_posembed_test_hostile_hub")

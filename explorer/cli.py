@@ -171,8 +171,9 @@ def providers(as_json: bool) -> None:
 def plugins(as_json: bool) -> None:
     """List plugins: distribution, version, state, hooks.
 
-    Each plugin is shown with the providers it registers and its state: loaded, clashed (a name it
-    registers is kept by an earlier plugin), skipped (with the reason) or excluded by POSEMBED_LOAD_PLUGINS.
+    Each plugin is shown with the providers, analyses and report sections it registers and its state:
+    loaded, clashed (a name it registers is kept by an earlier plugin), skipped (with the reason) or
+    excluded by POSEMBED_LOAD_PLUGINS.
 
     POSEMBED_LOAD_PLUGINS=a,b loads only those installed plugins ('' loads none);
     POSEMBED_TRACE_PLUGINS=1 prints each plugin load and hook call with its duration.
@@ -198,7 +199,9 @@ def plugins(as_json: bool) -> None:
         for note in row["notes"]:
             click.echo(f"    note: {note}")
         click.echo(f"    hooks: {', '.join(row['hooks']) or '-'}")
-        click.echo(f"    providers: {', '.join(row['providers']) or '-'}")
+        for kind in ("providers", "analyses", "sections"):  # what each hook it implements registered
+            if f"register_{kind}" in row["hooks"] or row[kind]:
+                click.echo(f"    {kind}: {', '.join(row[kind]) or '-'}")
 
 
 @cli.command()

@@ -124,9 +124,13 @@ class PluginManager(pluggy.PluginManager):
         """Names of the hooks ``plugin`` implements (spec'd or not), sorted."""
         return sorted({caller.name for caller in self.get_hookcallers(plugin) or []})
 
+    def origin(self, plugin: str) -> str:
+        """``posembed-vit 0.1.0``: the distribution and version ``plugin`` came from (see ``PluginInfo.origin``)."""
+        return self.info.get(plugin, PluginInfo(plugin)).origin
+
     def where(self, plugin: str) -> str:
         """``'vit' (posembed-vit 0.1.0)``: a plugin as every message names it."""
-        return f"{plugin!r} ({self.info.get(plugin, PluginInfo(plugin)).origin})"
+        return f"{plugin!r} ({self.origin(plugin)})"
 
     def is_builtin(self, plugin: str) -> bool:
         """Whether ``plugin`` is one of posembed's own."""
@@ -448,7 +452,7 @@ class Registry:
         #: Plugin -> every provider name its hook registered, kept or not (what the index records).
         self.registered: dict[str, list[str]] = {}
         self._collected: set[str] = set()
-        self._units: dict[str, tuple[tuple[str, ...], list]] = {}
+        self._units: dict[str, tuple[tuple[str, ...], list, dict[str, str]]] = {}
         self._installed: list[metadata.EntryPoint] | None = None
         self._attempted: set[str] = set()
         self._complete = not self.lazy
@@ -651,8 +655,17 @@ class Registry:
         plugins = tuple(impl.plugin_name for impl in getattr(self.pm.hook, hook).get_hookimpls())
         cached = self._units.get(hook)
         if cached is None or cached[0] != plugins:  # collected again when a plugin implementing it loaded since
-            self._units[hook] = (plugins, _collect_units(self.pm, hook, kind))
+            self._units[hook] = (plugins, *_collect_units(self.pm, hook, kind))
         return self._units[hook][1]
+
+    def units_of(self, plugin: str) -> tuple[list[str], list[str]]:
+        """Names of the analyses and of the sections ``plugin`` registered and keeps, each sorted."""
+        names: list[list[str]] = []
+        for hook, kind in (("register_analyses", Analysis), ("register_sections", Section)):
+            self._units_of(hook, kind)
+            owners = self._units[hook][2] if hook in self._units else {}
+            names.append(sorted(n for n, owner in owners.items() if owner == plugin))
+        return names[0], names[1]
 
     @property
     def analyses(self) -> list[Analysis]:
@@ -767,11 +780,12 @@ def reset() -> None:
     _PROCESS_REGISTRIES.clear()
 
 
-def _collect_units(pm: pluggy.PluginManager, hook: str, kind: type) -> list:
-    """What every plugin registers through ``hook`` (analyses or sections), each name once, first one kept.
+def _collect_units(pm: pluggy.PluginManager, hook: str, kind: type) -> tuple[list, dict[str, str]]:
+    """What every plugin registers through ``hook`` (analyses or sections), each name once, first one kept; and
+    the plugin that registered each name.
 
-    A third-party unit is marked with its plugin's name, so that its failure at run time is reported and
-    skipped rather than stopping the work (``explorer.units.guarded``).
+    A third-party unit is marked with its plugin's name and origin, so that its failure at run time is reported
+    (naming both) and skipped rather than stopping the work (``explorer.units.guarded``).
     """
     units: dict[str, Any] = {}
     owners: dict[str, str] = {}
@@ -779,6 +793,7 @@ def _collect_units(pm: pluggy.PluginManager, hook: str, kind: type) -> list:
 
     def make_register(plugin: str):
         builtin = isinstance(pm, PluginManager) and pm.is_builtin(plugin)
+        origin = pm.origin(plugin) if isinstance(pm, PluginManager) else None
 
         def register(unit: Any) -> None:
             if not isinstance(unit, kind):
@@ -789,7 +804,7 @@ def _collect_units(pm: pluggy.PluginManager, hook: str, kind: type) -> list:
                 warn(f"{noun} {unit.name!r} is registered by both plugin {owners[unit.name]!r} and plugin "
                      f"{plugin!r}; keeping the one from {owners[unit.name]!r}")
             else:
-                units[unit.name] = unit if builtin else dataclasses.replace(unit, plugin=plugin)
+                units[unit.name] = unit if builtin else dataclasses.replace(unit, plugin=plugin, origin=origin)
                 owners[unit.name] = plugin
         return register
 
@@ -798,20 +813,22 @@ def _collect_units(pm: pluggy.PluginManager, hook: str, kind: type) -> list:
             del units[name], owners[name]
 
     _call_each(pm, hook, make_register, forget, lambda plugin: [n for n, owner in owners.items() if owner == plugin])
-    return list(units.values())
+    return list(units.values()), owners
 
 
 def describe_plugins(pm: PluginManager, registry: Registry | None = None) -> list[dict[str, Any]]:
     """One JSON-able row per plugin, whatever happened to it: name, distribution, version, ``state`` (loaded,
     clashed, skipped or excluded), ``error`` (why it was skipped), ``clashes`` (each name it lost and the plugin
-    that kept it), ``notes`` (other warnings about it), hooks and providers."""
+    that kept it), ``notes`` (other warnings about it), hooks, providers, analyses and sections."""
     registry = registry if registry is not None else get_registry(pm)
+    registry.analyses, registry.sections  # noqa: B018 - their hooks run first: one that fails skips its plugin
     rows = []
     names = [name for name, _ in pm.list_name_plugin()]
     names += [name for name in pm.failures if name not in names]
     for name in sorted(names, key=lambda n: pm.rank.get(n, (2, 0))):
         plugin = pm.get_plugin(name)
         info = pm.info.get(name, PluginInfo(name))
+        analyses, sections = registry.units_of(name)
         clashes = pm.clashes.get(name, [])
         if any(c["kind"] == "plugin" for c in clashes):  # its entry-point name was taken: nothing of it loaded
             state = CLASHED
@@ -828,8 +845,11 @@ def describe_plugins(pm: PluginManager, registry: Registry | None = None) -> lis
             "notes": pm.notes.get(name, []),
             "hooks": pm.hook_names(plugin) if plugin is not None else [],
             "providers": registry.of_plugin(name),
+            "analyses": analyses,
+            "sections": sections,
         })
     for name, info in sorted(pm.excluded.items()):
         rows.append({"name": name, "distribution": info.distribution, "version": info.version, "builtin": False,
-                     "state": EXCLUDED, "error": None, "clashes": [], "notes": [], "hooks": [], "providers": []})
+                     "state": EXCLUDED, "error": None, "clashes": [], "notes": [], "hooks": [], "providers": [],
+                     "analyses": [], "sections": []})
     return rows

@@ -56,6 +56,8 @@ class Analysis:
     pair: bool = False
     plugin: str | None = None
     """Set by the registry to the registering plugin's name for third-party analyses (None: built in)."""
+    origin: str | None = None
+    """Set by the registry with ``plugin``: that plugin's distribution and version (``posembed-vit 0.1.0``)."""
 
     def __post_init__(self) -> None:
         _check_name("analysis", self.name)
@@ -194,6 +196,8 @@ class Section:
     min_tables: int = 1
     plugin: str | None = None
     """Set by the registry to the registering plugin's name for third-party sections (None: built in)."""
+    origin: str | None = None
+    """Set by the registry with ``plugin``: that plugin's distribution and version (``posembed-vit 0.1.0``)."""
 
     def __post_init__(self) -> None:
         _check_name("section", self.name)
@@ -231,14 +235,16 @@ DEBUG_ENV = "POSEMBED_DEBUG"
 
 def guarded(unit: Analysis | Section, call: Callable[[], Any]) -> Any:
     """``call()``, the code of ``unit``: a built-in unit's exception propagates (a bug keeps its own frames);
-    a plugin's becomes one warning line naming the unit and its plugin, and ``FAILED`` is returned."""
+    a plugin's becomes one warning line naming the unit, its plugin and where that came from, and ``FAILED`` is
+    returned."""
     if unit.plugin is None or _debugging():
         return call()
     try:
         return call()
     except Exception as exc:  # noqa: BLE001 - one broken plugin must not cost the rest of the page
         kind = "analysis" if isinstance(unit, Analysis) else "section"
-        _warn(f"{kind} {unit.name!r} of plugin {unit.plugin!r} failed and is skipped: {type(exc).__name__}: {exc}")
+        where = f"{unit.plugin!r} ({unit.origin})" if unit.origin else repr(unit.plugin)
+        _warn(f"{kind} {unit.name!r} of plugin {where} failed and is skipped: {type(exc).__name__}: {exc}")
         return FAILED
 
 

@@ -226,10 +226,13 @@ def test_describe_plugins_gives_distribution_version_hooks_providers_and_failure
     assert rows["explorer.providers.sinusoidal"] == {
         "name": "explorer.providers.sinusoidal", "distribution": "posembed-explorer", "version": explorer.__version__,
         "builtin": True, "state": "loaded", "error": None, "clashes": [], "notes": [],
-        "hooks": ["register_providers"], "providers": ["sinusoidal"]}
+        "hooks": ["register_providers"], "providers": ["sinusoidal"], "analyses": [], "sections": []}
     assert rows["extra"] == {"name": "extra", "distribution": "posembed-extra", "version": "2.3", "builtin": False,
                              "state": "loaded", "error": None, "clashes": [], "notes": [],
-                             "hooks": ["register_providers"], "providers": ["extra-a", "extra-b"]}
+                             "hooks": ["register_providers"], "providers": ["extra-a", "extra-b"],
+                             "analyses": [], "sections": []}
+    assert "summary" in rows["explorer.analysis.builtin"]["analyses"]
+    assert "matrix" in rows["explorer.reporting.sections"]["sections"]
     assert rows["halfway"]["providers"] == [] and "failed in register_providers" in rows["halfway"]["error"]
     assert rows["missing"]["hooks"] == [] and "failed to import" in rows["missing"]["error"]
     # whatever happened to a plugin, its row names its distribution and version
@@ -276,6 +279,47 @@ def test_plugins_command_lists_distribution_version_hooks_and_providers(entry_po
     text = posembed("plugins").stdout
     assert "extra  posembed-extra 0.4\n    hooks: register_providers\n    providers: extra-table\n" in text
     assert "explorer.providers.sinusoidal  posembed-explorer" in text and "(built-in)" in text
+
+
+def units_module(name, analyses=(), sections=(), fail=False):
+    """A plugin module registering analyses and report sections by name (and raising afterwards when ``fail``)."""
+    module = types.ModuleType(name)
+
+    @hookimpl
+    def register_analyses(register):
+        for unit in analyses:
+            register(explorer.Analysis(unit, "test", run=lambda context: None))
+        if fail:
+            raise RuntimeError("boom")
+
+    @hookimpl
+    def register_sections(register):
+        for unit in sections:
+            register(explorer.Section(unit, unit, build=lambda context: None))
+
+    module.register_analyses, module.register_sections = register_analyses, register_sections
+    return module
+
+
+def test_plugins_command_lists_each_plugins_analyses_and_sections(entry_points):
+    entry_points("units", units_module("posembed_fake_cli_units", ["wobble", "jitter"], ["wobble", "matrix"]),
+                 dist="posembed-units", version="0.5")
+    entry_points("flaky", units_module("posembed_fake_cli_flaky", ["flaky"], fail=True), dist="posembed-flaky")
+    result = posembed("plugins", "--json")
+    assert result.exit_code == 0
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    units = rows["units"]
+    assert (units["providers"], units["analyses"], units["sections"]) == ([], ["jitter", "wobble"], ["wobble"])
+    assert units["state"] == "clashed"  # its section 'matrix' is the built-in one's
+    assert units["clashes"] == [{"kind": "section", "name": "matrix", "kept": "explorer.reporting.sections"}]
+    # a failing register_analyses hook shows here too, not only when analyze runs it
+    assert rows["flaky"]["state"] == "skipped" and rows["flaky"]["analyses"] == []
+    assert "failed in register_analyses" in rows["flaky"]["error"]
+    text = posembed("plugins").stdout
+    assert ("units  posembed-units 0.5\n    clashed: section 'matrix' is kept by plugin 'explorer.reporting.sections'\n"
+            "    hooks: register_analyses, register_sections\n    analyses: jitter, wobble\n    sections: wobble\n"
+            ) in text
+    assert "    hooks: register_analyses\n    analyses: comparison, cosine_dimensions," in text
 
 
 def test_plugins_command_with_load_plugins_empty_loads_only_built_ins_and_lists_the_rest_as_excluded(

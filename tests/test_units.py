@@ -125,16 +125,18 @@ def test_a_broken_analysis_is_one_warning_and_the_rest_still_runs(registry_with)
     with pytest.warns(PosembedWarning) as caught:
         results = explorer.analyze(explorer.load(SMALL), registry=registry)
     messages = [str(w.message) for w in caught]
-    assert messages == ["analysis 'broken' of plugin 'posembed_broken' failed and is skipped: RuntimeError: boom"]
+    assert messages == ["analysis 'broken' of plugin 'posembed_broken' (unknown distribution) failed and is skipped: "
+                        "RuntimeError: boom"]  # registered in memory: no distribution to name
     assert "broken" not in results and "offset" in results and "probes" in results
 
 
-def test_a_broken_section_is_one_warning_and_the_page_still_renders(registry_with, tmp_path):
+def test_a_broken_plugin_section_names_its_distribution_and_the_page_still_renders(entry_points, monkeypatch, tmp_path):
     module = plugin_module("posembed_broken_view", sections=[Section("broken_view", "broken view", boom, order=25)])
-    registry = registry_with(module)
-    with pytest.warns(PosembedWarning, match=r"^section 'broken_view' of plugin 'posembed_broken_view' failed and "
-                                             r"is skipped: RuntimeError: boom$"):
-        html = explorer.report(explorer.load(SMALL), tmp_path / "r.html", registry=registry)
+    entry_points("broken-view", module, dist="posembed-broken-view", version="0.3")
+    monkeypatch.delenv("POSEMBED_DEBUG", raising=False)
+    with pytest.warns(PosembedWarning, match=r"^section 'broken_view' of plugin 'broken-view' \(posembed-broken-view "
+                                             r"0\.3\) failed and is skipped: RuntimeError: boom$"):
+        html = explorer.report(explorer.load(SMALL), tmp_path / "r.html")
     assert "broken view" not in html and "dimension traces" in html
 
 
@@ -211,7 +213,8 @@ def test_the_command_line_names_a_broken_plugin_analysis_in_one_line_and_debug_r
     result = CliRunner().invoke(cli, ["analyze", SMALL, "--json"], catch_exceptions=False)
     assert result.exit_code == 0
     assert result.stderr.splitlines() == [
-        "posembed: warning: analysis 'broken' of plugin 'broken' failed and is skipped: RuntimeError: boom"]
+        "posembed: warning: analysis 'broken' of plugin 'broken' (posembed-broken 1.0) failed and is skipped: "
+        "RuntimeError: boom"]
     assert "offset_spread_max" in json.loads(result.stdout)["tables"][0]["scalars"]
     with pytest.raises(RuntimeError, match="boom"):
         CliRunner().invoke(cli, ["--debug", "analyze", SMALL], catch_exceptions=False)
@@ -244,8 +247,9 @@ def test_a_plugins_broken_scalars_cost_only_its_own_numbers(registry_with):
     odd = Analysis("odd", "declares scalars that raise", run=lambda context: 1.0, scalars=boom, arrays=boom)
     registry = registry_with(plugin_module("posembed_odd", analyses=[odd]))
     results = explorer.analyze(explorer.load(SMALL), registry=registry)
-    with pytest.warns(PosembedWarning, match="analysis 'odd' of plugin 'posembed_odd' failed and is skipped"):
+    failed = r"analysis 'odd' of plugin 'posembed_odd' \(unknown distribution\) failed and is skipped"
+    with pytest.warns(PosembedWarning, match=failed):
         numbers = results.scalars()
-    with pytest.warns(PosembedWarning, match="analysis 'odd' of plugin 'posembed_odd' failed and is skipped"):
+    with pytest.warns(PosembedWarning, match=failed):
         arrays = results.arrays()
     assert "effective_rank" in numbers and "offset.mean" in arrays

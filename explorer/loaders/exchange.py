@@ -4,8 +4,9 @@ Why not huggingface_hub's downloads (``hf_hub_download``, ``get_session``): they
 as a blob file name and its commit header as a folder name (a hostile ``HF_ENDPOINT`` could choose where
 files land), retry for tens of seconds with their own log lines, obey any ``Retry-After``, decode gzip
 they were not asked for, and httpx has only per-read timeouts, so a server dripping a byte every half
-second is never cut off. This adapter uses the standard library's ``http.client``: every socket read
-(headers included) waits at most the time left before the exchange's deadline, the body stops at a
+second is never cut off. This adapter uses the standard library's ``http.client``: a host name is looked
+up within the exchange's deadline (``getaddrinfo`` heeds no socket timeout), every socket read
+(headers included) waits at most the time left before that deadline, the body stops at a
 limit known before it arrives, a body with a ``Content-Encoding`` is refused (posembed asks for
 ``identity``), and redirects are followed at most ``MAX_REDIRECTS`` times, never in a loop, dropping
 the ``Authorization`` header when they leave the host. huggingface_hub is still used for what it
@@ -17,8 +18,10 @@ from __future__ import annotations
 import base64
 import http.client
 import io
+import ipaddress
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -129,6 +132,56 @@ def _proxy_for(scheme: str, host: str) -> tuple[str, int, dict[str, str]] | None
     return parts.hostname or "", parts.port or 80, headers
 
 
+def _lookup(host: str, port: int, deadline: Deadline) -> list:
+    """``getaddrinfo`` for ``host``, in a daemon thread waited for at most what the deadline leaves (an IP needs none)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    found: list = []
+
+    def look() -> None:
+        try:
+            found.append(socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM))
+        except OSError as exc:
+            found.append(exc)
+
+    thread = threading.Thread(target=look, name=f"posembed-lookup-{host}", daemon=True)
+    thread.start()
+    thread.join(max(deadline.end - time.monotonic(), 0))
+    if not found:  # the thread is left to the resolver; being a daemon, it never holds the process up
+        raise OSError(f"looking up {host} took longer than the deadline of {deadline.seconds:g} s")
+    if isinstance(found[0], OSError):
+        raise found[0]
+    return found[0]
+
+
+def _open_socket(address: tuple[str, int], timeout: float, source_address: tuple | None = None, *,
+                 deadline: Deadline) -> socket.socket:
+    """``socket.create_connection`` with the name looked up by :func:`_lookup`, each connect within the deadline.
+
+    It stands in for ``http.client``'s, so the connection keeps the host's name: TLS checks the certificate
+    against it (SNI too), and through a proxy it is the proxy's name that is looked up here.
+    """
+    error: OSError | None = None
+    for family, kind, proto, _, sockaddr in _lookup(address[0], address[1], deadline):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(deadline.wait(timeout))
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+            return sock
+        except BaseException as exc:
+            sock.close()
+            if not isinstance(exc, OSError):
+                raise
+            error = error or exc
+    raise error or OSError(f"no address for {address[0]}")
+
+
 def _connect(url: str, deadline: Deadline, connect_timeout: float) -> tuple[http.client.HTTPConnection, str, dict]:
     """A connection for ``url`` (through a proxy when one is set) and the request target to send."""
     parts = urlsplit(url)
@@ -151,6 +204,7 @@ def _connect(url: str, deadline: Deadline, connect_timeout: float) -> tuple[http
         conn, target, extra = http.client.HTTPConnection(proxy[0], proxy[1], timeout=wait), url, proxy[2]
     else:
         conn = http.client.HTTPConnection(host, port, timeout=wait)
+    conn._create_connection = partial(_open_socket, deadline=deadline)  # type: ignore[attr-defined]
     conn.response_class = partial(_Response, deadline=deadline)  # type: ignore[assignment]
     return conn, target, extra
 

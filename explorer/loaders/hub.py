@@ -10,12 +10,12 @@ weights are a pickled ``pytorch_model.bin`` is the one case downloaded whole (th
 
 Every GET goes through ``explorer.loaders.exchange`` (why not huggingface_hub's downloads: see there):
 each exchange ends within ``POSEMBED_HUB_DEADLINE`` seconds (default 120) and each read waits at most
-``POSEMBED_HUB_TIMEOUT`` (default huggingface_hub's download timeout); connecting waits at most
-``CONNECT_TIMEOUT``, and a hub that cannot be reached is one line at once, no retries. Transient faults
-(a 429 or 5xx answer, a read timeout, a body cut short) are retried ``POSEMBED_HUB_RETRIES`` times (0 to
-10, default 3), after ``POSEMBED_HUB_RETRY_WAIT`` seconds (0 to 60, default 1) doubling up to a minute,
-or after the server's ``Retry-After`` when that is at most ``MAX_RETRY_AFTER`` seconds (a longer one
-fails at once). A 206 answer whose ``Content-Range`` is not the range asked for is refused, and a slice
+``POSEMBED_HUB_TIMEOUT`` (default huggingface_hub's download timeout); looking up the host's name waits at
+most what the deadline leaves, connecting at most ``CONNECT_TIMEOUT``, and a hub that cannot be reached is
+one line at once, no retries. Transient faults (a 429 or 5xx answer, a read timeout, a body cut short)
+are retried ``POSEMBED_HUB_RETRIES`` times (0 to 10, default 3), after ``POSEMBED_HUB_RETRY_WAIT`` seconds
+(0 to 60, default 1) doubling up to a minute, or after the server's ``Retry-After`` when that is at most
+``MAX_RETRY_AFTER`` seconds (a longer one fails at once). A 206 answer whose ``Content-Range`` is not the range asked for is refused, and a slice
 is cached only once its size is right.
 
 What the server sends never chooses a path: the revision is checked to be a branch, tag or commit name
@@ -142,7 +142,8 @@ class _Transient(Exception):
 
 
 class _Unreachable(ProviderError):
-    """The hub cannot be reached at all (no such host, connection refused, no connection in time)."""
+    """The hub cannot be reached at all (no such host, its name not looked up in time, connection refused, no
+    connection in time)."""
 
 
 def timeout() -> float:

@@ -13,9 +13,11 @@ from __future__ import annotations
 import json
 import os
 import socket
+import ssl
 import struct
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -399,3 +401,79 @@ def test_unreachable_hub_is_one_line_in_seconds_that_says_how_to_work_offline(tm
         assert lines[0].startswith("posembed: error: org/m: cannot reach http://"), lines[0]
         assert "HF_HUB_OFFLINE=1" in lines[0] and "file:" in lines[0]
         assert took < 8, took
+
+
+class _Resolver:
+    """``socket.getaddrinfo`` that answers for ``hub.test`` with 127.0.0.1, or not at all while ``hang`` is set
+    (until the test ends); it records each name asked for and the thread that asked."""
+
+    def __init__(self) -> None:
+        self.hang, self.asked, self.released = False, [], threading.Event()
+
+    def __call__(self, host, *args, **kwargs):
+        self.asked.append((host, threading.current_thread().name))
+        if host == "hub.test":
+            if self.hang:
+                self.released.wait(60)
+            host = "127.0.0.1"
+        return _GETADDRINFO(host, *args, **kwargs)
+
+
+_GETADDRINFO = socket.getaddrinfo
+
+
+@pytest.fixture
+def resolver(monkeypatch):
+    """A :class:`_Resolver` in place of ``socket.getaddrinfo``; a hung lookup is let go when the test ends."""
+    fake = _Resolver()
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    yield fake
+    fake.released.set()
+
+
+def test_name_lookup_that_never_answers_ends_within_the_deadline(hostile, resolver, monkeypatch):
+    """getaddrinfo heeds no socket timeout: it runs in a thread waited for at most what the deadline leaves."""
+    from huggingface_hub import constants
+
+    from explorer.loaders import exchange
+
+    # build_hf_headers fetches huggingface_hub's agent registry (once a process, by its own client) unless
+    # telemetry is off: not posembed's exchange, so kept out of this measurement
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
+    monkeypatch.setenv("HF_ENDPOINT", hostile.url.replace("127.0.0.1", "hub.test"))
+    cli(["info", "hf:org/x"])  # imports done, so the command below takes the deadline and little more
+    resolver.hang = True
+    started = time.monotonic()
+    with pytest.raises(exchange.ExchangeError, match=r"looking up hub\.test took longer than the deadline of 0\.2 s"):
+        exchange.get("http://hub.test/x", {}, limit=10, deadline=exchange.Deadline(0.2, 5), connect_timeout=5)
+    assert 0.2 <= time.monotonic() - started < 0.2 + 0.5
+    hostile.requests.clear()
+    started = time.monotonic()
+    line = one_error_line(cli(["info", "hf:org/m"]), f"(looking up hub.test took longer than the deadline of "
+                                                      f"{DEADLINE:g} s)")
+    assert DEADLINE <= time.monotonic() - started < DEADLINE + 1.0
+    assert line.startswith("posembed: error: org/m: cannot reach http://hub.test:") and "HF_HUB_OFFLINE=1" in line
+    assert hostile.requests == []
+
+
+def test_looked_up_name_is_connected_by_address_and_kept_for_tls(hostile, resolver, monkeypatch):
+    """An IP address is connected at once, a name by the address looked up in a thread; TLS still checks the name."""
+    from explorer.loaders import exchange
+
+    np.testing.assert_array_equal(explorer.load("hf:org/m").matrix, hostile.table)
+    assert {who for host, who in resolver.asked} == {threading.current_thread().name}
+    monkeypatch.setenv("HF_ENDPOINT", hostile.url.replace("127.0.0.1", "hub.test"))
+    monkeypatch.setenv("HF_HOME", str(hostile.home.with_name("other-home")))
+    np.testing.assert_array_equal(explorer.load("hf:org/m").matrix, hostile.table)
+    assert ("hub.test", "posembed-lookup-hub.test") in resolver.asked
+    names = []
+
+    def wrap_socket(self, sock, *args, server_hostname=None, **kwargs):
+        names.append(server_hostname)
+        raise OSError("stopped before the handshake")
+
+    monkeypatch.setattr(ssl.SSLContext, "wrap_socket", wrap_socket)
+    with pytest.raises(exchange.ExchangeError, match="cannot reach https://hub.test:.*stopped before the handshake"):
+        exchange.get(hostile.url.replace("http://127.0.0.1", "https://hub.test") + "/x", {}, limit=10,
+                     deadline=exchange.Deadline(DEADLINE, TIMEOUT), connect_timeout=TIMEOUT)
+    assert names == ["hub.test"]  # SNI and the certificate check use the name, not 127.0.0.1
