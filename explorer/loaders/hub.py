@@ -24,7 +24,8 @@ cache path is built by ``_cache_path`` from these checked parts. Sizes are check
 ``config.json`` at most 10 MB, an index at most 50 MB, a tensor or whole checkpoint at most
 ``explorer.limits.max_download_bytes()`` (``POSEMBED_MAX_DOWNLOAD_MB``).
 
-The user's conventions hold: ``HF_TOKEN`` (auth headers from ``build_hf_headers``), ``HF_ENDPOINT``,
+The user's conventions hold: ``HF_TOKEN`` or the saved login (``huggingface_hub.get_token``; not sent with
+``HF_HUB_DISABLE_IMPLICIT_TOKEN=1``), ``HF_ENDPOINT``,
 ``HF_HOME``, ``HF_HUB_OFFLINE`` and ``revision``. They are read when a checkpoint is opened, not when
 huggingface_hub was imported. huggingface_hub is imported here only, inside functions.
 """
@@ -198,6 +199,29 @@ def _check_content_range(value: str | None, start: int, stop: int, exact: bool, 
         raise ProviderError(f"{where}: asked for bytes {start}-{stop - 1}, the server sent {first}-{last}")
 
 
+
+def request_headers() -> dict[str, str]:
+    """Every hub request's headers: posembed's user agent, and the user's token (``HF_TOKEN`` or the saved login,
+    unless ``HF_HUB_DISABLE_IMPLICIT_TOKEN`` is set) as a bearer token.
+
+    Built here, not by huggingface_hub's ``build_hf_headers``, which also fetches the hub's agent registry through
+    its own client (once a process, unless telemetry is off): a request outside the exchange's deadline, whose
+    name lookup nothing bounds."""
+    import platform
+
+    from huggingface_hub import __version__ as hub_version
+    from huggingface_hub import get_token
+
+    from explorer import __version__, environment
+
+    headers = {"user-agent": f"posembed-explorer/{__version__}; hf_hub/{hub_version}; "
+                             f"python/{platform.python_version()}"}
+    token = None if environment.flag("HF_HUB_DISABLE_IMPLICIT_TOKEN") else get_token()
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    return headers
+
+
 class RemoteCheckpoint(Checkpoint):
     """A model repository on the hub, read by byte range into posembed's own cache."""
 
@@ -338,11 +362,10 @@ class RemoteCheckpoint(Checkpoint):
     def _get_once(self, filename: str, revision: str, start: int | None, stop: int, exact: bool, limit: int,
                   label: str, sink: Any) -> exchange.Answer:
         from huggingface_hub import hf_hub_url
-        from huggingface_hub.utils import build_hf_headers
 
         if self.offline:
             raise self._not_cached(label or filename)
-        headers = build_hf_headers()
+        headers = request_headers()
         want = None if start is None else stop - start
         if start is not None:
             headers["Range"] = f"bytes={start}-{stop - 1}"

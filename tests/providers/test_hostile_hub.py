@@ -433,13 +433,8 @@ def resolver(monkeypatch):
 
 def test_name_lookup_that_never_answers_ends_within_the_deadline(hostile, resolver, monkeypatch):
     """getaddrinfo heeds no socket timeout: it runs in a thread waited for at most what the deadline leaves."""
-    from huggingface_hub import constants
-
     from explorer.loaders import exchange
 
-    # build_hf_headers fetches huggingface_hub's agent registry (once a process, by its own client) unless
-    # telemetry is off: not posembed's exchange, so kept out of this measurement
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
     monkeypatch.setenv("HF_ENDPOINT", hostile.url.replace("127.0.0.1", "hub.test"))
     cli(["info", "hf:org/x"])  # imports done, so the command below takes the deadline and little more
     resolver.hang = True

@@ -103,6 +103,32 @@ def test_token_is_sent_with_every_request(hub, big_checkpoint, monkeypatch):
     assert hub.requests and all(r["auth"] == "Bearer hf_posembed_test_token" for r in hub.requests)
 
 
+def test_implicit_tokens_can_be_turned_off_and_the_user_agent_is_posembeds(hub, big_checkpoint, monkeypatch):
+    hub.add("big-org/big-model", big_checkpoint[0])
+    monkeypatch.setenv("HF_TOKEN", "hf_posembed_test_token")
+    monkeypatch.setenv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
+    explorer.load("hf:big-org/big-model")
+    assert hub.requests and all(r["auth"] is None for r in hub.requests)
+    from explorer.loaders.hub import request_headers
+
+    assert request_headers()["user-agent"].startswith(f"posembed-explorer/{explorer.__version__}; hf_hub/")
+
+
+def test_huggingface_hubs_header_builder_is_not_used(hub, big_checkpoint, monkeypatch):
+    """huggingface_hub's build_hf_headers also fetches the hub's agent registry through its own client, with a name
+    lookup no deadline bounds: posembed builds its headers itself, and every request goes through its exchange."""
+    import huggingface_hub.utils
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("build_hf_headers makes a request outside posembed's exchange")
+
+    monkeypatch.setattr(huggingface_hub.utils, "build_hf_headers", refuse)
+    hub.add("big-org/big-model", big_checkpoint[0])
+    explorer.load("hf:big-org/big-model")
+    assert hub.requests and all(r["path"].split("?")[0].split("/")[3:4] == ["resolve"] or "/api/" in r["path"]
+                                for r in hub.requests)
+
+
 def test_revision_branch_tag_and_commit_are_honoured(hub, tmp_path, st_tools):
     tables = {}
     for n, branch in enumerate(["v1", "main"]):
