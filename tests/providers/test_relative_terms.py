@@ -30,18 +30,24 @@ def all_heads(term: RelativePositionTerm) -> np.ndarray:
 
 
 def t5_family():
+    from functools import partial
+
     from transformers.models.longt5.modeling_longt5 import LongT5Model
     from transformers.models.umt5.modeling_umt5 import UMT5Model
 
+    # Switch Transformers: a T5 whose feed-forward layers are partly experts; one sparse layer per stack here
+    switch = partial(transformers.SwitchTransformersConfig, num_experts=2, expert_capacity=4,
+                     num_sparse_encoder_layers=1, num_sparse_decoder_layers=1)
     return [
         ("t5", transformers.T5Config, transformers.T5Model, "SelfAttention"),
         ("mt5", transformers.MT5Config, transformers.MT5Model, "SelfAttention"),
         ("umt5", transformers.UMT5Config, UMT5Model, "SelfAttention"),
         ("longt5", transformers.LongT5Config, LongT5Model, "LocalSelfAttention"),
+        ("switch_transformers", switch, transformers.SwitchTransformersModel, "SelfAttention"),
     ]
 
 
-@pytest.mark.parametrize("family", ["t5", "mt5", "umt5", "longt5"])
+@pytest.mark.parametrize("family", ["t5", "mt5", "umt5", "longt5", "switch_transformers"])
 def test_t5_family_encoder_bias_equals_transformers_compute_bias(tmp_path, family):
     [(_, config_class, model_class, attention)] = [f for f in t5_family() if f[0] == family]
     torch.manual_seed(1)
@@ -62,7 +68,7 @@ def test_t5_family_encoder_bias_equals_transformers_compute_bias(tmp_path, famil
     assert term.tensor.startswith("encoder.block.0.") and term.kind == "bucketed"
 
 
-@pytest.mark.parametrize("family", ["t5", "mt5", "umt5", "longt5"])
+@pytest.mark.parametrize("family", ["t5", "mt5", "umt5", "longt5", "switch_transformers"])
 def test_t5_family_decoder_bias_is_causal_and_equals_transformers_compute_bias(tmp_path, family):
     [(_, config_class, model_class, _)] = [f for f in t5_family() if f[0] == family]
     torch.manual_seed(2)
