@@ -20,6 +20,9 @@ from explorer.provider import Param, Provider
 T5_TYPES = ("t5", "mt5", "longt5", "umt5", "switch_transformers")
 #: Distances covered by default: twice the config's max distance, so the far plateau shows.
 DEFAULT_SPAN = 2
+#: The most buckets or the longest max distance a config may give: real models have 32 to 256 and 128 to 4096;
+#: past float's range the logarithmic buckets' max_distance / max_exact could not even be divided.
+MAX_CONFIG_INT = 10**9
 _BIAS = re.compile(r"(^|\.)(encoder|decoder)\.block\.(\d+)\.layer\.0\.[A-Za-z]*SelfAttention\."
                    r"relative_attention_bias\.weight$")
 
@@ -50,8 +53,9 @@ def relative_position_bucket(distances: Any, bidirectional: bool, num_buckets: i
 
 def _config_int(config: dict[str, Any], key: str, default: int, source: str, low: int) -> int:
     value = config.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ProviderError(f"{source}: config.json's {key} is {value!r}, not a whole number >= {low}")
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_CONFIG_INT:
+        raise ProviderError(f"{source}: config.json's {key} is {value!r}, not a whole number from {low} to "
+                            f"{MAX_CONFIG_INT:g}")
     return value
 
 

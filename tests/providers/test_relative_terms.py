@@ -134,6 +134,18 @@ def test_mpt_alibi_equals_build_mpt_alibi_tensor_with_its_alibi_bias_max(tmp_pat
     np.testing.assert_allclose(term.values, mpt, rtol=TOL, atol=TOL)
 
 
+def test_mpt_alibi_with_a_large_alibi_bias_max_is_zero_as_in_transformers_and_warns_of_nothing():
+    import warnings
+
+    from transformers.models.mpt.modeling_mpt import build_mpt_alibi_tensor
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 2^2000 overflows: no numpy warning may reach the user
+        term = explorer.load("alibi,heads=4,scheme=mpt,alibi_bias_max=2000,positions=8")
+    mpt = build_mpt_alibi_tensor(4, 8, alibi_bias_max=2000)[:, 0].numpy()
+    np.testing.assert_array_equal(term.values, mpt)
+
+
 def test_falcon_with_alibi_equals_its_build_alibi_tensor(tmp_path):
     from transformers.models.falcon.modeling_falcon import build_alibi_tensor
 
