@@ -43,11 +43,13 @@ def t5_family():
         ("mt5", transformers.MT5Config, transformers.MT5Model, "SelfAttention"),
         ("umt5", transformers.UMT5Config, UMT5Model, "SelfAttention"),
         ("longt5", transformers.LongT5Config, LongT5Model, "LocalSelfAttention"),
+        ("longt5_tglobal", partial(transformers.LongT5Config, encoder_attention_type="transient-global"), LongT5Model,
+         "TransientGlobalSelfAttention"),  # its local bias; the global one (global_relative_attention_bias) is not read
         ("switch_transformers", switch, transformers.SwitchTransformersModel, "SelfAttention"),
     ]
 
 
-@pytest.mark.parametrize("family", ["t5", "mt5", "umt5", "longt5", "switch_transformers"])
+@pytest.mark.parametrize("family", ["t5", "mt5", "umt5", "longt5", "longt5_tglobal", "switch_transformers"])
 def test_t5_family_encoder_bias_equals_transformers_compute_bias(tmp_path, family):
     [(_, config_class, model_class, attention)] = [f for f in t5_family() if f[0] == family]
     torch.manual_seed(1)
@@ -57,7 +59,7 @@ def test_t5_family_encoder_bias_equals_transformers_compute_bias(tmp_path, famil
     assert isinstance(term, RelativePositionTerm) and not term.causal and term.shape == (4, 2 * L - 1)
     layer = getattr(model.encoder.block[0].layer[0], attention)
     with torch.no_grad():
-        if family == "longt5":  # local attention: queries of one block against keys of three blocks around it
+        if family.startswith("longt5"):  # local attention: queries of one block against keys of three blocks around it
             block = 8
             bias = layer.compute_bias(block)[0, 0].numpy()  # heads x block x 3 block
             i, m = np.indices((block, 3 * block))
@@ -68,7 +70,7 @@ def test_t5_family_encoder_bias_equals_transformers_compute_bias(tmp_path, famil
     assert term.tensor.startswith("encoder.block.0.") and term.kind == "bucketed"
 
 
-@pytest.mark.parametrize("family", ["t5", "mt5", "umt5", "longt5", "switch_transformers"])
+@pytest.mark.parametrize("family", ["t5", "mt5", "umt5", "longt5", "longt5_tglobal", "switch_transformers"])
 def test_t5_family_decoder_bias_is_causal_and_equals_transformers_compute_bias(tmp_path, family):
     [(_, config_class, model_class, _)] = [f for f in t5_family() if f[0] == family]
     torch.manual_seed(2)
