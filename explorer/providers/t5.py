@@ -1,4 +1,4 @@
-"""The ``t5`` provider: T5's learned relative attention bias (and mT5's, LongT5's, UMT5's), by distance.
+"""The ``t5`` provider: T5's learned relative attention bias (and mT5's, LongT5's, UMT5's, Switch's), by distance.
 
 T5 adds to each attention score a learned value per head and distance bucket (``relative_attention_bias.weight``,
 buckets x heads). Distances map to buckets exactly as transformers' ``_relative_position_bucket`` maps them:
@@ -130,7 +130,8 @@ def load_t5(model: str | None, revision: str | None, table: str, positions: int 
 
 PROVIDER = Provider(
     name="t5",
-    description="T5's relative attention bias (t5, mt5, longt5, umt5): a value per head and key-query distance",
+    description="T5's relative attention bias (t5, mt5, longt5, umt5, switch_transformers): a value per head and "
+                "key-query distance",
     load=load_t5,
     params=(
         Param("model", str, None, "hub id (ORG/NAME) or local folder of a T5-family model"),
