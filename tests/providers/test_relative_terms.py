@@ -111,7 +111,7 @@ def test_t5_bias_is_read_by_its_bytes_alone_from_the_hub(hub, tmp_path):
     assert hub.bytes_sent - before < weights / 4  # the config, the header and 8 x 4 floats, not the model
 
 
-@pytest.mark.parametrize("heads", [8, 12])
+@pytest.mark.parametrize("heads", [8, 12, 32, 112])  # BLOOM-7b1 has 32 heads, BLOOM 176B 112
 def test_bloom_alibi_equals_build_alibi_tensor(tmp_path, heads):
     from transformers.models.bloom.modeling_bloom import build_alibi_tensor
 
