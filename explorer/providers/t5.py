@@ -93,6 +93,9 @@ def read_bias(provider: str, checkpoint: Any, params: dict[str, Any], table: str
     buckets = _config_int(config, "relative_attention_num_buckets", 32, source, 2)
     max_distance = _config_int(config, "relative_attention_max_distance", 128, source, 2)
     exact = buckets // (2 if stack == "encoder" else 1) // 2
+    if exact < 1:  # transformers' _relative_position_bucket would divide by max_exact = 0
+        raise ProviderError(f"{source}: relative_attention_num_buckets {buckets} leaves the {stack} no exact "
+                            f"bucket (it needs at least {4 if stack == 'encoder' else 2})")
     if max_distance <= exact:  # the logarithmic buckets would divide by log(max_distance / exact) <= 0
         raise ProviderError(f"{source}: relative_attention_max_distance {max_distance} must exceed the "
                             f"{exact} exact buckets")
