@@ -119,12 +119,12 @@ T5 = {"model_type": "t5", "num_heads": 4, "relative_attention_num_buckets": 8, "
 HUGE = 10**400  # a whole number past float's range: JSON and a spec both read it
 
 
-def _t5(tmp: Path, name: str, **config) -> Path:
-    """A T5 folder: its config (T5 updated by ``config``) and its two 8-bucket x 4-head bias tensors."""
+def _t5(tmp: Path, name: str, heads: int = 4, **config) -> Path:
+    """A T5 folder: its config (T5 updated by ``config``) and its two 8-bucket x ``heads`` bias tensors."""
     from safetensors.numpy import save_file
 
     folder = _model(tmp, name, {**T5, **config})
-    bias = np.zeros((8, 4), np.float32)
+    bias = np.zeros((8, heads), np.float32)
     save_file({f"{stack}.block.0.layer.0.SelfAttention.relative_attention_bias.weight": bias
                for stack in ("encoder", "decoder")}, folder / "model.safetensors")
     return folder
@@ -330,9 +330,15 @@ CASES = [
          "config.json's num_attention_heads is '12', not a whole number >= 1"),
     Case("alibi-heads-huge", "a BLOOM with `n_head: 10^9`",
          _info(lambda tmp: _model(tmp, "bloom", {"model_type": "bloom", "n_head": 10**9}), "hf:"),
-         "alibi: a table of 1000000000 x 2048 needs 16.4 TB"),
+         "alibi: a relative term of 1000000000 heads; posembed takes at most 1024"),
+    Case("alibi-heads-many", "`alibi,heads=50000000,positions=1` (small enough in bytes, hours of per-head work)",
+         lambda tmp: ["info", "alibi,heads=50000000,positions=1"],
+         "alibi: a relative term of 50000000 heads; posembed takes at most 1024"),
     Case("alibi-heads-past-float", "`alibi,heads=10^400`",
-         lambda tmp: ["info", f"alibi,heads={HUGE}"], "needs more than 1e+293 PB"),
+         lambda tmp: ["info", f"alibi,heads={HUGE}"], "heads; posembed takes at most 1024"),
+    Case("t5-heads-many", "a T5 whose bias tensor has 8 buckets x 2000 heads",
+         _info(lambda tmp: _t5(tmp, "t5", heads=2000), "hf:"),
+         "t5: a relative term of 2000 heads; posembed takes at most 1024"),
     Case("alibi-bias-max-huge", "`alibi,scheme=mpt,alibi_bias_max=1e308`",
          lambda tmp: ["info", "alibi,scheme=mpt,alibi_bias_max=1e308"],
          "parameter 'alibi_bias_max' must be < 1e+06, got 1e+308", 2),

@@ -68,8 +68,9 @@ def alibi_term(provider: str, source: str, heads: int, positions: int, scheme: s
     import numpy as np
 
     from explorer.limits import check_shape
-    from explorer.relative import RelativePositionTerm
+    from explorer.relative import RelativePositionTerm, check_heads
 
+    check_heads(heads, provider)  # before the slopes: a count of heads past float's range has no log2
     check_shape((heads, positions), provider, itemsize=8)
     slopes = mpt_slopes(heads, alibi_bias_max) if scheme == "mpt" else bloom_slopes(heads)
     distances = np.arange(-(positions - 1), 1, dtype=np.float32)
