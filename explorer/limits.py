@@ -101,6 +101,10 @@ def max_download_bytes() -> int:
 
 def human(nbytes: float) -> str:
     """``nbytes`` as a short decimal size: ``3.7 GB``, ``512 kB``."""
+    try:
+        nbytes = float(nbytes)
+    except OverflowError:  # a whole number past float's range (a shape of 10^400): no count of PB can say it
+        return "more than 1e+293 PB"
     for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
         if nbytes < 1000 or unit == "PB":
             return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.3g} {unit}"

@@ -20,6 +20,15 @@ from explorer.messages import utf8_text
 
 #: Kinds of relative term posembed's providers give; free text is allowed.
 RELATIVE_KINDS = ("bucketed", "alibi", "other")
+#: The most heads a term may have: no model comes near (BLOOM has 112). Every head is a line, a row of numbers and
+#: a choice in the report's head picker, so a term of a million one-distance heads would take hours and gigabytes.
+MAX_HEADS = 1024
+
+
+def check_heads(heads: int, where: str) -> None:
+    """EmbeddingError when a term would have more than ``MAX_HEADS`` heads (call it before computing one)."""
+    if heads > MAX_HEADS:
+        raise EmbeddingError(f"{where}: a relative term of {heads} heads; posembed takes at most {MAX_HEADS}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,6 +53,7 @@ class RelativePositionTerm:
 
     def __post_init__(self) -> None:
         values = validate.table(self.values, self.provider)
+        check_heads(values.shape[0], self.provider)
         if values is self.values or not values.flags.owndata:
             values = values.copy()  # never freeze memory the caller still owns
         values.setflags(write=False)

@@ -9,8 +9,9 @@ exactly as the built-in ones are (``explorer/analysis/builtin.py``, ``explorer/r
 - a ``Section`` is one part of the report page: its heading, where it goes (``order``), the analyses it
   needs, and ``build``, from a ``SectionContext`` to a Bokeh model with its captions next to its figures.
 
-Both declare the kinds of position term they take (``terms``); today every provider gives an
-``"absolute"`` table (positions x dimensions). This module imports nothing heavy.
+Both declare the kinds of position term they take (``terms``): ``"absolute"`` (the default), a table of
+positions x dimensions, or ``"relative"``, a ``RelativePositionTerm`` of heads x distances (``t5``, ``alibi``).
+This module imports nothing heavy.
 """
 
 from __future__ import annotations

@@ -115,6 +115,21 @@ def _sharded(tmp: Path, kind: str) -> Path:
     return folder
 
 
+T5 = {"model_type": "t5", "num_heads": 4, "relative_attention_num_buckets": 8, "relative_attention_max_distance": 20}
+HUGE = 10**400  # a whole number past float's range: JSON and a spec both read it
+
+
+def _t5(tmp: Path, name: str, heads: int = 4, **config) -> Path:
+    """A T5 folder: its config (T5 updated by ``config``) and its two 8-bucket x ``heads`` bias tensors."""
+    from safetensors.numpy import save_file
+
+    folder = _model(tmp, name, {**T5, **config})
+    bias = np.zeros((8, heads), np.float32)
+    save_file({f"{stack}.block.0.layer.0.SelfAttention.relative_attention_bias.weight": bias
+               for stack in ("encoder", "decoder")}, folder / "model.safetensors")
+    return folder
+
+
 LLAMA = {"model_type": "llama", "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 1,
          "intermediate_size": 128, "vocab_size": 32, "max_position_embeddings": 128}
 
@@ -275,6 +290,63 @@ CASES = [
     Case("rope-config-deep-json", "`rotary:FOLDER` whose config.json nests 100,000 deep",
          _info(lambda tmp: _model(tmp, "deep", json.dumps(LLAMA)[:-1] + ', "x": ' + _deep(100_000) + "}"), "rotary:"),
          "config.json nests more than 64 levels deep", plugin=ROTARY),
+    # -- relative terms: T5's buckets, ALiBi's heads, positions --
+    Case("t5-buckets-zero", "`hf:FOLDER` of a T5 with `relative_attention_num_buckets: 0`",
+         _info(lambda tmp: _t5(tmp, "t5", relative_attention_num_buckets=0), "hf:"),
+         "config.json's relative_attention_num_buckets is 0, not a whole number from 2 to 1e+09"),
+    Case("t5-buckets-negative", "a T5 decoder (`table=decoder`) with `relative_attention_num_buckets: -5`",
+         _info(lambda tmp: _t5(tmp, "t5", relative_attention_num_buckets=-5), "hf:", ",table=decoder"),
+         "relative_attention_num_buckets is -5, not a whole number"),
+    Case("t5-buckets-float", "a T5 with `relative_attention_num_buckets: 8.0`",
+         _info(lambda tmp: _t5(tmp, "t5", relative_attention_num_buckets=8.0), "hf:"),
+         "relative_attention_num_buckets is 8.0, not a whole number"),
+    Case("t5-buckets-string", 'a T5 with `"relative_attention_num_buckets": "32"` (a string)',
+         _info(lambda tmp: _t5(tmp, "t5", relative_attention_num_buckets="32"), "hf:"),
+         "relative_attention_num_buckets is '32', not a whole number"),
+    Case("t5-buckets-huge", "a T5 with `relative_attention_num_buckets: 10^30`",
+         _info(lambda tmp: _t5(tmp, "t5", relative_attention_num_buckets=10**30), "hf:"),
+         "relative_attention_num_buckets is 1000000000000000000000000000000, not a whole number from 2 to 1e+09"),
+    Case("t5-max-distance-zero", "a T5 with `relative_attention_max_distance: 0`",
+         _info(lambda tmp: _t5(tmp, "t5", relative_attention_max_distance=0), "t5:"),
+         "relative_attention_max_distance is 0, not a whole number"),
+    Case("t5-max-distance-past-float", "a T5 with `relative_attention_max_distance: 10^400` and `positions=40`",
+         _info(lambda tmp: _t5(tmp, "t5", relative_attention_max_distance=HUGE), "hf:", ",positions=40"),
+         "0000, not a whole number from 2 to 1e+09"),
+    Case("t5-max-distance-within-exact", "a T5 decoder whose max distance 3 does not pass its 4 exact buckets",
+         _info(lambda tmp: _t5(tmp, "t5", relative_attention_max_distance=3), "hf:", ",table=decoder"),
+         "relative_attention_max_distance 3 must exceed the 4 exact buckets"),
+    Case("t5-encoder-without-exact-buckets", "a T5 encoder of 3 buckets, whose bidirectional half has none exact",
+         _info(lambda tmp: _t5(tmp, "t5", relative_attention_num_buckets=3), "hf:"),
+         "relative_attention_num_buckets 3 leaves the encoder no exact bucket (it needs at least 4)"),
+    Case("config-number-of-5000-digits", "a config.json holding a whole number of 5,000 digits",
+         _info(lambda tmp: _model(tmp, "digits", '{"model_type": "bloom", "n_head": ' + "9" * 5000 + "}"), "hf:"),
+         "config.json holds a number of more than"),
+    Case("alibi-heads-zero", "`hf:FOLDER` of a BLOOM with `n_head: 0`",
+         _info(lambda tmp: _model(tmp, "bloom", {"model_type": "bloom", "n_head": 0}), "hf:"),
+         "config.json's n_head is 0, not a whole number >= 1"),
+    Case("alibi-heads-string", 'a Falcon with `"alibi": true, "num_attention_heads": "12"`',
+         _info(lambda tmp: _model(tmp, "falcon", {"model_type": "falcon", "alibi": True,
+                                                   "num_attention_heads": "12"}), "hf:"),
+         "config.json's num_attention_heads is '12', not a whole number >= 1"),
+    Case("alibi-heads-huge", "a BLOOM with `n_head: 10^9`",
+         _info(lambda tmp: _model(tmp, "bloom", {"model_type": "bloom", "n_head": 10**9}), "hf:"),
+         "alibi: a relative term of 1000000000 heads; posembed takes at most 1024"),
+    Case("alibi-heads-many", "`alibi,heads=50000000,positions=1` (small enough in bytes, hours of per-head work)",
+         lambda tmp: ["info", "alibi,heads=50000000,positions=1"],
+         "alibi: a relative term of 50000000 heads; posembed takes at most 1024"),
+    Case("alibi-heads-past-float", "`alibi,heads=10^400`",
+         lambda tmp: ["info", f"alibi,heads={HUGE}"], "heads; posembed takes at most 1024"),
+    Case("t5-heads-many", "a T5 whose bias tensor has 8 buckets x 2000 heads",
+         _info(lambda tmp: _t5(tmp, "t5", heads=2000), "hf:"),
+         "t5: a relative term of 2000 heads; posembed takes at most 1024"),
+    Case("alibi-bias-max-huge", "`alibi,scheme=mpt,alibi_bias_max=1e308`",
+         lambda tmp: ["info", "alibi,scheme=mpt,alibi_bias_max=1e308"],
+         "parameter 'alibi_bias_max' must be < 1e+06, got 1e+308", 2),
+    Case("relative-positions-huge", "`t5:FOLDER,positions=10^12` (distances -(L-1)..L-1)",
+         _info(lambda tmp: _t5(tmp, "t5"), "t5:", ",positions=1000000000000"),
+         "t5: a table of 4 x 1999999999999 needs 32 TB"),
+    Case("relative-positions-past-float", "`t5:FOLDER,table=decoder,positions=10^400`",
+         _info(lambda tmp: _t5(tmp, "t5"), "t5:", f",table=decoder,positions={HUGE}"), "needs more than 1e+293 PB"),
     # -- config fields that are not numbers --
     Case("rope-theta-not-a-number", '`rotary:FOLDER` with `"rope_theta": "abc"`',
          _info(lambda tmp: _model(tmp, "abc", {**LLAMA, "rope_theta": "abc"}), "rotary:"),

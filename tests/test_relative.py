@@ -41,6 +41,12 @@ def test_bidirectional_term_with_an_even_number_of_distances_is_refused():
         RelativePositionTerm(np.zeros((2, 4), np.float32), provider="x", source="y")
 
 
+def test_a_term_of_more_heads_than_any_model_is_refused():
+    RelativePositionTerm(np.zeros((1024, 1), np.float32), provider="x", source="y", causal=True)
+    with pytest.raises(EmbeddingError, match="x: a relative term of 1025 heads; posembed takes at most 1024"):
+        RelativePositionTerm(np.zeros((1025, 1), np.float32), provider="x", source="y", causal=True)
+
+
 def test_query_key_matrix_is_constant_along_diagonals_and_masked_above_for_causal_terms():
     term = explorer.load("alibi,heads=2,positions=5")
     matrix = term.query_key(1)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -126,6 +127,9 @@ def json_object(raw: bytes, where: str, what: str, *, unique_keys: bool = False)
         raise ProviderError(too_deep) from None
     except _DuplicateKey as exc:
         raise ProviderError(f"{where}: {what} names {exc.args[0]!r} twice") from None
+    except ValueError:  # Python reads no whole number of more than sys.get_int_max_str_digits() digits
+        raise ProviderError(f"{where}: {what} holds a number of more than {sys.get_int_max_str_digits()} "
+                            f"digits") from None
     if not isinstance(data, dict):
         raise ProviderError(f"{where}: {what} is not a JSON object")
     if _deeper_than(data, MAX_JSON_DEPTH):

@@ -20,6 +20,8 @@ DEFAULT_POSITIONS = 2048
 #: A config's context length is used up to this many positions (the bias is linear: longer shows nothing new).
 MAX_DEFAULT_POSITIONS = 8192
 _HEAD_KEYS = ("n_head", "num_attention_heads", "n_heads")
+#: MPT's alibi_bias_max must lie below this (MPT uses 8; past a few hundred every slope is already 0 in float32).
+MAX_BIAS_MAX = 1e6
 
 
 def bloom_slopes(heads: int):
@@ -43,8 +45,9 @@ def mpt_slopes(heads: int, alibi_bias_max: float = 8.0):
     import numpy as np
 
     power = 2 ** math.ceil(math.log2(heads))
-    base = np.arange(1, power + 1, dtype=np.float32) * np.float32(alibi_bias_max / power)
-    slopes = (1.0 / np.power(2.0, base.astype(np.float64))).astype(np.float32)
+    with np.errstate(over="ignore"):  # a large alibi_bias_max gives 2^inf and slopes of 0, as torch gives them
+        base = np.arange(1, power + 1, dtype=np.float32) * np.float32(alibi_bias_max / power)
+        slopes = (1.0 / np.power(2.0, base.astype(np.float64))).astype(np.float32)
     if power != heads:
         slopes = np.concatenate([slopes[1::2], slopes[::2]])[:heads]
     return slopes
@@ -65,8 +68,9 @@ def alibi_term(provider: str, source: str, heads: int, positions: int, scheme: s
     import numpy as np
 
     from explorer.limits import check_shape
-    from explorer.relative import RelativePositionTerm
+    from explorer.relative import RelativePositionTerm, check_heads
 
+    check_heads(heads, provider)  # before the slopes: a count of heads past float's range has no log2
     check_shape((heads, positions), provider, itemsize=8)
     slopes = mpt_slopes(heads, alibi_bias_max) if scheme == "mpt" else bloom_slopes(heads)
     distances = np.arange(-(positions - 1), 1, dtype=np.float32)
@@ -101,8 +105,9 @@ def from_config(provider: str, config: dict[str, Any], source: str, positions: i
     attn = config.get("attn_config") if isinstance(config.get("attn_config"), dict) else {}
     scheme = model_type if model_type in SCHEMES else "bloom"
     bias_max = attn.get("alibi_bias_max", 8)
-    if isinstance(bias_max, bool) or not isinstance(bias_max, (int, float)) or not 0 < bias_max < 1e6:
-        raise ProviderError(f"{source}: config.json's attn_config.alibi_bias_max is {bias_max!r}, not a number > 0")
+    if isinstance(bias_max, bool) or not isinstance(bias_max, (int, float)) or not 0 < bias_max < MAX_BIAS_MAX:
+        raise ProviderError(f"{source}: config.json's attn_config.alibi_bias_max is {bias_max!r}, not a number "
+                            f"between 0 and {MAX_BIAS_MAX:g}")
     if positions is None:
         context = next((config[k] for k in ("max_seq_len", "max_position_embeddings", "seq_length")
                         if isinstance(config.get(k), int) and not isinstance(config.get(k), bool)
@@ -144,6 +149,8 @@ def load_alibi(model: str | None, revision: str | None, heads: int | None, posit
     heads = 8 if heads is None else heads
     positions = DEFAULT_POSITIONS if positions is None else positions
     bias_max = 8.0 if alibi_bias_max is None else alibi_bias_max
+    if not bias_max < MAX_BIAS_MAX:
+        raise SpecError(f"alibi: parameter 'alibi_bias_max' must be < {MAX_BIAS_MAX:g}, got {bias_max!r}")
     params = {"heads": heads, "positions": positions, "scheme": scheme,
               **({"alibi_bias_max": bias_max} if scheme == "mpt" else {})}
     return alibi_term("alibi", f"formula, {heads} heads ({scheme})", heads, positions, scheme, bias_max, params)

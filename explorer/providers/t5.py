@@ -1,4 +1,4 @@
-"""The ``t5`` provider: T5's learned relative attention bias (and mT5's, LongT5's, UMT5's), by distance.
+"""The ``t5`` provider: T5's learned relative attention bias (and mT5's, LongT5's, UMT5's, Switch's), by distance.
 
 T5 adds to each attention score a learned value per head and distance bucket (``relative_attention_bias.weight``,
 buckets x heads). Distances map to buckets exactly as transformers' ``_relative_position_bucket`` maps them:
@@ -20,6 +20,9 @@ from explorer.provider import Param, Provider
 T5_TYPES = ("t5", "mt5", "longt5", "umt5", "switch_transformers")
 #: Distances covered by default: twice the config's max distance, so the far plateau shows.
 DEFAULT_SPAN = 2
+#: The most buckets or the longest max distance a config may give: real models have 32 to 256 and 128 to 4096;
+#: past float's range the logarithmic buckets' max_distance / max_exact could not even be divided.
+MAX_CONFIG_INT = 10**9
 _BIAS = re.compile(r"(^|\.)(encoder|decoder)\.block\.(\d+)\.layer\.0\.[A-Za-z]*SelfAttention\."
                    r"relative_attention_bias\.weight$")
 
@@ -50,8 +53,9 @@ def relative_position_bucket(distances: Any, bidirectional: bool, num_buckets: i
 
 def _config_int(config: dict[str, Any], key: str, default: int, source: str, low: int) -> int:
     value = config.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ProviderError(f"{source}: config.json's {key} is {value!r}, not a whole number >= {low}")
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_CONFIG_INT:
+        raise ProviderError(f"{source}: config.json's {key} is {value!r}, not a whole number from {low} to "
+                            f"{MAX_CONFIG_INT:g}")
     return value
 
 
@@ -89,6 +93,9 @@ def read_bias(provider: str, checkpoint: Any, params: dict[str, Any], table: str
     buckets = _config_int(config, "relative_attention_num_buckets", 32, source, 2)
     max_distance = _config_int(config, "relative_attention_max_distance", 128, source, 2)
     exact = buckets // (2 if stack == "encoder" else 1) // 2
+    if exact < 1:  # transformers' _relative_position_bucket would divide by max_exact = 0
+        raise ProviderError(f"{source}: relative_attention_num_buckets {buckets} leaves the {stack} no exact "
+                            f"bucket (it needs at least {4 if stack == 'encoder' else 2})")
     if max_distance <= exact:  # the logarithmic buckets would divide by log(max_distance / exact) <= 0
         raise ProviderError(f"{source}: relative_attention_max_distance {max_distance} must exceed the "
                             f"{exact} exact buckets")
@@ -126,7 +133,8 @@ def load_t5(model: str | None, revision: str | None, table: str, positions: int 
 
 PROVIDER = Provider(
     name="t5",
-    description="T5's relative attention bias (t5, mt5, longt5, umt5): a value per head and key-query distance",
+    description="T5's relative attention bias (t5, mt5, longt5, umt5, switch_transformers): a value per head and "
+                "key-query distance",
     load=load_t5,
     params=(
         Param("model", str, None, "hub id (ORG/NAME) or local folder of a T5-family model"),

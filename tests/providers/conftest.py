@@ -183,12 +183,12 @@ class FakeHub:
             left = stop - start
             while left:
                 chunk = source.read(min(left, 1 << 20))
+                with self.lock:  # counted before the client can have it: a test reading bytes_sent right after
+                    self.bytes_sent += len(chunk)  # its load must not race this thread
                 try:
                     handler.wfile.write(chunk)
                 except (BrokenPipeError, ConnectionResetError):
                     return
-                with self.lock:
-                    self.bytes_sent += len(chunk)
                 left -= len(chunk)
 
     @staticmethod

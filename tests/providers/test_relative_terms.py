@@ -30,18 +30,26 @@ def all_heads(term: RelativePositionTerm) -> np.ndarray:
 
 
 def t5_family():
+    from functools import partial
+
     from transformers.models.longt5.modeling_longt5 import LongT5Model
     from transformers.models.umt5.modeling_umt5 import UMT5Model
 
+    # Switch Transformers: a T5 whose feed-forward layers are partly experts; one sparse layer per stack here
+    switch = partial(transformers.SwitchTransformersConfig, num_experts=2, expert_capacity=4,
+                     num_sparse_encoder_layers=1, num_sparse_decoder_layers=1)
     return [
         ("t5", transformers.T5Config, transformers.T5Model, "SelfAttention"),
         ("mt5", transformers.MT5Config, transformers.MT5Model, "SelfAttention"),
         ("umt5", transformers.UMT5Config, UMT5Model, "SelfAttention"),
         ("longt5", transformers.LongT5Config, LongT5Model, "LocalSelfAttention"),
+        ("longt5_tglobal", partial(transformers.LongT5Config, encoder_attention_type="transient-global"), LongT5Model,
+         "TransientGlobalSelfAttention"),  # its local bias; the global one (global_relative_attention_bias) is not read
+        ("switch_transformers", switch, transformers.SwitchTransformersModel, "SelfAttention"),
     ]
 
 
-@pytest.mark.parametrize("family", ["t5", "mt5", "umt5", "longt5"])
+@pytest.mark.parametrize("family", ["t5", "mt5", "umt5", "longt5", "longt5_tglobal", "switch_transformers"])
 def test_t5_family_encoder_bias_equals_transformers_compute_bias(tmp_path, family):
     [(_, config_class, model_class, attention)] = [f for f in t5_family() if f[0] == family]
     torch.manual_seed(1)
@@ -51,7 +59,7 @@ def test_t5_family_encoder_bias_equals_transformers_compute_bias(tmp_path, famil
     assert isinstance(term, RelativePositionTerm) and not term.causal and term.shape == (4, 2 * L - 1)
     layer = getattr(model.encoder.block[0].layer[0], attention)
     with torch.no_grad():
-        if family == "longt5":  # local attention: queries of one block against keys of three blocks around it
+        if family.startswith("longt5"):  # local attention: queries of one block against keys of three blocks around it
             block = 8
             bias = layer.compute_bias(block)[0, 0].numpy()  # heads x block x 3 block
             i, m = np.indices((block, 3 * block))
@@ -62,7 +70,7 @@ def test_t5_family_encoder_bias_equals_transformers_compute_bias(tmp_path, famil
     assert term.tensor.startswith("encoder.block.0.") and term.kind == "bucketed"
 
 
-@pytest.mark.parametrize("family", ["t5", "mt5", "umt5", "longt5"])
+@pytest.mark.parametrize("family", ["t5", "mt5", "umt5", "longt5", "longt5_tglobal", "switch_transformers"])
 def test_t5_family_decoder_bias_is_causal_and_equals_transformers_compute_bias(tmp_path, family):
     [(_, config_class, model_class, _)] = [f for f in t5_family() if f[0] == family]
     torch.manual_seed(2)
@@ -103,7 +111,7 @@ def test_t5_bias_is_read_by_its_bytes_alone_from_the_hub(hub, tmp_path):
     assert hub.bytes_sent - before < weights / 4  # the config, the header and 8 x 4 floats, not the model
 
 
-@pytest.mark.parametrize("heads", [8, 12])
+@pytest.mark.parametrize("heads", [8, 12, 32, 112])  # BLOOM-7b1 has 32 heads, BLOOM 176B 112
 def test_bloom_alibi_equals_build_alibi_tensor(tmp_path, heads):
     from transformers.models.bloom.modeling_bloom import build_alibi_tensor
 
@@ -126,6 +134,18 @@ def test_mpt_alibi_equals_build_mpt_alibi_tensor_with_its_alibi_bias_max(tmp_pat
     assert term.positions == L and term.heads == 6  # positions from max_seq_len
     mpt = build_mpt_alibi_tensor(6, L, alibi_bias_max=6)[:, 0].numpy()  # heads x distance -(L-1)..0
     np.testing.assert_allclose(term.values, mpt, rtol=TOL, atol=TOL)
+
+
+def test_mpt_alibi_with_a_large_alibi_bias_max_is_zero_as_in_transformers_and_warns_of_nothing():
+    import warnings
+
+    from transformers.models.mpt.modeling_mpt import build_mpt_alibi_tensor
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 2^2000 overflows: no numpy warning may reach the user
+        term = explorer.load("alibi,heads=4,scheme=mpt,alibi_bias_max=2000,positions=8")
+    mpt = build_mpt_alibi_tensor(4, 8, alibi_bias_max=2000)[:, 0].numpy()
+    np.testing.assert_array_equal(term.values, mpt)
 
 
 def test_falcon_with_alibi_equals_its_build_alibi_tensor(tmp_path):
