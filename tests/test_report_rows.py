@@ -248,3 +248,16 @@ def test_a_deberta_checkpoint_reaches_the_page_with_its_distance_labels(tmp_path
     text = json.dumps(formatters)  # every axis along the rows carries the provider's labels
     assert len(formatters) >= 5 and '">= 512"' in text and '"506..511"' in text and '"<= -506"' in text
     assert "key - query distance" in out.read_text()
+
+
+def test_info_names_the_row_axis_in_one_line(monkeypatch):
+    import explorer.api
+
+    table = bucket_table()
+    monkeypatch.setattr(explorer.api, "load", lambda spec, registry=None: table)
+    result = CliRunner().invoke(cli, ["info", "buckets"])
+    assert result.exit_code == 0, result.output
+    assert f"rows: key - query distance, >= {S} (row 0) to <= {-(S - 1)}" in result.output
+    assert len(result.output.splitlines()) < 25  # the labels themselves are in --json, not one per line
+    data = json.loads(CliRunner().invoke(cli, ["info", "--json", "buckets"]).output)
+    assert data["rows"]["labels"] == list(table.rows.labels)
