@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from explorer import validate
-from explorer.embedding import _plain
+from explorer.embedding import _plain, term_label
 from explorer.errors import EmbeddingError
 from explorer.messages import utf8_text
 
@@ -117,8 +117,8 @@ class RelativePositionTerm:
 
     @property
     def label(self) -> str:
-        """A short human name for legends and titles."""
-        return self.provider if self.source in ("", self.provider) else f"{self.provider}: {self.source}"
+        """A short human name for legends and titles (``explorer.embedding.term_label``)."""
+        return term_label(self)
 
     def value_at(self, k: int) -> np.ndarray:
         """The value of every head at distance ``k`` (IndexError outside the term's distances)."""

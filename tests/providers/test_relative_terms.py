@@ -113,6 +113,19 @@ def test_t5_config_numbers_written_as_whole_floats_are_read_as_whole_numbers(tmp
     assert "8 bidirectional buckets up to distance 20 " in term.description
 
 
+def test_a_t5_encoder_and_decoder_term_are_told_apart_by_their_labels(tmp_path):
+    from explorer.reporting.page import Page
+
+    folder = saved(transformers.T5Model(transformers.T5Config(**T5_SIZES)), tmp_path / "t5")
+    encoder, decoder = explorer.load(f"hf:{folder},positions=10"), explorer.load(f"hf:{folder},table=decoder")
+    assert encoder.label == f"t5: {folder}" and decoder.label == f"t5: {folder} (decoder)"
+    assert explorer.load(f"t5:{folder},table=encoder").label == f"t5: {folder} (encoder)"
+    results, _ = explorer.api.analyze_all([encoder, decoder])
+    page = Page([encoder, decoder], results)
+    assert [page.label_of(k) for k in range(2)] == [f"t5: {folder}", f"t5: {folder} (decoder)"]
+    assert f"t5: {folder} (decoder)" in explorer.report([encoder, decoder])
+
+
 def test_t5_bias_is_read_by_its_bytes_alone_from_the_hub(hub, tmp_path):
     torch.manual_seed(4)
     folder = tmp_path / "t5"
