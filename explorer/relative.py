@@ -31,6 +31,11 @@ def check_heads(heads: int, where: str) -> None:
         raise EmbeddingError(f"{where}: a relative term of {heads} heads; posembed takes at most {MAX_HEADS}")
 
 
+def _positions(columns: int, causal: bool) -> int:
+    """L of a term of ``columns`` distances: -(L-1) .. 0 when causal, -(L-1) .. L-1 (2L-1 columns) otherwise."""
+    return columns if causal else (columns + 1) // 2
+
+
 @dataclass(frozen=True, eq=False)
 class RelativePositionTerm:
     """Per head, a value as a function of the signed key-minus-query distance, plus its provenance.
@@ -52,19 +57,18 @@ class RelativePositionTerm:
     description: str = ""
 
     def __post_init__(self) -> None:
-        values = validate.table(self.values, self.provider)
+        causal = bool(self.causal)
+        values = validate.table(self.values, self.provider, at=lambda head, column, columns: (
+            f"head {head}, distance {column - _positions(columns, causal) + 1}"))
         check_heads(values.shape[0], self.provider)
         if values is self.values or not values.flags.owndata:
             values = values.copy()  # never freeze memory the caller still owns
         values.setflags(write=False)
         columns = values.shape[1]
-        if self.causal:
-            positions = columns
-        elif columns % 2 == 1:
-            positions = (columns + 1) // 2
-        else:
+        if not causal and columns % 2 == 0:
             raise EmbeddingError(f"{self.provider}: a bidirectional relative term has 2L-1 distances (an odd "
                                  f"number of columns), got {columns}")
+        positions = _positions(columns, causal)
         object.__setattr__(self, "_positions", positions)
         object.__setattr__(self, "dtype", self.dtype or str(np.asarray(self.values).dtype))
         object.__setattr__(self, "values", values)

@@ -41,6 +41,17 @@ def test_bidirectional_term_with_an_even_number_of_distances_is_refused():
         RelativePositionTerm(np.zeros((2, 4), np.float32), provider="x", source="y")
 
 
+@pytest.mark.parametrize("causal, column, distance", [(False, 2, 0), (False, 0, -2), (False, 4, 2), (True, 0, -3),
+                                                      (True, 3, 0)])
+def test_nan_in_a_term_is_named_by_its_head_and_distance(causal, column, distance):
+    values = np.zeros((3, 4 if causal else 5), np.float32)
+    values[1, column] = np.nan
+    values[2, :] = np.inf  # later rows: the first bad value is named
+    with pytest.raises(EmbeddingError, match=rf"^mine: the table holds {values.shape[1] + 1} NaN or Inf value\(s\) "
+                                             rf"\(in float32\), the first at head 1, distance {distance}$"):
+        RelativePositionTerm(values, provider="mine", source="x", causal=causal)
+
+
 def test_a_term_of_more_heads_than_any_model_is_refused():
     RelativePositionTerm(np.zeros((1024, 1), np.float32), provider="x", source="y", causal=True)
     with pytest.raises(EmbeddingError, match="x: a relative term of 1025 heads; posembed takes at most 1024"):
