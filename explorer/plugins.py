@@ -241,7 +241,8 @@ def left_out(distribution: str) -> str | None:
     selection = Selection.from_environment()
     if selection.raw is None:
         return None
-    installed = [ep for ep in installed_entry_points() if _normalize(_describe(ep)[0] or "") == _normalize(distribution)]
+    wanted = _normalize(distribution)
+    installed = [ep for ep in installed_entry_points() if _normalize(_describe(ep)[0] or "") == wanted]
     return selection.setting() if installed and not any(map(selection.allows, installed)) else None
 
 

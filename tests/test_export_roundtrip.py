@@ -156,7 +156,8 @@ HOSTILE = {
     "kind-not-text": ("grid", _set(kind=5), "kind is not a text"),
     "kind-too-long": ("grid", _set(kind="k" * 500), "kind is not a text of 1 to 48 characters"),
     "term-unknown": ("grid", _set(term="sideways"), "term is not 'absolute' or 'relative'"),
-    "term-relative-on-a-table": ("grid", _set(term="relative"), "its term is 'relative', which posembed does not export as 'position_embedding'"),
+    "term-relative-on-a-table": ("grid", _set(term="relative"),
+                                 "its term is 'relative', which posembed does not export as 'position_embedding'"),
     "not-json": ("grid", "{nope", "is not valid JSON"),
     "json-array": ("grid", "[1, 2]", "is not a JSON object"),
     "json-too-deep": ("grid", '{"x": ' + "[" * 100 + "]" * 100 + "}", "nests more than 64 levels deep"),
@@ -173,7 +174,8 @@ HOSTILE = {
                           "no I64 tensor 'distances' of 32"),
     "causal-not-bool": ("relative", _set(causal="yes"), "causal is not true or false"),
     "causal-flipped": ("relative", _set(causal=False), "bidirectional relative term has 2L-1 distances"),
-    "term-absolute-on-a-term": ("relative", _set(term="absolute"), "its term is 'absolute', which posembed does not export as"),
+    "term-absolute-on-a-term": ("relative", _set(term="absolute"),
+                                "its term is 'absolute', which posembed does not export as"),
 }
 
 
