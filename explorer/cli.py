@@ -418,7 +418,8 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
 def export(spec: str, output: str, fmt: str | None) -> None:
     """Write a SPEC's table to a file for other tools.
 
-    .safetensors files carry the table's provenance in their metadata; .csv has one row per position.
+    .safetensors files carry the table's provenance in their metadata (file: reads them back as exported: a
+    relative term, row labels, a grid); .csv has one row per position.
     """
     from explorer.api import load
     from explorer.export import export as write_table

@@ -136,8 +136,8 @@ class PositionEmbedding:
 
     @property
     def label(self) -> str:
-        """A short human name for legends and titles, e.g. ``gpt2 (openai-community/gpt2)``."""
-        return self.provider if self.source in ("", self.provider) else f"{self.provider}: {self.source}"
+        """A short human name for legends and titles, e.g. ``gpt2: openai-community/gpt2`` (``term_label``)."""
+        return term_label(self)
 
     def inputs(self) -> list[Any]:
         """The values the table was read from (source and parameters): those naming files are what writing
@@ -163,6 +163,15 @@ class PositionEmbedding:
 
     def __repr__(self) -> str:
         return f"PositionEmbedding({self.label!r}, shape={self.shape}, kind={self.kind!r})"
+
+
+def term_label(term: Any) -> str:
+    """The ``label`` of a table or relative term: ``provider: source``, plus the table or tower chosen when it is
+    not ``auto`` (``t5: ./t5 (decoder)``, ``hf: ./clip (text tower)``), so that a model's tables can be told apart."""
+    label = term.provider if term.source in ("", term.provider) else f"{term.provider}: {term.source}"
+    chosen = [f"{value} tower" if name == "tower" else str(value) for name in ("table", "tower")
+              if (value := term.params.get(name)) not in (None, "auto")]
+    return f"{label} ({', '.join(chosen)})" if chosen else label
 
 
 def check_grid(grid: Any, positions: int, where: str) -> tuple[int, int]:

@@ -235,6 +235,17 @@ class Selection:
                      f"{_closest(written, sorted(set(names.values())))}")
 
 
+def left_out(distribution: str) -> str | None:
+    """``POSEMBED_LOAD_PLUGINS='a,b'`` when that setting leaves out the installed plugin of ``distribution``; None
+    when it is not installed or may load."""
+    selection = Selection.from_environment()
+    if selection.raw is None:
+        return None
+    wanted = _normalize(distribution)
+    installed = [ep for ep in installed_entry_points() if _normalize(_describe(ep)[0] or "") == wanted]
+    return selection.setting() if installed and not any(map(selection.allows, installed)) else None
+
+
 # --- registering one plugin -------------------------------------------------------------------------------------
 
 def register_plugin(pm: PluginManager, plugin: object, info: PluginInfo, rank: tuple[int, int]) -> bool:

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from explorer import validate
-from explorer.embedding import _plain
+from explorer.embedding import _plain, term_label
 from explorer.errors import EmbeddingError
 from explorer.messages import utf8_text
 
@@ -29,6 +29,11 @@ def check_heads(heads: int, where: str) -> None:
     """EmbeddingError when a term would have more than ``MAX_HEADS`` heads (call it before computing one)."""
     if heads > MAX_HEADS:
         raise EmbeddingError(f"{where}: a relative term of {heads} heads; posembed takes at most {MAX_HEADS}")
+
+
+def _positions(columns: int, causal: bool) -> int:
+    """L of a term of ``columns`` distances: -(L-1) .. 0 when causal, -(L-1) .. L-1 (2L-1 columns) otherwise."""
+    return columns if causal else (columns + 1) // 2
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,19 +57,18 @@ class RelativePositionTerm:
     description: str = ""
 
     def __post_init__(self) -> None:
-        values = validate.table(self.values, self.provider)
+        causal = bool(self.causal)
+        values = validate.table(self.values, self.provider, at=lambda head, column, columns: (
+            f"head {head}, distance {column - _positions(columns, causal) + 1}"))
         check_heads(values.shape[0], self.provider)
         if values is self.values or not values.flags.owndata:
             values = values.copy()  # never freeze memory the caller still owns
         values.setflags(write=False)
         columns = values.shape[1]
-        if self.causal:
-            positions = columns
-        elif columns % 2 == 1:
-            positions = (columns + 1) // 2
-        else:
+        if not causal and columns % 2 == 0:
             raise EmbeddingError(f"{self.provider}: a bidirectional relative term has 2L-1 distances (an odd "
                                  f"number of columns), got {columns}")
+        positions = _positions(columns, causal)
         object.__setattr__(self, "_positions", positions)
         object.__setattr__(self, "dtype", self.dtype or str(np.asarray(self.values).dtype))
         object.__setattr__(self, "values", values)
@@ -117,8 +121,8 @@ class RelativePositionTerm:
 
     @property
     def label(self) -> str:
-        """A short human name for legends and titles."""
-        return self.provider if self.source in ("", self.provider) else f"{self.provider}: {self.source}"
+        """A short human name for legends and titles (``explorer.embedding.term_label``)."""
+        return term_label(self)
 
     def value_at(self, k: int) -> np.ndarray:
         """The value of every head at distance ``k`` (IndexError outside the term's distances)."""

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from explorer.errors import EmbeddingError
 
 
-def table(values: Any, where: str = "") -> np.ndarray:
+def table(values: Any, where: str = "", at: Callable[[int, int, int], str] | None = None) -> np.ndarray:
     """``values`` as a C-contiguous float32 positions x dimensions array, or one ``EmbeddingError`` saying why not.
 
     The table must be numeric, 2-D, with at least one row and one column, and finite once in float32.
-    ``where`` (a provider's name, say) starts every message. The result may be ``values`` itself when it
-    already is such an array: a caller that freezes it must copy first.
+    ``where`` (a provider's name, say) starts every message; ``at(row, column, columns)`` names the first NaN's
+    place (default ``position ROW, dimension COLUMN``). The result may be ``values`` itself when it already is
+    such an array: a caller that freezes it must copy first.
     """
     prefix = f"{where}: " if where else ""
     try:
@@ -33,6 +34,7 @@ def table(values: Any, where: str = "") -> np.ndarray:
     if not finite.all():
         bad = np.argwhere(~finite)
         row, col = (int(v) for v in bad[0])
+        place = at(row, col, matrix.shape[1]) if at is not None else f"position {row}, dimension {col}"
         raise EmbeddingError(f"{prefix}the table holds {len(bad)} NaN or Inf value(s) (in float32), "
-                             f"the first at position {row}, dimension {col}")
+                             f"the first at {place}")
     return matrix

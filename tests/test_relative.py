@@ -41,6 +41,17 @@ def test_bidirectional_term_with_an_even_number_of_distances_is_refused():
         RelativePositionTerm(np.zeros((2, 4), np.float32), provider="x", source="y")
 
 
+@pytest.mark.parametrize("causal, column, distance", [(False, 2, 0), (False, 0, -2), (False, 4, 2), (True, 0, -3),
+                                                      (True, 3, 0)])
+def test_nan_in_a_term_is_named_by_its_head_and_distance(causal, column, distance):
+    values = np.zeros((3, 4 if causal else 5), np.float32)
+    values[1, column] = np.nan
+    values[2, :] = np.inf  # later rows: the first bad value is named
+    with pytest.raises(EmbeddingError, match=rf"^mine: the table holds {values.shape[1] + 1} NaN or Inf value\(s\) "
+                                             rf"\(in float32\), the first at head 1, distance {distance}$"):
+        RelativePositionTerm(values, provider="mine", source="x", causal=causal)
+
+
 def test_a_term_of_more_heads_than_any_model_is_refused():
     RelativePositionTerm(np.zeros((1024, 1), np.float32), provider="x", source="y", causal=True)
     with pytest.raises(EmbeddingError, match="x: a relative term of 1025 heads; posembed takes at most 1024"):
@@ -93,16 +104,37 @@ def test_a_claim_that_raises_or_names_no_provider_is_one_warning_and_passed_over
         assert registry_with(toy_plugin("nope"), monkeypatch).provider_for_config({"model_type": "toy"}) is None
 
 
-def test_hf_on_a_rotary_config_without_the_rotary_plugin_says_how_to_install_it(tmp_path, monkeypatch):
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "qwen2", "hidden_size": 64,
-                                                      "num_attention_heads": 4, "rope_theta": 1e6}))
-    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
+def _rotary_error(folder, monkeypatch, setting: str | None) -> str:
+    (folder / "config.json").write_text(json.dumps({"model_type": "qwen2", "hidden_size": 64,
+                                                    "num_attention_heads": 4, "rope_theta": 1e6}))
+    if setting is not None:
+        monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", setting)
     explorer.plugins.reset()
-    result = CliRunner().invoke(cli, ["info", f"hf:{tmp_path}"])
+    result = CliRunner().invoke(cli, ["info", f"hf:{folder}"])
     explorer.plugins.reset()
     assert result.exit_code == 1
     [line] = result.stderr.strip().splitlines()
-    assert "has no position table" in line and "pip install -e plugins/posembed-rotary" in line
+    assert "has no position table" in line and "sinusoidal,base=1e+06,dim=16,layout=split" in line
+    return line
+
+
+@pytest.mark.parametrize("setting", [None, ""])
+def test_hf_on_a_rotary_config_without_the_rotary_plugin_says_how_to_install_it(tmp_path, monkeypatch,
+                                                                                  entry_points, setting):
+    entry_points("monotonicity", "posembed_monotonicity", dist="posembed-monotonicity")  # installed, not rotary
+    line = _rotary_error(tmp_path, monkeypatch, setting)
+    assert "install the posembed-rotary plugin (pip install -e plugins/posembed-rotary" in line
+    assert "POSEMBED_LOAD_PLUGINS" not in line
+
+
+@pytest.mark.parametrize("setting", ["", "monotonicity", "posembed-monotonicity,"])
+def test_hf_on_a_rotary_config_with_the_rotary_plugin_left_out_says_so(tmp_path, monkeypatch, entry_points, setting):
+    entry_points("rotary", "posembed_rotary", dist="posembed-rotary")
+    entry_points("monotonicity", "posembed_monotonicity", dist="posembed-monotonicity")
+    line = _rotary_error(tmp_path, monkeypatch, setting)
+    assert (f"; the posembed-rotary plugin, with which hf: reads its rotary table, is installed, but "
+            f"POSEMBED_LOAD_PLUGINS={setting!r} leaves it out (add posembed-rotary to it)") in line
+    assert "pip install" not in line
 
 
 def test_hf_on_a_rotary_config_loads_the_rotary_plugin_through_the_hook(tmp_path):

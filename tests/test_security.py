@@ -182,6 +182,20 @@ def test_strings_from_a_plugin_are_escaped(tmp_path):
     _assert_escaped(explorer.report([one, two], title=EVIL))
 
 
+def test_strings_from_an_exports_provenance_are_escaped(tmp_path):
+    import safetensors.numpy
+
+    table = np.random.default_rng(3).normal(size=(6, 4)).astype(np.float32)
+    provenance = {"provider": EVIL, "source": EVIL, "kind": EVIL, "shape": [6, 4], "description": EVIL,
+                  "rows": {"name": EVIL, "labels": [EVIL] * 6, "reverse": False}}
+    path = tmp_path / "t.safetensors"
+    safetensors.numpy.save_file({"position_embedding": table}, str(path),
+                                metadata={"posembed.provenance": json.dumps(provenance)})
+    emb = explorer.load(f"file:{path}")
+    assert emb.rows.labels[0] == EVIL and emb.kind == EVIL  # read back as exported, then escaped on the page
+    _assert_escaped(explorer.report(emb))
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # nothing written outside the output path
 

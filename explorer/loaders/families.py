@@ -262,10 +262,16 @@ def positional_scheme(config: dict[str, Any]) -> str | None:
         theta = _positive(config.get("rope_theta") or rope.get("rope_theta") or config.get("rotary_emb_base")) or 10000
         dim = _head_dim(config)
         hint = f"sinusoidal,base={float(theta):g}" + (f",dim={dim}" if dim else "") + ",layout=split"
+        from explorer.plugins import left_out
+
+        setting = left_out("posembed-rotary")
+        plugin = (f"; the posembed-rotary plugin, with which hf: reads its rotary table, is installed, but {setting} "
+                  f"leaves it out (add posembed-rotary to it)" if setting else ", or install the posembed-rotary "
+                  "plugin (pip install -e plugins/posembed-rotary in posembed's repository), with which hf: reads "
+                  "its rotary table")
         return (f"it uses rotary position embedding (RoPE, base {float(theta):g}): positions rotate query/key "
                 f"pairs inside attention. Its rotation angles are those of the sinusoidal table, so look at "
-                f"`posembed report {hint}` instead, or install the posembed-rotary plugin (pip install -e "
-                f"plugins/posembed-rotary in posembed's repository), with which hf: reads its rotary table")
+                f"`posembed report {hint}` instead{plugin}")
     if (model_type in _RELATIVE_TYPES or "relative_attention_num_buckets" in config
             or config.get("relative_attention")):
         return (_RELATIVE + " inside attention (a learned bias per distance bucket and head, "

@@ -3,19 +3,22 @@
 ``key`` names the array (``.npz``) or tensor (``.safetensors``, ``.pt``); it may be left out when
 the file holds a single 2-D table or exactly one tensor with a known position-table name.
 Safetensors files are read by offset (only the chosen tensor's bytes); pickled PyTorch files are
-loaded with ``weights_only=True``.
+loaded with ``weights_only=True``. A safetensors file that ``posembed export`` wrote comes back as what was
+exported (a relative term, a table with its kind, row labels or grid), from its ``posembed.provenance`` metadata.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from explorer.embedding import KINDS
-from explorer.errors import ProviderError
+from explorer.errors import PosembedWarning, ProviderError
 from explorer.hookspecs import hookimpl
 from explorer.limits import check_shape
 from explorer.loaders.regular_files import require_regular
+from explorer.messages import one_line
 from explorer.provider import Param, Provider, _closest
 
 SUFFIXES = (".npy", ".npz", ".safetensors", ".pt", ".pth", ".bin")
@@ -48,23 +51,23 @@ def pick_key(shapes: Mapping[str, tuple[int, ...]], key: str | None, where: str)
     raise ProviderError(f"{where}: holds {len(candidates)} 2-D tables; choose one with key=NAME (e.g. {listing})")
 
 
-def _from_safetensors(path: Path, key: str | None) -> tuple[Any, str, str]:
+def _from_safetensors(path: Path, key: str | None) -> tuple[Any, str, str, Any]:
     from explorer.loaders import safetensors_io as st
 
     header = st.read_header(path)
     name = pick_key({n: i.shape for n, i in header.tensors.items()}, key, str(path))
     info = header.tensors[name]
     matrix = st.decode(st.read_tensor_bytes(path, info), info.dtype, info.shape, f"{path}: {name}")
-    return matrix, st.DTYPE_NAMES[info.dtype], name
+    return matrix, st.DTYPE_NAMES[info.dtype], name, header
 
 
-def _from_torch(path: Path, key: str | None) -> tuple[Any, str, str]:
+def _from_torch(path: Path, key: str | None) -> tuple[Any, str, str, None]:
     from explorer.loaders.checkpoints import load_torch_file, state_dict_of, tensor_shape, torch_to_numpy
 
     tensors = state_dict_of(load_torch_file(path), str(path))
     name = pick_key({n: tensor_shape(t) for n, t in tensors.items()}, key, str(path))  # "" = a bare tensor
     matrix, dtype = torch_to_numpy(tensors[name], f"{path}: {name or 'the tensor'}")
-    return matrix, dtype, name
+    return matrix, dtype, name, None
 
 
 def _npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], Any]]:
@@ -96,7 +99,7 @@ def _npy_header(handle: Any) -> tuple[tuple[int, ...], Any]:
     return shape, dtype
 
 
-def _from_numpy(path: Path, key: str | None) -> tuple[Any, str, str | None]:
+def _from_numpy(path: Path, key: str | None) -> tuple[Any, str, str | None, None]:
     import zipfile
     import zlib
 
@@ -115,21 +118,22 @@ def _from_numpy(path: Path, key: str | None) -> tuple[Any, str, str | None]:
                 shape, dtype = _npy_header(handle)
             check_shape(shape, str(path), itemsize=max(dtype.itemsize, 4), what="an array")
             array = np.load(path, mmap_mode="r", allow_pickle=False)
-            return np.asarray(array), str(array.dtype), None
+            return np.asarray(array), str(array.dtype), None, None
         headers = _npz_headers(path)
         name = pick_key({n: shape for n, (shape, _) in headers.items()}, key, str(path))
         shape, dtype = headers[name]
         check_shape(shape, f"{path}: {name}", itemsize=max(dtype.itemsize, 4), what="an array")
         with np.load(path, allow_pickle=False) as archive:
             array = archive[name]
-            return array, str(array.dtype), name
+            return array, str(array.dtype), name, None
     except ProviderError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as exc:
         raise ProviderError(f"cannot read {path}: {exc}") from None
 
 
-_READERS: dict[str, Callable[[Path, str | None], tuple[Any, str, str | None]]] = {
+#: Each reader returns the array, its stored dtype, its name and the safetensors header (None for other files).
+_READERS: dict[str, Callable[[Path, str | None], tuple[Any, str, str | None, Any]]] = {
     ".npy": _from_numpy, ".npz": _from_numpy, ".safetensors": _from_safetensors,
     ".pt": _from_torch, ".pth": _from_torch, ".bin": _from_torch,
 }
@@ -138,6 +142,11 @@ _READERS: dict[str, Callable[[Path, str | None], tuple[Any, str, str | None]]] =
 def read(path: str | None, key: str | None) -> tuple[Any, str, str | None]:
     """The array ``key`` of a file (as ``pick_key`` chooses when None), its stored dtype and its name; the reading
     behind both this provider and ``explorer.read_tensor``."""
+    return _read(path, key)[:3]
+
+
+def _read(path: str | None, key: str | None) -> tuple[Any, str, str | None, Any]:
+    """``read``, plus the safetensors header of a ``.safetensors`` file (None for other files)."""
     if not path:
         raise ProviderError("file needs a path: file:PATH[,key=NAME]")
     target = Path(path).expanduser()
@@ -168,12 +177,12 @@ def _grid_offset(rows: int, grid: tuple[int, int], offset: int, path: str) -> in
     return offset
 
 
-def load(path: str | None, key: str | None, offset: int, kind: str, grid: str | None = None):
+def load(path: str | None, key: str | None, offset: int, kind: str | None, grid: str | None = None):
     """The ``file`` provider's ``load``."""
     from explorer.embedding import PositionEmbedding, parse_grid
 
     shape = parse_grid(grid, "file") if grid is not None else None
-    matrix, dtype, name = read(path, key)
+    matrix, dtype, name, header = _read(path, key)
     target = Path(path).expanduser()
     if _batched(matrix.shape):  # timm's pos_embed, (1, N, D)
         matrix = matrix[0]
@@ -184,11 +193,86 @@ def load(path: str | None, key: str | None, offset: int, kind: str, grid: str | 
         offset = _grid_offset(matrix.shape[0], shape, offset, path)
     if offset and offset >= matrix.shape[0]:  # an empty table is PositionEmbedding's to refuse
         raise ProviderError(f"{path}: cannot drop {offset} offset rows from a table of {matrix.shape[0]}")
-    params = {"path": path, "offset": offset, "kind": kind, **({"key": key} if key else {}),
+    params = {"path": path, "offset": offset, "kind": kind or "other", **({"key": key} if key else {}),
               **({"grid": grid} if grid is not None else {})}
-    return PositionEmbedding(matrix[offset:], provider="file", source=str(path), kind=kind, offset=offset,
-                             dtype=dtype, params=params, tensor=name or None, grid=shape,
+    if header is not None and offset == 0 and shape is None:  # options that choose other rows win
+        restored = exported(str(path), header, name, matrix, dtype, params, kind)
+        if restored is not None:
+            return restored
+    return PositionEmbedding(matrix[offset:], provider="file", source=str(path), kind=kind or "other",
+                             offset=offset, dtype=dtype, params=params, tensor=name or None, grid=shape,
                              description=f"{target.suffix[1:]} file")
+
+
+def exported(path: str, header: Any, name: str, matrix: Any, dtype: str, params: dict[str, Any],
+             kind: str | None) -> Any:
+    """What posembed exported to a safetensors file (``explorer.export``), rebuilt from its ``posembed.provenance``
+    metadata: a relative term, or a table with its kind and row labels or patch grid. None when the tensor is not
+    an export; None with one warning when the metadata (untrusted) does not fit the tensor: read it as a plain
+    table then."""
+    from explorer.errors import PosembedError
+    from explorer.export import PROVENANCE_KEY, RELATIVE_NAME, TENSOR_NAME
+
+    raw = header.metadata.get(PROVENANCE_KEY)
+    if raw is None or name not in (TENSOR_NAME, RELATIVE_NAME):
+        return None
+    try:
+        return _rebuild(path, header, name, matrix, dtype, params, kind, raw)
+    except PosembedError as exc:
+        warnings.warn(PosembedWarning(one_line(f"{path}: its {PROVENANCE_KEY} metadata does not fit tensor "
+                                               f"{name!r} ({exc}); read as a plain table")), stacklevel=2)
+        return None
+
+
+def _rebuild(path: str, header: Any, name: str, matrix: Any, dtype: str, params: dict[str, Any],
+             kind: str | None, raw: str) -> Any:
+    """``exported``'s work: every field taken from the provenance checked against the tensor, else ProviderError
+    (or the constructors' EmbeddingError)."""
+    import numpy as np
+
+    from explorer.embedding import MAX_ROW_LABEL, PositionEmbedding, RowAxis
+    from explorer.export import PROVENANCE_KEY, RELATIVE_DISTANCES, RELATIVE_NAME
+    from explorer.loaders import safetensors_io as st
+    from explorer.relative import RelativePositionTerm
+
+    provenance = st.json_object(raw.encode("utf-8"), path, PROVENANCE_KEY)
+    term = provenance.get("term", "absolute")
+    if term not in ("absolute", "relative"):
+        raise ProviderError("its term is not 'absolute' or 'relative'")
+    if (term == "relative") != (name == RELATIVE_NAME):
+        raise ProviderError(f"its term is {term!r}, which posembed does not export as {name!r}")
+    if provenance.get("shape") != list(matrix.shape):
+        raise ProviderError(f"its shape is not the tensor's {list(matrix.shape)}")
+    stored_kind = provenance.get("kind")
+    if not isinstance(stored_kind, str) or not 0 < len(stored_kind.strip()) <= MAX_ROW_LABEL:
+        raise ProviderError(f"its kind is not a text of 1 to {MAX_ROW_LABEL} characters")
+    params = {**params, "kind": kind or stored_kind.strip()}
+    common = dict(provider="file", source=path, kind=params["kind"], dtype=dtype, params=params, tensor=name,
+                  description="safetensors file exported by posembed")
+    if term == "relative":
+        causal, info = provenance.get("causal"), header.tensors.get(RELATIVE_DISTANCES)
+        if not isinstance(causal, bool):
+            raise ProviderError("its causal is not true or false")
+        if info is None or info.dtype != "I64" or info.shape != (matrix.shape[1],):
+            raise ProviderError(f"no I64 tensor {RELATIVE_DISTANCES!r} of {matrix.shape[1]} distances beside it")
+        distances = np.frombuffer(st.read_tensor_bytes(path, info), dtype="<i8")
+        restored = RelativePositionTerm(matrix, causal=causal, **common)
+        if not np.array_equal(distances, restored.distances):
+            raise ProviderError(f"its {RELATIVE_DISTANCES!r} are not {int(restored.distances[0])} .. "
+                                f"{int(restored.distances[-1])} in steps of 1")
+        return restored
+    grid, rows = provenance.get("grid"), provenance.get("rows")
+    if grid is not None and not (isinstance(grid, list) and len(grid) == 2):
+        raise ProviderError("its grid is not a pair [H, W]")
+    if rows is not None:
+        labels = rows.get("labels") if isinstance(rows, dict) else None
+        if not (isinstance(labels, list) and len(labels) == matrix.shape[0]
+                and all(isinstance(label, str) for label in labels)):
+            raise ProviderError(f"its rows do not hold {matrix.shape[0]} text labels")
+        if not isinstance(rows.get("name"), str) or not isinstance(rows.get("reverse", False), bool):
+            raise ProviderError("its rows have no text name or a reverse that is not true or false")
+        rows = RowAxis(rows["name"], tuple(labels), rows.get("reverse", False))
+    return PositionEmbedding(matrix, grid=grid, rows=rows, **common)
 
 
 PROVIDER = Provider(
@@ -199,7 +283,8 @@ PROVIDER = Provider(
         Param("path", str, None, "the file"),
         Param("key", str, None, "array name in .npz, tensor name in .safetensors/.pt (optional if only one)"),
         Param("offset", int, 0, "rows to drop before position 0", minimum=0),
-        Param("kind", str, "other", "what the table is", choices=KINDS),
+        Param("kind", str, None, "what the table is (default: other, or the kind a posembed export records)",
+              choices=KINDS),
         Param("grid", str, None, "HxW: the rows are an image's patches, row by row (leading class-token rows "
               "beyond H*W are dropped as offset)"),
     ),

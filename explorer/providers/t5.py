@@ -52,11 +52,14 @@ def relative_position_bucket(distances: Any, bidirectional: bool, num_buckets: i
 
 
 def _config_int(config: dict[str, Any], key: str, default: int, source: str, low: int) -> int:
+    """``config[key]`` as an int from ``low`` to ``MAX_CONFIG_INT``: an int, or a whole float (``128.0``, which
+    transformers takes too); ProviderError for anything else (``128.5``, NaN, a bool, a string)."""
     value = config.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_CONFIG_INT:
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not whole or not low <= value <= MAX_CONFIG_INT:
         raise ProviderError(f"{source}: config.json's {key} is {value!r}, not a whole number from {low} to "
                             f"{MAX_CONFIG_INT:g}")
-    return value
+    return int(value)
 
 
 def bias_tensor(names: list[str], stack: str, layer: int, source: str) -> str:

@@ -144,6 +144,18 @@ def test_single_table_family_refuses_decoder(tiny_models):
         explorer.load(f"hf:{tiny_models['bert'].path},table=decoder")
 
 
+def test_a_models_encoder_and_decoder_tables_are_told_apart_by_their_labels(tiny_models):
+    from explorer.api import document
+
+    path = tiny_models["bart-decoder"].path
+    encoder, decoder = explorer.load(f"hf:{path}"), explorer.load(f"hf:{path},table=decoder")
+    assert encoder.label == f"hf: {path}" and decoder.label == f"hf: {path} (decoder)"
+    assert explorer.load(f"hf:{path},table=encoder").label == f"hf: {path} (encoder)"
+    doc = document([encoder, decoder, explorer.load("sinusoidal,positions=24,dim=8")])  # an atlas
+    [numbers] = [m for m in doc.models if getattr(m, "name", None) == "atlas_numbers_source"]
+    assert numbers.data["table"][:2] == [f"1. hf: {path}", f"2. hf: {path} (decoder)"]
+
+
 def test_real_gpt2_table_loads_bit_identically_through_gpt2_and_hf(gpt2_layout, gpt2_wpe):
     for spec in (f"gpt2:{gpt2_layout}", f"hf:{gpt2_layout}"):
         emb = explorer.load(spec)

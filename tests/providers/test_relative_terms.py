@@ -99,6 +99,33 @@ def test_umt5_reads_the_bias_of_the_block_asked_for(tmp_path):
         explorer.load(f"t5:{folder},layer=5")
 
 
+def test_t5_config_numbers_written_as_whole_floats_are_read_as_whole_numbers(tmp_path):
+    torch.manual_seed(5)
+    model = transformers.T5Model(transformers.T5Config(**T5_SIZES))
+    folder = saved(model, tmp_path / "t5")
+    config = tmp_path / "t5" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "relative_attention_num_buckets": 8.0,
+                                  "relative_attention_max_distance": 20.0}))
+    term = explorer.load(f"hf:{folder},positions={L}")
+    with torch.no_grad():
+        bias = model.encoder.block[0].layer[0].SelfAttention.compute_bias(L, L)[0].numpy()
+    np.testing.assert_allclose(all_heads(term), bias, rtol=0, atol=TOL)
+    assert "8 bidirectional buckets up to distance 20 " in term.description
+
+
+def test_a_t5_encoder_and_decoder_term_are_told_apart_by_their_labels(tmp_path):
+    from explorer.reporting.page import Page
+
+    folder = saved(transformers.T5Model(transformers.T5Config(**T5_SIZES)), tmp_path / "t5")
+    encoder, decoder = explorer.load(f"hf:{folder},positions=10"), explorer.load(f"hf:{folder},table=decoder")
+    assert encoder.label == f"t5: {folder}" and decoder.label == f"t5: {folder} (decoder)"
+    assert explorer.load(f"t5:{folder},table=encoder").label == f"t5: {folder} (encoder)"
+    results, _ = explorer.api.analyze_all([encoder, decoder])
+    page = Page([encoder, decoder], results)
+    assert [page.label_of(k) for k in range(2)] == [f"t5: {folder}", f"t5: {folder} (decoder)"]
+    assert f"t5: {folder} (decoder)" in explorer.report([encoder, decoder])
+
+
 def test_t5_bias_is_read_by_its_bytes_alone_from_the_hub(hub, tmp_path):
     torch.manual_seed(4)
     folder = tmp_path / "t5"
