@@ -220,16 +220,16 @@ def info(spec: str, as_json: bool) -> None:
     if as_json:
         _echo_json(data)
         return
-    for key, value in data.items():
+    for key, value in data.items():  # names and notes come from files and servers: each line printed as one line
         if key == "summary":
             for name, number in value.items():
                 click.echo(f"{name:>22}: {number:.6g}")
         elif key == "params":
-            click.echo(f"{key:>22}: {', '.join(f'{k}={v}' for k, v in value.items()) or '-'}")
+            click.echo(one_line(f"{key:>22}: {', '.join(f'{k}={v}' for k, v in value.items()) or '-'}"))
         elif key == "rows" and value is not None:  # one label per row: the ends say what they run over
-            click.echo(f"{key:>22}: {value['name']}, {value['labels'][0]} (row 0) to {value['labels'][-1]}")
+            click.echo(one_line(f"{key:>22}: {value['name']}, {value['labels'][0]} (row 0) to {value['labels'][-1]}"))
         elif value not in (None, ""):
-            click.echo(f"{key:>22}: {value}")
+            click.echo(one_line(f"{key:>22}: {value}"))
 
 
 _SPECS_OPTION = click.option(

@@ -10,7 +10,7 @@ import numpy as np
 
 from explorer import validate
 from explorer.errors import EmbeddingError
-from explorer.messages import utf8_text
+from explorer.messages import one_line, utf8_text
 
 #: Kinds a provider may declare; free text is allowed, these are the common ones.
 KINDS = ("learned", "formula", "rotary", "other")
@@ -32,8 +32,9 @@ class RowAxis:
     reverse: bool = False
 
     def __post_init__(self) -> None:
-        name = utf8_text(str(self.name)).strip()
-        labels = tuple(utf8_text(str(label)).strip() for label in self.labels)
+        # one line each: a label is a tick and a hover line (line breaks and control characters shown escaped)
+        name = one_line(utf8_text(str(self.name)).strip())
+        labels = tuple(one_line(utf8_text(str(label)).strip()) for label in self.labels)
         if not name or len(name) > MAX_ROW_LABEL:
             raise EmbeddingError(f"a row axis needs a name of 1 to {MAX_ROW_LABEL} characters, got {self.name!r}")
         long = next((label for label in labels if len(label) > MAX_ROW_LABEL), None)

@@ -261,3 +261,16 @@ def test_info_names_the_row_axis_in_one_line(monkeypatch):
     assert len(result.output.splitlines()) < 25  # the labels themselves are in --json, not one per line
     data = json.loads(CliRunner().invoke(cli, ["info", "--json", "buckets"]).output)
     assert data["rows"]["labels"] == list(table.rows.labels)
+
+
+def test_labels_and_info_lines_show_control_characters_escaped(monkeypatch):
+    import explorer.api
+
+    axis = RowAxis("key - query\ndistance", ["0\x1b[2J", "1"])
+    assert axis.name == "key - query\\ndistance" and axis.labels[0] == "0\\x1b[2J"  # a tick, a hover: one line
+    table = explorer.PositionEmbedding(np.zeros((2, 2)), "buckets", "test\x1b]0;title\x07", rows=axis,
+                                       description="note\nsecond line", tensor="t\rx")
+    monkeypatch.setattr(explorer.api, "load", lambda spec, registry=None: table)
+    output = CliRunner().invoke(cli, ["info", "buckets"]).output
+    assert "\x1b" not in output and "\x07" not in output and "\r" not in output
+    assert "note\\nsecond line" in output and "t\\rx" in output
