@@ -2,6 +2,7 @@
 hover and picker along the rows names the rows by their labels, in the order the labels read, and nothing pairs
 such a table with one whose rows are positions."""
 
+import html
 import json
 
 import numpy as np
@@ -98,7 +99,7 @@ def test_pickers_and_hovers_name_rows_by_their_labels():
     table = bucket_table()
     doc, _, _ = built(table)
     [picker] = [m for m in doc.select({"type": MultiChoice}) if m.name == "position_picker"]
-    names = dict(picker.options)
+    names = {v: html.unescape(text) for v, text in picker.options}  # options are markup to the widget: escaped
     assert [names[v] for v in picker.value] == [f"key - query distance >= {S}", "key - query distance 0",
                                                f"key - query distance <= {-(S - 1)}"]
     [norms] = figures(doc, "row_norms")

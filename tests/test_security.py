@@ -196,6 +196,49 @@ def test_strings_from_an_exports_provenance_are_escaped(tmp_path):
     _assert_escaped(explorer.report(emb))
 
 
+@pytest.mark.browser
+def test_row_labels_from_an_export_run_no_script_in_the_browser(tmp_path):
+    """The pickers' options are HTML to the widget behind them (Choices.js with allowHTML): a row label or row
+    axis name from a file's provenance must reach them as text, not markup."""
+    import safetensors.numpy
+
+    from browser import Chromium, find_chromium  # tests/browser.py, on pytest's pythonpath
+
+    if find_chromium() is None:
+        pytest.skip("no Chromium found; .ci/run installs Debian's chromium")
+    label, name = '<img src=x onerror="window.__pwn=1">', '<img src=y onerror="window.__pwn=2">'
+    table = np.random.default_rng(4).normal(size=(6, 4)).astype(np.float32)
+    provenance = {"kind": "other", "shape": [6, 4], "rows": {"name": name, "labels": [label] * 6, "reverse": False}}
+    path = tmp_path / "t.safetensors"
+    safetensors.numpy.save_file({"position_embedding": table}, str(path),
+                                metadata={"posembed.provenance": json.dumps(provenance)})
+    page = tmp_path / "report.html"
+    explorer.report(explorer.load(f"file:{path}"), page)
+    with Chromium(width=1400, height=1100) as browser:
+        result = browser.open(page)
+        assert result.errors == [] and result.idle
+        ran, images, shown, legend = browser.evaluate("""(() => {
+          const found = [];
+          const walk = (root) => {
+            for (const el of root.querySelectorAll('*')) {
+              if (el.shadowRoot) walk(el.shadowRoot);
+              if (el.tagName === 'IMG') found.push(el.outerHTML);
+            }
+          };
+          walk(document);
+          const picker = Bokeh.documents[0].get_model_by_name('position_picker');
+          const view = Bokeh.index.find_one(picker);
+          const items = [...view.shadow_el.querySelectorAll('.choices__item--selectable')].map((e) => e.textContent);
+          const fig = Bokeh.documents[0].get_model_by_name('position_vectors');
+          const lines = fig.renderers.find((r) => r.data_source.data.label !== undefined).data_source;
+          picker.value = [picker.options[1][0]];  // the legend redrawn in the browser keeps the plain text
+          return [window.__pwn ?? null, found, items, lines.data.label[0]];
+        })()""")
+    assert ran is None and images == []  # no markup from the file became an element, no handler ran
+    assert any(text.startswith(f"{name} {label}") for text in shown)  # shown as the text it is
+    assert legend == f"{name} {label}"
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # nothing written outside the output path
 

@@ -654,7 +654,7 @@ def similarity_heatmap(image: SimilarityImage, unpacker: Unpacker, x_range: Rang
 PICK_JS = """
 const codes = fine.data.codes[0], low = fine.data.low[0], high = fine.data.high[0];
 const cols = fine.data.cols[0], rows = low.length;
-const names = new Map(choice.options.map((o) => Array.isArray(o) ? o : [o, o]));
+const names = new Map(texts);  // the options as plain text (choice.options holds them escaped)
 const decoded = (d, t) => low[d] + codes[d * cols + t] * ((high[d] - low[d]) / LEVELS);
 if (along_rows) {  // one line per chosen dimension
   const xs = [], ys = [], label = [], colour = [];
@@ -720,11 +720,12 @@ def _picker(fine: FineCodes, source: ColumnDataSource, *, along_rows: bool, init
             "label": [names[v] for v in value for _ in starts],
             "colour": [Category10_10[k % 10] for k in range(len(value)) for _ in starts]})
         fig.scatter(x="x", y="y", color="colour", legend_field="label", size=3.5, line_color=None, source=lines)
-    choice = MultiChoice(title=title, options=options, value=value, name=name, sizing_mode="stretch_width",
-                         search_option_limit=60)
+    # the widget shows its options as HTML (Choices.js, allowHTML): row labels come from files, so escape them
+    choice = MultiChoice(title=title, options=[(v, html.escape(text)) for v, text in options], value=value, name=name,
+                         sizing_mode="stretch_width", search_option_limit=60)
     choice.js_on_change("value", CustomJS(
-        args={"fine": source, "lines": lines, "choice": choice, "starts": starts, "along_rows": along_rows,
-              "palette": list(Category10_10)},
+        args={"fine": source, "lines": lines, "choice": choice, "texts": options, "starts": starts,
+              "along_rows": along_rows, "palette": list(Category10_10)},
         code=PICK_JS))
     at = _row_js(rows if along_rows else None, POINTS)
     fig.add_tools(HoverTool(tooltips=[("", "@label"), ("at", "$x{custom}"), ("value", "$y{0.0000}")],
