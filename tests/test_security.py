@@ -198,8 +198,9 @@ def test_strings_from_an_exports_provenance_are_escaped(tmp_path):
 
 @pytest.mark.browser
 def test_row_labels_from_an_export_run_no_script_in_the_browser(tmp_path):
-    """The pickers' options are HTML to the widget behind them (Choices.js with allowHTML): a row label or row
-    axis name from a file's provenance must reach them as text, not markup."""
+    """The pickers' options are HTML to the widget behind them (Choices.js with allowHTML), and Bokeh's Divs typeset
+    TeX between $$ with MathJax, whose \\href makes links of any URL: a row label, row axis name or kind from a
+    file's provenance must reach them as text, not markup or TeX."""
     import safetensors.numpy
 
     from browser import Chromium, find_chromium  # tests/browser.py, on pytest's pythonpath
@@ -208,7 +209,8 @@ def test_row_labels_from_an_export_run_no_script_in_the_browser(tmp_path):
         pytest.skip("no Chromium found; .ci/run installs Debian's chromium")
     label, name = '<img src=x onerror="window.__pwn=1">', '<img src=y onerror="window.__pwn=2">'
     table = np.random.default_rng(4).normal(size=(6, 4)).astype(np.float32)
-    provenance = {"kind": "other", "shape": [6, 4], "rows": {"name": name, "labels": [label] * 6, "reverse": False}}
+    kind = r"$$\href{javascript:window.__pwn=3}{x}$$"
+    provenance = {"kind": kind, "shape": [6, 4], "rows": {"name": name, "labels": [label] * 6, "reverse": False}}
     path = tmp_path / "t.safetensors"
     safetensors.numpy.save_file({"position_embedding": table}, str(path),
                                 metadata={"posembed.provenance": json.dumps(provenance)})
@@ -222,7 +224,7 @@ def test_row_labels_from_an_export_run_no_script_in_the_browser(tmp_path):
           const walk = (root) => {
             for (const el of root.querySelectorAll('*')) {
               if (el.shadowRoot) walk(el.shadowRoot);
-              if (el.tagName === 'IMG') found.push(el.outerHTML);
+              if (el.tagName === 'IMG' || /^javascript:/i.test(el.getAttribute('href') || '')) found.push(el.outerHTML);
             }
           };
           walk(document);

@@ -163,8 +163,8 @@ def _title_block(page: Page) -> Div:
         intro = f"{page.tables} tables {layout}: {colours}; position axes linked across plots. {tools}"
     else:
         intro = tools
-    return Div(text=f"<h1 style='margin-bottom:0.2em'>{html.escape(page.title)}</h1><p style='color:#555'>"
-                    f"posembed-explorer {html.escape(__version__)}. {html.escape(intro)}</p>", name="title")
+    return views.div(f"<h1 style='margin-bottom:0.2em'>{html.escape(page.title)}</h1><p style='color:#555'>"
+                     f"posembed-explorer {html.escape(__version__)}. {html.escape(intro)}</p>", name="title")
 
 
 def _blocks(section: Section, page: Page, memos: list[dict]) -> list[Any]:

@@ -557,11 +557,17 @@ def provenance_header(embedding: PositionEmbedding, summary: dict[str, float], e
         for k, v in rows
         if v not in (None, "")
     )
-    return Div(
-        text=f"<h2 style='margin-bottom:0.3em'>{html.escape(embedding.label)}</h2><table>{cells}</table>",
+    return div(
+        f"<h2 style='margin-bottom:0.3em'>{html.escape(embedding.label)}</h2><table>{cells}</table>",
         name="provenance",
         **_width(width),
     )
+
+
+def div(text: str, **kw) -> Div:
+    """A Div of ``text`` (HTML whose every string is escaped) with Bokeh's TeX typesetting off: MathJax would read
+    ``$$...$$`` in a file's or a model's strings as math, and its ``\\href`` as a link to any URL (javascript: too)."""
+    return Div(text=text, disable_math=True, **kw)
 
 
 def _width(width: int | None) -> dict:
@@ -571,12 +577,12 @@ def _width(width: int | None) -> dict:
 
 def caption(text: str, width: int | None = None) -> Div:
     """A short explanation under a view (plain text, escaped); as wide as its column unless ``width`` is given."""
-    return Div(text=f"<p style='{CAPTION_STYLE}'>{html.escape(text)}</p>", **_width(width))
+    return div(f"<p style='{CAPTION_STYLE}'>{html.escape(text)}</p>", **_width(width))
 
 
 def heading(text: str, width: int | None = None) -> Div:
     """A section heading (plain text, escaped)."""
-    return Div(text=f"<h3 style='margin:1em 0 0 0'>{html.escape(text)}</h3>", **_width(width))
+    return div(f"<h3 style='margin:1em 0 0 0'>{html.escape(text)}</h3>", **_width(width))
 
 
 def number_grid(title: str, header: Sequence[str], rows: Sequence[Sequence[object]], name: str,
@@ -588,7 +594,7 @@ def number_grid(title: str, header: Sequence[str], rows: Sequence[Sequence[objec
 
     head = "".join(cell("th", h) for h in header)
     body = "".join("<tr>" + "".join(cell("td", v) for v in row) + "</tr>" for row in rows)
-    return Div(text=f"<b>{html.escape(title)}</b><table><tr>{head}</tr>{body}</table>", name=name, **_width(width))
+    return div(f"<b>{html.escape(title)}</b><table><tr>{head}</tr>{body}</table>", name=name, **_width(width))
 
 
 # ---------------------------------------------------------------- images

@@ -158,8 +158,8 @@ def thumbnails(page: Any, k: int, label: str) -> tuple[Any, list]:
                     color={"field": "position", "transform": LinearColorMapper(
                         palette=Viridis256, low=0, high=max(1, page.embeddings[k].positions - 1))})
         figs.append(fig)
-    head = Div(text=f"<b style='font-size:10pt'>{html.escape(label)}</b>", width=3 * THUMB_SIZE + 20,
-               styles={"overflow": "hidden", "white-space": "nowrap", "text-overflow": "ellipsis", "cursor": "pointer"})
+    head = views.div(f"<b style='font-size:10pt'>{html.escape(label)}</b>", width=3 * THUMB_SIZE + 20,
+                     styles={"overflow": "hidden", "white-space": "nowrap", "text-overflow": "ellipsis", "cursor": "pointer"})
     group = column(head, row(*figs, spacing=6) if figs else Div(text="(no thumbnails)"), name=f"thumbs_{k}",
                    styles={"border": "1px solid #ddd", "padding": "6px", "cursor": "pointer"})
     return group, figs
@@ -175,7 +175,7 @@ def build(context: SectionContext):
     notes = [f"<h2 style='margin:1em 0 0 0'>{html.escape(label)}: every section</h2>"
              "<p style='color:#555;margin:0'>Choose a thumbnail or a row of the table above to show another.</p>"
              for label in labels]
-    note = Div(text=notes[0], sizing_mode="stretch_width", name="atlas_chosen")
+    note = views.div(notes[0], sizing_mode="stretch_width", name="atlas_chosen")
     page.drill_heading = note  # the page builder puts it above the panels
     args = {"panels": page.drill, "view": page.drill_view, "source": source, "note": note, "notes": notes}
     source.selected.js_on_change("indices", CustomJS(args={**args, "chosen": None}, code=_CHOOSE))

@@ -19,8 +19,6 @@ def head_colours(heads: int) -> list[str]:
 
 def provenance(term) -> "object":
     """The term's provenance as a small escaped table."""
-    from bokeh.models import Div
-
     info = term.provenance()
     rows = [("provider", info["provider"]), ("source", info["source"]), ("term", "relative (value per head and "
             "key-minus-query distance k)"), ("kind", info["kind"]),
@@ -30,8 +28,8 @@ def provenance(term) -> "object":
             ("parameters", ", ".join(f"{k}={v}" for k, v in info["params"].items())), ("note", info["description"])]
     cells = "".join(f"<tr><th style='text-align:left;padding-right:1em;font-weight:600'>{html.escape(str(k))}</th>"
                     f"<td>{html.escape(str(v))}</td></tr>" for k, v in rows if v not in (None, ""))
-    return Div(text=f"<h2 style='margin-bottom:0.3em'>{html.escape(term.label)}</h2><table>{cells}</table>",
-               name="relative_provenance", sizing_mode="stretch_width")
+    return views.div(f"<h2 style='margin-bottom:0.3em'>{html.escape(term.label)}</h2><table>{cells}</table>",
+                     name="relative_provenance", sizing_mode="stretch_width")
 
 
 def curves(profile) -> "object":
