@@ -275,3 +275,42 @@ def test_labels_and_info_lines_show_control_characters_escaped(monkeypatch):
     output = CliRunner().invoke(cli, ["info", "buckets"]).output
     assert "\x1b" not in output and "\x07" not in output and "\r" not in output
     assert "note\\nsecond line" in output and "t\\rx" in output
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(find_chromium() is None, reason="no Chromium found; .ci/run installs Debian's chromium")
+@pytest.mark.filterwarnings("ignore:.*have no direction:explorer.errors.PosembedWarning")  # a 1-row table centred
+def test_rows_labelled_by_text_or_one_number_are_ticked_once_each(tmp_path):
+    """Labels that are no numbers (or a single number) are ticked at whole rows, each once, however far the axis is
+    zoomed: not at Bokeh's fractional ticks, which put one row's label at several ticks."""
+    def table(labels):
+        matrix = np.random.default_rng(5).normal(size=(len(labels), 6)).astype(np.float32)
+        return explorer.PositionEmbedding(matrix, "mine", "t", rows=RowAxis("token", labels))
+
+    script = """((zoom) => {
+      const doc = Bokeh.documents[0], out = {};
+      const read = (axis, start, end, range) => axis.formatter.doFormat(
+          axis.ticker.get_ticks(start, end, range, 0).major, {loc: 0});
+      for (const name of ['matrix', 'dimension_traces', 'row_norms']) {
+        const fig = doc.get_model_by_name(name);
+        out[name] = read(fig.below[0], fig.x_range.start, fig.x_range.end, fig.x_range);
+        if (zoom) out[name + ' zoomed'] = read(fig.below[0], 10.3, 13.1, fig.x_range);
+      }
+      const bar = doc.get_model_by_name('pca_pc2_pc3').right.find((r) => r.color_mapper !== undefined);
+      out.colour_bar = read(bar, bar.color_mapper.low, bar.color_mapper.high, null);
+      return out;
+    })(ZOOM)"""
+    cases = {"one": ["alpha"], "two": ["a", "b"], "one number": ["5"], "forty": [f"tok{k}" for k in range(40)]}
+    with Chromium(width=1400, height=1100) as browser:
+        for case, labels in cases.items():
+            path = tmp_path / f"{len(labels)}.html"
+            explorer.report(table(labels), path)
+            result = browser.open(path)
+            assert result.errors == [] and result.idle, case
+            ticks = browser.evaluate(script.replace("ZOOM", str(len(labels) > 20).lower()))
+            for where, shown in ticks.items():
+                if len(labels) < 3:
+                    assert shown == labels, (case, where)  # every row once, at the row
+                else:
+                    assert len(shown) == len(set(shown)) and set(shown) <= set(labels), (case, where, shown)
+                    assert 3 <= len(shown) <= 12, (case, where, shown)

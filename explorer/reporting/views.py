@@ -375,12 +375,13 @@ def row_range(n: int, rows: RowAxis | None, down: bool = False) -> Range1d:
     return Range1d(n, 0) if flip else Range1d(0, n)
 
 
-#: Ticks along rows labelled by numbers: at the middle of each visible row whose numbers (``low[r] .. high[r]``)
-#: hold a multiple of a round step (1, 2 or 5 times a power of ten) chosen for about ``TARGET`` ticks over what is
-#: visible, so an axis of distance buckets reads 0, 20, 40 rather than whatever distances rows 0, 20, 40 hold.
+#: Ticks along rows labelled by numbers: at the middle of each visible row (its tick, ``r + centre``, within the
+#: range) whose numbers (``low[r] .. high[r]``) hold a multiple of a round step (1, 2 or 5 times a power of ten)
+#: chosen for about ``TARGET`` ticks over what is visible, so an axis of distance buckets reads 0, 20, 40 rather than
+#: whatever distances rows 0, 20, 40 hold. Rows labelled by text are given their row numbers: whole rows, each once.
 ROW_TICKS_JS = """
 const a = Math.min(cb_data.start, cb_data.end), b = Math.max(cb_data.start, cb_data.end);
-const lo = Math.max(0, Math.floor(a)), hi = Math.min(low.length, Math.ceil(b));
+const lo = Math.max(0, Math.ceil(a - centre)), hi = Math.min(low.length, Math.floor(b - centre) + 1);
 let vmin = Infinity, vmax = -Infinity;
 for (let r = lo; r < hi; r++) {
   if (Number.isFinite(low[r])) { vmin = Math.min(vmin, low[r], high[r]); vmax = Math.max(vmax, low[r], high[r]); }
@@ -418,8 +419,8 @@ def row_numbers(rows: RowAxis) -> tuple[np.ndarray, np.ndarray]:
 
 def label_rows(axis, rows: RowAxis | None, drawn: str = CELLS) -> None:
     """Ticks and tick labels of a Bokeh axis (or colour bar) along the rows: the rows' labels when they are not
-    position numbers, ticked at round numbers when the labels are numbers (``ROW_TICKS_JS``), at the middle of
-    each row's cell or at its point (``drawn``)."""
+    position numbers, ticked at round numbers when the labels are numbers, else at round row numbers
+    (``ROW_TICKS_JS``), at the middle of each row's cell or at its point (``drawn``)."""
     if rows is None:
         return
     if hasattr(axis, "axis_label"):
@@ -428,9 +429,10 @@ def label_rows(axis, rows: RowAxis | None, drawn: str = CELLS) -> None:
     axis.formatter = CustomJSTickFormatter(args={"labels": list(rows.labels), "shift": shift},
                                            code=ROW_LABEL_JS.replace("value", "tick"))
     low, high = row_numbers(rows)
-    if np.isfinite(low).sum() >= 2:
-        axis.ticker = CustomJSTicker(args={"low": low.astype(np.float32), "high": high.astype(np.float32),
-                                           "centre": 0.5 - shift}, major_code=ROW_TICKS_JS)
+    if np.isfinite(low).sum() < 2:  # text: ticked at round row numbers (Bokeh's own ticker would tick 0.2, 0.4)
+        low = high = np.arange(len(rows.labels), dtype=np.float64)
+    axis.ticker = CustomJSTicker(args={"low": low.astype(np.float32), "high": high.astype(np.float32),
+                                       "centre": 0.5 - shift}, major_code=ROW_TICKS_JS)
 
 
 def row_word(rows: RowAxis | None) -> str:
