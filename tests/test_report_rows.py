@@ -314,3 +314,23 @@ def test_rows_labelled_by_text_or_one_number_are_ticked_once_each(tmp_path):
                 else:
                     assert len(shown) == len(set(shown)) and set(shown) <= set(labels), (case, where, shown)
                     assert 3 <= len(shown) <= 12, (case, where, shown)
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(find_chromium() is None, reason="no Chromium found; .ci/run installs Debian's chromium")
+def test_numbers_that_repeat_along_the_rows_get_a_readable_number_of_ticks(tmp_path):
+    """Labels need not run in order: numbers that come back (a position per layer, one number on every row) still
+    give about a dozen ticks at most, not one at every row holding a round number."""
+    cases = {"one number on every row": ["5"] * 50, "positions per layer": [str(k % 10) for k in range(200)]}
+    with Chromium(width=1400, height=1100) as browser:
+        for case, labels in cases.items():
+            matrix = np.random.default_rng(6).normal(size=(len(labels), 6)).astype(np.float32)
+            path = tmp_path / "repeat.html"
+            explorer.report(explorer.PositionEmbedding(matrix, "mine", "t", rows=RowAxis("position", labels)), path)
+            result = browser.open(path)
+            assert result.errors == [] and result.idle, case
+            counts = browser.evaluate("""(() => ['matrix', 'dimension_traces', 'row_norms'].map((name) => {
+              const fig = Bokeh.documents[0].get_model_by_name(name);
+              return fig.below[0].ticker.get_ticks(fig.x_range.start, fig.x_range.end, fig.x_range, 0).major.length;
+            }))()""")
+            assert all(3 <= count <= 12 for count in counts), (case, counts)

@@ -378,7 +378,8 @@ def row_range(n: int, rows: RowAxis | None, down: bool = False) -> Range1d:
 #: Ticks along rows labelled by numbers: at the middle of each visible row (its tick, ``r + centre``, within the
 #: range) whose numbers (``low[r] .. high[r]``) hold a multiple of a round step (1, 2 or 5 times a power of ten)
 #: chosen for about ``TARGET`` ticks over what is visible, so an axis of distance buckets reads 0, 20, 40 rather than
-#: whatever distances rows 0, 20, 40 hold. Rows labelled by text are given their row numbers: whole rows, each once.
+#: whatever distances rows 0, 20, 40 hold; at most ``2 * TARGET`` of them (every k-th) when the numbers repeat. Rows
+#: labelled by text are given their row numbers: whole rows, each once.
 ROW_TICKS_JS = """
 const a = Math.min(cb_data.start, cb_data.end), b = Math.max(cb_data.start, cb_data.end);
 const lo = Math.max(0, Math.ceil(a - centre)), hi = Math.min(low.length, Math.floor(b - centre) + 1);
@@ -394,7 +395,8 @@ const ticks = [];
 for (let r = lo; r < hi; r++) {
   if (Number.isFinite(low[r]) && Math.floor(high[r] / step) * step >= low[r]) ticks.push(r + centre);
 }
-return ticks;
+const every = Math.ceil(ticks.length / (2 * TARGET));  // numbers that repeat (out of order) tick many rows
+return every > 1 ? ticks.filter((t, k) => k % every === 0) : ticks;
 """.replace("TARGET", "6")
 #: A label that is a number, a range ``A..B`` or an open end ``>= A`` / ``<= B``: what ``ROW_TICKS_JS`` reads.
 _NUMBER = r"(-?\d+)"
