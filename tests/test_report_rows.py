@@ -131,6 +131,20 @@ def test_rows_that_serve_ranges_of_distances_are_ticked_at_round_numbers_and_the
     assert "equal steps along it are not equal distances" in " ".join(d.text for d in doc.select({"type": Div}))
 
 
+def test_numbers_beyond_float32_in_labels_are_read_as_text_without_a_warning():
+    import warnings
+
+    labels = ["9" * 47, "0", "1", "-" + "9" * 46, "2", "3"]  # 48 characters at most: within float64, not float32
+    table = explorer.PositionEmbedding(np.ones((6, 2), np.float32) + np.eye(6, 2, dtype=np.float32), "mine", "t",
+                                       rows=RowAxis("d", labels))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # `posembed --quiet report` printed "overflow encountered"
+        doc, _, _ = built(table)
+    [fig] = figures(doc, "matrix")
+    low = list(fig.xaxis[0].ticker.args["low"])
+    assert low[1:3] == [0, 1] and np.isnan(low[0]) and np.isnan(low[3])  # no tick at a number it cannot hold
+
+
 def test_a_table_of_positions_and_one_of_buckets_keep_their_own_axes_and_are_not_paired():
     table, plain = bucket_table(), explorer.load("sinusoidal,positions=100,dim=24")
     doc, _, pairs = built(table, plain)

@@ -407,14 +407,17 @@ _ROW_NUMBERS = [(re.compile(rf"^{_NUMBER}$"), lambda m: (int(m[1]), int(m[1]))),
 
 
 def row_numbers(rows: RowAxis) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's label as the numbers it spans (``low``, ``high``; NaN for a label that is no number): a number,
-    ``A..B``, or an open end ``>= A`` / ``<= B`` (its bound alone)."""
+    """Each row's label as the numbers it spans (``low``, ``high``; NaN for a label that is no number, or holds one
+    past float32, in which the ticker gets them): a number, ``A..B``, or an open end ``>= A`` / ``<= B`` (its bound
+    alone)."""
     low, high = np.full(len(rows.labels), np.nan), np.full(len(rows.labels), np.nan)
+    largest = float(np.finfo(np.float32).max)
     for r, label in enumerate(rows.labels):
         for pattern, bounds in _ROW_NUMBERS:
             match = pattern.match(label)
             if match:
-                low[r], high[r] = sorted(bounds(match))
+                if all(abs(b) < largest for b in bounds(match)):
+                    low[r], high[r] = sorted(bounds(match))
                 break
     return low, high
 
