@@ -161,6 +161,17 @@ def test_a_table_of_positions_and_one_of_buckets_keep_their_own_axes_and_are_not
     assert "comparison" in pairs[0][2]  # two tables whose rows mean the same are compared
 
 
+def test_two_tables_whose_rows_mean_different_things_say_why_they_are_not_compared():
+    table = bucket_table()
+    labels = [f"tok{k}" for k in range(2 * S)]
+    other = explorer.PositionEmbedding(table.matrix, "tokens", "test", rows=RowAxis("token", labels))
+    doc, _, pairs = built(table, other)
+    assert "comparison" not in pairs[0][2]
+    text = " ".join(d.text for d in doc.select({"type": Div}))
+    assert "No pairwise numbers (CKA, similarity correlation)" in text
+    assert "tables 1, 2 have rows that are not positions" in text
+
+
 def test_an_atlas_draws_the_thumbnails_the_way_round_the_sections_do():
     doc, _, _ = built(bucket_table(), explorer.load("sinusoidal,positions=64,dim=24"),
                       explorer.load("sinusoidal,positions=64,dim=24,layout=split"))

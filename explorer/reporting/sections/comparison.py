@@ -37,14 +37,15 @@ def row_axis(term):
 
 
 def unpaired(page) -> str:
-    """A caption sentence naming the tables left out of the pairs because their rows are not positions."""
+    """A caption sentence naming the tables left out of the pairs because their rows are not positions (empty when
+    every table's rows mean the same)."""
     odd = [str(k + 1) for k, e in enumerate(page.embeddings) if row_axis(e) is not None]
-    if not odd or len(odd) == page.tables:
+    if not odd or all(row_axis(e) == row_axis(page.embeddings[0]) for e in page.embeddings):
         return ""
     many = len(odd) > 1
+    names = ", ".join(dict.fromkeys(page.embeddings[int(k) - 1].rows.name for k in odd))
     return (f" table{'s' if many else ''} {', '.join(odd)} {'have' if many else 'has'} rows that are not positions "
-            f"({page.embeddings[int(odd[0]) - 1].rows.name}), so {'they are' if many else 'it is'} paired only with "
-            "tables whose rows mean the same.")
+            f"({names}), so {'they are' if many else 'it is'} paired only with tables whose rows mean the same.")
 
 
 def offsets_overlaid(page, labels: list[str], hideable: bool = False) -> list:
