@@ -185,7 +185,8 @@ def _open_socket(address: tuple[str, int], timeout: float, source_address: tuple
 def _connect(url: str, deadline: Deadline, connect_timeout: float) -> tuple[http.client.HTTPConnection, str, dict]:
     """A connection for ``url`` (through a proxy when one is set) and the request target to send."""
     parts = urlsplit(url)
-    host, port = parts.hostname or "", parts.port
+    # the port always given: http.client would read one out of a bare IPv6 address (::1 as host ":", port 1)
+    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
     target = parts.path or "/"
     if parts.query:
         target += "?" + parts.query
@@ -197,7 +198,7 @@ def _connect(url: str, deadline: Deadline, connect_timeout: float) -> tuple[http
         if proxy:
             conn: http.client.HTTPConnection = http.client.HTTPSConnection(proxy[0], proxy[1], timeout=wait,
                                                                           context=context)
-            conn.set_tunnel(host, port or 443, headers=proxy[2])
+            conn.set_tunnel(host, port, headers=proxy[2])
         else:
             conn = http.client.HTTPSConnection(host, port, timeout=wait, context=context)
     elif proxy:

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -449,6 +450,17 @@ def test_name_lookup_that_never_answers_ends_within_the_deadline(hostile, resolv
     assert DEADLINE <= time.monotonic() - started < DEADLINE + 1.0
     assert line.startswith("posembed: error: org/m: cannot reach http://hub.test:") and "HF_HUB_OFFLINE=1" in line
     assert hostile.requests == []
+
+
+def test_an_ipv6_literal_without_a_port_is_connected_on_its_schemes_port(monkeypatch):
+    """http.client reads a port out of a bare IPv6 address (host "::1", port None: host ":", port 1)."""
+    from explorer.loaders import exchange
+
+    monkeypatch.setenv("no_proxy", "*")
+    for url, port in (("http://[::1]/x", 80), ("https://[::1]/x", 443), ("http://[::1]:8080/x", 8080),
+                      ("https://[2001:db8::1]/x", 443), ("http://hub.test/x", 80)):
+        conn, _, _ = exchange._connect(url, exchange.Deadline(5, 5), 5)
+        assert (conn.host, conn.port) == (urlsplit(url).hostname, port), url
 
 
 def test_looked_up_name_is_connected_by_address_and_kept_for_tls(hostile, resolver, monkeypatch):
