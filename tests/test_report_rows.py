@@ -359,3 +359,40 @@ def test_numbers_that_repeat_along_the_rows_get_a_readable_number_of_ticks(tmp_p
               return fig.below[0].ticker.get_ticks(fig.x_range.start, fig.x_range.end, fig.x_range, 0).major.length;
             }))()""")
             assert all(3 <= count <= 12 for count in counts), (case, counts)
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(find_chromium() is None, reason="no Chromium found; .ci/run installs Debian's chromium")
+def test_long_row_labels_leave_every_plot_room_and_the_page_its_width(tmp_path):
+    """Labels and an axis name of the longest allowed (48 characters): the legends of the row pickers and the tick
+    labels along the rows are cut short (hovers and pickers keep the whole label), so no plot is squeezed to a
+    sliver and two tables still fit the window."""
+    name = "a row axis of the longest name a table may give!"
+    labels = [f"row {k:04d} " + "x" * 39 for k in range(300)]
+    assert len(name) == len(labels[0]) == 48
+    matrix = np.random.default_rng(7).normal(size=(300, 24)).astype(np.float32)
+    table = explorer.PositionEmbedding(matrix, "mine", "t", rows=RowAxis(name, labels))
+    path = tmp_path / "long.html"
+    explorer.report([table, table], path, resolution=64)
+    for width in (1280, 1920):
+        with Chromium(width=width, height=1000) as browser:
+            result = browser.open(path)
+            assert result.errors == [] and result.idle
+            page, frames, ticks = browser.evaluate("""(() => {
+              const frames = {};
+              let ticks = [];
+              for (const m of Bokeh.documents[0].all_models) {
+                if (m.toolbar === undefined || m.renderers === undefined) continue;
+                const view = Bokeh.index.find_one(m);
+                frames[m.name] = Math.min(frames[m.name] ?? Infinity, Math.round(view.frame.bbox.width));
+                if (m.name === 'cosine_positions') {
+                  const axis = m.left[0];
+                  ticks = axis.formatter.doFormat(axis.ticker.get_ticks(0, 300, m.y_range, 0).major, {loc: 0});
+                }
+              }
+              return [document.documentElement.scrollWidth, frames, ticks];
+            })()""")
+            assert page == width, (width, page)
+            for plot in ("position_vectors", "cosine_positions", "pca_pc2_pc3", "dimension_traces"):
+                assert frames[plot] >= 150, (width, plot, frames[plot])
+            assert ticks and all(len(tick) <= 16 for tick in ticks), ticks

@@ -42,6 +42,7 @@ from bokeh.models import (
     HoverTool,
     LinearColorMapper,
     MultiChoice,
+    NoOverlap,
     Range1d,
     Spacer,
 )
@@ -358,6 +359,9 @@ def _floor_js() -> CustomJSHover:
 ROW_LABEL_JS = "const i = Math.floor(value + shift); return i >= 0 && i < labels.length ? labels[i] : '';"
 #: Where rows are drawn: ``cells`` of an image (row i over [i, i + 1)) or ``points`` of a line (row i at i).
 CELLS, POINTS = "cells", "points"
+#: The most characters of a row label a tick shows, and of a picker's choice its legend shows (hovers and the
+#: pickers themselves show all): a 48-character label at every tick would squeeze the plot beside it to a sliver.
+MAX_TICK, MAX_LEGEND = 16, 32
 
 
 def _row_js(rows: RowAxis | None, drawn: str = CELLS) -> CustomJSHover:
@@ -431,13 +435,19 @@ def label_rows(axis, rows: RowAxis | None, drawn: str = CELLS) -> None:
     if hasattr(axis, "axis_label"):
         axis.axis_label = rows.name
     shift = 0.0 if drawn == CELLS else 0.5
-    axis.formatter = CustomJSTickFormatter(args={"labels": list(rows.labels), "shift": shift},
-                                           code=ROW_LABEL_JS.replace("value", "tick"))
+    axis.formatter = CustomJSTickFormatter(args={"labels": [shortened(label, MAX_TICK) for label in rows.labels],
+                                                 "shift": shift}, code=ROW_LABEL_JS.replace("value", "tick"))
+    axis.major_label_policy = NoOverlap()  # long labels side by side: those that would overlap are left out
     low, high = row_numbers(rows)
     if np.isfinite(low).sum() < 2:  # text: ticked at round row numbers (Bokeh's own ticker would tick 0.2, 0.4)
         low = high = np.arange(len(rows.labels), dtype=np.float64)
     axis.ticker = CustomJSTicker(args={"low": low.astype(np.float32), "high": high.astype(np.float32),
                                        "centre": 0.5 - shift}, major_code=ROW_TICKS_JS)
+
+
+def shortened(text: str, most: int) -> str:
+    """``text`` cut to at most ``most`` characters, the cut marked with an ellipsis."""
+    return text if len(text) <= most else text[:most - 1] + "\u2026"
 
 
 def row_word(rows: RowAxis | None) -> str:
@@ -667,7 +677,7 @@ def similarity_heatmap(image: SimilarityImage, unpacker: Unpacker, x_range: Rang
 PICK_JS = """
 const codes = fine.data.codes[0], low = fine.data.low[0], high = fine.data.high[0];
 const cols = fine.data.cols[0], rows = low.length;
-const names = new Map(texts);  // the options as plain text (choice.options holds them escaped)
+const names = new Map(texts);  // each choice's legend entry, plain text (choice.options holds them escaped)
 const decoded = (d, t) => low[d] + codes[d * cols + t] * ((high[d] - low[d]) / LEVELS);
 if (along_rows) {  // one line per chosen dimension
   const xs = [], ys = [], label = [], colour = [];
@@ -715,7 +725,10 @@ def _picker(fine: FineCodes, source: ColumnDataSource, *, along_rows: bool, init
     value = list(dict.fromkeys(str(_block_of(picked_bounds, i)) for i in initial))
     starts = other_bounds[:-1].astype(np.int32)
     values = fine.decoded()  # the first lines, exactly as the browser will redraw them
-    names = dict(options)
+    # each line's legend entry: its choice without the row axis's name (the picker's), cut short
+    texts = [(v, shortened(text[len(rows.name) + 1:] if rows is not None and not along_rows else text, MAX_LEGEND))
+             for v, text in options]
+    names = dict(texts)
     if along_rows:
         data: dict[str, list] = {"xs": [], "ys": [], "label": [], "colour": []}
         for k, v in enumerate(value):
@@ -737,7 +750,7 @@ def _picker(fine: FineCodes, source: ColumnDataSource, *, along_rows: bool, init
     choice = MultiChoice(title=title, options=[(v, html.escape(text)) for v, text in options], value=value, name=name,
                          sizing_mode="stretch_width", search_option_limit=60)
     choice.js_on_change("value", CustomJS(
-        args={"fine": source, "lines": lines, "choice": choice, "texts": options, "starts": starts,
+        args={"fine": source, "lines": lines, "choice": choice, "texts": texts, "starts": starts,
               "along_rows": along_rows, "palette": list(Category10_10)},
         code=PICK_JS))
     at = _row_js(rows if along_rows else None, POINTS)
