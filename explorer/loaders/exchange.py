@@ -9,8 +9,9 @@ up within the exchange's deadline (``getaddrinfo`` heeds no socket timeout), eve
 (headers included) waits at most the time left before that deadline, the body stops at a
 limit known before it arrives, a body with a ``Content-Encoding`` is refused (posembed asks for
 ``identity``), and redirects are followed at most ``MAX_REDIRECTS`` times, never in a loop, dropping
-the ``Authorization`` header when they leave the host. huggingface_hub is still used for what it
-does well: auth headers, URLs and its cache's layout. Proxies come from the usual ``*_proxy`` variables.
+the ``Authorization`` header when they leave the host or its scheme (https to http). huggingface_hub is
+still used for what it does well: the user's token, URLs and its cache's layout. Proxies come from the
+usual ``*_proxy`` variables.
 """
 
 from __future__ import annotations
@@ -217,6 +218,13 @@ def _describe(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
+def same_origin(url: str, origin: str) -> bool:
+    """Whether ``url`` has ``origin``'s scheme, host and port: where a redirect may take the user's token (not to
+    another host, nor from https down to http on the same one)."""
+    a, b = urlsplit(url), urlsplit(origin)
+    return (a.scheme, a.netloc) == (b.scheme, b.netloc)
+
+
 def get(url: str, headers: dict[str, str], *, limit: int, deadline: Deadline, connect_timeout: float,
         sink: BinaryIO | None = None, on_bytes: Callable[[int], None] | None = None,
         stop_at: int | None = None) -> Answer:
@@ -228,14 +236,14 @@ def get(url: str, headers: dict[str, str], *, limit: int, deadline: Deadline, co
     headers = {**headers, "Accept-Encoding": "identity"}
     seen: list[str] = []
     firsts: list[http.client.HTTPMessage] = []
-    origin = urlsplit(url).netloc
+    origin = url
     while True:
         if url in seen:
             raise ExchangeError(f"redirects in a loop ({' -> '.join(seen + [url])})")
         if len(seen) > MAX_REDIRECTS:
             raise ExchangeError(f"more than {MAX_REDIRECTS} redirects (last to {url})")
         seen.append(url)
-        if urlsplit(url).netloc != origin:
+        if not same_origin(url, origin):
             headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
         conn = None
         try:

@@ -216,7 +216,9 @@ def request_headers() -> dict[str, str]:
 
     headers = {"user-agent": f"posembed-explorer/{__version__}; hf_hub/{hub_version}; "
                              f"python/{platform.python_version()}"}
-    token = None if environment.flag("HF_HUB_DISABLE_IMPLICIT_TOKEN") else get_token()
+    # huggingface_hub's reading of its own variable: 1/on/yes/true in any case turns it on, anything else off
+    implicit_off = (environment.text("HF_HUB_DISABLE_IMPLICIT_TOKEN") or "").strip().upper() in ("1", "ON", "YES", "TRUE")
+    token = None if implicit_off else get_token()
     if token:
         headers["authorization"] = f"Bearer {token}"
     return headers

@@ -484,3 +484,12 @@ def test_looked_up_name_is_connected_by_address_and_kept_for_tls(hostile, resolv
         exchange.get(hostile.url.replace("http://127.0.0.1", "https://hub.test") + "/x", {}, limit=10,
                      deadline=exchange.Deadline(DEADLINE, TIMEOUT), connect_timeout=TIMEOUT)
     assert names == ["hub.test"]  # SNI and the certificate check use the name, not 127.0.0.1
+
+
+def test_a_redirect_keeps_the_token_only_on_the_same_scheme_host_and_port():
+    from explorer.loaders.exchange import same_origin
+
+    assert same_origin("https://hub.test/a/b", "https://hub.test/x")
+    assert not same_origin("http://hub.test/a", "https://hub.test/x")  # a downgrade would send it in the clear
+    assert not same_origin("https://other.test/a", "https://hub.test/x")
+    assert not same_origin("https://hub.test:8443/a", "https://hub.test/x")

@@ -112,6 +112,8 @@ def test_implicit_tokens_can_be_turned_off_and_the_user_agent_is_posembeds(hub, 
     from explorer.loaders.hub import request_headers
 
     assert request_headers()["user-agent"].startswith(f"posembed-explorer/{explorer.__version__}; hf_hub/")
+    monkeypatch.setenv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "2")  # as huggingface_hub reads it: not a yes, so off
+    assert request_headers()["authorization"] == "Bearer hf_posembed_test_token"
 
 
 def test_huggingface_hubs_header_builder_is_not_used(hub, big_checkpoint, monkeypatch):
