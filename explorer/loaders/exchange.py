@@ -134,7 +134,8 @@ def _proxy_for(scheme: str, host: str) -> tuple[str, int, dict[str, str]] | None
 
 
 def _lookup(host: str, port: int, deadline: Deadline) -> list:
-    """``getaddrinfo`` for ``host``, in a daemon thread waited for at most what the deadline leaves (an IP needs none)."""
+    """``getaddrinfo`` for ``host``, in a daemon thread waited for at most what the deadline leaves (an IP needs
+    none)."""
     try:
         ipaddress.ip_address(host)
     except ValueError:

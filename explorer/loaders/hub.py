@@ -15,8 +15,8 @@ most what the deadline leaves, connecting at most ``CONNECT_TIMEOUT``, and a hub
 one line at once, no retries. Transient faults (a 429 or 5xx answer, a read timeout, a body cut short)
 are retried ``POSEMBED_HUB_RETRIES`` times (0 to 10, default 3), after ``POSEMBED_HUB_RETRY_WAIT`` seconds
 (0 to 60, default 1) doubling up to a minute, or after the server's ``Retry-After`` when that is at most
-``MAX_RETRY_AFTER`` seconds (a longer one fails at once). A 206 answer whose ``Content-Range`` is not the range asked for is refused, and a slice
-is cached only once its size is right.
+``MAX_RETRY_AFTER`` seconds (a longer one fails at once). A 206 answer whose ``Content-Range`` is not the
+range asked for is refused, and a slice is cached only once its size is right.
 
 What the server sends never chooses a path: the revision is checked to be a branch, tag or commit name
 (``revision_name``), the commit a server names must be 40 hex digits, ETags are not used, and every
@@ -217,8 +217,8 @@ def request_headers() -> dict[str, str]:
     headers = {"user-agent": f"posembed-explorer/{__version__}; hf_hub/{hub_version}; "
                              f"python/{platform.python_version()}"}
     # huggingface_hub's reading of its own variable: 1/on/yes/true in any case turns it on, anything else off
-    implicit_off = (environment.text("HF_HUB_DISABLE_IMPLICIT_TOKEN") or "").strip().upper() in ("1", "ON", "YES", "TRUE")
-    token = None if implicit_off else get_token()
+    implicit_off = (environment.text("HF_HUB_DISABLE_IMPLICIT_TOKEN") or "").strip().upper()
+    token = None if implicit_off in ("1", "ON", "YES", "TRUE") else get_token()
     if token:
         headers["authorization"] = f"Bearer {token}"
     return headers
