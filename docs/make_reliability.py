@@ -11,7 +11,6 @@ fails when the file is stale.
 from __future__ import annotations
 
 import ast
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -23,11 +22,9 @@ DOC = REPO / "docs" / "reliability.md"
 def _module(filename: str, name: str):
     if str(TESTS) not in sys.path:  # the test modules import their shared helpers (cli_run) as pytest lets them
         sys.path.insert(0, str(TESTS))
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, TESTS / filename)
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
+    from modules import by_path  # tests/modules.py
+
+    return by_path(TESTS / filename, name)
 
 
 def _cell(text: str) -> str:

@@ -9,11 +9,9 @@ fails when it is stale.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import struct
-import sys
 import tracemalloc
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ import numpy as np
 import pytest
 from cli_run import assert_one_error_line
 from cli_run import run_cli as run
+from modules import by_path
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,13 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _load_hub_helpers():
     """tests/providers/conftest.py (the fake hub and the hand-made safetensors writer), as a module."""
-    spec = importlib.util.spec_from_file_location("_posembed_fake_hub", REPO / "tests" / "providers" / "conftest.py")
-    module = sys.modules.get(spec.name)
-    if module is None:
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-    return module
+    return by_path(REPO / "tests" / "providers" / "conftest.py", "_posembed_fake_hub")
 
 
 helpers = _load_hub_helpers()
@@ -341,9 +334,7 @@ def test_gigabyte_claims_are_refused_before_allocating(tmp_path):
 
 
 def test_reliability_doc_is_current():
-    spec = importlib.util.spec_from_file_location("_make_reliability", REPO / "docs" / "make_reliability.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = by_path(REPO / "docs" / "make_reliability.py", "_make_reliability")
     doc = REPO / "docs" / "reliability.md"
     assert doc.exists() and doc.read_text(encoding="utf-8") == module.render(), (
         "docs/reliability.md is stale: run python docs/make_reliability.py")

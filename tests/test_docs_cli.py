@@ -1,16 +1,14 @@
 """docs/cli.md is generated from the click commands; this fails when it is stale."""
 
-import importlib.util
 from pathlib import Path
+
+from modules import by_path
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _generator():
-    spec = importlib.util.spec_from_file_location("make_cli_reference", REPO / "docs" / "make_cli_reference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return by_path(REPO / "docs" / "make_cli_reference.py", "make_cli_reference")
 
 
 def test_cli_reference_is_current():

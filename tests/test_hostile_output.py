@@ -39,6 +39,7 @@ from explorer.messages import one_line
 from explorer.output import check_writable
 from explorer.plugins import Registry
 from explorer.provider import Param, Provider
+from modules import by_path
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = "sinusoidal,positions=8,dim=4"
@@ -378,9 +379,7 @@ def test_one_line_escapes_what_a_terminal_would_obey(text, shown):
 def test_random_walk_negative_seed_is_a_spec_error():
     """The plugin as it is in this checkout (not whatever copy is installed)."""
     path = REPO / "plugins" / "posembed-random-walk" / "posembed_random_walk.py"
-    spec = importlib.util.spec_from_file_location("_posembed_random_walk_here", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = by_path(path, "_posembed_random_walk_here")
     registry = Registry()
     registry.add(module.PROVIDER, "posembed-random-walk")
     import explorer

@@ -21,19 +21,12 @@ import pytest
 
 import explorer
 from explorer.errors import PosembedError, SettingError
+from modules import by_path
 
 
 
 def _bad_input_module():
-    import importlib.util
-    import sys
-
-    name = "_posembed_test_bad_input"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("test_bad_input.py"))
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
+    return by_path(Path(__file__).with_name("test_bad_input.py"), "_posembed_test_bad_input")
 
 
 _bad = _bad_input_module()

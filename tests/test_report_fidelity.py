@@ -21,7 +21,7 @@ from explorer.errors import OutputError
 from explorer.reporting import views
 from explorer.reporting.page import Page
 
-from test_report_html import div_texts, document, named_models
+from test_report_html import div_texts, document, named_models, walk
 
 SINUSOID = "sinusoidal,positions=256,dim=64"
 
@@ -42,18 +42,8 @@ def page_of(embeddings, **options) -> Page:
 
 def bar_labels(doc) -> list:
     """Every matrix heatmap's colour-bar tick labels (as serialised), in page order."""
-    return [n["attributes"]["major_label_overrides"] for n in _walk(doc)
+    return [n["attributes"]["major_label_overrides"] for n in walk(doc)
             if n.get("name") == "ColorBar" and str(n["attributes"].get("title", "")).startswith("value")]
-
-
-def _walk(node):
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _walk(value)
 
 
 def _labels(overrides) -> list[str]:
@@ -162,7 +152,7 @@ def test_the_heatmap_ships_no_colour_codes_only_the_fine_codes():
     doc = document(explorer.report(explorer.load(SINUSOID)))
     names = named_models(doc)
     assert len(names["fine_codes"]) == 1  # one copy per table, read by heatmap, traces and vectors
-    arrays = [n for n in _walk(names["matrix"][0]) if n.get("type") == "ndarray" and n.get("dtype") == "uint8"]
+    arrays = [n for n in walk(names["matrix"][0]) if n.get("type") == "ndarray" and n.get("dtype") == "uint8"]
     assert arrays and all(len(a["array"]["data"]) < 2000 for a in arrays if isinstance(a["array"], dict))
 
 
@@ -192,7 +182,7 @@ def test_default_traces_of_a_table_with_dominant_dimensions_are_those_dimensions
 def test_position_vectors_are_drawn_as_dots():
     doc = document(explorer.report(explorer.load(SINUSOID)))
     fig = named_models(doc)["position_vectors"][0]
-    glyphs = {n.get("name") for n in _walk(fig) if n.get("name") in ("Scatter", "MultiLine", "Line")}
+    glyphs = {n.get("name") for n in walk(fig) if n.get("name") in ("Scatter", "MultiLine", "Line")}
     assert glyphs == {"Scatter"}
     assert "one dot per dimension" in " ".join(div_texts(doc))
 

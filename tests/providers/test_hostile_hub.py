@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 from cli_run import assert_one_error_line as one_error_line
 from cli_run import run_cli as cli
+from modules import by_path
 
 import explorer
 
@@ -36,14 +37,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _hub_helpers():
     """tests/providers/conftest.py as one module, shared with tests/test_bad_input.py."""
-    import importlib.util
-
-    name = "_posembed_fake_hub"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("conftest.py"))
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
+    return by_path(Path(__file__).with_name("conftest.py"), "_posembed_fake_hub")
 
 
 FakeHub, point_environment_at, write_safetensors = (_hub_helpers().FakeHub, _hub_helpers().point_environment_at,
