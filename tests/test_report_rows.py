@@ -155,7 +155,7 @@ def test_a_table_of_positions_and_one_of_buckets_keep_their_own_axes_and_are_not
     [(_, _, pair)] = pairs
     assert "comparison" not in pair  # CKA over row index would pair distance buckets with positions
     text = " ".join(d.text for d in doc.select({"type": Div}))
-    assert "table 1 has rows that are not positions (key - query distance)" in text
+    assert "Table 1 has rows that are not positions (key - query distance)" in text
     assert "counts k in rows (key - query distance), not positions" in text
     same, _, pairs = built(table, bucket_table())
     assert "comparison" in pairs[0][2]  # two tables whose rows mean the same are compared
@@ -169,7 +169,7 @@ def test_two_tables_whose_rows_mean_different_things_say_why_they_are_not_compar
     assert "comparison" not in pairs[0][2]
     text = " ".join(d.text for d in doc.select({"type": Div}))
     assert "No pairwise numbers (CKA, similarity correlation)" in text
-    assert "tables 1, 2 have rows that are not positions" in text
+    assert "Tables 1, 2 have rows that are not positions" in text
 
 
 def test_an_atlas_draws_the_thumbnails_the_way_round_the_sections_do():
@@ -179,6 +179,8 @@ def test_an_atlas_draws_the_thumbnails_the_way_round_the_sections_do():
     assert (thumb.x_range.start, thumb.x_range.end) == (1, 0)
     [other] = figures(doc, "thumb_matrix_1")
     assert (other.x_range.start, other.x_range.end) == (0, 1)
+    text = " ".join(d.text for d in doc.select({"type": Div}))
+    assert "Table 1 has rows that are not positions (key - query distance)" in text  # why its pair cells are empty
 
 
 # ---------------------------------------------------------------- outputs

@@ -21,7 +21,7 @@ from bokeh.plotting import figure
 
 from explorer.analysis.resample import block_mean
 from explorer.reporting import views
-from explorer.reporting.sections.comparison import offsets_overlaid, row_axis
+from explorer.reporting.sections.comparison import offsets_overlaid, row_axis, unpaired
 from explorer.units import PAGE, Section, SectionContext
 
 #: The scalars of the numbers table, in this order, when the tables have them: (scalar, column title).
@@ -207,7 +207,8 @@ def build(context: SectionContext):
                 "Each pair of tables on the positions both have (the first min(N_a, N_b) rows). Linear CKA "
                 "(Kornblith et al. 2019) = ||B^T A||_F^2 / (||A^T A||_F ||B^T B||_F), A and B centred: 1 when the "
                 "tables agree up to rotation and scale. Similarity correlation: Pearson r between the two "
-                "position-cosine images above the diagonal. The axes number the tables as in the table above."),
+                "position-cosine images above the diagonal. The axes number the tables as in the table above."
+                + unpaired(page)),
         ]
     parts += offsets_overlaid(page, labels, hideable=True)
     parts += [views.heading("thumbnails"), grid, views.caption(

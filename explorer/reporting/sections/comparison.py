@@ -26,7 +26,7 @@ def build(context: SectionContext):
                 "between the two position-cosine images, over the cells above the diagonal." + unpaired(page)),
         ]
     elif unpaired(page):
-        parts.append(views.caption("No pairwise numbers (CKA, similarity correlation):" + unpaired(page)))
+        parts.append(views.caption("No pairwise numbers (CKA, similarity correlation)." + unpaired(page)))
     parts += offsets_overlaid(page, labels)
     return views.stack(*parts) if parts else None
 
@@ -44,7 +44,7 @@ def unpaired(page) -> str:
         return ""
     many = len(odd) > 1
     names = ", ".join(dict.fromkeys(page.embeddings[int(k) - 1].rows.name for k in odd))
-    return (f" table{'s' if many else ''} {', '.join(odd)} {'have' if many else 'has'} rows that are not positions "
+    return (f" Table{'s' if many else ''} {', '.join(odd)} {'have' if many else 'has'} rows that are not positions "
             f"({names}), so {'they are' if many else 'it is'} paired only with tables whose rows mean the same.")
 
 
