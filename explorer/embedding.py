@@ -127,15 +127,6 @@ class PositionEmbedding:
         return "absolute"
 
     @property
-    def row_name(self) -> str:
-        """What one row is, for axis titles: ``"position"``, or the row axis's name."""
-        return self.rows.name if self.rows is not None else "position"
-
-    def row_label(self, row: int) -> str:
-        """Row ``row``'s label: its row axis's label, or the position number."""
-        return self.rows.labels[row] if self.rows is not None else str(row)
-
-    @property
     def label(self) -> str:
         """A short human name for legends and titles, e.g. ``gpt2: openai-community/gpt2`` (``term_label``)."""
         return term_label(self)

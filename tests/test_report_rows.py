@@ -50,7 +50,7 @@ def figures(doc, name):
 
 def test_a_row_axis_needs_one_short_label_per_row_and_no_grid():
     table = bucket_table()
-    assert table.row_label(0) == f">= {S}" and table.row_label(S) == "0" and table.row_name == "key - query distance"
+    assert views.row_text(table.rows, [0, S]) == [f">= {S}", "0"] and views.row_word(table.rows) == "key - query distance"
     assert table.provenance()["rows"] == {"name": "key - query distance", "labels": list(table.rows.labels),
                                           "reverse": True}
     axis = RowAxis("d", ["0", "1"])
@@ -64,7 +64,8 @@ def test_a_row_axis_needs_one_short_label_per_row_and_no_grid():
         explorer.PositionEmbedding(np.zeros((4, 2)), "x", "x", grid=(2, 2), rows=RowAxis("d", list("abcd")))
     with pytest.raises(EmbeddingError, match="explorer.RowAxis"):
         explorer.PositionEmbedding(np.zeros((2, 2)), "x", "x", rows=["a", "b"])
-    assert explorer.load("sinusoidal,positions=8,dim=4").row_label(5) == "5"  # plain tables: the position
+    plain = explorer.load("sinusoidal,positions=8,dim=4")
+    assert views.row_text(plain.rows, [5]) == ["5"] and views.row_word(plain.rows) == "position"  # the position
 
 
 # ---------------------------------------------------------------- the page

@@ -93,7 +93,7 @@ def test_each_row_label_holds_exactly_the_distances_transformers_reads_that_row_
     emb = explorer.load(f"hf:{tmp_path}")
     assert emb.matrix.tobytes() == model.encoder.rel_embeddings.weight.detach().numpy().tobytes()
     assert emb.rows is not None and emb.rows.name == AXIS_NAME and emb.rows.reverse
-    assert emb.row_name == AXIS_NAME and "rows labelled with" in emb.description
+    assert emb.rows.name == AXIS_NAME and "rows labelled with" in emb.description
     bounds = [label_bounds(label) for label in emb.rows.labels]
     # the labels split the integers: each distance is named by exactly one row, in descending order
     named = [b for b in bounds if b is not None]
