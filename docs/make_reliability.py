@@ -49,11 +49,11 @@ def _hostile_output_and_signals() -> list[str]:
     hostile = _module("test_hostile_output.py", "_posembed_test_hostile_output")
     signals = _module("test_signals.py", "_posembed_test_signals")
     out = _case_section("Hostile output paths and names", [
-        "The output path is a regular file or nothing (`explorer/output.py`): `-o` behaves like the shell's",
+        "The output path is a regular file or nothing (`explorer/runtime/output.py`): `-o` behaves like the shell's",
         "`> PATH` except that a regular file is replaced atomically. A character device or FIFO (directly or",
         "through a symlink such as `/dev/stdout`) is written in place and never replaced; a symlink to a file",
         "stays and its target is replaced; an overwritten file keeps its mode and owner; anything else is",
-        "refused. Every message is printed through `explorer.messages.one_line`, which escapes line breaks,",
+        "refused. Every message is printed through `explorer.runtime.console.one_line`, which escapes line breaks,",
         "control characters and undecodable bytes, so no name can forge a second line.",
     ], [f"| `{case.id}` | {_cell(case.tried)} | {case.exit_code} | `{_cell(case.fragment)}` |"
         for case in hostile.REFUSED], "test_hostile_output.py", "test_hostile_output_or_name_gives_one_clear_line")
@@ -63,7 +63,7 @@ def _hostile_output_and_signals() -> list[str]:
         "",
         "The real command runs in a session of its own; the signal arrives while it works, or while the",
         "temporary file is written (`os.fsync` slowed down). SIGTERM and SIGHUP raise the same interrupt as",
-        "Ctrl-C (`explorer/interrupts.py`), so the same cleanups run: one line, no temporary file, an existing",
+        "Ctrl-C (`explorer/runtime/interrupts.py`), so the same cleanups run: one line, no temporary file, an existing",
         "file keeps its old bytes, no process of the session is left.",
         "",
         "| signal | exit | the error line holds |",

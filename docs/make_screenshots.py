@@ -41,14 +41,14 @@ TESTS = DOCS.parent / "tests"
 def load_gpt2(path: Path):
     """GPT-2's learned table, through the ``file`` provider if it exists."""
     import explorer
-    from explorer.plugins import get_registry
+    from explorer.plugins.manager import get_registry
 
     registry = get_registry()
     if "file" in [p.name for p in registry]:
         return explorer.load(f"file:{path},kind=learned", registry=registry)
     import numpy as np
 
-    from explorer.embedding import PositionEmbedding
+    from explorer.core.embedding import PositionEmbedding
 
     return PositionEmbedding(np.load(path), provider="gpt2", source="openai-community/gpt2", kind="learned")
 

@@ -21,19 +21,20 @@ __version__ = "0.2.0"
 API_VERSION = "0.2"
 
 from explorer.errors import PosembedError
-from explorer.hookspecs import hookimpl
-from explorer.provider import Param, Provider
-from explorer.units import Analysis, Results, Section, SectionContext, TableContext
+from explorer.plugins.hookspecs import hookimpl
+from explorer.plugins.provider import Param, Provider
+from explorer.plugins.units import Analysis, Results, Section, SectionContext
 
 _LAZY = {
-    "PositionEmbedding": "explorer.embedding",
-    "RowAxis": "explorer.embedding",
-    "RelativePositionTerm": "explorer.relative",
+    "TableContext": "explorer.analysis.context",
+    "PositionEmbedding": "explorer.core.embedding",
+    "RowAxis": "explorer.core.embedding",
+    "RelativePositionTerm": "explorer.core.relative",
     "load": "explorer.api",
     "analyze": "explorer.api",
     "report": "explorer.api",
     "show": "explorer.api",
-    "check_shape": "explorer.limits",
+    "check_shape": "explorer.runtime.limits",
     "read_tensor": "explorer.api",
     "StoredTensor": "explorer.api",
 }

@@ -8,19 +8,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Sequence
 
-from explorer import feedback
-from explorer.errors import EmbeddingError, OutputError, PluginError, PosembedError, ProviderError
-from explorer.plugins import Registry, get_registry
-from explorer.spec import Spec, parse_spec
+from explorer.errors import EmbeddingError, OutputError, ProviderError
+from explorer.loading.load import DEFAULT_SPEC, load
+from explorer.plugins.manager import Registry, get_registry
+from explorer.runtime import console
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from explorer.embedding import PositionEmbedding
-    from explorer.units import Results
+    from explorer.core.embedding import PositionEmbedding
+    from explorer.plugins.units import Results
 
-#: What ``posembed report`` shows when given no spec: needs no network.
-DEFAULT_SPEC = "sinusoidal"
 #: The matrix heatmap's colour scales (``explorer.reporting.views.matrix_scale``).
 SCALES = ("auto", "linear", "symlog")
 #: This many tables or more make an atlas page (``explorer/reporting/sections/atlas.py``).
@@ -30,40 +28,6 @@ ATLAS_TABLES = 3
 ATLAS_RESOLUTION = 384
 
 
-def load(spec: str | Spec = DEFAULT_SPEC, registry: Registry | None = None, **params: Any) -> PositionEmbedding:
-    """Load the table a spec names, e.g. ``load("sinusoidal,dim=512")`` or ``load("hf", model="gpt2")``.
-
-    Keyword arguments are provider parameters and override those in the spec. Only the plugin that registers the
-    provider is imported (the process's registry is built once and grows as specs need it). An exception that is
-    not a ``PosembedError``, raised inside a plugin's provider, becomes one ``PluginError`` naming the provider and
-    its distribution, chained to the original (a built-in provider's keeps its traceback: it is a bug).
-    """
-    from explorer.embedding import PositionEmbedding
-
-    parsed = spec if isinstance(spec, Spec) else parse_spec(spec)
-    registry = registry or get_registry()
-    provider = registry.get(parsed.name)
-    kwargs = provider.resolve(parsed.target, {**parsed.options, **params})
-    try:
-        result = provider.load(**kwargs)
-    except PosembedError:
-        raise
-    except (Exception, SystemExit) as exc:
-        if registry.is_builtin(provider.name):
-            raise
-        message = " ".join(str(exc).split())
-        raise PluginError(f"provider {provider.name!r} ({registry.origin(provider.name)}) failed: "
-                          f"{type(exc).__name__}{': ' + message if message else ''}") from exc
-    from explorer.relative import RelativePositionTerm
-
-    if not isinstance(result, (PositionEmbedding, RelativePositionTerm)):
-        raise ProviderError(
-            f"provider {provider.name!r} returned {type(result).__name__}, not a PositionEmbedding or a "
-            f"RelativePositionTerm"
-        )
-    return result
-
-
 def load_many(specs: Sequence[str] = (), registry: Registry | None = None, *, spec_file: str | Path | None = None,
               keep_going: bool = False) -> tuple[list[PositionEmbedding], list[str]]:
     """Load many tables: each spec (a revision series ``revision=a|b`` is one spec per revision), then the spec
@@ -71,8 +35,8 @@ def load_many(specs: Sequence[str] = (), registry: Registry | None = None, *, sp
 
     A failure raises (a ``PosembedError`` naming its spec) unless ``keep_going``, which leaves it out.
     """
-    from explorer.batch import load_many as load_requests
-    from explorer.batch import requests_of
+    from explorer.loading.series import load_many as load_requests
+    from explorer.loading.series import requests_of
 
     tables, failures = load_requests(requests_of(specs, spec_file), registry, keep_going=keep_going)
     return tables, [failure.line() for failure in failures]
@@ -125,7 +89,7 @@ def analyze(embedding: PositionEmbedding, resolution: int | None = None, registr
 
     analyses = (registry or get_registry()).analyses
     if progress is None:
-        progress = lambda name: feedback.step(f"analysing {embedding.label}: {name}")  # noqa: E731
+        progress = lambda name: console.step(f"analysing {embedding.label}: {name}")  # noqa: E731
     return analysis.analyze(embedding.matrix, _resolution(resolution), analyses=analyses, term=embedding.term,
                             embedding=embedding, progress=progress, probe_protocol=probe_protocol)
 
@@ -139,7 +103,7 @@ def compare(a: PositionEmbedding, b: PositionEmbedding, resolution: int | None =
     result is empty.
     """
     from explorer import analysis
-    from explorer.units import Results
+    from explorer.plugins.units import Results
 
     if a.term != b.term or getattr(a, "rows", None) != getattr(b, "rows", None):
         return Results({}, {})
@@ -147,7 +111,7 @@ def compare(a: PositionEmbedding, b: PositionEmbedding, resolution: int | None =
     analyses = (registry or get_registry()).analyses
     return analysis.analyze_pair(a.matrix, b.matrix, _resolution(resolution), analyses=analyses, term=a.term,
                                  embeddings=(a, b),
-                                 progress=lambda name: feedback.step(f"comparing {a.label} and {b.label}: {name}"))
+                                 progress=lambda name: console.step(f"comparing {a.label} and {b.label}: {name}"))
 
 
 def analyze_all(items: Sequence[PositionEmbedding], resolution: int | None = None,
@@ -162,8 +126,8 @@ def analyze_all(items: Sequence[PositionEmbedding], resolution: int | None = Non
 
 
 def _tables(embeddings: PositionEmbedding | Sequence[PositionEmbedding], what: str) -> list[PositionEmbedding]:
-    from explorer.embedding import PositionEmbedding
-    from explorer.relative import RelativePositionTerm
+    from explorer.core.embedding import PositionEmbedding
+    from explorer.core.relative import RelativePositionTerm
 
     single = isinstance(embeddings, (PositionEmbedding, RelativePositionTerm))
     items = [embeddings] if single else list(embeddings)
@@ -201,7 +165,7 @@ def document(embeddings: PositionEmbedding | Sequence[PositionEmbedding], *, tit
     if resolution is None and len(items) >= ATLAS_TABLES:
         resolution = ATLAS_RESOLUTION
     results, pairs = analyze_all(items, resolution, registry, probe_protocol)
-    feedback.step("building the page")
+    console.step("building the page")
     from explorer.reporting.page import build_document  # imports Bokeh
 
     return build_document(items, results, pairs, title=title, sections=registry.sections,
@@ -226,15 +190,15 @@ def report(
     Returns the HTML; with ``path`` it is also written there atomically. ``shared_scale``, ``scale`` and
     ``vmax`` choose the matrix colour scale (see :func:`document`).
     """
-    from explorer.messages import utf8_text
-    from explorer.output import write_atomic
     from explorer.reporting.page import bokeh_resources, render
+    from explorer.runtime.console import utf8_text
+    from explorer.runtime.output import write_atomic
 
     bokeh_resources(resources)  # a bad choice fails before any work
-    with feedback.stage("preparing the report"):
+    with console.stage("preparing the report"):
         doc = document(embeddings, title=title, resolution=resolution, registry=registry, shared_scale=shared_scale,
                        scale=scale, vmax=vmax, probe_protocol=probe_protocol)
-        feedback.step("writing the page")
+        console.step("writing the page")
         # A title that is not UTF-8 (an undecodable argument) shows its bytes escaped: the page is valid UTF-8.
         html = utf8_text(render(doc, resources))
         if path is not None:

@@ -13,10 +13,10 @@ from typing import Any
 
 import click
 
-from explorer import __version__, feedback
+from explorer import __version__
 from explorer.errors import PosembedError, PosembedWarning
-from explorer.messages import one_line, warnings_as_lines
-
+from explorer.runtime import console
+from explorer.runtime.console import one_line, warnings_as_lines
 
 #: ``posembed`` alone prints its help through this usage error (click >= 8.2); it stays as click shows it.
 _HELP_REQUESTED = getattr(click.exceptions, "NoArgsIsHelpError", ())
@@ -61,8 +61,8 @@ class PosembedGroup(click.Group):
                     raise
                 _stderr_line(f"posembed: error: {one_line(exc)}")
                 ctx.exit(exc.exit_code)
-            except KeyboardInterrupt as exc:  # Ctrl-C, and SIGTERM / SIGHUP through explorer.interrupts
-                from explorer.interrupts import exit_code, signal_name
+            except KeyboardInterrupt as exc:  # Ctrl-C, and SIGTERM / SIGHUP through explorer.runtime.interrupts
+                from explorer.runtime.interrupts import exit_code, signal_name
 
                 if ctx.params.get("debug"):
                     raise
@@ -87,19 +87,19 @@ def cli(ctx: click.Context, debug: bool, quiet: bool) -> None:
     if debug:  # a plugin's failing analysis or section then raises with its traceback instead of a warning
         import os
 
-        from explorer.units import DEBUG_ENV
+        from explorer.plugins.units import DEBUG_ENV
 
         before = os.environ.get(DEBUG_ENV)
         os.environ[DEBUG_ENV] = "1"
         ctx.call_on_close(lambda: os.environ.__setitem__(DEBUG_ENV, before) if before is not None
                           else os.environ.pop(DEBUG_ENV, None))
     if quiet:
-        previous = feedback.set_quiet(True)
-        ctx.call_on_close(lambda: feedback.restore(previous))
+        previous = console.set_quiet(True)
+        ctx.call_on_close(lambda: console.restore(previous))
 
 
 def _registry():
-    from explorer.plugins import get_registry
+    from explorer.plugins.manager import get_registry
 
     return get_registry()
 
@@ -120,7 +120,7 @@ def _resolution_option(ctx: click.Context, param: click.Parameter, value: int | 
 def _spec_values(specs: tuple[str, ...]) -> list[str]:
     """Every target and option value of the specs: the paths among them are the command's inputs."""
     from explorer.errors import SpecError
-    from explorer.spec import parse_spec
+    from explorer.loading.spec import parse_spec
 
     values: list[str] = []
     for text in specs:
@@ -178,7 +178,7 @@ def plugins(as_json: bool) -> None:
     POSEMBED_LOAD_PLUGINS=a,b loads only those installed plugins ('' loads none);
     POSEMBED_TRACE_PLUGINS=1 prints each plugin load and hook call with its duration.
     """
-    from explorer.plugins import describe_plugins, get_registry
+    from explorer.plugins.manager import describe_plugins, get_registry
 
     registry = get_registry()
     registry.load_all()  # every installed plugin, and the index rebuilt
@@ -247,8 +247,8 @@ _PROTOCOL_OPTION = click.option(
 def _load_requests(requests, registry, keep_going: bool) -> tuple[list, tuple[str, ...]]:
     """The requested tables (at most four loaded at once) and their specs; with --keep-going each failure is
     named in one line and left out."""
-    from explorer.batch import load_many
     from explorer.errors import SpecError
+    from explorer.loading.series import load_many
 
     embeddings, failures = load_many(requests, registry, keep_going=keep_going)
     for failure in failures:
@@ -299,21 +299,21 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
     """
     from explorer.api import DEFAULT_SPEC
     from explorer.api import report as build_report
-    from explorer.batch import requests_of
-    from explorer.output import STDOUT, check_writable
+    from explorer.loading.series import requests_of
+    from explorer.runtime.output import STDOUT, check_writable
 
     requests = requests_of(specs or (() if spec_file else (DEFAULT_SPEC,)), spec_file)  # bad lines fail first
     check_writable(output, _spec_values(tuple(r.spec for r in requests)))  # fail before any expensive work
     if output == STDOUT and open_browser:
         click.echo("posembed: warning: --open needs a file; ignored with -o -", err=True)
     registry = _registry()
-    with feedback.stage("starting"):  # one status line, its clock running from here to the write
+    with console.stage("starting"):  # one status line, its clock running from here to the write
         embeddings, _ = _load_requests(requests, registry, keep_going)
         html = build_report(embeddings, output, title=title, resources=resources, resolution=resolution,
                             registry=registry, shared_scale=shared_scale, scale=scale, vmax=vmax,
                             probe_protocol=probe_protocol)
     if output != STDOUT:
-        feedback.info(f"wrote {output} ({len(html.encode('utf-8')) / 1e6:.1f} MB)")
+        console.info(f"wrote {output} ({len(html.encode('utf-8')) / 1e6:.1f} MB)")
         if open_browser:
             import pathlib
             import webbrowser
@@ -356,8 +356,8 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
     import numpy as np
 
     from explorer.api import analyze_all
-    from explorer.batch import requests_of
-    from explorer.output import STDOUT, check_writable, write_atomic
+    from explorer.loading.series import requests_of
+    from explorer.runtime.output import STDOUT, check_writable, write_atomic
 
     if npz == STDOUT and as_json:
         raise click.UsageError("--npz - and --json both want standard output; write the .npz to a file")
@@ -367,9 +367,9 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
     if npz is not None:
         check_writable(npz, _spec_values(tuple(r.spec for r in requests)))  # fail before any expensive work
     registry = _registry()
-    with feedback.stage("starting"):
+    with console.stage("starting"):
         embeddings, specs = _load_requests(requests, registry, keep_going)
-    with feedback.stage("analysing " + ", ".join(_size(e) for e in embeddings)):
+    with console.stage("analysing " + ", ".join(_size(e) for e in embeddings)):
         results, pairs = analyze_all(embeddings, resolution, registry, probe_protocol)
     data = {
         "tables": [
@@ -406,7 +406,7 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
         for name, number in pair["scalars"].items():
             click.echo(f"{name:>28}: {'n/a' if number is None else f'{number:.6g}'}")
     if npz is not None and npz != STDOUT:
-        feedback.info(f"wrote {npz}")
+        console.info(f"wrote {npz}")
 
 
 @cli.command()
@@ -424,23 +424,23 @@ def export(spec: str, output: str, fmt: str | None) -> None:
     from explorer.api import load
     from explorer.export import export as write_table
     from explorer.export import format_for
-    from explorer.output import STDOUT, check_writable
+    from explorer.runtime.output import STDOUT, check_writable
 
     fmt = format_for(output, fmt)  # fail before any expensive work
     check_writable(output, _spec_values((spec,)))
     embedding = load(spec, registry=_registry())
     write_table(embedding, output, fmt)
     if output != STDOUT:
-        feedback.info(f"wrote {output} ({_size(embedding)} {fmt})")
+        console.info(f"wrote {output} ({_size(embedding)} {fmt})")
 
 
 def main() -> None:
     """Entry point of the ``posembed`` console script."""
     import gc
 
-    from explorer import interrupts
-    from explorer.messages import library_lines_off
-    from explorer.output import guard_standard_streams, release_stdout
+    from explorer.runtime import interrupts
+    from explorer.runtime.console import library_lines_off
+    from explorer.runtime.output import guard_standard_streams, release_stdout
 
     interrupts.install()  # first: SIGTERM and SIGHUP clean up like Ctrl-C from here on
     guard_standard_streams()

@@ -39,7 +39,7 @@ class EmbeddingError(PosembedError):
 
 
 class SizeLimitError(PosembedError):
-    """A table, image or file whose planned size exceeds the memory limit (``explorer.limits``), refused before
+    """A table, image or file whose planned size exceeds the memory limit (``explorer.runtime.limits``), refused before
     anything is allocated."""
 
 

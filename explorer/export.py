@@ -3,7 +3,7 @@
 A relative term is written as its heads x distances values (``.csv``: one row per distance, one column per head).
 
 Every format holds exactly the float32 matrix (CSV with 9 significant digits, enough to read back
-every float32 bit for bit). Files are written atomically through ``explorer.output.write_atomic``.
+every float32 bit for bit). Files are written atomically through ``explorer.runtime.output.write_atomic``.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from explorer.errors import OutputError
-from explorer.messages import utf8_text
-from explorer.output import STDOUT, write_atomic
+from explorer.runtime.console import utf8_text
+from explorer.runtime.output import STDOUT, write_atomic
 
 if TYPE_CHECKING:
-    from explorer.embedding import PositionEmbedding
+    from explorer.core.embedding import PositionEmbedding
 
 FORMATS = ("npy", "safetensors", "csv")
 #: The tensor name of the table in exported safetensors files.

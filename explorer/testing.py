@@ -26,10 +26,10 @@ import types
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterator
 
-from explorer import plugins
+from explorer.plugins import manager as plugins
 
 if TYPE_CHECKING:
-    from explorer.embedding import PositionEmbedding
+    from explorer.core.embedding import PositionEmbedding
 
 #: What a plugin must not import to be registered: ``posembed --help`` and ``providers`` stay fast without them.
 HEAVY = ("torch", "transformers", "bokeh")
@@ -54,7 +54,7 @@ def registry_with(*plugin_objects: Any, name: str | None = None) -> plugins.Regi
 
 def load(spec: str, *plugin_objects: Any, **params: Any) -> "PositionEmbedding":
     """``explorer.load(spec)`` with the built-ins plus ``plugin_objects`` as the only plugins."""
-    from explorer.api import load as load_spec
+    from explorer.loading.load import load as load_spec
 
     return load_spec(spec, registry=registry_with(*plugin_objects), **params)
 

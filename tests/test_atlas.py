@@ -7,31 +7,31 @@ import pytest
 from click.testing import CliRunner
 
 import explorer
-from explorer import batch
 from explorer.cli import cli
 from explorer.errors import SpecError
+from explorer.loading import series
 from explorer.reporting.page import build_document
 
 SMALL = "sinusoidal,positions=64,dim=16"
 
 
 def test_a_series_is_one_spec_per_value_in_the_order_given():
-    assert batch.expand_series("hf:org/m,revision=step3|step1|step2") == [
+    assert series.expand_series("hf:org/m,revision=step3|step1|step2") == [
         "hf:org/m,revision=step3", "hf:org/m,revision=step1", "hf:org/m,revision=step2"]
-    assert batch.expand_series("sinusoidal,dim=8") == ["sinusoidal,dim=8"]
+    assert series.expand_series("sinusoidal,dim=8") == ["sinusoidal,dim=8"]
 
 
 @pytest.mark.parametrize("text,reason", [("sinusoidal,dim=8|16,base=1|2", "only one option"),
                                          ("sinusoidal,dim=8||16", "empty value")])
 def test_a_bad_series_is_refused_with_its_reason(text, reason):
     with pytest.raises(SpecError, match=reason):
-        batch.expand_series(text)
+        series.expand_series(text)
 
 
 def test_a_spec_file_skips_blank_lines_and_comments_and_expands_series(tmp_path):
     path = tmp_path / "specs.txt"
     path.write_text("# the sinusoid at two bases\n\nsinusoidal,base=100|1000  # a series\n   \nfile:a#b.npy\n")
-    requests = batch.read_spec_file(path)
+    requests = series.read_spec_file(path)
     assert [r.spec for r in requests] == ["sinusoidal,base=100", "sinusoidal,base=1000", "file:a#b.npy"]
     assert requests[2].origin.endswith("line 5")
 
@@ -45,26 +45,33 @@ def test_a_bad_line_of_a_spec_file_is_named_by_its_number(tmp_path):
     assert not (tmp_path / "r.html").exists()
 
 
-def test_at_most_four_tables_load_at_once_and_come_back_in_order(monkeypatch):
-    import explorer.api
+def test_at_most_four_tables_load_at_once_and_come_back_in_order():
+    import numpy as np
+
+    from explorer.testing import registry_with
 
     running, most, lock = [0], [0], threading.Lock()
-    real = explorer.api.load
 
-    def slow_load(spec, registry=None, **params):
+    def slow_table(positions: int) -> explorer.PositionEmbedding:
         with lock:
             running[0] += 1
             most[0] = max(most[0], running[0])
         time.sleep(0.05)
         with lock:
             running[0] -= 1
-        return real(spec, registry, **params)
+        return explorer.PositionEmbedding(np.ones((positions, 8), np.float32), provider="slow", source="test")
 
-    monkeypatch.setattr(explorer.api, "load", slow_load)
-    specs = [f"sinusoidal,positions={16 + k},dim=8" for k in range(9)]
-    tables, failures = batch.load_many([batch.Request(s) for s in specs])
+    class SlowTables:
+        @explorer.hookimpl
+        def register_providers(self, register):
+            register(explorer.Provider("slow", "a table that takes 50 ms to load", slow_table,
+                                       params=(explorer.Param("positions", int, required=True),),
+                                       target="positions"))
+
+    specs = [f"slow:{16 + k}" for k in range(9)]
+    tables, failures = series.load_many([series.Request(s) for s in specs], registry_with(SlowTables()))
     assert failures == [] and [t.positions for t in tables] == [16 + k for k in range(9)]
-    assert most[0] == batch.WORKERS  # concurrent, and never more than four
+    assert most[0] == series.WORKERS  # concurrent, and never more than four
 
 
 def test_a_failing_spec_stops_before_writing_unless_keep_going(tmp_path):
@@ -120,11 +127,11 @@ def test_the_atlas_numbers_are_the_chosen_protocols():
 
 
 def test_loading_a_set_draws_one_line_for_the_set(tmp_path, monkeypatch):
-    from explorer import feedback
+    from explorer.runtime import console
 
     monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
-    monkeypatch.delenv(feedback.ENV, raising=False)
-    monkeypatch.setattr(feedback, "interactive", lambda: True)  # as if stderr were a terminal
+    monkeypatch.delenv(console.ENV, raising=False)
+    monkeypatch.setattr(console, "interactive", lambda: True)  # as if stderr were a terminal
     result = CliRunner().invoke(cli, ["analyze", f"{SMALL},base=100|1000|10000"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "posembed: loading 3 tables ... " in result.stderr

@@ -3,12 +3,11 @@ the screenshot is not blank, and the pickers, mirrored images and linked selecti
 
 import numpy as np
 import pytest
+from browser import CANDIDATES, Chromium, blankness, find_chromium  # tests/browser.py, on pytest's pythonpath
 
 import explorer
 from explorer.analysis import cosine_image, fine_codes, matrix_image
 from explorer.reporting import views
-
-from browser import CANDIDATES, Chromium, blankness, find_chromium  # tests/browser.py, on pytest's pythonpath
 
 pytestmark = [
     pytest.mark.browser,
@@ -238,7 +237,7 @@ HEATMAP_COLOURS = """(() => [...Bokeh.documents[0].all_models].filter((m) => m.n
 
 def heavy_tailed_table():
     """Most values tiny, a few dimensions at +-4 (as GPT-2): on one scale the sinusoid would saturate."""
-    from explorer.embedding import PositionEmbedding
+    from explorer.core.embedding import PositionEmbedding
 
     rng = np.random.default_rng(0)
     x = rng.normal(0, 0.01, (256, 64)).astype(np.float32)
@@ -279,7 +278,7 @@ def read_trace_values(browser, picker, figure, picked):
 
 
 def test_decoded_traces_in_the_page_are_within_a_tenth_of_a_percent_of_the_table(browser, gpt2_wpe, tmp_path):
-    from explorer.embedding import PositionEmbedding
+    from explorer.core.embedding import PositionEmbedding
 
     path = tmp_path / "gpt2.html"
     explorer.report(PositionEmbedding(gpt2_wpe, provider="gpt2", source="gpt2", kind="learned"), path)

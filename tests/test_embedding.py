@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from explorer.embedding import PositionEmbedding
+from explorer.core.embedding import PositionEmbedding
 from explorer.errors import EmbeddingError
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from explorer import environment
 from explorer.errors import PosembedError, SettingError
+from explorer.runtime import environment
 
 NAME = "POSEMBED_TEST_SETTING"
 

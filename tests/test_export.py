@@ -83,7 +83,7 @@ def test_failed_write_leaves_the_old_file_untouched(emb, tmp_path, monkeypatch):
     def broken_fsync(fd):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("explorer.output.os.fsync", broken_fsync)
+    monkeypatch.setattr("explorer.runtime.output.os.fsync", broken_fsync)
     with pytest.raises(OutputError, match="No space left"):
         export(emb, out)
     assert out.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["t.npy"]

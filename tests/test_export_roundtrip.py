@@ -13,10 +13,10 @@ from click.testing import CliRunner
 import explorer
 from explorer import RowAxis
 from explorer.cli import cli
-from explorer.embedding import PositionEmbedding
+from explorer.core.embedding import PositionEmbedding
+from explorer.core.relative import RelativePositionTerm
 from explorer.errors import PosembedWarning
 from explorer.export import PROVENANCE_KEY, RELATIVE_DISTANCES, RELATIVE_NAME, TENSOR_NAME, export
-from explorer.relative import RelativePositionTerm
 
 ALIBI = "alibi,heads=4,positions=32"
 GRID = "sinusoidal2d,grid=4x6,dim=8"

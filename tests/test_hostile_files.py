@@ -24,9 +24,9 @@ from cli_run import assert_one_error_line
 from cli_run import run_cli as run
 
 import explorer
-from explorer import limits
 from explorer.errors import PosembedError, ProviderError, SizeLimitError
 from explorer.loaders import safetensors_io as st
+from explorer.runtime import limits
 
 SMALL_TABLE = np.arange(32, dtype=np.float32).reshape(8, 4)
 ROTARY, RANDOM_WALK = "posembed-rotary", "posembed-random-walk"

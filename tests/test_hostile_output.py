@@ -32,14 +32,14 @@ import numpy as np
 import pytest
 from cli_run import error_line
 from cli_run import run_cli as run
-
-from explorer.embedding import PositionEmbedding
-from explorer.errors import SpecError
-from explorer.messages import one_line
-from explorer.output import check_writable
-from explorer.plugins import Registry
-from explorer.provider import Param, Provider
 from modules import by_path
+
+from explorer.core.embedding import PositionEmbedding
+from explorer.errors import SpecError
+from explorer.plugins.manager import Registry
+from explorer.plugins.provider import Param, Provider
+from explorer.runtime.console import one_line
+from explorer.runtime.output import check_writable
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = "sinusoidal,positions=8,dim=4"

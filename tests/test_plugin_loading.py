@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 import explorer
-from explorer import plugins
 from explorer.cli import cli
 from explorer.errors import PosembedWarning, SpecError
+from explorer.plugins import manager as plugins
 from explorer.testing import installed
 
 PLUGIN = '''\

@@ -10,10 +10,10 @@ import pytest
 
 import explorer
 from explorer import hookimpl
-from explorer.embedding import PositionEmbedding
+from explorer.core.embedding import PositionEmbedding
 from explorer.errors import PosembedWarning, SpecError
-from explorer.plugins import describe_plugins, get_plugin_manager, get_registry
-from explorer.provider import Provider
+from explorer.plugins.manager import describe_plugins, get_plugin_manager, get_registry
+from explorer.plugins.provider import Provider
 
 
 def constant_provider(name):
@@ -364,7 +364,7 @@ def test_help_and_version_load_no_plugin(monkeypatch):
     def refuse(group):
         raise AssertionError("entry points were read")
 
-    monkeypatch.setattr("explorer.plugins.metadata.entry_points", refuse)
+    monkeypatch.setattr("explorer.plugins.manager.metadata.entry_points", refuse)
     for args in (["--help"], ["--version"], ["plugins", "--help"], ["report", "--help"], ["providers", "--help"]):
         result = posembed(*args)
         assert result.exit_code == 0, (args, result.output)

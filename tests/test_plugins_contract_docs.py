@@ -19,8 +19,8 @@ import pytest
 from click.testing import CliRunner
 
 import explorer
-from explorer import plugins
 from explorer.cli import cli
+from explorer.plugins import manager as plugins
 from explorer.testing import installed
 
 REPO = Path(__file__).resolve().parents[1]

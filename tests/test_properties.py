@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from explorer.loaders import safetensors_io as sio
-from explorer.embedding import PositionEmbedding
+from explorer.core.embedding import PositionEmbedding
 from explorer.errors import PosembedError
-from explorer.spec import parse_spec
+from explorer.loaders import safetensors_io as sio
+from explorer.loading.spec import parse_spec
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -31,7 +31,7 @@ FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 def registry():
     import os
 
-    from explorer.plugins import get_plugin_manager, get_registry
+    from explorer.plugins.manager import get_plugin_manager, get_registry
 
     old = os.environ.get("POSEMBED_LOAD_PLUGINS")
     os.environ["POSEMBED_LOAD_PLUGINS"] = ""

@@ -1,7 +1,7 @@
 import pytest
 
 from explorer.errors import SpecError
-from explorer.provider import Param, Provider
+from explorer.plugins.provider import Param, Provider
 
 
 def provider(**kw):

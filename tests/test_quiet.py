@@ -7,14 +7,14 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from explorer import feedback
 from explorer.cli import cli
+from explorer.runtime import console
 
 SMALL = "sinusoidal,positions=64,dim=16"
 
 
 def _run(*args, cwd):
-    env = {k: v for k, v in os.environ.items() if k != feedback.ENV}
+    env = {k: v for k, v in os.environ.items() if k != console.ENV}
     env["POSEMBED_LOAD_PLUGINS"] = ""
     return subprocess.run([sys.executable, "-m", "explorer", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
@@ -52,33 +52,33 @@ def test_quiet_other_commands(tmp_path, monkeypatch, args):
     result = CliRunner().invoke(cli, ["--quiet", *args], catch_exceptions=False)
     assert result.exit_code == 0
     assert "wrote" not in result.stderr
-    assert feedback.ENV not in os.environ or not feedback.quiet()  # restored for in-process callers
+    assert console.ENV not in os.environ or not console.quiet()  # restored for in-process callers
 
 
 def test_quiet_switch_and_restore(monkeypatch, capsys):
-    monkeypatch.delenv(feedback.ENV, raising=False)
-    feedback.info("hello")
+    monkeypatch.delenv(console.ENV, raising=False)
+    console.info("hello")
     assert capsys.readouterr().err == "hello\n"
-    previous = feedback.set_quiet(True)
+    previous = console.set_quiet(True)
     try:
-        assert feedback.quiet() and not feedback.interactive()
-        feedback.info("hello")
+        assert console.quiet() and not console.interactive()
+        console.info("hello")
         assert capsys.readouterr().err == ""
     finally:
-        feedback.restore(previous)
-    assert not feedback.quiet()
+        console.restore(previous)
+    assert not console.quiet()
 
 
 def test_hub_download_progress_respects_quiet(monkeypatch, capsys):
     """Download progress (the hub loader's) prints nothing when quiet, one line each way into a pipe otherwise."""
-    Progress = feedback.Progress
-    monkeypatch.delenv(feedback.ENV, raising=False)
+    Progress = console.Progress
+    monkeypatch.delenv(console.ENV, raising=False)
     progress = Progress("model.safetensors", 8_000_000)
     progress.update(4_000_000)
     progress.close()
     err = capsys.readouterr().err
     assert "downloading model.safetensors" in err and "\r" not in err
-    monkeypatch.setenv(feedback.ENV, "1")
+    monkeypatch.setenv(console.ENV, "1")
     progress = Progress("model.safetensors", 8_000_000)
     progress.update(4_000_000)
     progress.close()
@@ -86,26 +86,26 @@ def test_hub_download_progress_respects_quiet(monkeypatch, capsys):
 
 
 def test_long_work_shows_a_stage_line_only_on_a_terminal(monkeypatch):
-    monkeypatch.delenv(feedback.ENV, raising=False)
-    monkeypatch.setattr(feedback, "interactive", lambda: True)  # as if stderr were a terminal
+    monkeypatch.delenv(console.ENV, raising=False)
+    monkeypatch.setattr(console, "interactive", lambda: True)  # as if stderr were a terminal
     result = CliRunner().invoke(cli, ["analyze", SMALL, "--json"], catch_exceptions=False)
     assert result.exit_code == 0
     assert "posembed: analysing 64 x 16" in result.stderr and "\r" in result.stderr
     assert "analysing" not in result.stdout
-    monkeypatch.setattr(feedback, "interactive", lambda: False)
+    monkeypatch.setattr(console, "interactive", lambda: False)
     result = CliRunner().invoke(cli, ["analyze", SMALL, "--json"], catch_exceptions=False)
     assert "analysing" not in result.stderr
 
 
 def test_on_a_terminal_progress_redraws_in_place_and_a_stage_erases_itself(monkeypatch, capsys):
-    monkeypatch.delenv(feedback.ENV, raising=False)
-    monkeypatch.setattr(feedback, "_stderr_is_terminal", lambda: True)
-    progress = feedback.Progress("model.safetensors", 8_000_000)
+    monkeypatch.delenv(console.ENV, raising=False)
+    monkeypatch.setattr(console, "_stderr_is_terminal", lambda: True)
+    progress = console.Progress("model.safetensors", 8_000_000)
     progress.update(4_000_000)
     progress.close()
     err = capsys.readouterr().err
     assert err == "\rposembed: downloading model.safetensors: 4.0 of 8.0 MB (50%)\n"
     with pytest.raises(RuntimeError):
-        with feedback.stage("analysing"):
+        with console.stage("analysing"):
             raise RuntimeError("the line is erased even when the step fails")
     assert capsys.readouterr().err == "\rposembed: analysing ... 0.0 s\033[K\r\033[K"

@@ -14,9 +14,9 @@ import explorer
 from explorer import hookimpl
 from explorer.analysis.relative import _ranks, head_stats
 from explorer.cli import cli
+from explorer.core.relative import RelativePositionTerm
 from explorer.errors import EmbeddingError
-from explorer.plugins import get_plugin_manager, get_registry
-from explorer.relative import RelativePositionTerm
+from explorer.plugins.manager import get_plugin_manager, get_registry
 
 
 def symmetric_term(heads: int = 3, positions: int = 6) -> RelativePositionTerm:

@@ -7,21 +7,20 @@ import re
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from test_report_html import div_texts, document, named_models, walk
 
 import explorer
 import explorer.api
-from explorer import feedback
 from explorer.analysis import fine_codes, matrix_image
 from explorer.analysis.decomposition import UNRESOLVED
 from explorer.analysis.frequencies import dimension_frequencies
 from explorer.analysis.traces import FINE_LEVELS, MIN_PERIOD, trace_dims
 from explorer.cli import cli
-from explorer.embedding import PositionEmbedding
+from explorer.core.embedding import PositionEmbedding
 from explorer.errors import OutputError
 from explorer.reporting import views
 from explorer.reporting.page import Page
-
-from test_report_html import div_texts, document, named_models, walk
+from explorer.runtime import console
 
 SINUSOID = "sinusoidal,positions=256,dim=64"
 
@@ -220,8 +219,8 @@ def test_a_cdn_page_carries_a_message_for_when_bokehjs_cannot_load():
 
 def test_report_on_a_terminal_shows_each_stage_and_the_elapsed_seconds(tmp_path, monkeypatch):
     monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
-    monkeypatch.delenv(feedback.ENV, raising=False)
-    monkeypatch.setattr(feedback, "interactive", lambda: True)  # as if stderr were a terminal
+    monkeypatch.delenv(console.ENV, raising=False)
+    monkeypatch.setattr(console, "interactive", lambda: True)  # as if stderr were a terminal
     out = tmp_path / "r.html"
     result = CliRunner().invoke(cli, ["report", SINUSOID, "-o", str(out)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -236,7 +235,7 @@ def test_report_on_a_terminal_shows_each_stage_and_the_elapsed_seconds(tmp_path,
 
 def test_quiet_report_shows_no_stage_and_stdout_carries_only_the_html(monkeypatch):
     monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
-    monkeypatch.setattr(feedback, "_stderr_is_terminal", lambda: True)
+    monkeypatch.setattr(console, "_stderr_is_terminal", lambda: True)
     result = CliRunner().invoke(cli, ["--quiet", "report", SINUSOID, "-o", "-"], catch_exceptions=False)
     assert result.exit_code == 0
     assert result.stderr == ""

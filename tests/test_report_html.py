@@ -10,7 +10,7 @@ import pytest
 
 import explorer
 import explorer.api
-from explorer.embedding import PositionEmbedding
+from explorer.core.embedding import PositionEmbedding
 
 VIEWS = (
     "provenance", "matrix", "dimension_traces", "dimension_picker", "position_vectors", "position_picker",

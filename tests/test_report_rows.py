@@ -8,18 +8,17 @@ import json
 import numpy as np
 import pytest
 from bokeh.models import CustomJSHover, CustomJSTickFormatter, Div, HoverTool, MultiChoice
+from browser import Chromium, find_chromium  # tests/browser.py, on pytest's pythonpath
 from click.testing import CliRunner
 
 import explorer
 from explorer.api import analyze_all
 from explorer.cli import cli
-from explorer.embedding import RowAxis
+from explorer.core.embedding import RowAxis
 from explorer.errors import EmbeddingError
 from explorer.export import encode
 from explorer.reporting import views
 from explorer.reporting.page import build_document
-
-from browser import Chromium, find_chromium  # tests/browser.py, on pytest's pythonpath
 
 S = 32  # rows 0 .. 2S-1 stand for key - query distances S .. -(S-1), as DeBERTa's do
 
@@ -194,9 +193,11 @@ def test_json_csv_and_safetensors_carry_the_row_labels():
     assert csv[1].startswith(f'0,">= {S}",') and csv[S + 1].startswith(f'{S},"0",')
     values = np.array([[float(v) for v in line.split(",")[2:]] for line in csv[1:]], dtype=np.float32)
     assert np.array_equal(values, table.matrix)
-    from safetensors.numpy import load
+    import os
+    import tempfile
+
     from safetensors import safe_open
-    import tempfile, os
+    from safetensors.numpy import load
 
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "t.safetensors")

@@ -14,10 +14,10 @@ from click.testing import CliRunner
 
 import explorer
 from explorer.cli import cli
-from explorer.embedding import PositionEmbedding
+from explorer.core.embedding import PositionEmbedding
 from explorer.errors import ProviderError
-from explorer.plugins import Registry
-from explorer.provider import Param, Provider
+from explorer.plugins.manager import Registry
+from explorer.plugins.provider import Param, Provider
 
 REPO = Path(__file__).resolve().parents[1]
 EVIL = '<script>alert(1)</script>"\'</title>&amp;'
@@ -202,8 +202,8 @@ def test_row_labels_from_an_export_run_no_script_in_the_browser(tmp_path):
     TeX between $$ with MathJax, whose \\href makes links of any URL: a row label, row axis name or kind from a
     file's provenance must reach them as text, not markup or TeX."""
     import safetensors.numpy
-
     from browser import Chromium, find_chromium  # tests/browser.py, on pytest's pythonpath
+
     from explorer.reporting import views
 
     if find_chromium() is None:

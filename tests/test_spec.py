@@ -1,7 +1,7 @@
 import pytest
 
 from explorer.errors import SpecError
-from explorer.spec import Spec, parse_spec
+from explorer.loading.spec import Spec, parse_spec
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from explorer import validate
 from explorer.analysis.table import as_table
-from explorer.embedding import PositionEmbedding
+from explorer.core import validate
+from explorer.core.embedding import PositionEmbedding
 from explorer.errors import EmbeddingError
 
 BAD = [

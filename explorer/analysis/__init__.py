@@ -18,6 +18,7 @@ import numpy as np
 
 from explorer.analysis.builtin import builtin_analyses
 from explorer.analysis.compare import Comparison, compare, linear_cka, similarity_correlation
+from explorer.analysis.context import TableContext
 from explorer.analysis.decomposition import PCA, CentredEigen, Spectrum, centred_eigen, effective_rank, pca, spectrum
 from explorer.analysis.frequencies import DimensionFrequencies, dimension_frequencies
 from explorer.analysis.matrix import MatrixImage, matrix_image
@@ -30,10 +31,10 @@ from explorer.analysis.similarity import SimilarityImage, cosine_image
 from explorer.analysis.summary import summarize
 from explorer.analysis.table import as_table, check_resolution
 from explorer.analysis.traces import FineCodes, Traces, default_trace_dims, dimension_traces, fine_codes, trace_dims
-from explorer.units import FAILED, Analysis, Results, TableContext, guarded
+from explorer.plugins.units import FAILED, Analysis, Results, guarded
 
 if TYPE_CHECKING:
-    from explorer.embedding import PositionEmbedding
+    from explorer.core.embedding import PositionEmbedding
 
 #: Default display resolution R: images are at most R x R, series at most 2R points.
 RESOLUTION = 1024

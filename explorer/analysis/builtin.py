@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import Callable
 
-from explorer.hookspecs import hookimpl
-from explorer.units import Analysis
+from explorer.plugins.hookspecs import hookimpl
+from explorer.plugins.units import Analysis
 
 MODULES = ("summary", "matrix", "traces", "similarity", "offset", "norms", "decomposition", "frequencies",
            "probes", "compare", "relative", "rope", "grid")

@@ -21,7 +21,7 @@ import numpy as np
 from explorer.analysis.offset import offset_profile
 from explorer.analysis.similarity import cosine_image
 from explorer.analysis.table import as_table, check_resolution
-from explorer.units import Analysis
+from explorer.plugins.units import Analysis
 
 
 @dataclass(frozen=True)

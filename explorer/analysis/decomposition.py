@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from explorer.analysis.table import as_table
-from explorer.units import Analysis
+from explorer.plugins.units import Analysis
 
 #: Explained-variance ratios reported.
 COMPONENTS = 10

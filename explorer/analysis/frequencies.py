@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from explorer.analysis.table import as_table
-from explorer.units import Analysis
+from explorer.plugins.units import Analysis
 
 #: Columns transformed at once (bounds the FFT's working memory).
 _COLUMNS = 16

@@ -27,9 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from explorer.analysis.context import TableContext
 from explorer.analysis.offset import _directions, fft_length
 from explorer.analysis.resample import block_mean
-from explorer.units import Analysis, TableContext
+from explorer.plugins.units import Analysis
 
 #: At most this many patches per side are tiled in the overview (more would be unreadable).
 MAX_TILES = 16

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from explorer.analysis.resample import block_mean
-from explorer.units import Analysis
+from explorer.plugins.units import Analysis
 
 
 @dataclass(frozen=True)

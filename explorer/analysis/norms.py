@@ -8,7 +8,7 @@ import numpy as np
 
 from explorer.analysis.resample import envelope
 from explorer.analysis.table import as_table
-from explorer.units import Analysis
+from explorer.plugins.units import Analysis
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from explorer.analysis.context import TableContext
 from explorer.analysis.resample import block_bounds
 from explorer.analysis.similarity import unit_rows
 from explorer.analysis.table import as_table, check_resolution
-from explorer.units import Analysis, TableContext
+from explorer.plugins.units import Analysis
 
 #: Starting positions used per lag for the spread of long tables (see ``offset_spread``).
 SPREAD_SAMPLES = 2048

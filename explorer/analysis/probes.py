@@ -43,7 +43,7 @@ import numpy as np
 
 from explorer.analysis.decomposition import CentredEigen, centred_eigen
 from explorer.analysis.table import as_table
-from explorer.units import Analysis
+from explorer.plugins.units import Analysis
 
 MIN_POSITIONS = 10
 FOLDS = 5

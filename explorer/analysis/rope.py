@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from explorer.units import Analysis, TableContext
+from explorer.analysis.context import TableContext
+from explorer.plugins.units import Analysis
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import numpy as np
 
 from explorer.analysis.resample import block_bounds, block_sums
 from explorer.errors import PosembedWarning
-from explorer.units import Analysis
+from explorer.plugins.units import Analysis
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import numpy as np
 
 from explorer.analysis.norms import row_norms
 from explorer.analysis.similarity import unit_rows
-from explorer.units import Analysis
+from explorer.plugins.units import Analysis
 
 
 def neighbour_cosines(x: np.ndarray) -> np.ndarray:

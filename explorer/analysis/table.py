@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from explorer import validate
+from explorer.core import validate
 from explorer.errors import EmbeddingError
-from explorer.limits import check_shape
+from explorer.runtime.limits import check_shape
 
 
 def as_table(x: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 from explorer.analysis.frequencies import DimensionFrequencies, dimension_frequencies
 from explorer.analysis.matrix import MatrixImage, matrix_image
 from explorer.analysis.resample import envelope
-from explorer.units import Analysis
+from explorer.plugins.units import Analysis
 
 #: The fine codes' largest code: 12 bits of precision (see the module's docstring), stored as uint16.
 FINE_LEVELS = 4095

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from explorer.errors import ProviderError
-from explorer.limits import check_shape
 from explorer.loaders import safetensors_io as st
 from explorer.loaders.regular_files import read_regular, require_regular
+from explorer.runtime.limits import check_shape
 
 CONFIG_FILE = "config.json"
 BIN_FILE = "pytorch_model.bin"

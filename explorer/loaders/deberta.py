@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from explorer.embedding import RowAxis
+from explorer.core.embedding import RowAxis
 from explorer.errors import ProviderError
 
 #: The model types whose ``rel_embeddings`` rows are labelled here.

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 from explorer.errors import ProviderError
 from explorer.loaders.checkpoints import Checkpoint
-from explorer.provider import _closest
+from explorer.plugins.provider import _closest
 
 #: ``offset`` value meaning "the padding index plus one" (RoBERTa's position ids start at padding_idx + 1).
 PADDING = "padding_idx + 1"
@@ -262,7 +262,7 @@ def positional_scheme(config: dict[str, Any]) -> str | None:
         theta = _positive(config.get("rope_theta") or rope.get("rope_theta") or config.get("rotary_emb_base")) or 10000
         dim = _head_dim(config)
         hint = f"sinusoidal,base={float(theta):g}" + (f",dim={dim}" if dim else "") + ",layout=split"
-        from explorer.plugins import left_out
+        from explorer.plugins.manager import left_out
 
         setting = left_out("posembed-rotary")
         plugin = (f"; the posembed-rotary plugin, with which hf: reads its rotary table, is installed, but {setting} "

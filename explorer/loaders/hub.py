@@ -22,7 +22,7 @@ What the server sends never chooses a path: the revision is checked to be a bran
 (``revision_name``), the commit a server names must be 40 hex digits, ETags are not used, and every
 cache path is built by ``_cache_path`` from these checked parts. Sizes are checked before a download:
 ``config.json`` at most 10 MB, an index at most 50 MB, a tensor or whole checkpoint at most
-``explorer.limits.max_download_bytes()`` (``POSEMBED_MAX_DOWNLOAD_MB``).
+``explorer.runtime.limits.max_download_bytes()`` (``POSEMBED_MAX_DOWNLOAD_MB``).
 
 The user's conventions hold: ``HF_TOKEN`` or the saved login (``huggingface_hub.get_token``; not sent with
 ``HF_HUB_DISABLE_IMPLICIT_TOKEN=1``), ``HF_ENDPOINT``,
@@ -46,13 +46,13 @@ from urllib.parse import quote
 
 import numpy as np
 
+from explorer.errors import OutputError, PosembedWarning, ProviderError, SpecError
 from explorer.loaders import exchange
 from explorer.loaders import safetensors_io as st
 from explorer.loaders.checkpoints import (BIN_FILE, BIN_INDEX_FILE, CONFIG_FILE, MAX_CONFIG_BYTES, Checkpoint,
                                           load_torch_file, read_config, state_dict_of, torch_to_numpy)
-from explorer import environment, limits
-from explorer.errors import OutputError, PosembedWarning, ProviderError, SpecError
-from explorer.feedback import Progress, info
+from explorer.runtime import environment, limits
+from explorer.runtime.console import Progress, info
 
 #: The first header read; most safetensors headers fit (huggingface_hub makes the same bet).
 HEADER_FIRST_READ = 100_000
@@ -212,7 +212,8 @@ def request_headers() -> dict[str, str]:
     from huggingface_hub import __version__ as hub_version
     from huggingface_hub import get_token
 
-    from explorer import __version__, environment
+    from explorer import __version__
+    from explorer.runtime import environment
 
     headers = {"user-agent": f"posembed-explorer/{__version__}; hf_hub/{hub_version}; "
                              f"python/{platform.python_version()}"}
@@ -423,7 +424,7 @@ class RemoteCheckpoint(Checkpoint):
 
     def _cache_write(self, path: Path, data: bytes) -> bool:
         """Cache ``data`` atomically; a cache that cannot be written is a warning, not an error."""
-        from explorer.output import write_atomic
+        from explorer.runtime.output import write_atomic
 
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

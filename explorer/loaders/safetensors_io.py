@@ -21,8 +21,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from explorer.errors import ProviderError
-from explorer.limits import check_shape
 from explorer.loaders.regular_files import open_regular
+from explorer.runtime.limits import check_shape
 
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"

@@ -12,8 +12,8 @@ import math
 from typing import Any
 
 from explorer.errors import ProviderError, SpecError
-from explorer.hookspecs import hookimpl
-from explorer.provider import Param, Provider
+from explorer.plugins.hookspecs import hookimpl
+from explorer.plugins.provider import Param, Provider
 
 SCHEMES = ("bloom", "mpt", "falcon")
 DEFAULT_POSITIONS = 2048
@@ -67,8 +67,8 @@ def alibi_term(provider: str, source: str, heads: int, positions: int, scheme: s
     """ALiBi as a causal ``RelativePositionTerm``: value m_h * k for k = -(L-1) .. 0."""
     import numpy as np
 
-    from explorer.limits import check_shape
-    from explorer.relative import RelativePositionTerm, check_heads
+    from explorer.core.relative import RelativePositionTerm, check_heads
+    from explorer.runtime.limits import check_shape
 
     check_heads(heads, provider)  # before the slopes: a count of heads past float's range has no log2
     check_shape((heads, positions), provider, itemsize=8)

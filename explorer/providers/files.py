@@ -13,13 +13,13 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from explorer.embedding import KINDS
+from explorer.core.embedding import KINDS
 from explorer.errors import PosembedWarning, ProviderError
-from explorer.hookspecs import hookimpl
-from explorer.limits import check_shape
 from explorer.loaders.regular_files import require_regular
-from explorer.messages import one_line
-from explorer.provider import Param, Provider, _closest
+from explorer.plugins.hookspecs import hookimpl
+from explorer.plugins.provider import Param, Provider, _closest
+from explorer.runtime.console import one_line
+from explorer.runtime.limits import check_shape
 
 SUFFIXES = (".npy", ".npz", ".safetensors", ".pt", ".pth", ".bin")
 #: Tensor names of timm's vision transformers' position tables, shape (1, N, D).
@@ -179,7 +179,7 @@ def _grid_offset(rows: int, grid: tuple[int, int], offset: int, path: str) -> in
 
 def load(path: str | None, key: str | None, offset: int, kind: str | None, grid: str | None = None):
     """The ``file`` provider's ``load``."""
-    from explorer.embedding import PositionEmbedding, parse_grid
+    from explorer.core.embedding import PositionEmbedding, parse_grid
 
     shape = parse_grid(grid, "file") if grid is not None else None
     matrix, dtype, name, header = _read(path, key)
@@ -230,10 +230,10 @@ def _rebuild(path: str, header: Any, name: str, matrix: Any, dtype: str, params:
     (or the constructors' EmbeddingError)."""
     import numpy as np
 
-    from explorer.embedding import MAX_ROW_LABEL, PositionEmbedding, RowAxis
+    from explorer.core.embedding import MAX_ROW_LABEL, PositionEmbedding, RowAxis
+    from explorer.core.relative import RelativePositionTerm
     from explorer.export import PROVENANCE_KEY, RELATIVE_DISTANCES, RELATIVE_NAME
     from explorer.loaders import safetensors_io as st
-    from explorer.relative import RelativePositionTerm
 
     provenance = st.json_object(raw.encode("utf-8"), path, PROVENANCE_KEY)
     term = provenance.get("term", "absolute")

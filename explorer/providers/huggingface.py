@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from explorer.errors import PosembedWarning, ProviderError, SpecError
-from explorer.hookspecs import hookimpl
 from explorer.loaders.families import TABLE_CHOICES, TOWER_CHOICES
-from explorer.provider import Param, Provider
+from explorer.plugins.hookspecs import hookimpl
+from explorer.plugins.provider import Param, Provider
 
 #: Short names of the GPT-2 family and their hub repositories.
 GPT2_MODELS = {
@@ -50,7 +50,7 @@ def open_checkpoint(model: str, revision: str | None = None):
 def read_table(provider: str, checkpoint: Any, params: dict[str, Any], which: str = "auto",
                tensor: str | None = None, offset: int | None = None):
     """The position table ``which`` of ``checkpoint`` as a PositionEmbedding, offset rows dropped and recorded."""
-    from explorer.embedding import PositionEmbedding, RowAxis
+    from explorer.core.embedding import PositionEmbedding, RowAxis
     from explorer.loaders import deberta, families
 
     choice = families.choose(checkpoint, which, tensor)
@@ -118,7 +118,7 @@ def claimed_provider(config: dict[str, Any]) -> str | None:
     """The provider a plugin claims ``config`` for (``provider_for_config``), asked only for a model without a
     table of its own."""
     from explorer.loaders import families
-    from explorer.plugins import get_registry
+    from explorer.plugins.manager import get_registry
 
     if config.get("model_type") in families.FAMILIES or families.positional_scheme(config) is None:
         return None
@@ -128,7 +128,7 @@ def claimed_provider(config: dict[str, Any]) -> str | None:
 def delegate(name: str, model: str, revision: str | None, table: str, positions: int | None):
     """Load ``model`` with the provider ``name`` (claimed through ``provider_for_config``), passing on the hf
     parameters it has."""
-    from explorer.plugins import get_registry
+    from explorer.plugins.manager import get_registry
 
     provider = get_registry().get(name)
     accepted = {p.name for p in provider.params}

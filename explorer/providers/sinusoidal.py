@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from explorer.embedding import PositionEmbedding
-from explorer.hookspecs import hookimpl
-from explorer.limits import check_shape
-from explorer.provider import Param, Provider
+from explorer.core.embedding import PositionEmbedding
+from explorer.plugins.hookspecs import hookimpl
+from explorer.plugins.provider import Param, Provider
+from explorer.runtime.limits import check_shape
 
 LAYOUTS = ("interleaved", "split")
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from explorer.embedding import PositionEmbedding, parse_grid
+from explorer.core.embedding import PositionEmbedding, parse_grid
 from explorer.errors import SpecError
-from explorer.hookspecs import hookimpl
-from explorer.limits import check_shape
-from explorer.provider import Param, Provider
+from explorer.plugins.hookspecs import hookimpl
+from explorer.plugins.provider import Param, Provider
+from explorer.runtime.limits import check_shape
 
 
 def _half(coordinate: np.ndarray, dim: int, base: float) -> np.ndarray:

@@ -13,8 +13,8 @@ import re
 from typing import Any
 
 from explorer.errors import ProviderError
-from explorer.hookspecs import hookimpl
-from explorer.provider import Param, Provider
+from explorer.plugins.hookspecs import hookimpl
+from explorer.plugins.provider import Param, Provider
 
 #: model_type values whose checkpoints keep T5's bias tensors under T5's names.
 T5_TYPES = ("t5", "mt5", "longt5", "umt5", "switch_transformers")
@@ -84,8 +84,8 @@ def read_bias(provider: str, checkpoint: Any, params: dict[str, Any], table: str
     ``RelativePositionTerm``."""
     import numpy as np
 
-    from explorer.limits import check_shape
-    from explorer.relative import RelativePositionTerm
+    from explorer.core.relative import RelativePositionTerm
+    from explorer.runtime.limits import check_shape
 
     config, source = checkpoint.config, checkpoint.source
     model_type = str(config.get("model_type") or "")

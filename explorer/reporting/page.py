@@ -8,7 +8,7 @@ linked across every position plot of every table (a table whose rows are not pos
 distance buckets, links its own plots only: ``Page.position_range``); each table's matrix heatmap has its own
 colour scale unless the page shares one (``shared_scale``); page sections (the comparison) appear once.
 Everything stretches to the window's width. The page builder knows no section by name: it loops over what is
-registered (``explorer.units.Section``).
+registered (``explorer.plugins.units.Section``).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from bokeh.embed import file_html
 from bokeh.models import Column, Div, Range1d
 from bokeh.resources import CDN, INLINE
 
-from explorer.embedding import PositionEmbedding
+from explorer.core.embedding import PositionEmbedding
 from explorer.errors import OutputError
+from explorer.plugins.units import FAILED, PAGE, Results, Section, SectionContext, guarded, in_order
 from explorer.reporting import views
-from explorer.units import FAILED, PAGE, Results, Section, SectionContext, guarded, in_order
 
 RESOURCES = ("inline", "cdn")
 #: Up to this many tables stand side by side; more make an atlas (each column would be narrower than a plot).

@@ -22,39 +22,19 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from bokeh.models import (
-    BoxSelectTool,
-    BoxZoomTool,
-    PanTool,
-    ResetTool,
-    SaveTool,
-    WheelZoomTool,
-    LassoSelectTool,
-    ColorBar,
-    ColumnDataSource,
-    CustomJS,
-    CustomJSHover,
-    CustomJSTickFormatter,
-    CustomJSTicker,
-    FixedTicker,
-    Div,
-    Grid,
-    HoverTool,
-    LinearColorMapper,
-    MultiChoice,
-    NoOverlap,
-    Range1d,
-    Spacer,
-)
-from bokeh.palettes import Category10_10, RdBu11, Viridis256, interp_palette
 from bokeh.layouts import column, row
+from bokeh.models import (BoxSelectTool, BoxZoomTool, ColorBar, ColumnDataSource, CustomJS, CustomJSHover,
+                          CustomJSTicker, CustomJSTickFormatter, Div, FixedTicker, Grid, HoverTool, LassoSelectTool,
+                          LinearColorMapper, MultiChoice, NoOverlap, PanTool, Range1d, ResetTool, SaveTool, Spacer,
+                          WheelZoomTool)
+from bokeh.palettes import Category10_10, RdBu11, Viridis256, interp_palette
 from bokeh.plotting import figure
 from bokeh.transform import linear_cmap
 
 from explorer.analysis import MatrixImage
 from explorer.analysis.similarity import SimilarityImage
 from explorer.analysis.traces import FINE_LEVELS, FineCodes
-from explorer.embedding import PositionEmbedding, RowAxis
+from explorer.core.embedding import PositionEmbedding, RowAxis
 
 LEVELS = 256
 #: Codes kept at each end for values beyond the robust range (they show in the end colours).

@@ -329,7 +329,7 @@ def test_remote_table_larger_than_the_download_limit_is_refused_before_downloadi
 
 
 def test_default_download_limit_comes_from_available_memory(monkeypatch):
-    from explorer import limits
+    from explorer.runtime import limits
 
     monkeypatch.delenv("POSEMBED_MAX_DOWNLOAD_MB", raising=False)
     monkeypatch.setattr(limits, "available_memory", lambda: 800_000_000)

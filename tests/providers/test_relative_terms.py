@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import explorer
-from explorer.relative import RelativePositionTerm
+from explorer.core.relative import RelativePositionTerm
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

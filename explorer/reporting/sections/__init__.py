@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import Callable
 
-from explorer.hookspecs import hookimpl
-from explorer.units import Section
+from explorer.plugins.hookspecs import hookimpl
+from explorer.plugins.units import Section
 
 MODULES = ("comparison", "provenance", "matrix", "traces", "vectors", "cosine_positions", "offset_norms",
            "cosine_dimensions", "pca", "spectra", "probes", "relative_term", "relative_matrix", "rope_kernel",

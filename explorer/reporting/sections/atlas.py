@@ -20,9 +20,9 @@ from bokeh.palettes import Viridis256
 from bokeh.plotting import figure
 
 from explorer.analysis.resample import block_mean
+from explorer.plugins.units import PAGE, Section, SectionContext
 from explorer.reporting import views
 from explorer.reporting.sections.comparison import offsets_overlaid, row_axis, unpaired
-from explorer.units import PAGE, Section, SectionContext
 
 #: The scalars of the numbers table, in this order, when the tables have them: (scalar, column title).
 COLUMNS = (

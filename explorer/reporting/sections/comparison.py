@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from explorer.plugins.units import PAGE, Section, SectionContext
 from explorer.reporting import views
-from explorer.units import PAGE, Section, SectionContext
 
 
 def build(context: SectionContext):

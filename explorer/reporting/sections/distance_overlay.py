@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from explorer.plugins.units import PAGE, Section, SectionContext
 from explorer.reporting import views
-from explorer.units import PAGE, Section, SectionContext
 
 
 def distance_curve(embedding, results) -> tuple[np.ndarray, np.ndarray] | None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from bokeh.layouts import column, row
 
+from explorer.plugins.units import Section, SectionContext
 from explorer.reporting import views
-from explorer.units import Section, SectionContext
 
 
 def build(context: SectionContext):

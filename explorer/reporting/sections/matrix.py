@@ -8,8 +8,8 @@ import numpy as np
 from bokeh.layouts import column
 
 from explorer.analysis.traces import FINE_LEVELS, FineCodes
+from explorer.plugins.units import Section, SectionContext
 from explorer.reporting import views
-from explorer.units import Section, SectionContext
 
 
 class Heatmap(NamedTuple):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+
+from explorer.plugins.units import Section, SectionContext
 from explorer.reporting import views
 from explorer.reporting.sections.matrix import row_kind
-from explorer.units import Section, SectionContext
 
 
 def build(context: SectionContext):

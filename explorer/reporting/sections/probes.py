@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from explorer.analysis.probes import MIN_POSITIONS
+from explorer.plugins.units import Section, SectionContext
 from explorer.reporting import views
-from explorer.units import Section, SectionContext
 
 
 def build(context: SectionContext):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from explorer.plugins.units import Section, SectionContext
 from explorer.reporting import views
-from explorer.units import Section, SectionContext
 
 
 def build(context: SectionContext):

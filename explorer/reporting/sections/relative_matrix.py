@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
+from explorer.plugins.units import Section, SectionContext
 from explorer.reporting import views
-from explorer.units import Section, SectionContext
 
 #: At most this many positions a side: the browser rebuilds the image from 2n - 1 values when the head changes.
 SIDE = 256

@@ -6,8 +6,8 @@ import html
 
 import numpy as np
 
+from explorer.plugins.units import Section, SectionContext
 from explorer.reporting import views
-from explorer.units import Section, SectionContext
 
 
 def head_colours(heads: int) -> list[str]:

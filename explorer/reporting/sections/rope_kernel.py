@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from explorer.plugins.units import Section, SectionContext
 from explorer.reporting import views
-from explorer.units import Section, SectionContext
 
 
 def build(context: SectionContext):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from bokeh.layouts import column
 
+from explorer.plugins.units import Section, SectionContext
 from explorer.reporting import views
 from explorer.reporting.sections.matrix import fine_precision, fine_source, row_kind
-from explorer.units import Section, SectionContext
 
 
 def build(context: SectionContext):

@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from explorer import environment
+from explorer.runtime import environment
 from explorer.errors import SizeLimitError
 
 ENV = "POSEMBED_MAX_ARRAY_BYTES"

@@ -19,13 +19,12 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from explorer.embedding import PositionEmbedding
+    from explorer.core.embedding import PositionEmbedding
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 #: Where a section scoped to one table puts its block: side by side with the other tables' blocks.
@@ -85,34 +84,6 @@ class Analysis:
             return {f.name: getattr(result, f.name) for f in dataclasses.fields(result)
                     if isinstance(getattr(result, f.name), np.ndarray)}
         return {}
-
-
-class TableContext:
-    """What an analysis receives: the validated table and settings, plus work shared between analyses.
-
-    ``matrix`` is the C-contiguous float32 table (positions x dimensions). ``memo(key, compute)`` computes a
-    value once per table for every analysis that asks (the centred eigen-decomposition behind PCA, the spectrum
-    and the probes is ``eigen``). ``probe_protocol`` is the probes' protocol (``ridge`` or ``wang-chen``).
-    """
-
-    def __init__(self, matrix: "np.ndarray", resolution: int, seed: int = 0,
-                 embedding: "PositionEmbedding | None" = None, probe_protocol: str = "ridge") -> None:
-        self.matrix, self.resolution, self.seed, self.embedding = matrix, resolution, seed, embedding
-        self.probe_protocol = probe_protocol
-        self._memo: dict[str, Any] = {}
-
-    def memo(self, key: str, compute: Callable[[], Any]) -> Any:
-        """``compute()`` the first time ``key`` is asked for, the same value afterwards."""
-        if key not in self._memo:
-            self._memo[key] = compute()
-        return self._memo[key]
-
-    @cached_property
-    def eigen(self):
-        """The centred eigen-decomposition of the table (``explorer.analysis.decomposition.centred_eigen``)."""
-        from explorer.analysis.decomposition import centred_eigen
-
-        return centred_eigen(self.matrix)
 
 
 class Results(Mapping[str, Any]):
@@ -258,7 +229,7 @@ def _warn(message: str) -> None:
 
 
 def _debugging() -> bool:
-    from explorer import environment
+    from explorer.runtime import environment
 
     return environment.flag(DEBUG_ENV)
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Iterable
 
 from explorer.errors import OutputError
-from explorer.messages import utf8_text
+from explorer.runtime.console import utf8_text
 
 STDOUT = "-"
 #: Longest file name most file systems allow, in bytes (used when ``pathconf`` cannot say).

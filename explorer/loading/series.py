@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from explorer import feedback
+from explorer.runtime import console
 from explorer.errors import PosembedError, SpecError
-from explorer.spec import Spec, parse_spec
+from explorer.loading.spec import Spec, parse_spec
 
 if TYPE_CHECKING:
-    from explorer.embedding import PositionEmbedding
-    from explorer.plugins import Registry
+    from explorer.core.embedding import PositionEmbedding
+    from explorer.plugins.manager import Registry
 
 #: At most this many tables are fetched at once (the hub is asked politely; four hide most of the latency).
 WORKERS = 4
@@ -99,7 +99,7 @@ class Failure:
 
     def line(self) -> str:
         """The failure as one line naming the spec."""
-        from explorer.messages import one_line
+        from explorer.runtime.console import one_line
 
         return f"{self.request.named()} failed: {one_line(self.error)}"
 
@@ -123,8 +123,8 @@ def load_many(requests: Sequence[Request], registry: Registry | None = None, *, 
     ``keep_going``, which leaves it out and returns it among the failures. One progress line (``loading k of n``)
     stands for the whole set.
     """
-    from explorer.api import load
-    from explorer.plugins import get_registry
+    from explorer.loading.load import load
+    from explorer.plugins.manager import get_registry
 
     registry = registry or get_registry()
     for request in requests:  # the registry may import a plugin: done once, here, not from several threads
@@ -134,7 +134,7 @@ def load_many(requests: Sequence[Request], registry: Registry | None = None, *, 
             pass  # reported with its spec by the load below
     outcomes: dict[int, PositionEmbedding | PosembedError] = {}
     total = len(requests)
-    feedback.step(f"loading {requests[0].spec}" if total == 1 else f"loading {total} tables")
+    console.step(f"loading {requests[0].spec}" if total == 1 else f"loading {total} tables")
     if total == 1:  # the common single report: no pool to start, and the download draws its own progress
         try:
             return [load(requests[0].spec, registry)], []
@@ -142,7 +142,7 @@ def load_many(requests: Sequence[Request], registry: Registry | None = None, *, 
             if not keep_going:
                 raise _naming(Failure(requests[0], exc)) from exc
             return [], [Failure(requests[0], exc)]
-    with feedback.one_line_for_a_set(), ThreadPoolExecutor(max_workers=max(1, min(workers, total))) as pool:
+    with console.one_line_for_a_set(), ThreadPoolExecutor(max_workers=max(1, min(workers, total))) as pool:
         futures = {pool.submit(load, request.spec, registry): k for k, request in enumerate(requests)}
         for future in as_completed(futures):
             k = futures[future]
@@ -152,7 +152,7 @@ def load_many(requests: Sequence[Request], registry: Registry | None = None, *, 
                 outcomes[k] = exc
             failed = sum(isinstance(o, PosembedError) for o in outcomes.values())
             if total > 1:
-                feedback.step(f"loaded {len(outcomes)} of {total} tables" + (f", {failed} failed" if failed else ""))
+                console.step(f"loaded {len(outcomes)} of {total} tables" + (f", {failed} failed" if failed else ""))
     failures = [Failure(requests[k], o) for k, o in sorted(outcomes.items()) if isinstance(o, PosembedError)]
     if failures and not keep_going:
         first = failures[0]

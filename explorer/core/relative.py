@@ -13,10 +13,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from explorer import validate
-from explorer.embedding import _plain, term_label
+from explorer.core import validate
+from explorer.core.embedding import _plain, term_label
 from explorer.errors import EmbeddingError
-from explorer.messages import utf8_text
+from explorer.runtime.console import utf8_text
 
 #: Kinds of relative term posembed's providers give; free text is allowed.
 RELATIVE_KINDS = ("bucketed", "alibi", "other")
@@ -121,7 +121,7 @@ class RelativePositionTerm:
 
     @property
     def label(self) -> str:
-        """A short human name for legends and titles (``explorer.embedding.term_label``)."""
+        """A short human name for legends and titles (``explorer.core.embedding.term_label``)."""
         return term_label(self)
 
     def value_at(self, k: int) -> np.ndarray:

@@ -8,9 +8,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from explorer import validate
+from explorer.core import validate
 from explorer.errors import EmbeddingError
-from explorer.messages import one_line, utf8_text
+from explorer.runtime.console import one_line, utf8_text
 
 #: Kinds a provider may declare; free text is allowed, these are the common ones.
 KINDS = ("learned", "formula", "rotary", "other")
@@ -133,7 +133,7 @@ class PositionEmbedding:
 
     def inputs(self) -> list[Any]:
         """The values the table was read from (source and parameters): those naming files are what writing
-        an output must not overwrite (``explorer.output.check_writable``)."""
+        an output must not overwrite (``explorer.runtime.output.check_writable``)."""
         return [self.source, *self.params.values()]
 
     def provenance(self) -> dict[str, Any]:

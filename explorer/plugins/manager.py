@@ -36,10 +36,12 @@ from typing import Any, Callable, Iterable, Iterator
 
 import pluggy
 
-from explorer import __version__, environment, hookspecs
+from explorer import __version__
+from explorer.runtime import environment
+from explorer.plugins import hookspecs
 from explorer.errors import DuplicateProviderError, PluginError, PosembedWarning, SpecError
-from explorer.provider import Provider, _closest
-from explorer.units import Analysis, Section, in_order
+from explorer.plugins.provider import Provider, _closest
+from explorer.plugins.units import Analysis, Section, in_order
 
 ENTRY_POINT_GROUP = "posembed"
 LOAD_PLUGINS_ENV = "POSEMBED_LOAD_PLUGINS"
@@ -429,7 +431,7 @@ def _is_record(record: Any) -> bool:
 def write_index(fingerprint: str, records: dict[str, dict[str, Any]], pm: PluginManager) -> None:
     """Write the index atomically; a cache that cannot be written costs speed, never the command."""
     from explorer.errors import OutputError
-    from explorer.output import write_atomic
+    from explorer.runtime.output import write_atomic
 
     path = index_path()
     data = {"format": INDEX_FORMAT, "posembed": __version__, "installed": fingerprint, "entry_points": records}
@@ -796,7 +798,7 @@ def _collect_units(pm: pluggy.PluginManager, hook: str, kind: type) -> tuple[lis
     the plugin that registered each name.
 
     A third-party unit is marked with its plugin's name and origin, so that its failure at run time is reported
-    (naming both) and skipped rather than stopping the work (``explorer.units.guarded``).
+    (naming both) and skipped rather than stopping the work (``explorer.plugins.units.guarded``).
     """
     units: dict[str, Any] = {}
     owners: dict[str, str] = {}

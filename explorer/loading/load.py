@@ -1,0 +1,52 @@
+"""Loading one position term: a spec's provider, its parameters checked, and its answer checked.
+
+``load`` is the one door every table comes through (``explorer.load``, the command line, series and spec files).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from explorer.errors import PluginError, PosembedError, ProviderError
+from explorer.loading.spec import Spec, parse_spec
+from explorer.plugins.manager import Registry, get_registry
+
+if TYPE_CHECKING:
+    from explorer.core.embedding import PositionEmbedding
+
+#: What ``posembed report`` shows when given no spec: needs no network.
+DEFAULT_SPEC = "sinusoidal"
+
+
+def load(spec: str | Spec = DEFAULT_SPEC, registry: Registry | None = None, **params: Any) -> PositionEmbedding:
+    """Load the table a spec names, e.g. ``load("sinusoidal,dim=512")`` or ``load("hf", model="gpt2")``.
+
+    Keyword arguments are provider parameters and override those in the spec. Only the plugin that registers the
+    provider is imported (the process's registry is built once and grows as specs need it). An exception that is
+    not a ``PosembedError``, raised inside a plugin's provider, becomes one ``PluginError`` naming the provider and
+    its distribution, chained to the original (a built-in provider's keeps its traceback: it is a bug).
+    """
+    from explorer.core.embedding import PositionEmbedding
+
+    parsed = spec if isinstance(spec, Spec) else parse_spec(spec)
+    registry = registry or get_registry()
+    provider = registry.get(parsed.name)
+    kwargs = provider.resolve(parsed.target, {**parsed.options, **params})
+    try:
+        result = provider.load(**kwargs)
+    except PosembedError:
+        raise
+    except (Exception, SystemExit) as exc:
+        if registry.is_builtin(provider.name):
+            raise
+        message = " ".join(str(exc).split())
+        raise PluginError(f"provider {provider.name!r} ({registry.origin(provider.name)}) failed: "
+                          f"{type(exc).__name__}{': ' + message if message else ''}") from exc
+    from explorer.core.relative import RelativePositionTerm
+
+    if not isinstance(result, (PositionEmbedding, RelativePositionTerm)):
+        raise ProviderError(
+            f"provider {provider.name!r} returned {type(result).__name__}, not a PositionEmbedding or a "
+            f"RelativePositionTerm"
+        )
+    return result

@@ -1,0 +1,16 @@
+"""The plugin contract and its manager.
+
+- ``hookspecs``: the markers and every hook, one docstring each;
+- ``provider``: ``Provider`` and ``Param``, what ``register_providers`` registers;
+- ``units``: ``Analysis`` and ``Section``, what ``register_analyses`` and ``register_sections`` register;
+- ``manager``: the pluggy manager, ``POSEMBED_LOAD_PLUGINS`` and the registry of what the plugins registered.
+
+The manager's public names are importable from here (``explorer.plugins.get_registry()``).
+"""
+
+from explorer.plugins.manager import (BUILTIN_PLUGINS, ENTRY_POINT_GROUP, LOAD_PLUGINS_ENV, PluginInfo, PluginManager,
+                                      Registry, describe_plugins, get_plugin_manager, get_registry, register_plugin,
+                                      reset)
+
+__all__ = ["BUILTIN_PLUGINS", "ENTRY_POINT_GROUP", "LOAD_PLUGINS_ENV", "PluginInfo", "PluginManager", "Registry",
+           "describe_plugins", "get_plugin_manager", "get_registry", "register_plugin", "reset"]
