@@ -16,7 +16,9 @@ from explorer.runtime import console
 if TYPE_CHECKING:
     import numpy as np
 
+    from explorer.analysis.context import TableContext
     from explorer.core.embedding import PositionEmbedding
+    from explorer.loading.series import Analysing, Loaded
     from explorer.plugins.units import Results
 
 #: The matrix heatmap's colour scales (``explorer.reporting.views.matrix_scale``).
@@ -29,16 +31,24 @@ ATLAS_RESOLUTION = 384
 
 
 def load_many(specs: Sequence[str] = (), registry: Registry | None = None, *, spec_file: str | Path | None = None,
-              keep_going: bool = False) -> tuple[list[PositionEmbedding], list[str]]:
+              keep_going: bool = False, jobs: int = 1, executor: str | None = None,
+              ) -> tuple[list[PositionEmbedding], list[str]]:
     """Load many tables: each spec (a revision series ``revision=a|b`` is one spec per revision), then the spec
-    file's (one a line), at most four at once; the tables in that order and one line per failure.
+    file's (one a line); the tables in that order and one line per failure.
 
-    A failure raises (a ``PosembedError`` naming its spec) unless ``keep_going``, which leaves it out.
+    One at a time in this process by default; ``jobs=N`` loads through N local worker processes, ``executor`` through
+    a Dask scheduler at that address (``explorer.runtime.executor``; workers use their own registry: the installed
+    plugins). A failure raises (a ``PosembedError`` naming its spec) unless ``keep_going``, which leaves it out.
     """
     from explorer.loading.series import load_many as load_requests
     from explorer.loading.series import requests_of
+    from explorer.runtime.executor import executor as open_executor
+    from explorer.runtime.limits import check_tables
 
-    tables, failures = load_requests(requests_of(specs, spec_file), registry, keep_going=keep_going)
+    requests = requests_of(specs, spec_file)
+    check_tables(len(requests))
+    with open_executor(jobs, executor) as pool:
+        tables, failures = load_requests(requests, registry, keep_going=keep_going, pool=pool)
     return tables, [failure.line() for failure in failures]
 
 
@@ -94,6 +104,11 @@ def analyze(embedding: PositionEmbedding, resolution: int | None = None, registr
                             embedding=embedding, progress=progress, probe_protocol=probe_protocol)
 
 
+def _comparable(a: PositionEmbedding, b: PositionEmbedding) -> bool:
+    """Terms of one kind whose rows stand for the same things (a pair analysis compares them row by row)."""
+    return a.term == b.term and getattr(a, "rows", None) == getattr(b, "rows", None)
+
+
 def compare(a: PositionEmbedding, b: PositionEmbedding, resolution: int | None = None,
             registry: Registry | None = None) -> Results:
     """Every registered pair analysis of two tables (built in: ``comparison``, with CKA and similarity correlation).
@@ -105,7 +120,7 @@ def compare(a: PositionEmbedding, b: PositionEmbedding, resolution: int | None =
     from explorer import analysis
     from explorer.plugins.units import Results
 
-    if a.term != b.term or getattr(a, "rows", None) != getattr(b, "rows", None):
+    if not _comparable(a, b):
         return Results({}, {})
 
     analyses = (registry or get_registry()).analyses
@@ -114,15 +129,74 @@ def compare(a: PositionEmbedding, b: PositionEmbedding, resolution: int | None =
                                  progress=lambda name: console.step(f"comparing {a.label} and {b.label}: {name}"))
 
 
+def compare_all(items: Sequence[PositionEmbedding], contexts: Sequence[TableContext],
+                registry: Registry | None = None) -> list[tuple[int, int, Results]]:
+    """Every pair's results (``(i, j, results)`` for i < j) from the tables' analysed contexts: each pair unit
+    receives the two contexts the tables' analyses filled, so what a pair needs of a table is computed once.
+
+    Pairs are taken in order of their common rows (tables of different lengths compare on the shorter one's),
+    so each table's part for one length is computed once too.
+    """
+    from explorer import analysis
+    from explorer.plugins.units import Results
+
+    analyses = (registry or get_registry()).analyses
+    pairs = [(i, j) for i in range(len(items)) for j in range(i + 1, len(items))]
+    rows = [len(context.matrix) for context in contexts]
+    found: dict[tuple[int, int], Results] = {}
+    for done, (i, j) in enumerate(sorted(pairs, key=lambda p: min(rows[p[0]], rows[p[1]])), start=1):
+        a, b = items[i], items[j]
+        found[i, j] = (analysis.analyze_pair(contexts[i], contexts[j], analyses=analyses, term=a.term)
+                       if _comparable(a, b) else Results({}, {}))
+        console.count("pairs", done, len(pairs))
+    return [(i, j, found[i, j]) for i, j in pairs]
+
+
 def analyze_all(items: Sequence[PositionEmbedding], resolution: int | None = None,
                 registry: Registry | None = None, probe_protocol: str = "ridge",
                 ) -> tuple[list[Results], list[tuple[int, int, Results]]]:
-    """Every table's results and every pair's (``(i, j, results)`` for i < j): what a report shows."""
+    """Every table's results and every pair's (``(i, j, results)`` for i < j): what a report shows.
+
+    Each table is analysed once; its pairs reuse what its analyses computed (``compare_all``).
+    """
+    from explorer import analysis
+
     registry = registry or get_registry()
-    results = [analyze(e, resolution, registry, probe_protocol=probe_protocol) for e in items]
-    pairs = [(i, j, compare(items[i], items[j], resolution, registry))
-             for i in range(len(items)) for j in range(i + 1, len(items))]
-    return results, pairs
+    results, contexts = [], []
+    for k, embedding in enumerate(items, start=1):
+        context = analysis.table_context(embedding.matrix, _resolution(resolution), embedding=embedding,
+                                         probe_protocol=probe_protocol)
+        progress = (lambda name, e=embedding: console.step(f"analysing {e.label}: {name}")) if len(items) == 1 else None
+        results.append(analysis.analyze_context(context, analyses=registry.analyses, term=embedding.term,
+                                                progress=progress))
+        contexts.append(context)
+        if len(items) > 1:
+            console.count("analysing", k, len(items))
+    return results, compare_all(items, contexts, registry)
+
+
+def bind(loaded: Sequence[Loaded], analysing: Analysing, registry: Registry | None = None,
+         ) -> tuple[list[PositionEmbedding], list[Results], list[tuple[int, int, Results]]]:
+    """The tables, results and pairs of tables loaded and analysed by ``table_job`` (in this process or another):
+    each table's plain results bound to this process's analyses, its warnings given here, and its pairs computed
+    from the shared work its job sent back."""
+    import warnings
+
+    from explorer.analysis.context import TableContext
+    from explorer.plugins.units import Results
+
+    registry = registry or get_registry()
+    units = {unit.name: unit for unit in registry.analyses}
+    embeddings, results, contexts = [], [], []
+    for item in loaded:
+        for category, message in item.warnings:
+            warnings.warn(message, category, stacklevel=2)
+        values = item.values or {}
+        embeddings.append(item.embedding)
+        results.append(Results({k: v for k, v in values.items() if k in units}, units))
+        contexts.append(TableContext(item.embedding.matrix, analysing.resolution, embedding=item.embedding,
+                                     probe_protocol=analysing.probe_protocol, memo=item.memo))
+    return embeddings, results, compare_all(embeddings, contexts, registry)
 
 
 def _tables(embeddings: PositionEmbedding | Sequence[PositionEmbedding], what: str) -> list[PositionEmbedding]:
@@ -148,13 +222,15 @@ def check_scale(scale: str = "auto", vmax: float | None = None) -> None:
 
 def document(embeddings: PositionEmbedding | Sequence[PositionEmbedding], *, title: str | None = None,
              resolution: int | None = None, registry: Registry | None = None, shared_scale: bool = False,
-             scale: str = "auto", vmax: float | None = None, probe_protocol: str = "ridge"):
+             scale: str = "auto", vmax: float | None = None, probe_protocol: str = "ridge",
+             analysed: tuple[list[Results], list[tuple[int, int, Results]]] | None = None):
     """The report as a Bokeh ``Document`` (analyses, then every registered section), for embedding elsewhere.
 
     The matrix colour scale: each table its own (``shared_scale=True``: one for all), ``scale`` ``auto``
     (symlog for heavy-tailed tables, else linear), ``linear`` or ``symlog``, and ``vmax`` the end of its range.
     Three or more tables make an atlas, whose default resolution is ``ATLAS_RESOLUTION`` (docs/report.md).
-    ``probe_protocol``: ``ridge`` or ``wang-chen`` (docs/analyses.md).
+    ``probe_protocol``: ``ridge`` or ``wang-chen`` (docs/analyses.md). ``analysed``: the tables' results and
+    pairs when they are already computed (``analyze_all``, ``bind``).
     """
     from explorer.analysis.probes import check_protocol
 
@@ -164,7 +240,7 @@ def document(embeddings: PositionEmbedding | Sequence[PositionEmbedding], *, tit
     registry = registry or get_registry()
     if resolution is None and len(items) >= ATLAS_TABLES:
         resolution = ATLAS_RESOLUTION
-    results, pairs = analyze_all(items, resolution, registry, probe_protocol)
+    results, pairs = analysed or analyze_all(items, resolution, registry, probe_protocol)
     console.step("building the page")
     from explorer.reporting.page import build_document  # imports Bokeh
 
@@ -184,11 +260,12 @@ def report(
     scale: str = "auto",
     vmax: float | None = None,
     probe_protocol: str = "ridge",
+    analysed: tuple[list[Results], list[tuple[int, int, Results]]] | None = None,
 ) -> str:
     """Build the standalone HTML report for one table (or several side by side).
 
     Returns the HTML; with ``path`` it is also written there atomically. ``shared_scale``, ``scale`` and
-    ``vmax`` choose the matrix colour scale (see :func:`document`).
+    ``vmax`` choose the matrix colour scale, ``analysed`` passes results already computed (see :func:`document`).
     """
     from explorer.reporting.page import bokeh_resources, render
     from explorer.runtime.console import utf8_text
@@ -197,7 +274,7 @@ def report(
     bokeh_resources(resources)  # a bad choice fails before any work
     with console.stage("preparing the report"):
         doc = document(embeddings, title=title, resolution=resolution, registry=registry, shared_scale=shared_scale,
-                       scale=scale, vmax=vmax, probe_protocol=probe_protocol)
+                       scale=scale, vmax=vmax, probe_protocol=probe_protocol, analysed=analysed)
         console.step("writing the page")
         # A title that is not UTF-8 (an undecodable argument) shows its bytes escaped: the page is valid UTF-8.
         html = utf8_text(render(doc, resources))

@@ -244,19 +244,38 @@ _PROTOCOL_OPTION = click.option(
          "512 rows, logistic regression on position pairs); docs/analyses.md.")
 
 
-def _load_requests(requests, registry, keep_going: bool) -> tuple[list, tuple[str, ...]]:
-    """The requested tables (at most four loaded at once) and their specs; with --keep-going each failure is
-    named in one line and left out."""
-    from explorer.errors import SpecError
-    from explorer.loading.series import load_many
+_JOBS_OPTION = click.option(
+    "--jobs", type=click.IntRange(1, 256), default=1, show_default=True, metavar="N",
+    help="Load and analyse the tables in N local worker processes (default: one after the other in this one, "
+         "which costs the least CPU).")
+_EXECUTOR_OPTION = click.option(
+    "--executor", "executor_address", default=None, metavar="ADDRESS",
+    help="Load and analyse the tables on a Dask distributed scheduler, e.g. tcp://host:8786 "
+         "(pip install 'posembed-explorer[dask]'; the workers need posembed and the plugins the specs use).")
 
-    embeddings, failures = load_many(requests, registry, keep_going=keep_going)
+
+def _load_and_analyse(requests, registry, keep_going: bool, resolution: int, probe_protocol: str, jobs: int,
+                      executor_address: str | None) -> tuple[list, tuple[str, ...], list, list]:
+    """The requested tables loaded and analysed (each a job through the run's executor), then their pairs: the
+    tables, their specs, their results and the pairs'. With --keep-going each failure is named in one line and
+    left out. The table count and the memory the run needs are checked before anything is loaded."""
+    from explorer.api import bind
+    from explorer.errors import SpecError
+    from explorer.loading.series import Analysing, run_jobs
+    from explorer.runtime.executor import executor
+    from explorer.runtime.limits import check_run
+
+    check_run(len(requests), resolution)
+    analysing = Analysing(resolution, probe_protocol)
+    with executor(jobs, executor_address) as pool:
+        loaded, failures = run_jobs(requests, registry, keep_going=keep_going, analysing=analysing, pool=pool)
     for failure in failures:
         click.echo(f"posembed: warning: left out: {failure.line()}", err=True)
-    if not embeddings:
+    if not loaded:
         raise SpecError("every spec failed to load; nothing was written")
     failed = {id(f.request) for f in failures}
-    return embeddings, tuple(r.spec for r in requests if id(r) not in failed)
+    embeddings, results, pairs = bind(loaded, analysing, registry)
+    return embeddings, tuple(r.spec for r in requests if id(r) not in failed), results, pairs
 
 
 @cli.command()
@@ -278,9 +297,11 @@ def _load_requests(requests, registry, keep_going: bool) -> tuple[list, tuple[st
 @_SPECS_OPTION
 @_KEEP_GOING_OPTION
 @_PROTOCOL_OPTION
+@_JOBS_OPTION
+@_EXECUTOR_OPTION
 def report(specs: tuple[str, ...], output: str, title: str | None, resources: str, resolution: int | None,
            shared_scale: bool, scale: str, vmax: float | None, open_browser: bool, spec_file: str | None,
-           keep_going: bool, probe_protocol: str) -> None:
+           keep_going: bool, probe_protocol: str, jobs: int, executor_address: str | None) -> None:
     """Write a standalone HTML report for one SPEC, or a comparison of several.
 
     With no SPEC the built-in default (sinusoidal, 1024 x 768) is used; it needs no network.
@@ -294,10 +315,12 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
     A revision series is one table per revision, in the order given:
       posembed report 'hf:EleutherAI/pythia-70m,revision=step1000|step2000|step4000'
     Any one option may list values with '|' (sinusoidal,base=100|1000|10000). --specs FILE
-    reads one spec or series a line (blank lines and # comments skipped). Remote tables are
-    fetched at most 4 at once, offline from the cache with HF_HUB_OFFLINE=1.
+    reads one spec or series a line (blank lines and # comments skipped). Tables are loaded and
+    analysed one after the other (--jobs N: in N processes; --executor: on a Dask scheduler),
+    remote ones offline from the cache with HF_HUB_OFFLINE=1. A run has at most 1000 tables
+    (POSEMBED_MAX_TABLES), and the memory it needs is checked before anything is loaded.
     """
-    from explorer.api import DEFAULT_SPEC
+    from explorer.api import ATLAS_RESOLUTION, ATLAS_TABLES, DEFAULT_SPEC
     from explorer.api import report as build_report
     from explorer.loading.series import requests_of
     from explorer.runtime.output import STDOUT, check_writable
@@ -306,12 +329,17 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
     check_writable(output, _spec_values(tuple(r.spec for r in requests)))  # fail before any expensive work
     if output == STDOUT and open_browser:
         click.echo("posembed: warning: --open needs a file; ignored with -o -", err=True)
+    if resolution is None:  # an atlas's default resolution, chosen by the number of tables asked for
+        from explorer.analysis import RESOLUTION
+
+        resolution = ATLAS_RESOLUTION if len(requests) >= ATLAS_TABLES else RESOLUTION
     registry = _registry()
     with console.stage("starting"):  # one status line, its clock running from here to the write
-        embeddings, _ = _load_requests(requests, registry, keep_going)
+        embeddings, _, results, pairs = _load_and_analyse(requests, registry, keep_going, resolution, probe_protocol,
+                                                          jobs, executor_address)
         html = build_report(embeddings, output, title=title, resources=resources, resolution=resolution,
                             registry=registry, shared_scale=shared_scale, scale=scale, vmax=vmax,
-                            probe_protocol=probe_protocol)
+                            probe_protocol=probe_protocol, analysed=(results, pairs))
     if output != STDOUT:
         console.info(f"wrote {output} ({len(html.encode('utf-8')) / 1e6:.1f} MB)")
         if open_browser:
@@ -343,19 +371,21 @@ def _finite_or_none(values: dict[str, float]) -> dict[str, float | None]:
 @_SPECS_OPTION
 @_KEEP_GOING_OPTION
 @_PROTOCOL_OPTION
+@_JOBS_OPTION
+@_EXECUTOR_OPTION
 def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: int | None, spec_file: str | None,
-            keep_going: bool, probe_protocol: str) -> None:
+            keep_going: bool, probe_protocol: str, jobs: int, executor_address: str | None) -> None:
     """Run the shared analyses on each SPEC and print their scalar results.
 
     With several SPECs each pair is also compared (linear CKA, similarity correlation) on the
-    positions they have in common. A revision series ('hf:ORG/NAME,revision=a|b') and
-    --specs FILE work as for report. Formulas: docs/analyses.md.
+    positions they have in common. A revision series ('hf:ORG/NAME,revision=a|b'),
+    --specs FILE, --jobs and --executor work as for report. Formulas: docs/analyses.md.
     """
     import io
 
     import numpy as np
 
-    from explorer.api import analyze_all
+    from explorer.analysis import RESOLUTION
     from explorer.loading.series import requests_of
     from explorer.runtime.output import STDOUT, check_writable, write_atomic
 
@@ -368,9 +398,8 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
         check_writable(npz, _spec_values(tuple(r.spec for r in requests)))  # fail before any expensive work
     registry = _registry()
     with console.stage("starting"):
-        embeddings, specs = _load_requests(requests, registry, keep_going)
-    with console.stage("analysing " + ", ".join(_size(e) for e in embeddings)):
-        results, pairs = analyze_all(embeddings, resolution, registry, probe_protocol)
+        embeddings, specs, results, pairs = _load_and_analyse(
+            requests, registry, keep_going, resolution or RESOLUTION, probe_protocol, jobs, executor_address)
     data = {
         "tables": [
             {"spec": spec, "label": e.label, "term": e.term, "shape": list(e.shape),

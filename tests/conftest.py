@@ -27,6 +27,15 @@ def fresh_plugin_registry(monkeypatch, tmp_path_factory):
     plugins.reset()
 
 
+@pytest.fixture(autouse=True)
+def no_timed_progress_lines(monkeypatch):
+    """Off a terminal a run prints a progress line every 10 s (``console.INTERVAL``): a busy machine would then add
+    lines to the stderr of in-process runs that tests compare exactly; the progress tests set it themselves."""
+    from explorer.runtime import console
+
+    monkeypatch.setattr(console, "INTERVAL", float("inf"))
+
+
 @pytest.fixture
 def gpt2_wpe():
     """GPT-2 small's real learned table (1024 x 768), or a skip when ../shared is absent."""

@@ -90,7 +90,7 @@ def test_long_work_shows_a_stage_line_only_on_a_terminal(monkeypatch):
     monkeypatch.setattr(console, "interactive", lambda: True)  # as if stderr were a terminal
     result = CliRunner().invoke(cli, ["analyze", SMALL, "--json"], catch_exceptions=False)
     assert result.exit_code == 0
-    assert "posembed: analysing 64 x 16" in result.stderr and "\r" in result.stderr
+    assert "posembed: analysing sinusoidal" in result.stderr and "\r" in result.stderr
     assert "analysing" not in result.stdout
     monkeypatch.setattr(console, "interactive", lambda: False)
     result = CliRunner().invoke(cli, ["analyze", SMALL, "--json"], catch_exceptions=False)

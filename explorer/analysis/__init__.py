@@ -43,12 +43,13 @@ RESOLUTION = 1024
 # ``explorer.analysis.probes`` is the function. Import from the submodule path for anything else in it.
 __all__ = [
     "RESOLUTION", "CentredEigen", "Comparison", "DimensionFrequencies", "FineCodes", "MatrixImage", "OffsetProfile", "PCA",
-    "Probes", "Results", "RowNorms", "SimilarityImage", "Spectrum", "Traces", "analyze", "analyze_pair", "arrays",
+    "Probes", "Results", "RowNorms", "SimilarityImage", "Spectrum", "TableContext", "Traces", "analyze",
+    "analyze_context", "analyze_pair", "arrays",
     "as_table", "block_mean", "builtin_analyses", "centred_eigen", "check_resolution", "compare", "cosine_image",
     "default_trace_dims", "dimension_frequencies", "dimension_traces", "effective_rank", "envelope", "fine_codes", "linear_cka",
     "matrix_image", "norm_profile", "offset_analysis", "offset_mean", "offset_moments", "offset_profile",
     "offset_spread", "pca", "probes", "row_norms", "scalars", "similarity_correlation", "spectrum", "summarize",
-    "trace_dims", "translation_invariance",
+    "table_context", "trace_dims", "translation_invariance",
 ]
 
 
@@ -78,6 +79,14 @@ def _run(analyses: Sequence[Analysis], call: Callable[[Analysis], Any],
     return Results(values, {unit.name: unit for unit in analyses})
 
 
+def table_context(x: np.ndarray, resolution: int = RESOLUTION, *, seed: int = 0,
+                  embedding: PositionEmbedding | None = None, probe_protocol: str = "ridge") -> TableContext:
+    """The ``TableContext`` of the table ``x``: the table checked, the settings, and room for the shared work."""
+    from explorer.analysis.probes import check_protocol
+
+    return TableContext(as_table(x), check_resolution(resolution), seed, embedding, check_protocol(probe_protocol))
+
+
 def analyze(x: np.ndarray, resolution: int = RESOLUTION, *, seed: int = 0,
             analyses: Sequence[Analysis] | None = None, term: str = "absolute",
             embedding: PositionEmbedding | None = None, progress: Callable[[str], None] | None = None,
@@ -89,22 +98,31 @@ def analyze(x: np.ndarray, resolution: int = RESOLUTION, *, seed: int = 0,
     (``ridge`` or ``wang-chen``, ``explorer.analysis.probes``). Memory stays O(N D + R^2): no analysis forms an
     N x N matrix.
     """
-    from explorer.analysis.probes import check_protocol
+    context = table_context(x, resolution, seed=seed, embedding=embedding, probe_protocol=probe_protocol)
+    return analyze_context(context, analyses=analyses, term=term, progress=progress)
 
-    context = TableContext(as_table(x), check_resolution(resolution), seed, embedding, check_protocol(probe_protocol))
+
+def analyze_context(context: TableContext, *, analyses: Sequence[Analysis] | None = None, term: str = "absolute",
+                    progress: Callable[[str], None] | None = None) -> Results:
+    """``analyze`` of a table's context; what the analyses share stays in it for the pairs (``analyze_pair``)."""
     chosen = [a for a in (builtin_analyses() if analyses is None else analyses) if not a.pair and term in a.terms]
     return _run(chosen, lambda unit: unit.run(context), progress)
 
 
-def analyze_pair(a: np.ndarray, b: np.ndarray, resolution: int = RESOLUTION, *,
+def analyze_pair(a: np.ndarray | TableContext, b: np.ndarray | TableContext, resolution: int = RESOLUTION, *,
                  analyses: Sequence[Analysis] | None = None, term: str = "absolute",
                  embeddings: tuple[PositionEmbedding, PositionEmbedding] | None = None,
                  progress: Callable[[str], None] | None = None) -> Results:
-    """Run the pair analyses (default: the built-in ``comparison``) on two tables."""
+    """Run the pair analyses (default: the built-in ``comparison``) on two tables.
+
+    ``a`` and ``b`` are tables, or the contexts their analyses filled (``analyze_context``): the pair units then
+    receive those very contexts and reuse what each table computed once (its offset profile, cosine image, what
+    CKA needs), so a pair costs far less than a table.
+    """
     resolution = check_resolution(resolution)
     first_embedding, second_embedding = embeddings or (None, None)
-    first = TableContext(as_table(a), resolution, embedding=first_embedding)
-    second = TableContext(as_table(b), resolution, embedding=second_embedding)
+    first = a if isinstance(a, TableContext) else TableContext(as_table(a), resolution, embedding=first_embedding)
+    second = b if isinstance(b, TableContext) else TableContext(as_table(b), resolution, embedding=second_embedding)
     chosen = [u for u in (builtin_analyses() if analyses is None else analyses) if u.pair and term in u.terms]
     return _run(chosen, lambda unit: unit.run(first, second), progress)
 

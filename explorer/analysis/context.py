@@ -5,7 +5,7 @@ it without looking up into the plugin contract."""
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Hashable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -18,20 +18,42 @@ class TableContext:
 
     ``matrix`` is the C-contiguous float32 table (positions x dimensions). ``memo(key, compute)`` computes a
     value once per table for every analysis that asks (the centred eigen-decomposition behind PCA, the spectrum
-    and the probes is ``eigen``). ``probe_protocol`` is the probes' protocol (``ridge`` or ``wang-chen``).
+    and the probes is ``eigen``), and pair analyses receive the contexts the tables' analyses filled, so what a
+    pair needs of one table (its offset profile, its cosine image, what CKA needs) is computed once for every
+    pair. ``probe_protocol`` is the probes' protocol (``ridge`` or ``wang-chen``). ``memo`` starts the shared
+    work from what another process computed (``memos``).
     """
 
     def __init__(self, matrix: "np.ndarray", resolution: int, seed: int = 0,
-                 embedding: "PositionEmbedding | None" = None, probe_protocol: str = "ridge") -> None:
+                 embedding: "PositionEmbedding | None" = None, probe_protocol: str = "ridge",
+                 memo: dict[Hashable, Any] | None = None) -> None:
         self.matrix, self.resolution, self.seed, self.embedding = matrix, resolution, seed, embedding
         self.probe_protocol = probe_protocol
-        self._memo: dict[str, Any] = {}
+        self._memo: dict[Hashable, Any] = dict(memo or {})
+        self._head: tuple[tuple[int, int], TableContext] | None = None
 
-    def memo(self, key: str, compute: Callable[[], Any]) -> Any:
+    def memo(self, key: Hashable, compute: Callable[[], Any]) -> Any:
         """``compute()`` the first time ``key`` is asked for, the same value afterwards."""
         if key not in self._memo:
             self._memo[key] = compute()
         return self._memo[key]
+
+    def memos(self) -> dict[Hashable, Any]:
+        """The shared work computed so far, by key (to start another process's context of the same table)."""
+        return dict(self._memo)
+
+    def head(self, rows: int, resolution: int | None = None) -> TableContext:
+        """The context of the first ``rows`` rows at ``resolution`` (default: this one's): this context when that
+        is the whole table at its resolution. A pair of tables of different lengths compares on the shorter
+        one's rows: the last head asked for is kept, so pairs taken in order of their common rows share its
+        work, and a table holds at most one head whatever the lengths of the others."""
+        key = (int(rows), self.resolution if resolution is None else int(resolution))
+        if key == (len(self.matrix), self.resolution):
+            return self
+        if self._head is None or self._head[0] != key:
+            self._head = (key, TableContext(self.matrix[:key[0]], key[1], self.seed, self.embedding,
+                                            self.probe_protocol))
+        return self._head[1]
 
     @cached_property
     def eigen(self):

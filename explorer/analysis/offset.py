@@ -264,7 +264,8 @@ def offset_analysis(x: np.ndarray, resolution: int = 1024, samples: int = SPREAD
     return profile, _invariance_from(unit, mean, pairs, gram)
 
 
-def _offset_analysis(ctx: TableContext) -> tuple[OffsetProfile, float]:
+def offset_of(ctx: TableContext) -> tuple[OffsetProfile, float]:
+    """``offset_analysis`` of a context's table, computed once for its analyses and every pair it is in."""
     return ctx.memo("offset_analysis", lambda: offset_analysis(ctx.matrix, ctx.resolution, seed=ctx.seed))
 
 
@@ -274,9 +275,9 @@ def _spread_max(profile: OffsetProfile) -> dict[str, float]:
 
 
 ANALYSES = (
-    Analysis("offset", "the offset profile m(k) with its spread s(k)", run=lambda ctx: _offset_analysis(ctx)[0],
+    Analysis("offset", "the offset profile m(k) with its spread s(k)", run=lambda ctx: offset_of(ctx)[0],
              scalars=_spread_max),
     Analysis("translation_invariance", "how far cosine similarity depends on the offset alone",
-             run=lambda ctx: _offset_analysis(ctx)[1], scalars=lambda ti: {"translation_invariance": ti},
+             run=lambda ctx: offset_of(ctx)[1], scalars=lambda ti: {"translation_invariance": ti},
              arrays=lambda ti: {}),
 )

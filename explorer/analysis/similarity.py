@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from explorer.analysis.context import TableContext
 from explorer.analysis.resample import block_bounds, block_sums
 from explorer.errors import PosembedWarning
 from explorer.plugins.units import Analysis
@@ -82,12 +83,19 @@ def cosine_image(x: np.ndarray, resolution: int = 1024, *, centred: bool = False
     return SimilarityImage(values, bounds, centred, axis)
 
 
+def position_cosines(ctx: TableContext) -> SimilarityImage:
+    """The cosine image between a context's positions, computed once for its analyses and every pair it is in."""
+    return ctx.memo("cosine_positions", lambda: cosine_image(ctx.matrix, ctx.resolution))
+
+
 def _cosine(axis: str, centred: bool) -> Analysis:
     kind = "centred " if centred else ""
+    shared = axis == "positions" and not centred
     return Analysis(f"cosine_{axis}{'_centred' if centred else ''}",
                     f"{kind}cosine similarity {'between positions' if axis == 'positions' else 'between dimensions'}"
                     ", block means at display resolution",
-                    run=lambda ctx: cosine_image(ctx.matrix, ctx.resolution, centred=centred, axis=axis))
+                    run=position_cosines if shared else
+                    lambda ctx: cosine_image(ctx.matrix, ctx.resolution, centred=centred, axis=axis))
 
 
 ANALYSES = tuple(_cosine(axis, centred) for axis in ("positions", "dimensions") for centred in (False, True))

@@ -8,28 +8,29 @@ works too); empty members are refused.
 A **spec file** (``--specs FILE``) holds one spec (or series) a line; blank lines and lines starting with ``#``
 are skipped, and a ``#`` after whitespace starts a comment. A bad line is named by its line number.
 
-``load_many`` loads a set of specs with at most ``WORKERS`` loads at once (remote tables are network-bound, so
-threads overlap their waiting; each still reads only its own bytes) and draws one progress line for the set.
+``run_jobs`` loads (and analyses) a set of specs, one ``table_job`` per table, through the run's executor
+(``explorer.runtime.executor``: serial by default, ``--jobs N`` processes, or a Dask scheduler) and draws one
+progress line for the set.
 """
 
 from __future__ import annotations
 
 import re
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from explorer.runtime import console
 from explorer.errors import PosembedError, SpecError
 from explorer.loading.spec import Spec, parse_spec
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
     from explorer.core.embedding import PositionEmbedding
     from explorer.plugins.manager import Registry
 
-#: At most this many tables are fetched at once (the hub is asked politely; four hide most of the latency).
-WORKERS = 4
 SERIES = "|"
 #: A comment: ``#`` at the start of a line or after whitespace (a ``#`` inside a path or id is kept).
 _COMMENT = re.compile(r"(^|\s)#.*$")
@@ -115,46 +116,125 @@ def _naming(failure: Failure) -> PosembedError:
         return error
 
 
-def load_many(requests: Sequence[Request], registry: Registry | None = None, *, keep_going: bool = False,
-              workers: int = WORKERS) -> tuple[list[PositionEmbedding], list[Failure]]:
-    """Load every request, at most ``workers`` at once; the tables in the order requested, and the failures.
+@dataclass
+class Loaded:
+    """One table a job gave back: the table, and with ``analyse`` its analyses' results (plain values by name),
+    the shared work its context memoised (for the pairs) and the warnings its analyses gave."""
 
-    A failing request is a ``PosembedError`` naming its spec (the first failure in the requested order): unless
-    ``keep_going``, which leaves it out and returns it among the failures. One progress line (``loading k of n``)
-    stands for the whole set.
+    embedding: PositionEmbedding
+    values: dict[str, Any] | None = None
+    memo: dict[Any, Any] = field(default_factory=dict)
+    warnings: list[tuple[type[Warning], str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Analysing:
+    """How a job analyses its table: the display resolution and the probes' protocol."""
+
+    resolution: int
+    probe_protocol: str = "ridge"
+
+
+def _sendable(error: PosembedError) -> PosembedError:
+    """The error, or one of the family's base class with its message and exit code when it would not survive
+    the trip back from another process (a plugin's subclass with its own constructor)."""
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(error))
+        return error
+    except Exception:  # noqa: BLE001 - anything that stops the round trip
+        plain = PosembedError(str(error))
+        plain.exit_code = error.exit_code
+        return plain
+
+
+def _picklable(values: dict) -> dict:
+    """The entries that another process can receive (a plugin's result may hold a lambda or a handle)."""
+    import pickle
+
+    kept = {}
+    for key, value in values.items():
+        try:
+            pickle.dumps(value)
+        except Exception:  # noqa: BLE001 - left out: the parent recomputes shared work, and warns of results
+            continue
+        kept[key] = value
+    return kept
+
+
+def table_job(spec: str, analysing: Analysing | None = None, registry: Registry | None = None) -> Loaded | PosembedError:
+    """Load one spec (and analyse its table): the job each table is, in this process or in a worker.
+
+    A worker (``registry`` None) builds its own registry, and sends back plain values that the parent binds to
+    its own units (``bind``). A ``PosembedError`` is returned, not raised, so that it names its spec there.
     """
+    import warnings
+
     from explorer.loading.load import load
     from explorer.plugins.manager import get_registry
 
+    remote = registry is None
     registry = registry or get_registry()
-    for request in requests:  # the registry may import a plugin: done once, here, not from several threads
+    try:
+        embedding = load(spec, registry)
+    except PosembedError as exc:
+        return _sendable(exc) if remote else exc
+    if analysing is None:
+        return Loaded(embedding)
+    from explorer import analysis
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        context = analysis.table_context(embedding.matrix, analysing.resolution, embedding=embedding,
+                                         probe_protocol=analysing.probe_protocol)
+        progress = None if remote else (lambda name: console.step(f"analysing {embedding.label}: {name}"))
+        results = analysis.analyze_context(context, analyses=registry.analyses, term=embedding.term,
+                                           progress=progress)
+    values, memo = dict(results), context.memos()
+    if remote:
+        kept = _picklable(values)
+        for name in values.keys() - kept.keys():
+            warnings.warn(f"analysis {name!r} gives a result that cannot be sent between processes; it is left out "
+                          f"of {embedding.label} with --jobs and --executor", stacklevel=1)
+        values, memo = kept, _picklable(memo)
+    return Loaded(embedding, values, memo, [(w.category, str(w.message)) for w in caught])
+
+
+def run_jobs(requests: Sequence[Request], registry: Registry | None = None, *, keep_going: bool = False,
+             analysing: Analysing | None = None, pool: Executor | None = None) -> tuple[list[Loaded], list[Failure]]:
+    """Every request's ``table_job``, through ``pool`` (``explorer.runtime.executor``; None: in this process, one
+    after the other); the tables in the order requested, and the failures.
+
+    A failing request stops the run, a ``PosembedError`` naming its spec (through a pool, the first failure in the
+    requested order among those done): unless ``keep_going``, which leaves it out and returns it among the
+    failures. Progress: ``loading k/n`` (and ``analysing``) on one line for the whole set.
+    """
+    from explorer.plugins.manager import get_registry
+    from explorer.runtime.executor import each
+
+    registry = registry or get_registry()
+    for request in requests:  # the registry may import a plugin: done once, here
         try:
             registry.get(parse_spec(request.spec).name)
         except PosembedError:
             pass  # reported with its spec by the load below
-    outcomes: dict[int, PositionEmbedding | PosembedError] = {}
     total = len(requests)
-    console.step(f"loading {requests[0].spec}" if total == 1 else f"loading {total} tables")
-    if total == 1:  # the common single report: no pool to start, and the download draws its own progress
-        try:
-            return [load(requests[0].spec, registry)], []
-        except PosembedError as exc:
-            if not keep_going:
-                raise _naming(Failure(requests[0], exc)) from exc
-            return [], [Failure(requests[0], exc)]
-    with console.one_line_for_a_set(), ThreadPoolExecutor(max_workers=max(1, min(workers, total))) as pool:
-        futures = {pool.submit(load, request.spec, registry): k for k, request in enumerate(requests)}
-        for future in as_completed(futures):
-            k = futures[future]
-            try:
-                outcomes[k] = future.result()
-            except PosembedError as exc:
-                outcomes[k] = exc
-            failed = sum(isinstance(o, PosembedError) for o in outcomes.values())
-            if total > 1:
-                console.step(f"loaded {len(outcomes)} of {total} tables" + (f", {failed} failed" if failed else ""))
-    failures = [Failure(requests[k], o) for k, o in sorted(outcomes.items()) if isinstance(o, PosembedError)]
+    what = "loading" if analysing is None else "loading and analysing"
+    console.step(f"loading {requests[0].spec}" if total == 1 else f"{what} {total} tables")
+    progress = None if total == 1 else (lambda done: console.count(what, done, total))
+    with console.one_line_for_a_set() if total > 1 else nullcontext():
+        outcomes = each(pool, table_job, [r.spec for r in requests], analysing, None if pool else registry,
+                        done=progress, stop=lambda o: isinstance(o, PosembedError) and not keep_going)
+    failures = [Failure(r, o) for r, o in zip(requests, outcomes) if isinstance(o, PosembedError)]
     if failures and not keep_going:
         first = failures[0]
         raise _naming(first) from first.error
-    return [o for _, o in sorted(outcomes.items()) if not isinstance(o, PosembedError)], failures
+    return [o for o in outcomes if not isinstance(o, PosembedError)], failures
+
+
+def load_many(requests: Sequence[Request], registry: Registry | None = None, *, keep_going: bool = False,
+              pool: Executor | None = None) -> tuple[list[PositionEmbedding], list[Failure]]:
+    """Load every request (``run_jobs`` without analyses): the tables in the order requested, and the failures."""
+    loaded, failures = run_jobs(requests, registry, keep_going=keep_going, pool=pool)
+    return [item.embedding for item in loaded], failures

@@ -14,7 +14,10 @@ feedback never goes to stdout.
 Progress that redraws itself (``\\r``) is only drawn when stderr is a terminal; elsewhere a long step prints at most
 one line when it starts and one when it ends. A ``stage`` is such a line: what is being done and the seconds
 since the outermost stage began, redrawn by each ``step`` inside it (loading a table, each analysis by name,
-building the page, writing) and erased when the outermost stage ends.
+building the page, writing) and erased when the outermost stage ends. A run of many tables counts its stages
+(``count``: ``loading 37/100``, ``pairs 1200/4950``). Off a terminal (a log, CI) a step or count is printed as a
+line of its own when ``INTERVAL`` seconds have passed since the run began or since the last such line: a short
+run prints none, a long one a line every 10 s at most.
 """
 
 from __future__ import annotations
@@ -121,6 +124,10 @@ _stages: list[float] = []
 #: How many sets of tables are being loaded together (``batch.load_many``): their one line stands for each
 #: download's own, which several threads would otherwise draw over each other.
 _sets: list[None] = []
+#: Off a terminal, at most one progress line this often (seconds), the first this long after the run began.
+INTERVAL = 10.0
+#: When the last progress line was printed off a terminal (the outermost stage's start before the first).
+_printed: list[float] = []
 
 
 def quiet() -> bool:
@@ -199,6 +206,8 @@ def stage(message: str) -> Iterator[None]:
     A stage inside another redraws the same line and keeps the outer one's clock."""
     outermost = not _stages
     _stages.append(time.monotonic() if outermost else _stages[0])
+    if outermost:
+        _printed[:] = [_stages[0]]
     shown = interactive()
     if shown:
         _draw(message)
@@ -211,9 +220,22 @@ def stage(message: str) -> Iterator[None]:
 
 
 def step(message: str) -> None:
-    """Redraw the current stage's line with what is being done now (nothing outside a stage or off a terminal)."""
-    if _stages and interactive():
+    """Redraw the current stage's line with what is being done now (nothing outside a stage); off a terminal,
+    print it as a line when ``INTERVAL`` seconds have passed since the last one (or since the run began)."""
+    if not _stages or quiet():
+        return
+    if interactive():
         _draw(message)
+        return
+    now = time.monotonic()
+    if now - _printed[-1] >= INTERVAL:
+        _printed[:] = [now]
+        _write(f"posembed: {one_line(message)} ... {now - _stages[0]:.0f} s\n")
+
+
+def count(what: str, done: int, total: int) -> None:
+    """How far a stage of many items is, as ``step`` shows it: ``WHAT DONE/TOTAL`` (``loading 37/100``)."""
+    step(f"{what} {done}/{total}")
 
 
 def _draw(message: str) -> None:

@@ -11,6 +11,11 @@ is fine). One download may bring ``POSEMBED_MAX_DOWNLOAD_MB`` when set, else the
 memory (the bytes, their float32 decoding and the analyses' copies must all fit), at most ``DOWNLOAD_CAP_MB``,
 far above any real position table (OPT-175B's is 50 MB). Only the standard library is used, so checking
 costs nothing at start-up.
+
+A run of many tables (an atlas, a series, ``--specs``) may have at most ``MAX_TABLES`` tables, or
+``POSEMBED_MAX_TABLES``. Before any table is loaded, the memory it will need is estimated (``run_bytes``: each
+table's share at the run's display resolution, and every pair's) and checked against half the memory available,
+or ``POSEMBED_MAX_RUN_BYTES``.
 """
 
 from __future__ import annotations
@@ -129,3 +134,45 @@ def check_shape(shape: Sequence[int], where: str = "", *, itemsize: int = 4, wha
         raise SizeLimitError(
             f"{where + ': ' if where else ''}{what} of {' x '.join(map(str, dims))} needs {human(nbytes)}, more than "
             f"the {human(limit)} one array may take ({setting} {ENV} to change it)")
+
+
+TABLES_ENV = "POSEMBED_MAX_TABLES"
+#: The most tables one run may have (an atlas or series of 1000 tables has 499,500 pairs).
+MAX_TABLES = 1000
+RUN_ENV = "POSEMBED_MAX_RUN_BYTES"
+#: The share of available memory a run of many tables may plan to take.
+RUN_FRACTION = 2
+#: What one table holds while a run goes on, besides its images (measured at 1024 x 768, docs/performance.md):
+#: the float32 table, its copy in the results, what CKA keeps of it and the page's share.
+TABLE_BYTES = 16 * MB
+#: Images kept per table at display resolution R (cosine images, the matrix image and its fine codes): R^2 * 4 B each.
+IMAGES = 6
+#: What one pair's results hold besides its two profiles of at most R lags: its scalars and Python objects.
+PAIR_BYTES = 4000
+
+
+def check_tables(count: int) -> None:
+    """Refuse a run of more than ``MAX_TABLES`` tables (``POSEMBED_MAX_TABLES``), before anything is loaded."""
+    limit = environment.integer(TABLES_ENV, MAX_TABLES, 1, 10**9)
+    if count > limit:
+        raise SizeLimitError(f"{count} tables asked for, more than the {limit} a run may have "
+                             f"(set {TABLES_ENV} to raise the cap)")
+
+
+def run_bytes(tables: int, resolution: int) -> int:
+    """The memory a run of ``tables`` tables at display resolution ``resolution`` is estimated to need."""
+    pairs = tables * (tables - 1) // 2
+    return tables * (TABLE_BYTES + IMAGES * 4 * resolution**2) + pairs * (PAIR_BYTES + 8 * resolution)
+
+
+def check_run(tables: int, resolution: int) -> None:
+    """Refuse a run whose estimate (``run_bytes``) exceeds half the available memory (``POSEMBED_MAX_RUN_BYTES``)."""
+    check_tables(tables)
+    need = run_bytes(tables, resolution)
+    available = available_memory()
+    default = FALLBACK_BYTES if available is None else max(available // RUN_FRACTION, 1)
+    limit = environment.integer(RUN_ENV, default, 1, MAX_SETTING)
+    if need > limit:
+        setting = "set" if environment.text(RUN_ENV) else "half the memory available; set"
+        raise SizeLimitError(f"{tables} tables at resolution {resolution} need about {human(need)}, more than the "
+                             f"{human(limit)} a run may take ({setting} {RUN_ENV} to change it)")
