@@ -134,5 +134,5 @@ def test_loading_a_set_draws_one_line_for_the_set(tmp_path, monkeypatch):
     monkeypatch.setattr(console, "interactive", lambda: True)  # as if stderr were a terminal
     result = CliRunner().invoke(cli, ["analyze", f"{SMALL},base=100|1000|10000"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert "posembed: loading 3 tables ... " in result.stderr
-    assert "posembed: loaded 3 of 3 tables ... " in result.stderr
+    assert "posembed: loading and analysing 3 tables ... " in result.stderr
+    assert "posembed: loading and analysing 3/3 ... " in result.stderr

@@ -1,14 +1,13 @@
 """Many tables (issue 22, items 1, 6, 7, 8; issue 24, item 3): pairs reuse each table's work and equal a naive
 reference, the numbers through ``--jobs`` and a Dask ``LocalCluster`` equal the serial run's, the table cap and
-the memory estimate refuse in one line before anything is loaded, progress counts the stages, and a signal
-stops a series fetched from a slow hub within 2 s."""
+the memory estimate refuse in one line before anything is loaded, and progress counts the stages. (A signal
+during a series from a slow hub: tests/test_signals.py.)"""
 
 from __future__ import annotations
 
 import importlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -259,64 +258,3 @@ def test_progress_on_a_terminal_is_one_line_redrawn(monkeypatch):
     assert result.exit_code == 0
     assert "\rposembed: loading and analysing 2/3 ... " in result.stderr and "\rposembed: pairs 3/3 ... " in result.stderr
     assert "\n" not in result.stderr.replace("\r\033[K", "")[:-1]
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# issue 24, item 3: a signal during a series fetched from a slow hub
-
-
-def _slow_hub_helpers():
-    from modules import by_path
-
-    return by_path(REPO / "tests" / "providers" / "conftest.py", "_posembed_fake_hub")
-
-
-@pytest.mark.parametrize("jobs", ["1", "2"])
-@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
-def test_a_signal_stops_a_series_from_a_slow_hub_within_2_s(name, jobs, tmp_path):
-    helpers = _slow_hub_helpers()
-
-    class SlowHub(helpers.FakeHub):
-        asked = 0
-
-        def serve(self, handler, head):  # every answer waits 20 s: each load is a long wait on the network
-            self.asked += 1
-            time.sleep(20)
-            super().serve(handler, head)
-
-    hub = SlowHub().start()
-    try:
-        env = {**os.environ, "PYTHONPATH": str(REPO), "POSEMBED_LOAD_PLUGINS": "", "HF_ENDPOINT": hub.url,
-               "HF_HOME": str(tmp_path / "hf"), "POSEMBED_HUB_TIMEOUT": "60", "POSEMBED_HUB_DEADLINE": "120"}
-        for variable in ("HF_HUB_OFFLINE", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "POSEMBED_CACHE", "HF_TOKEN"):
-            env.pop(variable, None)
-        out = tmp_path / "series.html"
-        process = subprocess.Popen([sys.executable, "-m", "explorer", "report", "--jobs", jobs,
-                                    "hf:org/m,revision=a|b|c|d", "-o", str(out)], stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while not hub.asked:  # a load is waiting on the hub
-            assert time.monotonic() < deadline and process.poll() is None, process.communicate()
-            time.sleep(0.05)
-        time.sleep(0.5)
-        sent = time.monotonic()
-        os.kill(process.pid, getattr(signal, name))
-        _, stderr = process.communicate(timeout=30)
-        took = time.monotonic() - sent
-    finally:
-        hub.stop()
-    assert took <= 2.0, (took, stderr)
-    assert process.returncode == 128 + getattr(signal, name), stderr
-    assert stderr.strip().startswith("posembed: error: interrupted") and "Traceback" not in stderr
-    assert not out.exists()
-    until = time.monotonic() + 5  # a worker ended at the interrupt is gone moments later, none keeps working
-    while (left := [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if _session(pid) == process.pid]):
-        assert time.monotonic() < until, left
-        time.sleep(0.1)
-
-
-def _session(pid: int) -> int | None:
-    try:
-        return os.getsid(pid)
-    except (ProcessLookupError, PermissionError):
-        return None

@@ -129,3 +129,50 @@ def test_a_hangup_ignored_on_entry_stays_ignored(tmp_path):
     code, stderr = _finish(process)
     assert code == 0, stderr
     assert [p.name for p in tmp_path.iterdir()] == ["t.npy"]
+
+
+def _slow_hub():
+    """The fake hub of tests/providers, every answer of which waits 20 s (``asked`` counts the requests)."""
+    from modules import by_path
+
+    helpers = by_path(Path(__file__).resolve().parent / "providers" / "conftest.py", "_posembed_fake_hub")
+
+    class SlowHub(helpers.FakeHub):
+        asked = 0
+
+        def serve(self, handler, head):
+            self.asked += 1
+            time.sleep(20)
+            super().serve(handler, head)
+
+    return SlowHub().start()
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
+def test_a_signal_stops_a_series_from_a_slow_hub_within_2_s(name, jobs, tmp_path):
+    """Issue 24, item 3: loading a revision series waits on a hub that answers nothing for 20 s; the signal ends
+    the command within 2 s, serially and with --jobs 2 (whose workers are ended too), and nothing is written."""
+    hub = _slow_hub()
+    try:
+        env = {**os.environ, "POSEMBED_LOAD_PLUGINS": "", "HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf"),
+               "POSEMBED_HUB_TIMEOUT": "60", "POSEMBED_HUB_DEADLINE": "120",
+               "PYTHONPATH": str(Path(__file__).resolve().parents[1])}  # this checkout, in the workers too
+        for variable in ("HF_HUB_OFFLINE", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "POSEMBED_CACHE", "HF_TOKEN"):
+            env.pop(variable, None)
+        out = tmp_path / "series.html"
+        process = subprocess.Popen([sys.executable, "-m", "explorer", "report", "--jobs", jobs,
+                                    "hf:org/m,revision=a|b|c|d", "-o", str(out)], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+        _wait_for(lambda: hub.asked or process.poll() is not None)
+        time.sleep(0.5)
+        sent = time.monotonic()
+        os.kill(process.pid, getattr(signal, name))
+        _, stderr = process.communicate(timeout=60)
+        took = time.monotonic() - sent
+        _wait_for(lambda: not _session_alive(process.pid), 5)  # the workers, each in a 20 s wait, are ended
+    finally:
+        hub.stop()
+    assert took <= 2.0, (took, stderr)
+    _assert_interrupted(process.returncode, stderr, name)
+    assert not out.exists()

@@ -104,9 +104,9 @@ def image_correlation(image_a: np.ndarray, image_b: np.ndarray) -> float:
     upper = _upper(len(image_a))
     u, v = image_a[upper].astype(np.float64), image_b[upper].astype(np.float64)
     keep = np.isfinite(u) & np.isfinite(v)
+    if not keep.any():
+        return float("nan")
     if not keep.all():
-        if not keep.any():
-            return float("nan")
         u, v = u[keep], v[keep]
     u -= u.mean()
     v -= v.mean()
