@@ -22,7 +22,6 @@ import argparse
 import datetime
 import os
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -42,16 +41,18 @@ def specs(count: int) -> list[str]:
 
 
 def measure(args: list[str]) -> dict:
-    """CPU seconds (user + sys, every process), peak RSS and exit code of ``posembed -q ARGS`` in a fresh process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    """CPU seconds (user + sys) and peak RSS of ``posembed -q ARGS`` in a fresh process, from ``os.wait4``: the
+    process's own and every process it started and reaped (a pool's workers)."""
     env = {**os.environ, "POSEMBED_LOAD_PLUGINS": "", "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, "-m", "explorer", "-q", *args], env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True)
-    if done.returncode:
-        raise SystemExit(f"posembed {' '.join(args)} failed: {done.stderr.strip()}")
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"cpu": cpu, "peak_gb": after.ru_maxrss * 1024 / GB}
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen([sys.executable, "-m", "explorer", "-q", *args], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=errors)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode:
+            errors.seek(0)
+            raise SystemExit(f"posembed {' '.join(args)} failed: {errors.read().decode(errors='replace').strip()}")
+    return {"cpu": usage.ru_utime + usage.ru_stime, "peak_gb": usage.ru_maxrss * 1024 / GB}
 
 
 def models_in(page: Path) -> int:
