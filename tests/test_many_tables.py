@@ -187,7 +187,8 @@ def test_a_report_through_the_pool_is_the_serial_report(tmp_path):
 
 def test_an_unreachable_dask_scheduler_is_one_line():
     pytest.importorskip("distributed")
-    done = _posembed("analyze", SERIES, "--executor", "tcp://127.0.0.1:9", env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "1s"})
+    done = _posembed("analyze", SERIES, "--executor", "tcp://127.0.0.1:9",
+                     env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "1s"})
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.startswith("posembed: error: cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'")
 
@@ -256,5 +257,6 @@ def test_progress_on_a_terminal_is_one_line_redrawn(monkeypatch):
     monkeypatch.setattr(console, "_stderr_is_terminal", lambda: True)
     result = run_cli(["analyze", SERIES, "--resolution", "16"])
     assert result.exit_code == 0
-    assert "\rposembed: loading and analysing 2/3 ... " in result.stderr and "\rposembed: pairs 3/3 ... " in result.stderr
+    assert "\rposembed: loading and analysing 2/3 ... " in result.stderr
+    assert "\rposembed: pairs 3/3 ... " in result.stderr
     assert "\n" not in result.stderr.replace("\r\033[K", "")[:-1]

@@ -163,7 +163,8 @@ def _picklable(values: dict) -> dict:
     return kept
 
 
-def table_job(spec: str, analysing: Analysing | None = None, registry: Registry | None = None) -> Loaded | PosembedError:
+def table_job(spec: str, analysing: Analysing | None = None,
+              registry: Registry | None = None) -> Loaded | PosembedError:
     """Load one spec (and analyse its table): the job each table is, in this process or in a worker.
 
     A worker (``registry`` None) builds its own registry, and sends back plain values that the parent binds to

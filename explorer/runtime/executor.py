@@ -7,7 +7,8 @@
   when it is interrupted, so Ctrl-C and SIGTERM leave no worker behind.
 - ``--executor ADDRESS``: a Dask distributed scheduler (``tcp://host:8786``), through ``dask.distributed``'s
   ``Client.get_executor()``, an ``Executor`` (the optional extra ``posembed-explorer[dask]``). The workers must
-  have posembed and the plugins the specs need installed.
+  have posembed and the plugins the specs need installed. The scheduler and its workers are trusted as this
+  process is: work goes to them, and results come back, pickled.
 
 What runs through the seam is a module-level function and plain arguments; it returns plain results (the
 registered units hold lambdas, which do not pickle: a worker builds its own registry).
@@ -43,7 +44,7 @@ def _dask(address: str) -> tuple[Executor, Callable[[], None]]:
         raise SettingError("--executor needs Dask's distributed scheduler: pip install 'posembed-explorer[dask]'"
                            ) from None
     try:
-        client = Client(address, timeout=30, set_as_default=False)
+        client = Client(address, set_as_default=False)  # waits distributed.comm.timeouts.connect (30 s)
     except (OSError, TimeoutError, ValueError) as exc:
         raise SettingError(f"cannot reach the Dask scheduler at {address!r}: {exc}") from None
     return client.get_executor(), client.close
