@@ -63,10 +63,12 @@ def executor(jobs: int = 1, address: str | None = None) -> Iterator[Executor | N
     if address is None and jobs == 1:
         yield None
         return
+    import multiprocessing
+
+    others = set(multiprocessing.active_children())  # a notebook's own processes are not the pool's to end
     if address is not None:
         pool, close = _dask(address)
     else:
-        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start)
@@ -74,7 +76,7 @@ def executor(jobs: int = 1, address: str | None = None) -> Iterator[Executor | N
     try:
         yield pool
     except BaseException:
-        _end_now(pool)
+        _end_now(pool, others)
         if close is not None:
             close()
         raise
@@ -83,17 +85,19 @@ def executor(jobs: int = 1, address: str | None = None) -> Iterator[Executor | N
         close()
 
 
-def _end_now(pool: Executor) -> None:
-    """Cancel what is queued and end local workers now (a worker in a long read would otherwise hold the exit)."""
+def _end_now(pool: Executor, others: set) -> None:
+    """Cancel what is queued and end the local workers now, not ``others`` (a worker in a long read would otherwise
+    hold the exit)."""
     import multiprocessing
 
     try:
         pool.shutdown(wait=False, cancel_futures=True)
     except TypeError:  # Dask's ClientExecutor.shutdown takes no cancel_futures; wait=False cancels there
         pool.shutdown(wait=False)
-    for child in multiprocessing.active_children():
+    workers = [child for child in multiprocessing.active_children() if child not in others]
+    for child in workers:
         child.terminate()
-    for child in multiprocessing.active_children():
+    for child in workers:
         child.join(timeout=1)
         if child.is_alive():
             child.kill()
