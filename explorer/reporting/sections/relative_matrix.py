@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from explorer.plugins.units import Section, SectionContext
-from explorer.reporting import views
+from explorer.reporting import figures
 
 #: At most this many positions a side: the browser rebuilds the image from 2n - 1 values when the head changes.
 SIDE = 256
@@ -53,7 +53,6 @@ def build(context: SectionContext):
     """The head picker, the image of the chosen head, its caption."""
     from bokeh.models import ColorBar, ColumnDataSource, CustomJS, HoverTool, LinearColorMapper, Range1d, Select
     from bokeh.palettes import RdBu11
-    from bokeh.plotting import figure
 
     term = context.embedding
     values, n, stride = sampled(term)
@@ -63,11 +62,9 @@ def build(context: SectionContext):
     mapper = LinearColorMapper(palette=RdBu11[::-1], low=low, high=high if high > low else low + 1,
                                nan_color=(0, 0, 0, 0))
     span = n * stride
-    fig = figure(title="query \u00d7 key bias, head 0", name="relative_matrix", height=views.SIZE + 40,
-                 sizing_mode="stretch_width", min_width=views.MIN_WIDTH, toolbar_location=views.TOOLBAR,
-                 x_range=Range1d(0, span), y_range=Range1d(span, 0), x_axis_label="key position j",
-                 y_axis_label="query position i", match_aspect=True)
-    fig.toolbar.logo = None
+    fig = figures.figure("query \u00d7 key bias, head 0", "relative_matrix", figures.SIZE + 40,
+                         x_range=Range1d(0, span), y_range=Range1d(span, 0), x_axis_label="key position j",
+                         y_axis_label="query position i", match_aspect=True)
     source = ColumnDataSource({"image": [first]})
     fig.image(image="image", x=0, y=0, dw=span, dh=span, source=source, color_mapper=mapper)
     fig.add_tools(HoverTool(tooltips=[("query i", "$y{0}"), ("key j", "$x{0}"), ("b", "@image{0.0000}")]))
@@ -78,7 +75,7 @@ def build(context: SectionContext):
                                                     values=[list(map(float, row)) for row in values], size=n,
                                                     is_causal=term.causal), code=_JS))
     note = f" Every {stride}th position is shown ({n} a side)." if stride > 1 else ""
-    return views.stack(select, fig, views.caption(
+    return figures.stack(select, fig, figures.caption(
         "B[i, j] = b_h(j - i): what head h adds to the score of query i attending to key j, the same along every "
         "diagonal." + (" A causal term has no value above the diagonal (keys after the query)." if term.causal
                        else "") + note + " Colours span the chosen head's own range."))
