@@ -135,12 +135,23 @@ class Page:
         return self.tables > SIDE_BY_SIDE
 
     def label_of(self, index: int) -> str:
-        """Table ``index``'s label, naming its revision when another table has the same label (a series)."""
+        """Table ``index``'s label, naming what tells it apart when another table has the same label (a series):
+        its revision as asked for (``@ step1000``), and the parameters whose values differ (``(dim=64)``)."""
         embedding = self.embeddings[index]
-        same = sum(e.label == embedding.label for e in self.embeddings)
+        group = [k for k, e in enumerate(self.embeddings) if e.label == embedding.label]
+        if len(group) < 2:
+            return embedding.label
+        same, at = [self.embeddings[k] for k in group], group.index(index)
         # the revision as asked for (a branch or tag such as step1000), not the commit it resolved to
-        revision = embedding.params.get("revision") or embedding.revision
-        return f"{embedding.label} @ {revision}" if same > 1 and revision else embedding.label
+        revisions = [e.params.get("revision") or e.revision for e in same]
+        params = [{k: v for k, v in e.params.items() if k != "revision"} for e in same]
+        differ = [k for k in dict.fromkeys(k for p in params for k in p) if len({repr(p.get(k)) for p in params}) > 1]
+        label = embedding.label
+        if len(set(map(str, revisions))) > 1 and revisions[at]:
+            label += f" @ {revisions[at]}"
+        if differ:
+            label += " (" + ", ".join(f"{k}={params[at].get(k, '-')}" for k in differ) + ")"
+        return label
 
     @cached_property
     def matrix_scale(self) -> encoding.CodeScale:

@@ -18,7 +18,7 @@ def build(context: SectionContext):
     page = context.page
     if getattr(page, "atlas", False):  # the atlas shows these numbers as heatmaps, and the profiles overlaid
         return None
-    labels = [f"{k + 1}. {e.label}" for k, e in enumerate(page.embeddings)]
+    labels = [f"{k + 1}. {page.label_of(k)}" for k in range(page.tables)]
     rows = [(labels[i], labels[j], c.positions, c.cka, c.similarity_correlation)
             for i, j, pair in page.pairs if (c := pair.get("comparison")) is not None]
     parts = []

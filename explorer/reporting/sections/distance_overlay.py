@@ -51,7 +51,7 @@ def build(context: SectionContext):
         source = ColumnDataSource({"k": curve[0].astype(np.int32), "y": normalised(curve[1]).astype(np.float32),
                                    "raw": curve[1].astype(np.float32)})
         fig.line(x="k", y="y", source=source, color=Category10_10[index % 10], line_width=1.8,
-                 legend_label=f"{index + 1}. {embedding.label} ({what})")
+                 legend_label=f"{index + 1}. {page.label_of(index)} ({what})")
         drawn += 1
     if not drawn:
         return None

@@ -36,7 +36,7 @@ def provenance_header(embedding: PositionEmbedding, summary: dict[str, float], e
         *(extra or {}).items(),
     ]
     cells = "".join(
-        f"<tr><th style='text-align:left;padding-right:1em;font-weight:600'>{html.escape(str(k))}</th>"
+        f"<tr><th style='text-align:left;padding-right:1em;font-weight:600;white-space:nowrap;vertical-align:top'>{html.escape(str(k))}</th>"
         f"<td>{html.escape(str(v))}</td></tr>"
         for k, v in rows
         if v not in (None, "")

@@ -9,6 +9,9 @@ import numpy as np
 from explorer.plugins.units import Section, SectionContext
 from explorer.reporting import figures
 
+#: At most about this many ticks on the heads' colour bar (every k-th head beyond).
+HEAD_TICKS = 16
+
 
 def head_colours(heads: int) -> list[str]:
     """One colour per head along Viridis (heads are ordered: ALiBi's slopes fall with the head index)."""
@@ -26,7 +29,7 @@ def provenance(term) -> "object":
                       f"{info['distances'][1]}" + (" (causal)" if term.causal else "")),
             ("stored dtype", info["dtype"]), ("tensor", info["tensor"]), ("revision", info["revision"]),
             ("parameters", ", ".join(f"{k}={v}" for k, v in info["params"].items())), ("note", info["description"])]
-    cells = "".join(f"<tr><th style='text-align:left;padding-right:1em;font-weight:600'>{html.escape(str(k))}</th>"
+    cells = "".join(f"<tr><th style='text-align:left;padding-right:1em;font-weight:600;white-space:nowrap;vertical-align:top'>{html.escape(str(k))}</th>"
                     f"<td>{html.escape(str(v))}</td></tr>" for k, v in rows if v not in (None, ""))
     return figures.div(f"<h2 style='margin-bottom:0.3em'>{html.escape(term.label)}</h2><table>{cells}</table>",
                      name="relative_provenance", sizing_mode="stretch_width")
@@ -34,8 +37,7 @@ def provenance(term) -> "object":
 
 def curves(profile) -> "object":
     """b_h(k) against k, one line per head coloured by head, and the mean over heads dashed."""
-    from bokeh.models import ColorBar, ColumnDataSource, HoverTool, LinearColorMapper
-    from bokeh.palettes import Viridis256
+    from bokeh.models import ColorBar, ColumnDataSource, FixedTicker, HoverTool, LinearColorMapper
 
     heads = profile.values.shape[0]
     colours = head_colours(heads)
@@ -51,9 +53,11 @@ def curves(profile) -> "object":
     fig.add_tools(HoverTool(renderers=[lines], tooltips=[("head", "@head"), ("k", "$x{0}"), ("b", "$y{0.0000}")]))
     fig.legend.location = "bottom_left" if profile.causal else "top_right"
     fig.legend.label_text_font_size = "9pt"
-    if heads > 1:
-        mapper = LinearColorMapper(palette=Viridis256, low=0, high=heads - 1)
-        fig.add_layout(ColorBar(color_mapper=mapper, title="head", width=10), "right")
+    if heads > 1:  # one band per head, each ticked at its whole number
+        mapper = LinearColorMapper(palette=colours, low=-0.5, high=heads - 0.5)
+        every = -(-heads // HEAD_TICKS)
+        fig.add_layout(ColorBar(color_mapper=mapper, title="head", width=10, name="head_colours",
+                                ticker=FixedTicker(ticks=list(range(0, heads, every)))), "right")
     return fig
 
 
