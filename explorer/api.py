@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from explorer.analysis.context import TableContext
     from explorer.core.embedding import PositionEmbedding
-    from explorer.loading.series import Analysing, Loaded
+    from explorer.loading.series import Analysing, Loaded, Request
     from explorer.plugins.units import Results
 
 #: The matrix heatmap's colour scales (``explorer.reporting.views.matrix_scale``).
@@ -197,6 +197,34 @@ def bind(loaded: Sequence[Loaded], analysing: Analysing, registry: Registry | No
         contexts.append(TableContext(item.embedding.matrix, analysing.resolution, embedding=item.embedding,
                                      probe_protocol=analysing.probe_protocol, memo=item.memo))
     return embeddings, results, compare_all(embeddings, contexts, registry)
+
+
+def analyze_requests(requests: Sequence[Request], registry: Registry | None = None, *, resolution: int,
+                     probe_protocol: str = "ridge", keep_going: bool = False, jobs: int = 1,
+                     executor: str | None = None,
+                     ) -> tuple[list[PositionEmbedding], tuple[str, ...], list[Results], list[tuple[int, int, Results]]]:
+    """What the command line runs on many tables: the table count and the memory the run needs checked before
+    anything is loaded, each table loaded and analysed as one job through the run's executor
+    (``explorer.runtime.executor``), then the pairs. The tables, their specs, their results and the pairs'; with
+    ``keep_going`` each failure is one warning and left out."""
+    import warnings
+
+    from explorer.errors import PosembedWarning, SpecError
+    from explorer.loading.series import Analysing, run_jobs
+    from explorer.runtime.executor import executor as open_executor
+    from explorer.runtime.limits import check_run
+
+    check_run(len(requests), resolution)
+    analysing = Analysing(resolution, probe_protocol)
+    with open_executor(jobs, executor) as pool:
+        loaded, failures = run_jobs(requests, registry, keep_going=keep_going, analysing=analysing, pool=pool)
+    for failure in failures:
+        warnings.warn(PosembedWarning(f"left out: {failure.line()}"), stacklevel=2)
+    if not loaded:
+        raise SpecError("every spec failed to load; nothing was written")
+    failed = {id(f.request) for f in failures}
+    embeddings, results, pairs = bind(loaded, analysing, registry)
+    return embeddings, tuple(r.spec for r in requests if id(r) not in failed), results, pairs
 
 
 def _tables(embeddings: PositionEmbedding | Sequence[PositionEmbedding], what: str) -> list[PositionEmbedding]:

@@ -254,30 +254,6 @@ _EXECUTOR_OPTION = click.option(
          "(pip install 'posembed-explorer[dask]'; the workers need posembed and the plugins the specs use).")
 
 
-def _load_and_analyse(requests, registry, keep_going: bool, resolution: int, probe_protocol: str, jobs: int,
-                      executor_address: str | None) -> tuple[list, tuple[str, ...], list, list]:
-    """The requested tables loaded and analysed (each a job through the run's executor), then their pairs: the
-    tables, their specs, their results and the pairs'. With --keep-going each failure is named in one line and
-    left out. The table count and the memory the run needs are checked before anything is loaded."""
-    from explorer.api import bind
-    from explorer.errors import SpecError
-    from explorer.loading.series import Analysing, run_jobs
-    from explorer.runtime.executor import executor
-    from explorer.runtime.limits import check_run
-
-    check_run(len(requests), resolution)
-    analysing = Analysing(resolution, probe_protocol)
-    with executor(jobs, executor_address) as pool:
-        loaded, failures = run_jobs(requests, registry, keep_going=keep_going, analysing=analysing, pool=pool)
-    for failure in failures:
-        click.echo(f"posembed: warning: left out: {failure.line()}", err=True)
-    if not loaded:
-        raise SpecError("every spec failed to load; nothing was written")
-    failed = {id(f.request) for f in failures}
-    embeddings, results, pairs = bind(loaded, analysing, registry)
-    return embeddings, tuple(r.spec for r in requests if id(r) not in failed), results, pairs
-
-
 @cli.command()
 @click.argument("specs", nargs=-1, metavar="[SPEC]...")
 @click.option("-o", "--output", default="report.html", show_default=True,
@@ -320,7 +296,7 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
     remote ones offline from the cache with HF_HUB_OFFLINE=1. A run has at most 1000 tables
     (POSEMBED_MAX_TABLES), and the memory it needs is checked before anything is loaded.
     """
-    from explorer.api import ATLAS_RESOLUTION, ATLAS_TABLES, DEFAULT_SPEC
+    from explorer.api import ATLAS_RESOLUTION, ATLAS_TABLES, DEFAULT_SPEC, analyze_requests
     from explorer.api import report as build_report
     from explorer.loading.series import requests_of
     from explorer.runtime.output import STDOUT, check_writable
@@ -335,8 +311,9 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
         resolution = ATLAS_RESOLUTION if len(requests) >= ATLAS_TABLES else RESOLUTION
     registry = _registry()
     with console.stage("starting"):  # one status line, its clock running from here to the write
-        embeddings, _, results, pairs = _load_and_analyse(requests, registry, keep_going, resolution, probe_protocol,
-                                                          jobs, executor_address)
+        embeddings, _, results, pairs = analyze_requests(requests, registry, resolution=resolution, jobs=jobs,
+                                                         probe_protocol=probe_protocol, keep_going=keep_going,
+                                                         executor=executor_address)
         html = build_report(embeddings, output, title=title, resources=resources, resolution=resolution,
                             registry=registry, shared_scale=shared_scale, scale=scale, vmax=vmax,
                             probe_protocol=probe_protocol, analysed=(results, pairs))
@@ -346,7 +323,9 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
             import pathlib
             import webbrowser
 
-            webbrowser.open(pathlib.Path(output).resolve().as_uri())
+            if not webbrowser.open(pathlib.Path(output).resolve().as_uri()):
+                click.echo(console.one_line(f"posembed: warning: --open found no browser on this machine; open "
+                                            f"{output} yourself"), err=True)
 
 
 def _size(embedding: Any) -> str:
@@ -386,6 +365,7 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
     import numpy as np
 
     from explorer.analysis import RESOLUTION
+    from explorer.api import analyze_requests
     from explorer.loading.series import requests_of
     from explorer.runtime.output import STDOUT, check_writable, write_atomic
 
@@ -398,8 +378,9 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
         check_writable(npz, _spec_values(tuple(r.spec for r in requests)))  # fail before any expensive work
     registry = _registry()
     with console.stage("starting"):
-        embeddings, specs, results, pairs = _load_and_analyse(
-            requests, registry, keep_going, resolution or RESOLUTION, probe_protocol, jobs, executor_address)
+        embeddings, specs, results, pairs = analyze_requests(
+            requests, registry, resolution=resolution or RESOLUTION, probe_protocol=probe_protocol,
+            keep_going=keep_going, jobs=jobs, executor=executor_address)
     data = {
         "tables": [
             {"spec": spec, "label": e.label, "term": e.term, "shape": list(e.shape),
