@@ -143,9 +143,9 @@ RUN_ENV = "POSEMBED_MAX_RUN_BYTES"
 #: The share of available memory a run of many tables may plan to take.
 RUN_FRACTION = 2
 #: What one table holds while a run goes on, besides its images: the float32 table, what CKA keeps of it, its
-#: results and its share of the page (a report of 24 tables of 1024 x 768 at R = 384 peaked 16 MiB a table above
-#: one of 12, images included: docs/performance.md).
-TABLE_BYTES = 14 * MB
+#: results and its share of the page (a report of 100 tables of 1024 x 768 at R = 384 peaked at 1.92 GB, estimated
+#: 1.99 GB: docs/performance.md).
+TABLE_BYTES = 16 * MB
 #: Images kept per table at display resolution R (cosine images, the matrix image and its fine codes): R^2 * 4 B each.
 IMAGES = 6
 #: What one pair's results hold besides its two profiles of at most R lags: its scalars and Python objects.
