@@ -19,6 +19,8 @@ OTHERS = {
     "--grid-only": "docs/make_screenshots.py",
     "--quick": "benchmarks",
     "--runs": "benchmarks",
+    "--report-100": "benchmarks/series_budgets.py",
+    "--write": "benchmarks/series_budgets.py",
     "--bogus": "a test's name in docs/reliability.md (an unknown option refused)",
     "--all": "docs/make_screenshots.py",
     "--remote-debugging-pipe": "Chromium (tests/browser.py)",
