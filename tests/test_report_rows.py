@@ -209,12 +209,12 @@ def test_json_csv_and_safetensors_carry_the_row_labels():
         assert np.array_equal(next(iter(load(open(path, "rb").read()).values())), table.matrix)
 
 
-def test_analyze_json_names_the_rows(monkeypatch):
-    import explorer.cli as cli_module
+def test_analyze_json_names_the_rows(tmp_path):
+    from explorer.export import export
 
-    table = bucket_table()
-    monkeypatch.setattr(cli_module, "_load_requests", lambda requests, registry, keep_going: ([table], ["buckets"]))
-    result = CliRunner().invoke(cli, ["analyze", "--json", "buckets"])
+    path = tmp_path / "buckets.safetensors"
+    export(bucket_table(), path, "safetensors")  # read back with its row labels, as exported
+    result = CliRunner().invoke(cli, ["analyze", "--json", f"file:{path}"])
     assert result.exit_code == 0, result.output
     [entry] = json.loads(result.output)["tables"]
     assert entry["rows"]["name"] == "key - query distance" and entry["rows"]["labels"][S] == "0"
