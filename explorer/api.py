@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Sequence
 
 from explorer.errors import EmbeddingError, OutputError, ProviderError
 from explorer.loading.load import DEFAULT_SPEC, load
-from explorer.plugins.manager import Registry, get_registry
+from explorer.plugins.registry import Registry, get_registry
 from explorer.runtime import console
 
 if TYPE_CHECKING:

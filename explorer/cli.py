@@ -99,7 +99,7 @@ def cli(ctx: click.Context, debug: bool, quiet: bool) -> None:
 
 
 def _registry():
-    from explorer.plugins.manager import get_registry
+    from explorer.plugins.registry import get_registry
 
     return get_registry()
 
@@ -178,10 +178,10 @@ def plugins(as_json: bool) -> None:
     POSEMBED_LOAD_PLUGINS=a,b loads only those installed plugins ('' loads none);
     POSEMBED_TRACE_PLUGINS=1 prints each plugin load and hook call with its duration.
     """
-    from explorer.plugins.manager import describe_plugins, get_registry
+    from explorer.plugins.describe import describe_plugins
+    from explorer.plugins.registry import get_registry
 
     registry = get_registry()
-    registry.load_all()  # every installed plugin, and the index rebuilt
     rows = describe_plugins(registry.pm, registry)
     if as_json:
         _echo_json(rows)

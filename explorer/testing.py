@@ -26,7 +26,7 @@ import types
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterator
 
-from explorer.plugins import manager as plugins
+from explorer.plugins import manager, registry, selection
 
 if TYPE_CHECKING:
     from explorer.core.embedding import PositionEmbedding
@@ -39,17 +39,17 @@ def _name_of(plugin: Any) -> str:
     return getattr(plugin, "__name__", None) or type(plugin).__name__
 
 
-def registry_with(*plugin_objects: Any, name: str | None = None) -> plugins.Registry:
+def registry_with(*plugin_objects: Any, name: str | None = None) -> registry.Registry:
     """A registry of the built-ins plus ``plugin_objects`` (modules, or objects with ``@hookimpl`` methods), each
     registered as an installed plugin is, under ``name`` (one plugin) or its ``__name__``; no installed plugin is
     imported."""
     if name is not None and len(plugin_objects) != 1:
         raise TypeError("name= names one plugin")
-    pm = plugins.PluginManager.with_builtins()
-    for position, plugin in enumerate(plugin_objects):
+    pm = manager.PluginManager.with_builtins()
+    for plugin in plugin_objects:
         plugin_name = name or _name_of(plugin)
-        plugins.register_plugin(pm, plugin, plugins.PluginInfo(plugin_name, module=_name_of(plugin)), (1, position))
-    return plugins.get_registry(pm)
+        manager.register_plugin(pm, plugin, manager.PluginInfo(plugin_name, module=_name_of(plugin)))
+    return registry.Registry(pm)
 
 
 def load(spec: str, *plugin_objects: Any, **params: Any) -> "PositionEmbedding":
@@ -78,13 +78,13 @@ def installed(plugin: types.ModuleType | str, name: str | None = None, distribut
     with open(os.path.join(info, "METADATA"), "w", encoding="utf-8") as handle:
         handle.write(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: {version}\n")
     with open(os.path.join(info, "entry_points.txt"), "w", encoding="utf-8") as handle:
-        handle.write(f"[{plugins.ENTRY_POINT_GROUP}]\n{ep_name} = {module_name}\n")
+        handle.write(f"[{selection.ENTRY_POINT_GROUP}]\n{ep_name} = {module_name}\n")
     added = not isinstance(plugin, str) and sys.modules.get(module_name) is not plugin
     previous = sys.modules.get(module_name)
     if added:
         sys.modules[module_name] = plugin  # type: ignore[assignment]
     sys.path.append(folder)
-    plugins.reset()
+    registry.reset()
     try:
         yield ep_name
     finally:
@@ -94,7 +94,7 @@ def installed(plugin: types.ModuleType | str, name: str | None = None, distribut
                 sys.modules.pop(module_name, None)
             else:
                 sys.modules[module_name] = previous
-        plugins.reset()
+        registry.reset()
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -122,7 +122,7 @@ def check_fast_start(module: str, heavy: tuple[str, ...] = HEAVY, max_seconds: f
     Raises ``AssertionError`` naming the modules of ``heavy`` that were imported, a warning posembed gave about the
     plugin, or an import slower than ``max_seconds`` (default: the slow-import warning's threshold).
     """
-    limit = plugins.SLOW_IMPORT_SECONDS if max_seconds is None else max_seconds
+    limit = manager.SLOW_IMPORT_SECONDS if max_seconds is None else max_seconds
     path = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [path, os.environ.get("PYTHONPATH")]))}
     done = subprocess.run([sys.executable, "-c", _FAST_START, module], capture_output=True, text=True,

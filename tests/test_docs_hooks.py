@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from explorer.plugins.manager import get_plugin_manager, get_registry
+from explorer.plugins.manager import get_plugin_manager
+from explorer.plugins.registry import get_registry
 
 REPO = Path(__file__).resolve().parents[1]
 HOOKS_DOC = REPO / "docs" / "hooks.md"

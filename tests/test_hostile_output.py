@@ -36,7 +36,7 @@ from modules import by_path
 
 from explorer.core.embedding import PositionEmbedding
 from explorer.errors import SpecError
-from explorer.plugins.manager import Registry
+from explorer.plugins.registry import Registry
 from explorer.plugins.provider import Param, Provider
 from explorer.runtime.console import one_line
 from explorer.runtime.output import check_writable

@@ -15,7 +15,8 @@ import explorer
 from explorer import Analysis, Section, hookimpl
 from explorer.cli import cli
 from explorer.errors import PosembedWarning
-from explorer.plugins.manager import get_plugin_manager, get_registry
+from explorer.plugins.manager import get_plugin_manager
+from explorer.plugins.registry import get_registry
 from explorer.plugins.units import SectionContext
 
 SMALL = "sinusoidal,positions=48,dim=8"

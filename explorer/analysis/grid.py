@@ -209,16 +209,16 @@ def _when_grid(compute):
 
 ANALYSES = (
     Analysis("grid_offset", "the 2-D offset profile m(dy, dx) of a patch grid and its translation invariance",
-             run=_when_grid(lambda ctx, g: grid_offset(ctx.matrix, g, ctx.resolution)),
+             order=130, run=_when_grid(lambda ctx, g: grid_offset(ctx.matrix, g, ctx.resolution)),
              scalars=lambda r: {"grid_translation_invariance": r.invariance}),
     Analysis("separability", "the share of a patch grid's centred cosine structure a row plus a column term explain",
-             run=_when_grid(lambda ctx, g: separability(ctx.matrix, g)),
+             order=131, run=_when_grid(lambda ctx, g: separability(ctx.matrix, g)),
              scalars=lambda r: {"separability": r.total, "separability_rows": r.rows,
                                 "separability_columns": r.columns},
              arrays=lambda r: {}),
     Analysis("grid_pca", "the top principal components of a patch grid as H x W images",
-             run=_when_grid(grid_components)),
+             order=132, run=_when_grid(grid_components)),
     Analysis("patch_similarity", "each patch's cosine with every patch, as H x W images (ViT's Fig. 7)",
-             run=_when_grid(lambda ctx, g: patch_similarity(ctx.matrix, g, ctx.resolution)),
+             order=133, run=_when_grid(lambda ctx, g: patch_similarity(ctx.matrix, g, ctx.resolution)),
              arrays=lambda r: {"tiles": r.tiles, "tile_rows": r.tile_rows, "tile_cols": r.tile_cols}),
 )

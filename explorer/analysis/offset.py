@@ -274,9 +274,9 @@ def _spread_max(profile: OffsetProfile) -> dict[str, float]:
 
 
 ANALYSES = (
-    Analysis("offset", "the offset profile m(k) with its spread s(k)", run=lambda ctx: _offset_analysis(ctx)[0],
+    Analysis("offset", "the offset profile m(k) with its spread s(k)", order=50, run=lambda ctx: _offset_analysis(ctx)[0],
              scalars=_spread_max),
     Analysis("translation_invariance", "how far cosine similarity depends on the offset alone",
-             run=lambda ctx: _offset_analysis(ctx)[1], scalars=lambda ti: {"translation_invariance": ti},
+             order=51, run=lambda ctx: _offset_analysis(ctx)[1], scalars=lambda ti: {"translation_invariance": ti},
              arrays=lambda ti: {}),
 )

@@ -407,7 +407,7 @@ def probes(x: np.ndarray, ridge: float = RIDGE, seed: int = 0, eigen: CentredEig
 
 ANALYSES = (
     Analysis("probes", "how much position linear read-outs recover (absolute, order, interpolation)",
-             run=lambda ctx: probes(ctx.matrix, seed=ctx.seed, eigen=ctx.eigen,
+             order=90, run=lambda ctx: probes(ctx.matrix, seed=ctx.seed, eigen=ctx.eigen,
                                     protocol=getattr(ctx, "probe_protocol", "ridge")),
              scalars=Probes.numbers),
 )

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from explorer.errors import PluginError, PosembedError, ProviderError
 from explorer.loading.spec import Spec, parse_spec
-from explorer.plugins.manager import Registry, get_registry
+from explorer.plugins.registry import Registry, get_registry
 
 if TYPE_CHECKING:
     from explorer.core.embedding import PositionEmbedding

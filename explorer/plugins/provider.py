@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from explorer.errors import SpecError
+from explorer.runtime.console import did_you_mean
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -76,7 +77,7 @@ class Param:
         except (TypeError, ValueError):
             raise SpecError(f"{where} expects {self.type_name}, got {value!r}") from None
         if self.choices is not None and result not in self.choices:
-            hint = _closest(str(result), self.choices)
+            hint = did_you_mean(str(result), self.choices)
             raise SpecError(
                 f"{where} must be one of {', '.join(self.choices)}, got {result!r}{hint}"
             )
@@ -122,7 +123,7 @@ class Provider:
         known = [p.name for p in self.params]
         listing = ", ".join(known) if known else "none"
         raise SpecError(
-            f"{self.name}: unknown parameter {name!r} (parameters: {listing}){_closest(name, known)}"
+            f"{self.name}: unknown parameter {name!r} (parameters: {listing}){did_you_mean(name, known)}"
         )
 
     def resolve(self, target: str | None, options: dict[str, Any]) -> dict[str, Any]:
@@ -163,10 +164,3 @@ class Provider:
             return f"its load() requires {', '.join(map(repr, needed))}, not declared as a Param"
         return None
 
-
-def _closest(word: str, candidates: Sequence[str]) -> str:
-    """``"; did you mean 'x'?"`` for the closest candidate, or ``""``."""
-    import difflib
-
-    match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.5)
-    return f"; did you mean {match[0]!r}?" if match else ""

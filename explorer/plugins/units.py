@@ -54,6 +54,8 @@ class Analysis:
     """The result's arrays for ``analyze --npz``, keyed by field; default: every array field of a dataclass."""
     terms: tuple[str, ...] = ("absolute",)
     pair: bool = False
+    order: float = 1000.0
+    """Where it runs, and where its numbers come in ``posembed analyze``: ascending (the built-ins use 10 to 133)."""
     plugin: str | None = None
     """Set by the registry to the registering plugin's name for third-party analyses (None: built in)."""
     origin: str | None = None
@@ -234,6 +236,6 @@ def _debugging() -> bool:
     return environment.flag(DEBUG_ENV)
 
 
-def in_order(sections: Sequence[Section]) -> list[Section]:
-    """Sections by ascending ``order``, ties in registration order."""
-    return sorted(sections, key=lambda s: s.order)
+def in_order(units: Sequence[Any]) -> list[Any]:
+    """Sections (or analyses) by ascending ``order``, ties in registration order."""
+    return sorted(units, key=lambda unit: unit.order)
