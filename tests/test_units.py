@@ -83,11 +83,48 @@ def test_builtin_analyses_and_sections_come_through_the_hooks(registry_with):
     names = [a.name for a in registry.analyses]
     assert names[:3] == ["summary", "matrix", "traces"] and "comparison" in names and "probes" in names
     assert all(a.plugin is None for a in registry.analyses)  # built in: not isolated
-    sections = [s.name for s in registry.sections]
-    assert sections == ["atlas", "comparison", "distance_overlay", "provenance", "relative_term", "matrix",
-                        "relative_matrix", "patch_similarity", "traces", "vectors", "cosine_positions",
-                        "offset_norms", "rope_kernel", "grid_offset", "cosine_dimensions", "pca", "grid_pca",
-                        "spectra", "probes"]
+    from explorer.reporting.sections import builtin_sections
+
+    assert [s.name for s in registry.sections] == [s.name for s in builtin_sections()]  # the page's order
+    orders = [s.order for s in registry.sections]
+    assert orders == sorted(orders) and len(set(orders)) == len(orders)
+
+
+def test_every_module_declaring_units_is_found_with_no_list_to_edit():
+    from pathlib import Path
+
+    from explorer.analysis.builtin import builtin_analyses
+    from explorer.reporting.sections import builtin_sections
+
+    for package, attribute, found in (("analysis", "ANALYSES", builtin_analyses()),
+                                      ("reporting/sections", "SECTION", builtin_sections())):
+        folder = Path(explorer.__file__).parent / package
+        declaring = sorted(p.stem for p in folder.glob("*.py") if f"\n{attribute} = " in p.read_text(encoding="utf-8"))
+        assert sorted({unit.run.__module__ if attribute == "ANALYSES" else unit.build.__module__
+                       for unit in found}) >= [f"explorer.{package.replace('/', '.')}.{name}" for name in declaring]
+        assert len(declaring) >= 10
+
+
+def test_a_new_unit_module_is_discovered_and_a_shared_order_is_a_clear_error(tmp_path, monkeypatch):
+    from explorer.plugins.discovery import check_orders, declared
+
+    package = tmp_path / "posembed_discovered"
+    package.mkdir()
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    (package / "helpers.py").write_text("X = 1\n", encoding="utf-8")  # declares nothing: passed over
+    for name, order in (("first", 10), ("second", 20)):
+        (package / f"{name}.py").write_text(
+            f"from explorer import Section\nSECTION = Section({name!r}, {name!r}, lambda c: None, order={order})\n",
+            encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    found = declared("posembed_discovered", "SECTION")
+    assert [s.name for s in found] == ["first", "second"]
+    check_orders(found, "section")
+    (package / "third.py").write_text(
+        "from explorer import Section\nSECTION = Section('third', 't', lambda c: None, order=10)\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"^built-in sections 'first' and 'third' both have order 10: give each its "
+                                         r"own"):
+        check_orders(declared("posembed_discovered", "SECTION"), "section")
 
 
 def test_a_plugins_analysis_reaches_the_results_the_json_and_the_npz(registry_with, tmp_path):
