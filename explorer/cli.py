@@ -85,14 +85,9 @@ def cli(ctx: click.Context, debug: bool, quiet: bool) -> None:
     e.g. sinusoidal,positions=2048,dim=512. See `posembed providers`.
     """
     if debug:  # a plugin's failing analysis or section then raises with its traceback instead of a warning
-        import os
+        from explorer.plugins.units import plugin_errors_raise
 
-        from explorer.plugins.units import DEBUG_ENV
-
-        before = os.environ.get(DEBUG_ENV)
-        os.environ[DEBUG_ENV] = "1"
-        ctx.call_on_close(lambda: os.environ.__setitem__(DEBUG_ENV, before) if before is not None
-                          else os.environ.pop(DEBUG_ENV, None))
+        ctx.with_resource(plugin_errors_raise())
     if quiet:
         previous = console.set_quiet(True)
         ctx.call_on_close(lambda: console.restore(previous))
@@ -328,11 +323,6 @@ def _size(embedding: Any) -> str:
     return f"{embedding.positions} x {embedding.dim}"
 
 
-def _finite_or_none(values: dict[str, float]) -> dict[str, float | None]:
-    """NaN and Inf have no JSON spelling: they become null."""
-    return {k: (v if v == v and abs(v) != float("inf") else None) for k, v in values.items()}
-
-
 @cli.command()
 @click.argument("specs", nargs=-1, metavar="SPEC...")
 @click.option("--json", "as_json", is_flag=True, help="Print every scalar result as JSON.")
@@ -351,11 +341,8 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
     positions they have in common. A revision series ('hf:ORG/NAME,revision=a|b') and
     --specs FILE work as for report. Formulas: docs/analyses.md.
     """
-    import io
-
-    import numpy as np
-
     from explorer.api import analyze_all
+    from explorer.export import analysis_json, analysis_npz
     from explorer.loading.series import requests_of
     from explorer.runtime.output import STDOUT, check_writable, write_atomic
 
@@ -371,26 +358,9 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
         embeddings, specs = _load_requests(requests, registry, keep_going)
     with console.stage("analysing " + ", ".join(_size(e) for e in embeddings)):
         results, pairs = analyze_all(embeddings, resolution, registry, probe_protocol)
-    data = {
-        "tables": [
-            {"spec": spec, "label": e.label, "term": e.term, "shape": list(e.shape),
-             "rows": e.rows.as_dict() if getattr(e, "rows", None) is not None else None,
-             "scalars": _finite_or_none(r.scalars())}
-            for spec, e, r in zip(specs, embeddings, results)
-        ],
-        "comparisons": [
-            {"a": specs[i], "b": specs[j], "scalars": _finite_or_none(c.scalars())} for i, j, c in pairs
-        ],
-    }
+    data = analysis_json(specs, embeddings, results, pairs)
     if npz is not None:
-        saved = {}
-        for k, r in enumerate(results):
-            saved.update(r.arrays(prefix=f"{k}."))
-        for i, j, c in pairs:
-            saved.update(c.arrays(prefix=f"{i}-{j}."))
-        buffer = io.BytesIO()
-        np.savez(buffer, **saved)
-        write_atomic(npz, buffer.getvalue(), _spec_values(specs))
+        write_atomic(npz, analysis_npz(results, pairs), _spec_values(specs))
         if npz == STDOUT:  # standard output carries the binary .npz alone
             return
     if as_json:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import types
 
@@ -65,7 +66,6 @@ def boom(*args):
 def registry_with(monkeypatch):
     """A registry of the built-ins plus one in-memory plugin module."""
     monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
-    monkeypatch.delenv("POSEMBED_DEBUG", raising=False)
 
     def make(module):
         pm = get_plugin_manager()
@@ -171,7 +171,6 @@ def test_a_broken_analysis_is_one_warning_and_the_rest_still_runs(registry_with)
 def test_a_broken_plugin_section_names_its_distribution_and_the_page_still_renders(entry_points, monkeypatch, tmp_path):
     module = plugin_module("posembed_broken_view", sections=[Section("broken_view", "broken view", boom, order=25)])
     entry_points("broken-view", module, dist="posembed-broken-view", version="0.3")
-    monkeypatch.delenv("POSEMBED_DEBUG", raising=False)
     with pytest.warns(PosembedWarning, match=r"^section 'broken_view' of plugin 'broken-view' \(posembed-broken-view "
                                              r"0\.3\) failed and is skipped: RuntimeError: boom$"):
         html = explorer.report(explorer.load(SMALL), tmp_path / "r.html")
@@ -180,8 +179,9 @@ def test_a_broken_plugin_section_names_its_distribution_and_the_page_still_rende
 
 def test_debug_shows_a_broken_plugins_own_traceback(registry_with, monkeypatch):
     registry = registry_with(plugin_module("posembed_broken", analyses=[Analysis("broken", "raises", run=boom)]))
-    monkeypatch.setenv("POSEMBED_DEBUG", "1")
-    with pytest.raises(RuntimeError, match="boom") as raised:
+    from explorer.plugins.units import plugin_errors_raise
+
+    with pytest.raises(RuntimeError, match="boom") as raised, plugin_errors_raise():
         explorer.analyze(explorer.load(SMALL), registry=registry)
     assert raised.traceback[-1].name == "boom"
 
@@ -254,11 +254,12 @@ def test_the_command_line_names_a_broken_plugin_analysis_in_one_line_and_debug_r
         "posembed: warning: analysis 'broken' of plugin 'broken' (posembed-broken 1.0) failed and is skipped: "
         "RuntimeError: boom"]
     assert "offset_spread_max" in json.loads(result.stdout)["tables"][0]["scalars"]
+    environment = dict(os.environ)
     with pytest.raises(RuntimeError, match="boom"):
         CliRunner().invoke(cli, ["--debug", "analyze", SMALL], catch_exceptions=False)
-    import os
-
-    assert "POSEMBED_DEBUG" not in os.environ  # the switch ends with the command
+    assert dict(os.environ) == environment  # --debug is passed down, not put into the environment
+    with pytest.warns(PosembedWarning, match="analysis 'broken' of plugin 'broken'"):  # the switch ended with it
+        explorer.analyze(explorer.load(SMALL))
 
 
 def test_an_analysis_sees_the_embedding_it_analyses(registry_with):
