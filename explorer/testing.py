@@ -3,6 +3,7 @@
 - ``registry_with(plugin, ...)``: the built-ins plus your plugin module, registered exactly as an installed entry
   point is (the same checks, the same warnings), without installing anything; pass it as ``registry=`` to
   ``explorer.load``, ``analyze`` or ``report``. ``load(spec, plugin)`` is the one-line version.
+- ``providing(provider, ...)``: a plugin module made in memory that registers those providers (to fake a table).
 - ``installed(plugin)``: your plugin looks installed (an entry point of group ``posembed`` in a distribution of its
   own, written to a temporary folder on ``sys.path``) for as long as the ``with`` lasts, so the command line and
   ``explorer.load`` find it the way they would after ``pip install``.
@@ -50,6 +51,22 @@ def registry_with(*plugin_objects: Any, name: str | None = None) -> registry.Reg
         plugin_name = name or _name_of(plugin)
         manager.register_plugin(pm, plugin, manager.PluginInfo(plugin_name, module=_name_of(plugin)))
     return registry.Registry(pm)
+
+
+def providing(*providers: Any, name: str = "posembed_test_providers") -> types.ModuleType:
+    """A plugin module (made in memory) whose ``register_providers`` registers ``providers``: give it to
+    ``registry_with``, ``load`` or ``installed`` to fake a provider without patching posembed."""
+    from explorer.plugins.hookspecs import hookimpl
+
+    module = types.ModuleType(name)
+
+    @hookimpl
+    def register_providers(register: Any) -> None:
+        for provider in providers:
+            register(provider)
+
+    module.register_providers = register_providers  # type: ignore[attr-defined]
+    return module
 
 
 def load(spec: str, *plugin_objects: Any, **params: Any) -> "PositionEmbedding":
