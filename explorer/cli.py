@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from explorer import __version__
+from explorer.core.choices import PROBE_PROTOCOL, PROBE_PROTOCOLS, SCALES
 from explorer.errors import PosembedError, PosembedWarning
 from explorer.runtime import console
 from explorer.runtime.console import one_line, warnings_as_lines
@@ -234,7 +235,7 @@ _KEEP_GOING_OPTION = click.option(
     "--keep-going", is_flag=True,
     help="Leave out a spec that fails to load (named in one line) instead of stopping before writing anything.")
 _PROTOCOL_OPTION = click.option(
-    "--probe-protocol", type=click.Choice(["ridge", "wang-chen"]), default="ridge", show_default=True,
+    "--probe-protocol", type=click.Choice(PROBE_PROTOCOLS), default=PROBE_PROTOCOL, show_default=True,
     help="The probes: ridge (the project's, every row) or wang-chen (Wang & Chen 2020's code: least squares, "
          "512 rows, logistic regression on position pairs); docs/analyses.md.")
 
@@ -265,7 +266,7 @@ def _load_requests(requests, registry, keep_going: bool) -> tuple[list, tuple[st
               help="Display resolution: images are at most this many pixels a side [default: 1024].")
 @click.option("--shared-scale", is_flag=True,
               help="One colour scale for every table's matrix (to compare magnitudes); default: each its own.")
-@click.option("--scale", type=click.Choice(["auto", "linear", "symlog"]), default="auto", show_default=True,
+@click.option("--scale", type=click.Choice(SCALES), default="auto", show_default=True,
               help="The matrix colour scale: auto is symlog for heavy-tailed tables, else linear.")
 @click.option("--vmax", type=click.FloatRange(min=0, min_open=True), default=None,
               help="End of the matrix colour range, e.g. --scale linear --vmax 0.2 [default: from the data].")
