@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from explorer.analysis.context import TableContext
-from explorer.analysis.offset import _directions, fft_length
+from explorer.analysis.offset import unit_directions, fft_length
 from explorer.analysis.resample import block_mean
 from explorer.plugins.units import Analysis
 
@@ -83,7 +83,7 @@ def _centred_lags(full: np.ndarray, keep_y: int, keep_x: int) -> np.ndarray:
 def grid_offset(x: np.ndarray, grid: tuple[int, int], resolution: int = 1024) -> GridOffset:
     """The 2-D offset profile m(dy, dx) and the 2-D translation invariance (see the module docstring)."""
     height, width = grid
-    unit, valid = _directions(x)
+    unit, valid = unit_directions(x)
     sums = autocorrelation_2d(unit.reshape(height, width, -1))
     if valid.all():
         counts = np.outer(height - np.abs(np.arange(-(height - 1), height)), width - np.abs(np.arange(-(width - 1), width)))
@@ -120,7 +120,7 @@ class Separability:
 def separability(x: np.ndarray, grid: tuple[int, int]) -> Separability:
     """Row and column shares of the centred cosine structure (see the module docstring); O(N D)."""
     height, width = grid
-    unit, _ = _directions(x)
+    unit, _ = unit_directions(x)
     centred = (unit - unit.mean(axis=0)).reshape(height, width, -1)
     total = float(np.sum(centred ** 2))
     if total == 0.0:
@@ -178,7 +178,7 @@ def patch_similarity(x: np.ndarray, grid: tuple[int, int], resolution: int = 102
     height, width = grid
     if height > resolution or width > resolution:
         return None
-    unit, _ = _directions(x)
+    unit, _ = unit_directions(x)
     unit = np.nan_to_num(unit)
     rows, cols = _evenly(height, min(MAX_TILES, max(1, resolution // height))), \
         _evenly(width, min(MAX_TILES, max(1, resolution // width)))
