@@ -417,16 +417,16 @@ def main() -> None:
     guard_standard_streams()
     library_lines_off()
 
-    # One BLAS thread unless the user chose otherwise: the analyses are mostly FFT- and memory-bound, so a
-    # second thread gains little, while on a shared machine a descheduled BLAS thread stalls the other for
-    # seconds (131,072 x 128: 8.5-9.5 s with one thread, up to 37 s with two; docs/performance.md).
+    # Kept for what users see, measured by benchmarks/process_settings.py (2 busy cores, medians of 5-7 runs).
+    # One BLAS thread unless the user chose otherwise: the analyses are
+    # mostly FFT- and memory-bound, and a descheduled second BLAS thread stalls the first; `posembed analyze
+    # sinusoidal,positions=65536,dim=128` took 24 s (4.4 s CPU) with one thread, 59 s (12.4 s CPU) with two.
     # Set before numpy is first imported, which is the only time OpenBLAS reads it.
     if not any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")):
         os.environ["OPENBLAS_NUM_THREADS"] = "1"
-    # A short-lived process (as mypy does): the cyclic garbage collector runs rarely, not every 700 allocations,
-    # and skips its final pass over the whole heap at exit. After a report about 150,000 objects are tracked and
-    # only about 14,000 are garbage in cycles; the final pass alone took 0.19 s, 0.02 s once the heap is frozen
-    # (docs/performance.md).
+    # A short-lived process (as mypy does): the cyclic garbage collector runs rarely, and the heap is frozen
+    # before exit so the final collection skips it. `posembed report` (the default table) took 2.3 s CPU with
+    # these two calls, 2.8 s without.
     gc.set_threshold(200_000, 50, 50)
     try:
         cli(prog_name="posembed")
