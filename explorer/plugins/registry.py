@@ -41,7 +41,7 @@ class Registry:
         if not isinstance(provider, Provider):
             raise PluginError(f"plugin {plugin!r} registered {provider!r}, which is not an explorer.Provider; "
                               f"it is skipped")
-        problem = provider.load_problem()
+        problem = provider.problem()
         if problem:
             raise PluginError(f"provider {provider.name!r} of plugin {self.pm.where(plugin)} is skipped: {problem}")
         if provider.name in self.providers:
