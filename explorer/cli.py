@@ -175,9 +175,10 @@ def plugins(as_json: bool) -> None:
     POSEMBED_TRACE_PLUGINS=1 prints each plugin load and hook call with its duration.
     """
     from explorer.plugins.describe import describe_plugins
-    from explorer.plugins.registry import get_registry
+    from explorer.plugins.manager import get_plugin_manager
+    from explorer.plugins.registry import Registry
 
-    registry = get_registry()
+    registry = Registry(get_plugin_manager(warn=False))  # each plugin's failures are listed below, not warned too
     rows = describe_plugins(registry.pm, registry)
     if as_json:
         _echo_json(rows)

@@ -7,8 +7,8 @@
 - ``installed(plugin)``: your plugin looks installed (an entry point of group ``posembed`` in a distribution of its
   own, written to a temporary folder on ``sys.path``) for as long as the ``with`` lasts, so the command line and
   ``explorer.load`` find it the way they would after ``pip install``.
-- ``check_fast_start("your_module")``: in a fresh interpreter, imports your plugin and registers it as
-  ``posembed providers`` does; raises ``AssertionError`` if that imported torch, transformers or bokeh, or took
+- ``check_fast_start("your_module")``: in a fresh interpreter, imports your plugin and registers it, running
+  every hook it implements (providers, analyses, sections); raises ``AssertionError`` if that imported torch, transformers or bokeh, or took
   longer than the slow-import warning's threshold.
 
 This module imports nothing heavy and nothing from pytest.
@@ -122,19 +122,24 @@ started = time.perf_counter()
 import importlib
 module = importlib.import_module(sys.argv[1])
 seconds = time.perf_counter() - started
-from explorer.testing import registry_with
+from explorer.plugins.manager import PluginInfo, PluginManager, register_plugin
+from explorer.plugins.registry import Registry
 with warnings.catch_warnings(record=True) as caught:
-    registry = registry_with(module)
+    pm = PluginManager()  # the plugin alone: the built-in sections would import Bokeh themselves
+    register_plugin(pm, module, PluginInfo(sys.argv[1], module=sys.argv[1]))
+    registry = Registry(pm)  # every hook runs: providers now, analyses and sections when asked
     providers = sorted(registry.providers)
+    analyses, sections = [a.name for a in registry.analyses], [s.name for s in registry.sections]
 print(json.dumps({"seconds": seconds, "modules": sorted(sys.modules), "providers": providers,
-                  "warnings": [str(w.message) for w in caught]}))
+                  "analyses": analyses, "sections": sections, "warnings": [str(w.message) for w in caught]}))
 """
 
 
 def check_fast_start(module: str, heavy: tuple[str, ...] = HEAVY, max_seconds: float | None = None,
                      timeout: float = 120) -> dict[str, Any]:
-    """Import plugin ``module`` and register it as ``posembed providers`` does, in a fresh interpreter with this
-    one's ``sys.path``; return what happened (``seconds``, ``providers``, ``warnings``, ``modules``).
+    """Import plugin ``module`` and register it, running every hook it implements (``register_providers``,
+    ``register_analyses``, ``register_sections``), in a fresh interpreter with this one's ``sys.path``; return what
+    happened (``seconds``, ``providers``, ``analyses``, ``sections``, ``warnings``, ``modules``).
 
     Raises ``AssertionError`` naming the modules of ``heavy`` that were imported, a warning posembed gave about the
     plugin, or an import slower than ``max_seconds`` (default: the slow-import warning's threshold).

@@ -249,7 +249,20 @@ def test_check_fast_start_passes_a_light_plugin_and_names_heavy_imports(tmp_path
         "@hookimpl\ndef register_providers(register):\n    register(Provider('light', 'light', lambda: None))\n",
         encoding="utf-8")
     found = check_fast_start("posembed_light_probe")
-    assert found["providers"] == ["alibi", "file", "gpt2", "hf", "light", "sinusoidal", "sinusoidal2d", "t5"]
+    assert found["providers"] == ["light"] and found["analyses"] == found["sections"] == []
     (tmp_path / "posembed_heavy_probe.py").write_text("import bokeh\n", encoding="utf-8")
     with pytest.raises(AssertionError, match=r"registering posembed_heavy_probe imported bokeh"):
         check_fast_start("posembed_heavy_probe", max_seconds=60)
+
+
+def test_check_fast_start_runs_the_analysis_and_section_hooks_too(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "posembed_view_probe.py").write_text(
+        "from explorer import Analysis, Section, hookimpl\n\n\n"
+        "@hookimpl\ndef register_analyses(register):\n"
+        "    register(Analysis('probe_value', 'v', run=lambda context: 1.0))\n\n\n"
+        "@hookimpl\ndef register_sections(register):\n"
+        "    import bokeh.plotting  # heavy, and only in the hook: check_fast_start must see it\n"
+        "    register(Section('probe_view', 'v', lambda context: None))\n", encoding="utf-8")
+    with pytest.raises(AssertionError, match=r"registering posembed_view_probe imported bokeh"):
+        check_fast_start("posembed_view_probe", max_seconds=60)

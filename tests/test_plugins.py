@@ -346,7 +346,7 @@ BROKEN = {
 
 
 @pytest.mark.parametrize("kind", sorted(BROKEN))
-@pytest.mark.parametrize("command", [["providers"], ["plugins"], ["plugins", "--json"]], ids=" ".join)
+@pytest.mark.parametrize("command", [["providers"], ["info", "sinusoidal,positions=8,dim=4"]], ids=" ".join)
 def test_a_broken_plugin_is_one_warning_line_and_every_command_still_works(entry_points, kind, command):
     entry_points("broken", BROKEN[kind]())
     result = posembed(*command)
@@ -354,6 +354,17 @@ def test_a_broken_plugin_is_one_warning_line_and_every_command_still_works(entry
     [line] = result.stderr.splitlines()
     assert line.startswith("posembed: warning: ") and "'broken'" in line
     assert result.stdout
+
+
+@pytest.mark.parametrize("kind", sorted(BROKEN))
+def test_posembed_plugins_says_what_happened_to_a_broken_plugin_once(entry_points, kind):
+    entry_points("broken", BROKEN[kind]())
+    result = posembed("plugins")
+    assert result.exit_code == 0 and result.stderr == ""  # listed below its name, not warned as well
+    block = re.split(r"\n(?=\S)", result.stdout.split("\nbroken ")[1])[0]
+    assert len(re.findall(r"^    (?:skipped|clashed): ", block, flags=re.M)) == 1, block
+    [row] = [r for r in json.loads(posembed("plugins", "--json").stdout) if r["name"] == "broken"]
+    assert row["state"] in ("skipped", "clashed") and (row["error"] or row["clashes"])
 
 
 @pytest.mark.parametrize("kind", sorted(BROKEN))

@@ -73,8 +73,10 @@ class PluginManager(pluggy.PluginManager):
     """pluggy's manager plus what happened to each plugin: where it came from, and whether it was skipped,
     clashed or was excluded."""
 
-    def __init__(self) -> None:
+    def __init__(self, warn: bool = True) -> None:
         super().__init__(hookspecs.PROJECT)
+        #: Whether what happens to a plugin is also said as a warning (``posembed plugins`` lists it instead).
+        self.warns = warn
         self.add_hookspecs(hookspecs)
         #: Plugin name -> where it came from, for every plugin tried (registered, skipped or clashed).
         self.info: dict[str, PluginInfo] = {}
@@ -88,9 +90,9 @@ class PluginManager(pluggy.PluginManager):
         self.excluded: dict[str, PluginInfo] = {}
 
     @classmethod
-    def with_builtins(cls) -> "PluginManager":
+    def with_builtins(cls, warn: bool = True) -> "PluginManager":
         """A manager holding the hook specs and the built-in plugins."""
-        pm = cls()
+        pm = cls(warn)
         for module_name in BUILTIN_PLUGINS:
             pm.info[module_name] = PluginInfo(module_name, DISTRIBUTION, __version__, builtin=True)
             pm.register(importlib.import_module(module_name), name=module_name)
@@ -121,10 +123,15 @@ class PluginManager(pluggy.PluginManager):
         """Whether ``plugin`` is one of posembed's own."""
         return self.info.get(plugin, PluginInfo(plugin)).builtin
 
+    def say(self, message: str) -> None:
+        """One warning line about a plugin, unless this manager only records (``warns`` is False)."""
+        if self.warns:
+            warn(message, stacklevel=4)
+
     def skip(self, plugin: str, reason: str) -> None:
         """Record that ``plugin`` is skipped and say so in one warning line."""
         self.failures[plugin] = reason
-        warn(reason)
+        self.say(reason)
 
     def clash(self, plugin: str, kind: str, name: str, kept: str) -> None:
         """Record that ``plugin`` lost the ``kind`` called ``name`` to plugin ``kept`` (the warning is the caller's)."""
@@ -135,7 +142,7 @@ class PluginManager(pluggy.PluginManager):
     def note(self, plugin: str, message: str) -> None:
         """Record a one-line note about ``plugin`` and say it as a warning."""
         self.notes.setdefault(plugin, []).append(message)
-        warn(message)
+        self.say(message)
 
     # Not ``trace``: pluggy's manager already has a ``trace`` attribute (its TagTracer).
     def trace_event(self, message: str) -> None:
@@ -192,13 +199,14 @@ def load_entry_point(pm: PluginManager, ep: metadata.EntryPoint) -> str | None:
     return ep.name
 
 
-def get_plugin_manager(load_entrypoints: bool = True) -> PluginManager:
+def get_plugin_manager(load_entrypoints: bool = True, warn: bool = True) -> PluginManager:
     """A plugin manager with the hook specs, the built-in plugins and (optionally) every installed plugin that
     ``POSEMBED_LOAD_PLUGINS`` allows, imported now.
 
-    Implementations of hooks that do not exist are reported (pluggy's ``check_pending``, made gentle).
+    Implementations of hooks that do not exist are reported (pluggy's ``check_pending``, made gentle). With
+    ``warn=False`` what happens to each plugin is only recorded (for ``posembed plugins``, which lists it).
     """
-    pm = PluginManager.with_builtins()
+    pm = PluginManager.with_builtins(warn)
     if not load_entrypoints:
         return pm
     selection = Selection.from_environment()
@@ -212,7 +220,7 @@ def get_plugin_manager(load_entrypoints: bool = True) -> PluginManager:
     return pm
 
 
-def report_pending(pm: pluggy.PluginManager, plugins: Iterable[str] | None = None) -> list[str]:
+def report_pending(pm: PluginManager, plugins: Iterable[str] | None = None) -> list[str]:
     """Warn once per hook implementation that matches no hook spec (of ``plugins``, or of all); return the warnings.
 
     This is ``pm.check_pending()`` made gentle: it names every such implementation (not
@@ -227,11 +235,11 @@ def report_pending(pm: pluggy.PluginManager, plugins: Iterable[str] | None = Non
         for impl in caller.get_hookimpls():
             if impl.optionalhook or (only is not None and impl.plugin_name not in only):
                 continue
-            messages.append(f"plugin {impl.plugin_name!r} implements {name!r}, which is not a posembed hook and "
-                            f"is never called (hooks: {', '.join(known)}){did_you_mean(name, known)}")
-    for message in messages:
-        warn(message)
-    return messages
+            messages.append((impl.plugin_name, f"plugin {impl.plugin_name!r} implements {name!r}, which is not a "
+                             f"posembed hook and is never called (hooks: {', '.join(known)}){did_you_mean(name, known)}"))
+    for plugin, message in messages:
+        pm.note(plugin, message)
+    return [message for _, message in messages]
 
 
 __all__ = ["BUILTIN_PLUGINS", "SLOW_IMPORT_SECONDS", "TRACE_PLUGINS_ENV", "PluginInfo", "PluginManager",

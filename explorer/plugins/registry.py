@@ -60,7 +60,7 @@ class Registry:
             try:
                 self.add(provider, plugin)
             except DuplicateProviderError as exc:
-                warn(str(exc))
+                self.pm.say(str(exc))
             except PluginError as exc:
                 self.pm.note(plugin, str(exc))
         return register
@@ -213,10 +213,11 @@ def collect_units(pm: PluginManager, hook: str, kind: type) -> tuple[list, dict[
     def make_register(plugin: str) -> Callable[[Any], None]:
         def register(unit: Any) -> None:
             if not isinstance(unit, kind):
-                warn(f"plugin {plugin!r} registered {unit!r}, which is not an explorer.{kind.__name__}; it is skipped")
+                pm.note(plugin, f"plugin {plugin!r} registered {unit!r}, which is not an explorer.{kind.__name__}; it "
+                                f"is skipped")
             elif unit.name in units:
                 pm.clash(plugin, noun, unit.name, owners[unit.name])
-                warn(f"{noun} {unit.name!r} is registered by both plugin {owners[unit.name]!r} and plugin "
+                pm.say(f"{noun} {unit.name!r} is registered by both plugin {owners[unit.name]!r} and plugin "
                      f"{plugin!r}; keeping the one from {owners[unit.name]!r}")
             else:
                 builtin = pm.is_builtin(plugin)
