@@ -184,7 +184,8 @@ def plugins(as_json: bool) -> None:
         _echo_json(rows)
         return
     for row in rows:
-        origin = " ".join(filter(None, (row["distribution"], row["version"]))) or "unknown distribution"
+        origin = (" ".join(filter(None, (row["distribution"], row["version"]))) or row["module"]
+                  or "unknown distribution")
         click.echo(f"{click.style(row['name'], bold=True)}  {origin}{'  (built-in)' if row['builtin'] else ''}")
         if row["state"] == "excluded":
             click.echo("    excluded by POSEMBED_LOAD_PLUGINS")

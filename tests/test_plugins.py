@@ -228,9 +228,10 @@ def test_describe_plugins_gives_distribution_version_hooks_providers_and_failure
     rows = {row["name"]: row for row in describe_plugins(get_plugin_manager())}
     assert rows["explorer.providers.sinusoidal"] == {
         "name": "explorer.providers.sinusoidal", "distribution": "posembed-explorer", "version": explorer.__version__,
-        "builtin": True, "state": "loaded", "error": None, "clashes": [], "notes": [],
+        "module": "explorer.providers.sinusoidal", "builtin": True, "state": "loaded", "error": None, "clashes": [], "notes": [],
         "hooks": ["register_providers"], "providers": ["sinusoidal"], "analyses": [], "sections": []}
-    assert rows["extra"] == {"name": "extra", "distribution": "posembed-extra", "version": "2.3", "builtin": False,
+    assert rows["extra"] == {"name": "extra", "distribution": "posembed-extra", "version": "2.3",
+                             "module": "posembed_fake_described", "builtin": False,
                              "state": "loaded", "error": None, "clashes": [], "notes": [],
                              "hooks": ["register_providers"], "providers": ["extra-a", "extra-b"],
                              "analyses": [], "sections": []}

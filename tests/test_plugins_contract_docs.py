@@ -197,3 +197,20 @@ def test_a_provider_excluded_by_load_plugins_gives_the_error_the_page_shows(vit,
         result = posembed("info", "vit")
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [block_after("### 12.8")]
+
+
+def test_the_public_name_list_is_complete():
+    import inspect
+
+    import explorer.errors
+    import explorer.testing
+
+    listed = {module: set(re.findall(r"`(\w+)`", names)) for module, names in re.findall(
+        r"^- `(explorer(?:\.\w+)?)`: (.*?)(?=;\n- |\.\n\n)", section("## 14."), flags=re.S | re.M)}
+    assert listed["explorer"] == set(explorer.__all__)
+    assert listed["explorer.errors"] == {n for n, v in vars(explorer.errors).items()
+                                         if inspect.isclass(v) and v.__module__ == "explorer.errors"}
+    assert listed["explorer.testing"] == {n for n, v in vars(explorer.testing).items() if not n.startswith("_")
+                                          and inspect.isfunction(v) and v.__module__ == "explorer.testing"}
+    assert listed["explorer.plugins"] <= set(explorer.plugins.__all__)
+    assert "check_shape" in listed["explorer"]

@@ -12,7 +12,8 @@ LOADED, CLASHED, SKIPPED, EXCLUDED = "loaded", "clashed", "skipped", "excluded"
 
 
 def describe_plugins(pm: PluginManager, registry: Registry | None = None) -> list[dict[str, Any]]:
-    """One JSON-able row per plugin, whatever happened to it: name, distribution, version, ``state`` (loaded,
+    """One JSON-able row per plugin, whatever happened to it: name, distribution, version, module (what posembed
+    imports: the entry point's module, or a single-file plugin's path), ``state`` (loaded,
     clashed, skipped or excluded), ``error`` (why it was skipped), ``clashes`` (each name it lost and the plugin
     that kept it), ``notes`` (other warnings about it), hooks, providers, analyses and sections."""
     registry = registry if registry is not None else get_registry(pm)
@@ -31,6 +32,7 @@ def describe_plugins(pm: PluginManager, registry: Registry | None = None) -> lis
             "name": name,
             "distribution": info.distribution,
             "version": info.version,
+            "module": info.module,
             "builtin": info.builtin,
             "state": state,
             "error": pm.failures.get(name),
@@ -47,6 +49,7 @@ def describe_plugins(pm: PluginManager, registry: Registry | None = None) -> lis
 
 
 def _excluded(info: PluginInfo) -> dict[str, Any]:
-    return {"name": info.name, "distribution": info.distribution, "version": info.version, "builtin": False,
+    return {"name": info.name, "distribution": info.distribution, "version": info.version, "module": info.module,
+            "builtin": False,
             "state": EXCLUDED, "error": None, "clashes": [], "notes": [], "hooks": [], "providers": [],
             "analyses": [], "sections": []}

@@ -13,19 +13,23 @@ every run that builds the manager, and is skipped, never fatal. Where a plugin s
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import importlib.util
+import re
 import sys
 import time
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Iterable
+from pathlib import Path
+from typing import Callable, Iterable
 
 import pluggy
 
 from explorer import __version__
 from explorer.plugins import hookspecs
 from explorer.plugins.selection import (DISTRIBUTION, Selection, distribution_of, installed_entry_points,
-                                        normalize)
+                                        plugin_files)
 from explorer.runtime import environment
 from explorer.runtime.console import did_you_mean, warn
 
@@ -94,7 +98,7 @@ class PluginManager(pluggy.PluginManager):
         """A manager holding the hook specs and the built-in plugins."""
         pm = cls(warn)
         for module_name in BUILTIN_PLUGINS:
-            pm.info[module_name] = PluginInfo(module_name, DISTRIBUTION, __version__, builtin=True)
+            pm.info[module_name] = PluginInfo(module_name, DISTRIBUTION, __version__, True, module_name)
             pm.register(importlib.import_module(module_name), name=module_name)
         return pm
 
@@ -171,32 +175,60 @@ def register_plugin(pm: PluginManager, plugin: object, info: PluginInfo) -> bool
     return True
 
 
-def load_entry_point(pm: PluginManager, ep: metadata.EntryPoint) -> str | None:
-    """Import and register one entry point; the plugin's name, or None when it was skipped (and reported)."""
-    info = PluginInfo.of(ep)
-    if pm.has_plugin(ep.name) or pm.is_blocked(ep.name):
-        key = f"{ep.name} ({info.distribution or ep.value})"  # keyed apart from the plugin that holds the name
-        earlier = pm.info.get(ep.name)
-        pm.info[key] = PluginInfo(key, info.distribution, info.version, module=ep.value)
-        pm.clash(key, "plugin", ep.name, ep.name)
-        pm.skip(key, f"plugin {ep.name!r} ({info.origin}) is skipped: a plugin named {ep.name!r} is already loaded"
+def load_plugin(pm: PluginManager, info: PluginInfo, where: str, importer: Callable[[], object]) -> str | None:
+    """Import a plugin (``importer()``) and register it under ``info.name``; its name, or None when it was skipped
+    (and reported): its name was taken (``where`` tells it apart), it failed to import or to register."""
+    name = info.name
+    if pm.has_plugin(name) or pm.is_blocked(name):
+        key = f"{name} ({where})"  # keyed apart from the plugin that holds the name
+        earlier = pm.info.get(name)
+        pm.info[key] = dataclasses.replace(info, name=key)
+        pm.clash(key, "plugin", name, name)
+        pm.skip(key, f"plugin {name!r} ({info.origin}) is skipped: a plugin named {name!r} is already loaded"
                      f"{f' from {earlier.distribution}' if earlier and earlier.distribution else ''}")
         return None
     started = time.perf_counter()
     try:
-        plugin = ep.load()
+        plugin = importer()
     except (Exception, SystemExit) as exc:  # one broken plugin must not stop the tool
-        pm.info[ep.name] = info
-        pm.skip(ep.name, f"plugin {pm.where(ep.name)} failed to import and is skipped: {type(exc).__name__}: {exc}")
+        pm.info[name] = info
+        pm.skip(name, f"plugin {pm.where(name)} failed to import and is skipped: {type(exc).__name__}: {exc}")
         return None
     seconds = time.perf_counter() - started
     if not register_plugin(pm, plugin, info):
         return None
-    pm.trace_event(f"loaded plugin {ep.name!r} ({info.origin}) in {1000 * seconds:.1f} ms")
+    pm.trace_event(f"loaded plugin {name!r} ({info.origin}) in {1000 * seconds:.1f} ms")
     if seconds > SLOW_IMPORT_SECONDS:
-        pm.note(ep.name, f"plugin {pm.where(ep.name)} took {seconds:.1f} s to import, which every command that "
-                         f"loads plugins pays (import heavy libraries inside load)")
-    return ep.name
+        pm.note(name, f"plugin {pm.where(name)} took {seconds:.1f} s to import, which every command that loads "
+                      f"plugins pays (import heavy libraries inside load)")
+    return name
+
+
+def load_entry_point(pm: PluginManager, ep: metadata.EntryPoint) -> str | None:
+    """Import and register one installed entry point (see ``load_plugin``)."""
+    info = PluginInfo.of(ep)
+    return load_plugin(pm, info, info.distribution or ep.value, ep.load)
+
+
+def load_file(pm: PluginManager, path: Path) -> str | None:
+    """Import and register one single-file plugin of ``POSEMBED_PLUGINS_DIR``, named by its file (``decay.py`` is
+    plugin ``decay``, from that path), with the isolation of an installed plugin (see ``load_plugin``)."""
+
+    def importer() -> object:
+        module_name = f"posembed_plugins_dir.{re.sub(r'[^0-9A-Za-z_]', '_', path.stem)}"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module  # as an import would: dataclasses and pickling look the module up
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(module_name, None)
+            raise
+        return module
+
+    return load_plugin(pm, PluginInfo(path.stem, module=str(path)), str(path), importer)
 
 
 def get_plugin_manager(load_entrypoints: bool = True, warn: bool = True) -> PluginManager:
@@ -212,12 +244,15 @@ def get_plugin_manager(load_entrypoints: bool = True, warn: bool = True) -> Plug
     selection = Selection.from_environment()
     installed = installed_entry_points()
     selection.check(installed, BUILTIN_PLUGINS)
-    for ep in installed:
+    for ep in sorted(installed, key=selection.order):  # stable: by entry-point name where the user chose no order
         if selection.allows(ep):
             load_entry_point(pm, ep)
         else:
             pm.excluded.setdefault(ep.name, PluginInfo.of(ep))
+    for path in plugin_files():
+        load_file(pm, path)
     return pm
+
 
 
 def report_pending(pm: PluginManager, plugins: Iterable[str] | None = None) -> list[str]:
@@ -243,4 +278,4 @@ def report_pending(pm: PluginManager, plugins: Iterable[str] | None = None) -> l
 
 
 __all__ = ["BUILTIN_PLUGINS", "SLOW_IMPORT_SECONDS", "TRACE_PLUGINS_ENV", "PluginInfo", "PluginManager",
-           "get_plugin_manager", "load_entry_point", "normalize", "register_plugin", "report_pending"]
+           "get_plugin_manager", "load_entry_point", "load_file", "register_plugin", "report_pending"]

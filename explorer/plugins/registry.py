@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator
 from explorer.errors import DuplicateProviderError, PluginError, SpecError
 from explorer.plugins.manager import PluginInfo, PluginManager, get_plugin_manager
 from explorer.plugins.provider import Provider
-from explorer.plugins.selection import LOAD_PLUGINS_ENV, Selection, normalize
+from explorer.plugins.selection import LOAD_PLUGINS_ENV, PLUGINS_DIR_ENV, Selection, normalize
 from explorer.plugins.units import Analysis, Section, in_order
 from explorer.runtime import environment
 from explorer.runtime.console import did_you_mean, warn
@@ -238,19 +238,19 @@ def collect_units(pm: PluginManager, hook: str, kind: type) -> tuple[list, dict[
 
 
 #: The process's registries, one per value of POSEMBED_LOAD_PLUGINS (``reset()`` forgets them).
-_PROCESS_REGISTRIES: dict[str | None, Registry] = {}
+_PROCESS_REGISTRIES: dict[tuple[str | None, str | None], Registry] = {}
 
 
 def get_registry(pm: PluginManager | None = None) -> Registry:
     """The registry of ``pm``'s plugins; without ``pm``, the process's registry: built once, with every installed
     plugin that ``POSEMBED_LOAD_PLUGINS`` allows.
 
-    The process's registry is kept per value of ``POSEMBED_LOAD_PLUGINS``, so changing the variable gives the
-    registry it asks for; ``reset()`` forgets it (after installing or faking plugins in a test, say).
+    The process's registry is kept per value of ``POSEMBED_LOAD_PLUGINS`` and ``POSEMBED_PLUGINS_DIR``, so changing
+    either gives the registry it asks for; ``reset()`` forgets it (after installing or faking plugins in a test, say).
     """
     if pm is not None:
         return Registry(pm)
-    key = environment.text(LOAD_PLUGINS_ENV)
+    key = (environment.text(LOAD_PLUGINS_ENV), environment.text(PLUGINS_DIR_ENV))
     if key not in _PROCESS_REGISTRIES:
         _PROCESS_REGISTRIES[key] = Registry(get_plugin_manager())
     return _PROCESS_REGISTRIES[key]

@@ -1,20 +1,25 @@
-"""Which plugins are installed (entry points of group ``posembed``) and which ``POSEMBED_LOAD_PLUGINS`` lets load.
+"""Which plugins are installed (entry points of group ``posembed``), which ``POSEMBED_LOAD_PLUGINS`` lets load and
+in which order, and the single-file plugins of ``POSEMBED_PLUGINS_DIR``.
 
 ``POSEMBED_LOAD_PLUGINS`` is a comma-separated list of entry-point or distribution names, compared as pip compares
-names; set but empty, it loads none. Built-ins always load.
+names; set but empty, it loads none; its order is the order in which plugins claim names that clash. Built-ins
+always load, first. ``POSEMBED_PLUGINS_DIR`` names a folder whose ``*.py`` files each load as a plugin.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 
 from explorer.runtime import environment
 from explorer.runtime.console import did_you_mean, warn
 
 ENTRY_POINT_GROUP = "posembed"
 LOAD_PLUGINS_ENV = "POSEMBED_LOAD_PLUGINS"
+PLUGINS_DIR_ENV = "POSEMBED_PLUGINS_DIR"
 #: The distribution the built-in plugins ship in.
 DISTRIBUTION = "posembed-explorer"
 
@@ -60,6 +65,12 @@ class Selection:
         """Whether the entry point may load (its entry-point or distribution name is listed, or nothing is set)."""
         return self.raw is None or bool(set(self.names) & self._keys(ep))
 
+    def order(self, ep: metadata.EntryPoint) -> int:
+        """Where the user put ``ep`` in the variable: the place of the first name that matches it (the order of the
+        names is the order in which plugins claim names that clash); after every listed one when unset."""
+        keys = self._keys(ep)
+        return next((place for place, key in enumerate(self.names) if key in keys), len(self.names))
+
     def setting(self) -> str:
         """``POSEMBED_LOAD_PLUGINS='a,b'``, as the user set it."""
         return f"{LOAD_PLUGINS_ENV}={self.raw!r}"
@@ -88,3 +99,16 @@ def left_out(distribution: str) -> str | None:
     wanted = normalize(distribution)
     installed = [ep for ep in installed_entry_points() if normalize(distribution_of(ep)[0] or "") == wanted]
     return selection.setting() if installed and not any(map(selection.allows, installed)) else None
+
+
+def plugin_files() -> list[Path]:
+    """The ``*.py`` files of the folder ``POSEMBED_PLUGINS_DIR`` names, by name; a setting that names no folder is
+    one warning and no file."""
+    folder = environment.text(PLUGINS_DIR_ENV)
+    if not folder:
+        return []
+    path = Path(os.path.expanduser(folder))
+    if not path.is_dir():
+        warn(f"{PLUGINS_DIR_ENV}={folder!r} is not a folder; no plugin is loaded from it")
+        return []
+    return sorted((p for p in path.glob("*.py") if p.is_file()), key=lambda p: p.name)
