@@ -93,7 +93,7 @@ def analyze(embedding: PositionEmbedding, resolution: int | None = None, registr
     """
     from explorer import analysis
 
-    analyses = (registry or get_registry()).analyses
+    analyses = (get_registry() if registry is None else registry).analyses
     if progress is None:
         progress = lambda name: console.step(f"analysing {embedding.label}: {name}")  # noqa: E731
     return analysis.analyze(embedding.matrix, _resolution(resolution), analyses=analyses, term=embedding.term,
@@ -114,7 +114,7 @@ def compare(a: PositionEmbedding, b: PositionEmbedding, resolution: int | None =
     if a.term != b.term or getattr(a, "rows", None) != getattr(b, "rows", None):
         return Results({}, {})
 
-    analyses = (registry or get_registry()).analyses
+    analyses = (get_registry() if registry is None else registry).analyses
     return analysis.analyze_pair(a.matrix, b.matrix, _resolution(resolution), analyses=analyses, term=a.term,
                                  embeddings=(a, b),
                                  progress=lambda name: console.step(f"comparing {a.label} and {b.label}: {name}"))
@@ -124,7 +124,7 @@ def analyze_all(items: Sequence[PositionEmbedding], resolution: int | None = Non
                 registry: Registry | None = None, probe_protocol: str = PROBE_PROTOCOL,
                 ) -> tuple[list[Results], list[tuple[int, int, Results]]]:
     """Every table's results and every pair's (``(i, j, results)`` for i < j): what a report shows."""
-    registry = registry or get_registry()
+    registry = get_registry() if registry is None else registry
     results = [analyze(e, resolution, registry, probe_protocol=probe_protocol) for e in items]
     pairs = [(i, j, compare(items[i], items[j], resolution, registry))
              for i in range(len(items)) for j in range(i + 1, len(items))]
@@ -165,7 +165,7 @@ def document(embeddings: PositionEmbedding | Sequence[PositionEmbedding], *, tit
     check_scale(scale, vmax)  # before any work
     _options(probe_protocol)
     items = _tables(embeddings, "a report")
-    registry = registry or get_registry()
+    registry = get_registry() if registry is None else registry
     if resolution is None and len(items) >= ATLAS_TABLES:
         resolution = ATLAS_RESOLUTION
     results, pairs = analyze_all(items, resolution, registry, probe_protocol)

@@ -29,7 +29,7 @@ def load(spec: str | Spec = DEFAULT_SPEC, registry: Registry | None = None, **pa
     from explorer.core.embedding import PositionEmbedding
 
     parsed = spec if isinstance(spec, Spec) else parse_spec(spec)
-    registry = registry or get_registry()
+    registry = get_registry() if registry is None else registry
     provider = registry.get(parsed.name)
     kwargs = provider.resolve(parsed.target, {**parsed.options, **params})
     try:

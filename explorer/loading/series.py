@@ -126,12 +126,7 @@ def load_many(requests: Sequence[Request], registry: Registry | None = None, *, 
     from explorer.loading.load import load
     from explorer.plugins.registry import get_registry
 
-    registry = registry or get_registry()
-    for request in requests:  # the registry may import a plugin: done once, here, not from several threads
-        try:
-            registry.get(parse_spec(request.spec).name)
-        except PosembedError:
-            pass  # reported with its spec by the load below
+    registry = get_registry() if registry is None else registry  # built here, once, not from several threads
     outcomes: dict[int, PositionEmbedding | PosembedError] = {}
     total = len(requests)
     console.step(f"loading {requests[0].spec}" if total == 1 else f"loading {total} tables")
