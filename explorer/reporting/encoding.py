@@ -22,8 +22,8 @@ from bokeh.models import ColorBar, ColumnDataSource, CustomJS, CustomJSHover, Fi
 from bokeh.palettes import RdBu11, interp_palette
 
 from explorer.analysis import MatrixImage
-from explorer.core.choices import SCALES  # the matrix heatmap's colour scales, defined once for CLI, API and page
 from explorer.analysis.traces import FINE_LEVELS, FineCodes
+from explorer.core.choices import SCALES  # the matrix heatmap's colour scales, defined once for CLI, API and page
 
 LEVELS = 256
 #: Codes kept at each end for values beyond the robust range (they show in the end colours).
