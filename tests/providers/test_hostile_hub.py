@@ -212,7 +212,7 @@ HOSTILE_CASES = [
     HostileCase("drip-headers", "the answer's header lines dripped, one byte every 0.5 s", "config", drip_headers,
                 f"took longer than the deadline of {DEADLINE:g} s"),
     HostileCase("retry-after-hour", "HTTP 429 with `Retry-After: 3600`", "config", retry_after("3600"),
-                "asks to wait 3600 s; posembed waits at most 10 s, so try again later"),
+                f"asks to wait 3600 s; posembed waits at most {DEADLINE:g} s (POSEMBED_HUB_DEADLINE), so try again after "),
     HostileCase("gzip-range", "a range request answered with `Content-Encoding: gzip`", "slice", gzipped_range,
                 "Content-Encoding 'gzip' although posembed asked for identity"),
     HostileCase("redirect-loop", "config.json redirected to itself", "config", redirect_loop, "redirects in a loop"),
