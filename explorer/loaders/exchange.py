@@ -314,7 +314,7 @@ def check_content_range(value: str | None, start: int, stop: int, exact: bool, w
 
 
 def get(url: str, headers: dict[str, str], *, limit: int, deadline: Deadline, connect_timeout: float,
-        sink: BinaryIO | None = None, on_bytes: Callable[[int], None] | None = None,
+        sink: BinaryIO | None = None, on_bytes: Callable[[int, int | None], None] | None = None,
         stop_at: int | None = None, trusted: tuple[str, ...] = ()) -> Answer:
     """GET ``url``: the final answer with at most ``limit`` body bytes (read into memory, or into ``sink``).
 
@@ -367,7 +367,8 @@ def get(url: str, headers: dict[str, str], *, limit: int, deadline: Deadline, co
             announced = int(length) if length is not None and length.strip().isdigit() else None
             if announced is not None and announced > limit and (stop_at is None or stop_at > limit):
                 raise ExchangeError(f"announced {announced} bytes, more than the {limit}-byte limit")
-            body = _read_body(response, limit, sink, on_bytes, stop_at)
+            body = _read_body(response, limit, sink, partial(on_bytes, announced=announced) if on_bytes else None,
+                              stop_at)
             return Answer(response.status, response.msg, body, seen, firsts)
         except ExchangeError:
             raise

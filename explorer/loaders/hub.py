@@ -46,7 +46,8 @@ from explorer.errors import OutputError, PosembedWarning, ProviderError
 from explorer.loaders import exchange
 from explorer.loaders import safetensors_io as st
 from explorer.loaders.checkpoints import (BIN_FILE, BIN_INDEX_FILE, CONFIG_FILE, MAX_CONFIG_BYTES, Checkpoint,
-                                          load_torch_file, read_config, state_dict_of, torch_to_numpy)
+                                          load_torch_file, missing_shard, read_config, state_dict_of,
+                                          torch_to_numpy)
 from explorer.loaders.hub_settings import (CONNECT_TIMEOUT, DEFAULT_ENDPOINT, HUB_ORIGINS, MAX_RETRY_WAIT,
                                            OFFLINE_HINT, deadline, endpoint, hf_home, hub_cache_dir, is_offline,
                                            request_headers, retries, retry_wait, revision_name, slice_cache_dir,
@@ -264,8 +265,14 @@ class RemoteCheckpoint(Checkpoint):
         if start is not None:
             headers["Range"] = f"bytes={start}-{stop - 1}"
         url = hf_hub_url(self.repo_id, filename, revision=revision, endpoint=self.endpoint)
-        size = want if want is not None else limit if sink is not None else 0
-        progress = Progress(label or filename, size) if size >= PROGRESS_MIN_BYTES else None
+        progress: list[Progress] = []
+
+        def on_bytes(done: int, announced: int | None) -> None:  # sized by what the server announces
+            if not progress and (announced or 0) >= PROGRESS_MIN_BYTES:
+                progress.append(Progress(label or filename, announced or 0))
+            for bar in progress:
+                bar.update(done)
+
         host, allowed = urlsplit(url).netloc, deadline()
 
         def note(seconds: float, received: int) -> None:
@@ -277,7 +284,7 @@ class RemoteCheckpoint(Checkpoint):
             answer = exchange.get(url, headers, limit=limit if want is None else min(limit, stop),
                                   deadline=exchange.Deadline(allowed, timeout(), note),
                                   connect_timeout=min(timeout(), CONNECT_TIMEOUT), sink=sink,
-                                  on_bytes=progress.update if progress else None, stop_at=want,
+                                  on_bytes=on_bytes, stop_at=want,
                                   trusted=(*HUB_ORIGINS, self.endpoint))
         except exchange.ExchangeError as exc:
             if exc.unreachable:
@@ -288,8 +295,8 @@ class RemoteCheckpoint(Checkpoint):
                 raise _Transient(f"{self.endpoint} {words}") from None
             raise ProviderError(f"{self.repo_id}: {self.endpoint} {exc} (fetching {filename})") from None
         finally:
-            if progress:
-                progress.close()
+            for bar in progress:
+                bar.close()
         if answer.status == 429 or answer.status >= 500:
             wait = exchange.asked_wait(answer.status, answer.headers)
             if wait is not None and wait > allowed:
@@ -428,14 +435,14 @@ class RemoteCheckpoint(Checkpoint):
         if filename not in self._torch:
             local = self.snapshot / filename
             if not local.is_file():
-                info(f"posembed: {self.repo_id} has no safetensors weights, only pickled {filename}: "
-                     f"downloading it whole")
                 local = self._file(filename, limits.max_download_bytes())
                 if local is None and filename != BIN_FILE:
-                    raise _missing_shard(self.repo_id, BIN_INDEX_FILE, filename)
+                    raise missing_shard(self.repo_id, BIN_INDEX_FILE, filename)
                 if local is None:
                     raise ProviderError(f"{self.repo_id}: no weights found ({st.SINGLE_FILE}, {st.INDEX_FILE} "
                                         f"or {BIN_FILE})")
+                info(f"posembed: {self.repo_id} has no safetensors weights, only pickled {filename}: read it whole "
+                     f"({local.stat().st_size / 1e6:.1f} MB)")
             self._torch[filename] = state_dict_of(load_torch_file(local), f"{self.repo_id}/{filename}")
         return self._torch[filename]
 
@@ -464,7 +471,7 @@ class RemoteCheckpoint(Checkpoint):
         except _NotFound:
             if layout == st.SINGLE_FILE:
                 raise
-            raise _missing_shard(self.repo_id, layout, filename) from None
+            raise missing_shard(self.repo_id, layout, filename) from None
         where = f"{self.repo_id}: {name!r}"
         local = self.snapshot / filename
         cached = self._cache_path(self.revision, filename, name, suffix=".bin")
@@ -477,12 +484,6 @@ class RemoteCheckpoint(Checkpoint):
             raw = self._get_range(filename, tensor.start, tensor.stop, label=f"{name} from {self.repo_id}")
             self._cache_write(cached, raw)  # its size was checked against the header by _get_range
         return st.decode(raw, tensor.dtype, tensor.shape, where), st.DTYPE_NAMES[tensor.dtype]
-
-
-def _missing_shard(where: str, index: str, shard: str) -> ProviderError:
-    """The one line for an index naming a shard the model does not have (a half-uploaded repository is normal)."""
-    return ProviderError(f"{where}: {index} names the shard {shard!r}, which is missing (an upload not finished, "
-                         f"or a shard deleted)")
 
 
 def _check_download_size(tensor: st.TensorInfo, where: str) -> None:
