@@ -277,7 +277,7 @@ class RemoteCheckpoint(Checkpoint):
 
         def note(seconds: float, received: int) -> None:
             info(f"posembed: {self.repo_id}: still fetching {filename} from {host} after {seconds:.0f} s "
-                 f"({received} bytes so far); posembed gives up after {allowed:g} s (POSEMBED_HUB_DEADLINE "
+                 f"({received} bytes received); posembed gives up after {allowed:g} s (POSEMBED_HUB_DEADLINE "
                  f"sets it)")
 
         try:
