@@ -1,7 +1,7 @@
 """Write docs/reliability.md from the test tables: ``python docs/make_reliability.py``.
 
 The rows come from ``CASES`` and ``INTERRUPT_COMMANDS`` in tests/test_bad_input.py, ``NETWORK_CASES`` in
-tests/test_network_faults.py, ``REFUSED`` in tests/test_hostile_output.py, ``SIGNALS`` in tests/test_signals.py
+tests/test_network_faults.py, the test names of tests/providers/test_real_hub.py and test_missing_shards.py, ``REFUSED`` in tests/test_hostile_output.py, ``SIGNALS`` in tests/test_signals.py
 and the test names of tests/test_security.py, tests/test_hostile_output.py, tests/test_signals.py and
 tests/test_properties.py,
 so the document says exactly what the tests try. ``tests/test_bad_input.py::test_reliability_doc_is_current``
@@ -187,7 +187,24 @@ def render() -> str:
         "apply before a download: `config.json` 10 MB, an index 50 MB, a tensor or a whole pickled checkpoint",
         "`POSEMBED_MAX_DOWNLOAD_MB` (default: an eighth of the available memory, at most 512 MB).",
         "",
+        "## A hub that answers as huggingface.co does (`tests/providers/test_real_hub.py`)",
+        "",
+        "`RealHub` redirects small files (307) to `/api/resolve-cache/` and weights (302) to a signed URL on",
+        "another host that answers ranges with 206; it rate-limits with `RateLimit` headers and explains errors in",
+        "`X-Error-Message`; `Mirror` 308s to it. docs/architecture.md compares posembed with huggingface_hub",
+        "need by need.",
+        "",
     ]
+    out += [f"- `{name}`" for name in _test_names("providers/test_real_hub.py")]
+    out += [
+        "",
+        "## Half-uploaded models (`tests/providers/test_missing_shards.py`)",
+        "",
+        "An index naming a shard that is not there, locally or on the hub, `.safetensors` or `.bin`: one line",
+        "naming the index and the shard.",
+        "",
+    ]
+    out += [f"- `{name}`" for name in _test_names("providers/test_missing_shards.py")]
     out += _hostile_files()
     out += [
         "## Security (`tests/test_security.py`)",
