@@ -44,6 +44,12 @@ def _case_section(heading: str, intro: list[str], rows: list[str], test_file: st
     return out + [f"- `{name}`" for name in _test_names(test_file) if name != table_test]
 
 
+def _listed(heading: str, intro: list[str], test_file: str) -> list[str]:
+    """A section: its heading, its text and the tests of its file, one a line."""
+    return [f"## {heading} (`tests/{test_file}`)", "", *intro, "",
+            *[f"- `{name}`" for name in _test_names(test_file)]]
+
+
 def _hostile_output_and_signals() -> list[str]:
     """The sections for tests/test_hostile_output.py and tests/test_signals.py."""
     hostile = _module("test_hostile_output.py", "_posembed_test_hostile_output")
@@ -187,24 +193,17 @@ def render() -> str:
         "apply before a download: `config.json` 10 MB, an index 50 MB, a tensor or a whole pickled checkpoint",
         "`POSEMBED_MAX_DOWNLOAD_MB` (default: an eighth of the available memory, at most 512 MB).",
         "",
-        "## A hub that answers as huggingface.co does (`tests/providers/test_real_hub.py`)",
-        "",
+    ]
+    out += _listed("A hub that answers as huggingface.co does", [
         "`RealHub` redirects small files (307) to `/api/resolve-cache/` and weights (302) to a signed URL on",
         "another host that answers ranges with 206; it rate-limits with `RateLimit` headers and explains errors in",
         "`X-Error-Message`; `Mirror` 308s to it. docs/architecture.md compares posembed with huggingface_hub",
         "need by need.",
-        "",
-    ]
-    out += [f"- `{name}`" for name in _test_names("providers/test_real_hub.py")]
-    out += [
-        "",
-        "## Half-uploaded models (`tests/providers/test_missing_shards.py`)",
-        "",
+    ], "providers/test_real_hub.py")
+    out += _listed("Half-uploaded models", [
         "An index naming a shard that is not there, locally or on the hub, `.safetensors` or `.bin`: one line",
         "naming the index and the shard.",
-        "",
-    ]
-    out += [f"- `{name}`" for name in _test_names("providers/test_missing_shards.py")]
+    ], "providers/test_missing_shards.py")
     out += _hostile_files()
     out += [
         "## Security (`tests/test_security.py`)",

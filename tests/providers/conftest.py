@@ -325,6 +325,17 @@ class Mirror(FakeHub):
         handler.end_headers()
 
 
+def publish_small_gpt2(fake: FakeHub, folder: Path, seed: int) -> FakeHub:
+    """Publish ``org/m``, a GPT-2-like model with a random 16 x 4 table (``fake.table``, commit ``fake.commit``)."""
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_positions": 16, "n_embd": 4}))
+    fake.table = np.random.default_rng(seed).normal(size=(16, 4)).astype(np.float32)
+    write_safetensors(folder / "model.safetensors", {"wte.weight": np.ones((10, 4), np.float32),
+                                                     "wpe.weight": fake.table})
+    fake.commit = fake.add("org/m", folder)
+    return fake
+
+
 def point_environment_at(monkeypatch, fake, home) -> None:
     """Point the Hugging Face environment at ``fake`` with a fresh private cache under ``home``; no token, online."""
     monkeypatch.setenv("HF_ENDPOINT", fake.url)

@@ -269,13 +269,7 @@ def hostile(monkeypatch, tmp_path):
     monkeypatch.setenv("POSEMBED_HUB_TIMEOUT", str(TIMEOUT))
     monkeypatch.setenv("POSEMBED_HUB_RETRIES", "1")
     monkeypatch.setenv("POSEMBED_HUB_RETRY_WAIT", "0")
-    folder = tmp_path / "m"
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_positions": 16, "n_embd": 4}))
-    fake.table = np.random.default_rng(3).normal(size=(16, 4)).astype(np.float32)
-    write_safetensors(folder / "model.safetensors", {"wte.weight": np.ones((10, 4), np.float32),
-                                                     "wpe.weight": fake.table})
-    fake.commit = fake.add("org/m", folder)
+    _hub_helpers().publish_small_gpt2(fake, tmp_path / "m", seed=3)
     fake.home = tmp_path / "hf-home"
     yield fake
     fake.stop()

@@ -7,7 +7,6 @@ checked here against the answers the library itself is written for."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -19,8 +18,7 @@ from modules import by_path
 import explorer
 
 _helpers = by_path(Path(__file__).with_name("conftest.py"), "_posembed_fake_hub")
-Mirror, RealHub, point_environment_at, write_safetensors = (_helpers.Mirror, _helpers.RealHub,
-                                                            _helpers.point_environment_at, _helpers.write_safetensors)
+Mirror, RealHub, point_environment_at = _helpers.Mirror, _helpers.RealHub, _helpers.point_environment_at
 
 TOKEN = "hf_posembed_real_hub_token"
 
@@ -33,14 +31,7 @@ def real(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     monkeypatch.setenv("POSEMBED_HUB_DEADLINE", "2")
     monkeypatch.setenv("POSEMBED_HUB_RETRY_WAIT", "0")
-    folder = tmp_path / "m"
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_positions": 16, "n_embd": 4}))
-    fake.table = np.random.default_rng(5).normal(size=(16, 4)).astype(np.float32)
-    write_safetensors(folder / "model.safetensors", {"wte.weight": np.ones((10, 4), np.float32),
-                                                     "wpe.weight": fake.table})
-    fake.commit = fake.add("org/m", folder)
-    yield fake
+    yield _helpers.publish_small_gpt2(fake, tmp_path / "m", seed=5)
     fake.stop()
 
 
