@@ -48,16 +48,11 @@ from explorer.loaders import safetensors_io as st
 from explorer.loaders.checkpoints import (BIN_FILE, BIN_INDEX_FILE, CONFIG_FILE, MAX_CONFIG_BYTES, Checkpoint,
                                           load_torch_file, missing_shard, read_config, state_dict_of,
                                           torch_to_numpy)
-from explorer.loaders.hub_settings import (CONNECT_TIMEOUT, DEFAULT_ENDPOINT, HUB_ORIGINS, MAX_RETRY_WAIT,
-                                           OFFLINE_HINT, deadline, endpoint, hf_home, hub_cache_dir, is_offline,
-                                           request_headers, retries, retry_wait, revision_name, slice_cache_dir,
-                                           timeout)
+from explorer.loaders.hub_settings import (CONNECT_TIMEOUT, HUB_ORIGINS, MAX_RETRY_WAIT, OFFLINE_HINT, deadline,
+                                           endpoint, hub_cache_dir, is_offline, request_headers, retries, retry_wait,
+                                           revision_name, slice_cache_dir, timeout)
 from explorer.runtime import limits
-from explorer.runtime.console import Progress, info, one_line
-
-__all__ = ["CONNECT_TIMEOUT", "DEFAULT_ENDPOINT", "MAX_RETRY_WAIT", "OFFLINE_HINT", "RemoteCheckpoint", "deadline",
-           "endpoint", "hf_home", "hub_cache_dir", "is_offline", "request_headers", "retries", "retry_wait",
-           "revision_name", "slice_cache_dir", "timeout"]
+from explorer.runtime.console import Progress, info
 
 #: The first header read; most safetensors headers fit (huggingface_hub makes the same bet).
 HEADER_FIRST_READ = 100_000
