@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Sequence
 
 from explorer.errors import EmbeddingError, OutputError, ProviderError
 from explorer.loading.load import DEFAULT_SPEC, load
-from explorer.plugins.manager import Registry, get_registry
+from explorer.plugins.registry import Registry, get_registry
 from explorer.runtime import console
 
 if TYPE_CHECKING:
@@ -21,8 +21,7 @@ if TYPE_CHECKING:
     from explorer.loading.series import Analysing, Loaded, Request
     from explorer.plugins.units import Results
 
-#: The matrix heatmap's colour scales (``explorer.reporting.views.matrix_scale``).
-SCALES = ("auto", "linear", "symlog")
+from explorer.core.choices import PROBE_PROTOCOL, SCALES
 #: This many tables or more make an atlas page (``explorer/reporting/sections/atlas.py``).
 ATLAS_TABLES = 3
 #: An atlas's default display resolution: every table's full sections are in the one file (12 tables of
@@ -82,6 +81,13 @@ def read_tensor(path: str | Path, key: str | None = None) -> StoredTensor:
         return StoredTensor(np.ascontiguousarray(array, dtype=np.float32), str(dtype))
 
 
+def _options(probe_protocol: str) -> dict[str, Any]:
+    """The settings every analysis of a run reads (``TableContext.options``), checked (``OutputError``)."""
+    from explorer.analysis.probes import check_protocol
+
+    return {"probe_protocol": check_protocol(probe_protocol)}
+
+
 def _resolution(resolution: int | None) -> int:
     from explorer.analysis import RESOLUTION, check_resolution
 
@@ -89,7 +95,7 @@ def _resolution(resolution: int | None) -> int:
 
 
 def analyze(embedding: PositionEmbedding, resolution: int | None = None, registry: Registry | None = None,
-            progress: Callable[[str], None] | None = None, probe_protocol: str = "ridge") -> Results:
+            progress: Callable[[str], None] | None = None, probe_protocol: str = PROBE_PROTOCOL) -> Results:
     """Every registered analysis of one table (built-ins and plugins'), by name; see ``explorer.analysis``.
 
     ``progress(name)`` is called before each analysis runs (default: a status line on a terminal's stderr).
@@ -97,11 +103,11 @@ def analyze(embedding: PositionEmbedding, resolution: int | None = None, registr
     """
     from explorer import analysis
 
-    analyses = (registry or get_registry()).analyses
+    analyses = (get_registry() if registry is None else registry).analyses
     if progress is None:
         progress = lambda name: console.step(f"analysing {embedding.label}: {name}")  # noqa: E731
     return analysis.analyze(embedding.matrix, _resolution(resolution), analyses=analyses, term=embedding.term,
-                            embedding=embedding, progress=progress, probe_protocol=probe_protocol)
+                            embedding=embedding, progress=progress, options=_options(probe_protocol))
 
 
 def _comparable(a: PositionEmbedding, b: PositionEmbedding) -> bool:
@@ -123,7 +129,7 @@ def compare(a: PositionEmbedding, b: PositionEmbedding, resolution: int | None =
     if not _comparable(a, b):
         return Results({}, {})
 
-    analyses = (registry or get_registry()).analyses
+    analyses = (get_registry() if registry is None else registry).analyses
     return analysis.analyze_pair(a.matrix, b.matrix, _resolution(resolution), analyses=analyses, term=a.term,
                                  embeddings=(a, b),
                                  progress=lambda name: console.step(f"comparing {a.label} and {b.label}: {name}"))
@@ -140,7 +146,7 @@ def compare_all(items: Sequence[PositionEmbedding], contexts: Sequence[TableCont
     from explorer import analysis
     from explorer.plugins.units import Results
 
-    analyses = (registry or get_registry()).analyses
+    analyses = (get_registry() if registry is None else registry).analyses
     pairs = [(i, j) for i in range(len(items)) for j in range(i + 1, len(items))]
     rows = [len(context.matrix) for context in contexts]
     found: dict[tuple[int, int], Results] = {}
@@ -153,7 +159,7 @@ def compare_all(items: Sequence[PositionEmbedding], contexts: Sequence[TableCont
 
 
 def analyze_all(items: Sequence[PositionEmbedding], resolution: int | None = None,
-                registry: Registry | None = None, probe_protocol: str = "ridge",
+                registry: Registry | None = None, probe_protocol: str = PROBE_PROTOCOL,
                 ) -> tuple[list[Results], list[tuple[int, int, Results]]]:
     """Every table's results and every pair's (``(i, j, results)`` for i < j): what a report shows.
 
@@ -161,11 +167,11 @@ def analyze_all(items: Sequence[PositionEmbedding], resolution: int | None = Non
     """
     from explorer import analysis
 
-    registry = registry or get_registry()
+    registry = get_registry() if registry is None else registry
     results, contexts = [], []
     for k, embedding in enumerate(items, start=1):
         context = analysis.table_context(embedding.matrix, _resolution(resolution), embedding=embedding,
-                                         probe_protocol=probe_protocol)
+                                         options=_options(probe_protocol))
         progress = (lambda name, e=embedding: console.step(f"analysing {e.label}: {name}")) if len(items) == 1 else None
         results.append(analysis.analyze_context(context, analyses=registry.analyses, term=embedding.term,
                                                 progress=progress))
@@ -185,7 +191,7 @@ def bind(loaded: Sequence[Loaded], analysing: Analysing, registry: Registry | No
     from explorer.analysis.context import TableContext
     from explorer.plugins.units import Results
 
-    registry = registry or get_registry()
+    registry = get_registry() if registry is None else registry
     units = {unit.name: unit for unit in registry.analyses}
     embeddings, results, contexts = [], [], []
     for item in loaded:
@@ -195,12 +201,12 @@ def bind(loaded: Sequence[Loaded], analysing: Analysing, registry: Registry | No
         embeddings.append(item.embedding)
         results.append(Results({k: v for k, v in values.items() if k in units}, units))
         contexts.append(TableContext(item.embedding.matrix, analysing.resolution, embedding=item.embedding,
-                                     probe_protocol=analysing.probe_protocol, memo=item.memo))
+                                     options=_options(analysing.probe_protocol), memo=item.memo))
     return embeddings, results, compare_all(embeddings, contexts, registry)
 
 
 def analyze_requests(requests: Sequence[Request], registry: Registry | None = None, *, resolution: int,
-                     probe_protocol: str = "ridge", keep_going: bool = False, jobs: int = 1,
+                     probe_protocol: str = PROBE_PROTOCOL, keep_going: bool = False, jobs: int = 1,
                      executor: str | None = None,
                      ) -> tuple[list[PositionEmbedding], tuple[str, ...], list[Results], list[tuple[int, int, Results]]]:
     """What the command line runs on many tables: the table count and the memory the run needs checked before
@@ -250,7 +256,7 @@ def check_scale(scale: str = "auto", vmax: float | None = None) -> None:
 
 def document(embeddings: PositionEmbedding | Sequence[PositionEmbedding], *, title: str | None = None,
              resolution: int | None = None, registry: Registry | None = None, shared_scale: bool = False,
-             scale: str = "auto", vmax: float | None = None, probe_protocol: str = "ridge",
+             scale: str = "auto", vmax: float | None = None, probe_protocol: str = PROBE_PROTOCOL,
              analysed: tuple[list[Results], list[tuple[int, int, Results]]] | None = None):
     """The report as a Bokeh ``Document`` (analyses, then every registered section), for embedding elsewhere.
 
@@ -260,12 +266,10 @@ def document(embeddings: PositionEmbedding | Sequence[PositionEmbedding], *, tit
     ``probe_protocol``: ``ridge`` or ``wang-chen`` (docs/analyses.md). ``analysed``: the tables' results and
     pairs when they are already computed (``analyze_all``, ``bind``).
     """
-    from explorer.analysis.probes import check_protocol
-
     check_scale(scale, vmax)  # before any work
-    check_protocol(probe_protocol)
+    _options(probe_protocol)
     items = _tables(embeddings, "a report")
-    registry = registry or get_registry()
+    registry = get_registry() if registry is None else registry
     if resolution is None and len(items) >= ATLAS_TABLES:
         resolution = ATLAS_RESOLUTION
     results, pairs = analysed or analyze_all(items, resolution, registry, probe_protocol)
@@ -287,7 +291,7 @@ def report(
     shared_scale: bool = False,
     scale: str = "auto",
     vmax: float | None = None,
-    probe_protocol: str = "ridge",
+    probe_protocol: str = PROBE_PROTOCOL,
     analysed: tuple[list[Results], list[tuple[int, int, Results]]] | None = None,
 ) -> str:
     """Build the standalone HTML report for one table (or several side by side).
@@ -321,7 +325,7 @@ def show(
     shared_scale: bool = False,
     scale: str = "auto",
     vmax: float | None = None,
-    probe_protocol: str = "ridge",
+    probe_protocol: str = PROBE_PROTOCOL,
 ) -> None:
     """Show the report inline in Jupyter, through Bokeh's public notebook API (``output_notebook`` + ``show``).
 

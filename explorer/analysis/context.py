@@ -5,7 +5,8 @@ it without looking up into the plugin contract."""
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Callable, Hashable
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Mapping
 
 if TYPE_CHECKING:
     import numpy as np
@@ -18,17 +19,18 @@ class TableContext:
 
     ``matrix`` is the C-contiguous float32 table (positions x dimensions). ``memo(key, compute)`` computes a
     value once per table for every analysis that asks (the centred eigen-decomposition behind PCA, the spectrum
-    and the probes is ``eigen``), and pair analyses receive the contexts the tables' analyses filled, so what a
-    pair needs of one table (its offset profile, its cosine image, what CKA needs) is computed once for every
-    pair. ``probe_protocol`` is the probes' protocol (``ridge`` or ``wang-chen``). ``memo`` starts the shared
-    work from what another process computed (``memos``).
+    and the probes is ``eigen``). ``options`` holds the run's settings by name, read-only; an analysis reads
+    its own with a default (the probes: ``options.get("probe_protocol", "ridge")``, ``explorer.core.choices``).
+    Pair analyses receive the contexts the tables' analyses filled, so what a pair needs of one table (its offset
+    profile, its cosine image, what CKA needs) is computed once for every pair. ``memo`` starts the shared work
+    from what another process computed (``memos``).
     """
 
     def __init__(self, matrix: "np.ndarray", resolution: int, seed: int = 0,
-                 embedding: "PositionEmbedding | None" = None, probe_protocol: str = "ridge",
+                 embedding: "PositionEmbedding | None" = None, options: Mapping[str, Any] | None = None,
                  memo: dict[Hashable, Any] | None = None) -> None:
         self.matrix, self.resolution, self.seed, self.embedding = matrix, resolution, seed, embedding
-        self.probe_protocol = probe_protocol
+        self.options: Mapping[str, Any] = MappingProxyType(dict(options or {}))
         self._memo: dict[Hashable, Any] = dict(memo or {})
         self._head: tuple[tuple[int, int], TableContext] | None = None
 
@@ -51,8 +53,7 @@ class TableContext:
         if key == (len(self.matrix), self.resolution):
             return self
         if self._head is None or self._head[0] != key:
-            self._head = (key, TableContext(self.matrix[:key[0]], key[1], self.seed, self.embedding,
-                                            self.probe_protocol))
+            self._head = (key, TableContext(self.matrix[:key[0]], key[1], self.seed, self.embedding, self.options))
         return self._head[1]
 
     @cached_property

@@ -88,14 +88,15 @@ def position_cosines(ctx: TableContext) -> SimilarityImage:
     return ctx.memo("cosine_positions", lambda: cosine_image(ctx.matrix, ctx.resolution))
 
 
-def _cosine(axis: str, centred: bool) -> Analysis:
+def _cosine(axis: str, centred: bool, order: int) -> Analysis:
     kind = "centred " if centred else ""
     shared = axis == "positions" and not centred
     return Analysis(f"cosine_{axis}{'_centred' if centred else ''}",
                     f"{kind}cosine similarity {'between positions' if axis == 'positions' else 'between dimensions'}"
                     ", block means at display resolution",
-                    run=position_cosines if shared else
+                    order=order, run=position_cosines if shared else
                     lambda ctx: cosine_image(ctx.matrix, ctx.resolution, centred=centred, axis=axis))
 
 
-ANALYSES = tuple(_cosine(axis, centred) for axis in ("positions", "dimensions") for centred in (False, True))
+ANALYSES = (_cosine("positions", False, 40), _cosine("positions", True, 41), _cosine("dimensions", False, 42),
+            _cosine("dimensions", True, 43))

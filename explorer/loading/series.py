@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Executor
 
     from explorer.core.embedding import PositionEmbedding
-    from explorer.plugins.manager import Registry
+    from explorer.plugins.registry import Registry
 
 SERIES = "|"
 #: A comment: ``#`` at the start of a line or after whitespace (a ``#`` inside a path or id is kept).
@@ -173,10 +173,10 @@ def table_job(spec: str, analysing: Analysing | None = None,
     import warnings
 
     from explorer.loading.load import load
-    from explorer.plugins.manager import get_registry
+    from explorer.plugins.registry import get_registry
 
     remote = registry is None
-    registry = registry or get_registry()
+    registry = get_registry() if remote else registry
     try:
         embedding = load(spec, registry)
     except PosembedError as exc:
@@ -188,7 +188,7 @@ def table_job(spec: str, analysing: Analysing | None = None,
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         context = analysis.table_context(embedding.matrix, analysing.resolution, embedding=embedding,
-                                         probe_protocol=analysing.probe_protocol)
+                                         options={"probe_protocol": analysing.probe_protocol})
         progress = None if remote else (lambda name: console.step(f"analysing {embedding.label}: {name}"))
         results = analysis.analyze_context(context, analyses=registry.analyses, term=embedding.term,
                                            progress=progress)
@@ -211,15 +211,10 @@ def run_jobs(requests: Sequence[Request], registry: Registry | None = None, *, k
     requested order among those done): unless ``keep_going``, which leaves it out and returns it among the
     failures. Progress: ``loading k/n`` (and ``analysing``) on one line for the whole set.
     """
-    from explorer.plugins.manager import get_registry
+    from explorer.plugins.registry import get_registry
     from explorer.runtime.executor import each
 
-    registry = registry or get_registry()
-    for request in requests:  # the registry may import a plugin: done once, here
-        try:
-            registry.get(parse_spec(request.spec).name)
-        except PosembedError:
-            pass  # reported with its spec by the load below
+    registry = get_registry() if registry is None else registry  # built here, once
     total = len(requests)
     what = "loading" if analysing is None else "loading and analysing"
     console.step(f"loading {requests[0].spec}" if total == 1 else f"{what} {total} tables")
