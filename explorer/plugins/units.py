@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 if TYPE_CHECKING:
@@ -65,25 +66,78 @@ class Analysis:
             raise TypeError(f"analysis {self.name!r}: run must be callable")
 
     def scalars_of(self, result: Any) -> dict[str, float]:
-        """The declared scalars of ``result`` as plain floats."""
+        """The declared scalars of ``result`` as plain floats: a mapping of names to real numbers (an int becomes a
+        float; NaN stays NaN, and JSON writes it as null); anything else is a TypeError naming the key."""
         if result is None or self.scalars is None:
             return {}
-        return {str(k): float(v) for k, v in self.scalars(result).items()}
+        given = self.scalars(result)
+        if not isinstance(given, Mapping):
+            raise TypeError(f"it returned {type(given).__name__}, not a mapping of names to numbers")
+        return {str(key): _real(key, value) for key, value in given.items()}
 
-    def arrays_of(self, result: Any) -> dict[str, "np.ndarray"]:
-        """The declared arrays of ``result``, keyed ``field`` (``name.field`` once collected)."""
+    def arrays_of(self, result: Any, max_elements: int | None = None) -> dict[str, "np.ndarray"]:
+        """The declared arrays of ``result``, keyed ``field`` (``name.field`` once collected), each checked against
+        the shape rule (``check_array``: numeric, at most ``max_elements`` elements) before it is kept."""
         import numpy as np
 
         if result is None:
             return {}
         if self.arrays is not None:
-            return {str(k): np.asarray(v) for k, v in self.arrays(result).items()}
-        if isinstance(result, np.ndarray):
-            return {"": result}
-        if dataclasses.is_dataclass(result):
-            return {f.name: getattr(result, f.name) for f in dataclasses.fields(result)
-                    if isinstance(getattr(result, f.name), np.ndarray)}
-        return {}
+            given = self.arrays(result)
+            if not isinstance(given, Mapping):
+                raise TypeError(f"it returned {type(given).__name__}, not a mapping of names to arrays")
+            items = [(str(k), v) for k, v in given.items()]
+        elif isinstance(result, np.ndarray):
+            items = [("", result)]
+        elif dataclasses.is_dataclass(result):
+            items = [(f.name, getattr(result, f.name)) for f in dataclasses.fields(result)
+                     if isinstance(getattr(result, f.name), np.ndarray)]
+        else:
+            items = []
+        return {key: check_array(key, value, max_elements) for key, value in items}
+
+
+def _real(key: object, value: Any) -> float:
+    """A scalar as a float: a real number (bool, int, float, numpy's) or a 0-d numeric array; else TypeError."""
+    import numbers
+
+    if isinstance(value, numbers.Real) or (getattr(value, "shape", None) == () and getattr(value, "dtype", None) is
+                                           not None and value.dtype.kind in "biuf"):
+        return float(value)
+    from explorer.runtime.console import excerpt
+
+    raise TypeError(f"the scalar {excerpt(key)} is {excerpt(value)} ({type(value).__name__}), not a number")
+
+
+#: Elements an analysis array may hold beyond N x D + R x R (fixed-size arrays of tiny tables stay allowed).
+ARRAY_SLACK = 65536
+
+
+def array_budget(shapes: Sequence[tuple[int, ...]], resolution: int) -> int:
+    """The most elements one analysis array may hold: N x D of the largest table analysed, plus R x R at display
+    resolution R, plus ``ARRAY_SLACK`` (the memory bound every analysis keeps: O(N D + R^2))."""
+    largest = max((int(shape[0]) * int(shape[1]) for shape in shapes), default=0)
+    return largest + int(resolution) ** 2 + ARRAY_SLACK
+
+
+def check_array(key: str, value: Any, max_elements: int | None = None) -> "np.ndarray":
+    """``value`` as an array if it keeps the shape rule: numbers (bool, integer, floating point, complex) and at
+    most ``max_elements`` elements; else TypeError or ValueError naming ``key`` and the shape, decided from the
+    shape before anything is copied."""
+    import numpy as np
+
+    name = key or "the result"
+    shape = tuple(value.shape) if isinstance(value, np.ndarray) else None
+    if shape is None:
+        value = np.asarray(value)
+        shape = value.shape
+    size = int(np.prod(shape, dtype=object))
+    if max_elements is not None and size > max_elements:
+        raise ValueError(f"the array {name!r} of shape {' x '.join(map(str, shape))} holds {size} elements, more than "
+                         f"the {max_elements} an analysis of this table may give (N x D + R x R + {ARRAY_SLACK})")
+    if value.dtype.kind not in "biufc":
+        raise TypeError(f"the array {name!r} has dtype {value.dtype}, not numbers")
+    return value
 
 
 class Results(Mapping[str, Any]):
@@ -93,9 +147,13 @@ class Results(Mapping[str, Any]):
     analyses declared for ``analyze --json`` and ``--npz``.
     """
 
-    def __init__(self, values: Mapping[str, Any], analyses: Mapping[str, Analysis]) -> None:
+    def __init__(self, values: Mapping[str, Any], analyses: Mapping[str, Analysis],
+                 max_elements: int | None = None) -> None:
         self._values = dict(values)
         self._analyses = dict(analyses)
+        self._max_elements = max_elements
+        #: Set on a page or command of several tables: the table these results are of, named in their warnings.
+        self.about: str | None = None
 
     def __getitem__(self, name: str) -> Any:
         return self._values[name]
@@ -124,25 +182,28 @@ class Results(Mapping[str, Any]):
         """
         out: dict[str, float] = {}
         given_by: dict[str, str] = {}
-        for name, value in self._values.items():
-            unit = self._analyses[name]
-            given = guarded(unit, lambda: unit.scalars_of(value))
-            for key, number in ({} if given is FAILED else given).items():
-                if key in out:
-                    _warn(f"analysis {name!r} gives the scalar {key!r}, which analysis {given_by[key]!r} already "
-                          f"gives; keeping the first")
-                    continue
-                out[key], given_by[key] = number, name
+        with warnings_about(self.about):
+            for name, value in self._values.items():
+                unit = self._analyses[name]
+                given = guarded(unit, lambda: unit.scalars_of(value), "scalars()")
+                for key, number in ({} if isinstance(given, Failed) else given).items():
+                    if key in out:
+                        _warn(f"analysis {name!r} gives the scalar {key!r}, which analysis {given_by[key]!r} "
+                              f"already gives; keeping the first")
+                        continue
+                    out[key], given_by[key] = number, name
         return out
 
     def arrays(self, prefix: str = "") -> dict[str, "np.ndarray"]:
-        """Every declared array, keyed ``prefix + "analysis.field"``."""
+        """Every declared array, keyed ``prefix + "analysis.field"``; an array breaking the shape rule
+        (``check_array``) is refused with its analysis's other arrays, before anything is written."""
         out = {}
-        for name, value in self._values.items():
-            unit = self._analyses[name]
-            given = guarded(unit, lambda: unit.arrays_of(value))
-            for key, array in ({} if given is FAILED else given).items():
-                out[f"{prefix}{name}.{key}" if key else f"{prefix}{name}"] = array
+        with warnings_about(self.about):
+            for name, value in self._values.items():
+                unit = self._analyses[name]
+                given = guarded(unit, lambda: unit.arrays_of(value, self._max_elements), "arrays()")
+                for key, array in ({} if isinstance(given, Failed) else given).items():
+                    out[f"{prefix}{name}.{key}" if key else f"{prefix}{name}"] = array
         return out
 
 
@@ -199,25 +260,59 @@ class SectionContext:
         return self._memo[key]
 
 
-#: What ``guarded`` returns when a plugin's unit failed (and was reported).
-FAILED = object()
+class Failed:
+    """What ``guarded`` returns when a plugin's unit failed: the warning line it gave (a page shows it in place)."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
 #: Set by ``posembed --debug``: a plugin's failure then raises with its own traceback instead of a warning.
 DEBUG_ENV = "POSEMBED_DEBUG"
 
 
-def guarded(unit: Analysis | Section, call: Callable[[], Any]) -> Any:
+def guarded(unit: Analysis | Section, call: Callable[[], Any], callback: str | None = None,
+            table: str | None = None) -> Any:
     """``call()``, the code of ``unit``: a built-in unit's exception propagates (a bug keeps its own frames);
-    a plugin's becomes one warning line naming the unit, its plugin and where that came from, and ``FAILED`` is
-    returned."""
+    a plugin's (``SystemExit`` too) becomes one warning line naming the unit, its plugin and where that came from,
+    the ``callback`` that failed (``scalars()``, ``arrays()``; default: the unit itself) and the ``table`` when the
+    page has several, and a ``Failed`` holding that line is returned."""
     if unit.plugin is None or _debugging():
         return call()
     try:
         return call()
-    except Exception as exc:  # noqa: BLE001 - one broken plugin must not cost the rest of the page
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - one broken plugin must not cost the rest of the page
         kind = "analysis" if isinstance(unit, Analysis) else "section"
         where = f"{unit.plugin!r} ({unit.origin})" if unit.origin else repr(unit.plugin)
-        _warn(f"{kind} {unit.name!r} of plugin {where} failed and is skipped: {type(exc).__name__}: {exc}")
-        return FAILED
+        what = f": {callback}" if callback else ""
+        message = " ".join(f"{table + ': ' if table else ''}{kind} {unit.name!r} of plugin {where}{what} failed and "
+                           f"is skipped: {type(exc).__name__}: {exc}".split())
+        _warn(message)
+        return Failed(message)
+
+
+@contextmanager
+def warnings_about(table: str | None) -> Iterator[None]:
+    """Every posembed warning given in the block led by ``table: `` (None: as it is), so that on a page or command
+    of several tables each warning names the table it is about."""
+    import warnings
+
+    from explorer.errors import PosembedWarning
+
+    if table is None:
+        yield
+        return
+    caught: list = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+    finally:
+        for w in caught:
+            message = w.message
+            if isinstance(message, PosembedWarning) and not str(message).startswith(f"{table}: "):
+                message = PosembedWarning(f"{table}: {message}")
+            warnings.warn_explicit(message, w.category, w.filename, w.lineno)
 
 
 def _warn(message: str) -> None:
