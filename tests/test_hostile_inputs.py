@@ -12,14 +12,12 @@ import json
 import os
 import tracemalloc
 import warnings
-from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pytest
-from cli_run import assert_one_error_line
+from cli_run import Case, assert_one_error_line, installed, run_case
 from cli_run import run_cli as run
 
 import explorer
@@ -30,14 +28,6 @@ ROTARY = "posembed-rotary"
 LLAMA = {"model_type": "llama", "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 1,
          "intermediate_size": 128, "vocab_size": 32, "max_position_embeddings": 128}
 SMALL = "sinusoidal,positions=8,dim=4"
-
-
-def _installed(distribution: str) -> bool:
-    try:
-        metadata.distribution(distribution)
-    except metadata.PackageNotFoundError:
-        return False
-    return True
 
 
 @pytest.fixture(autouse=True)
@@ -86,20 +76,6 @@ def _nested_torch(tmp: Path) -> list[str]:
     return ["info", f"file:{tmp / 'nested.pt'}"]
 
 
-@dataclass(frozen=True)
-class Case:
-    """One row: what was tried, how to build it, what must come back."""
-
-    id: str
-    tried: str
-    argv: Callable[[Path], list[str]]
-    fragment: str
-    exit_code: int = 1
-    plugin: str | None = None
-    needs_fifo: bool = False
-    env: dict[str, str] = field(default_factory=dict)
-
-
 CASES = [
     # -- the hf: route --
     Case("hf-model-type-list", '`hf:FOLDER` whose config.json has `"model_type": ["gpt2"]` (a regression)',
@@ -125,7 +101,7 @@ CASES = [
          "provider 'rotary' (posembed-rotary", plugin=ROTARY),
     # -- the --specs file --
     Case("specs-fifo", "`--specs` naming a FIFO with no writer (blocked for ever before)",
-         _fifo, "the spec file", 2, needs_fifo=True),
+         _fifo, "is a FIFO, not a regular file", 2, needs_fifo=True),
     Case("specs-dev-zero", "`--specs /dev/zero` (a MemoryError before)",
          lambda tmp: ["analyze", "--specs", "/dev/zero"], "is a character device, not a regular file", 2),
     Case("specs-sparse-3gb", "`--specs` naming a 3 GB sparse file (a MemoryError before)",
@@ -152,23 +128,14 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_hostile_input_gives_one_clear_line(case, tmp_path, monkeypatch):
-    if case.plugin is not None:
-        if not _installed(case.plugin):
-            pytest.skip(f"{case.plugin} is not installed")
-        monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", case.plugin)
-    if case.needs_fifo and not hasattr(os, "mkfifo"):
-        pytest.skip("no FIFOs here")
-    for name, value in case.env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.chdir(tmp_path)
-    line = assert_one_error_line(run(case.argv(tmp_path)), case.fragment, case.exit_code)
+    line = run_case(case, tmp_path, monkeypatch)
     assert len(line) < 1000, line  # one short line: no file is ever repeated whole
 
 
 def test_hf_hands_a_broken_rope_config_to_the_plugin_as_rotary_does(tmp_path, monkeypatch):
     """A broken RoPE config gives the same one line through `hf:` as through `rotary:`: hf:'s delegation goes through
     the door that names a plugin's error (before, hf: printed the plugin's traceback)."""
-    if not _installed(ROTARY):
+    if not installed(ROTARY):
         pytest.skip(f"{ROTARY} is not installed")
     monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", ROTARY)
     folder = _model(tmp_path, {**LLAMA, "num_attention_heads": 0})

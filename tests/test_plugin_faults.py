@@ -315,7 +315,8 @@ _HANGING = textwrap.dedent("""
 @pytest.mark.parametrize("signal_name,code", [("SIGINT", 130), ("SIGTERM", 143)])
 def test_a_hook_that_hangs_is_ended_by_ctrl_c_or_sigterm(signal_name, code, tmp_path):
     """A provider's `load` that never returns holds the command (plugins are trusted, and get no timeout) until
-    Ctrl-C or SIGTERM, which end it within 2 s with one line, as docs/plugins.md says."""
+    Ctrl-C or SIGTERM, which end it at once (well within 10 s on a busy machine) with one line, as docs/plugins.md
+    says."""
     marker = tmp_path / "marker"
     env = {**os.environ, "POSEMBED_LOAD_PLUGINS": "hangs"}  # the one plugin the test installs
     process = subprocess.Popen([sys.executable, "-c", _HANGING, str(marker)], stdout=subprocess.PIPE,
@@ -335,4 +336,4 @@ def test_a_hook_that_hangs_is_ended_by_ctrl_c_or_sigterm(signal_name, code, tmp_
             process.kill()
     assert process.returncode == code, stderr
     assert _lines(stderr)[-1].startswith("posembed: error: interrupted") and "Traceback" not in stderr
-    assert took < 2, took
+    assert took < 10, took
