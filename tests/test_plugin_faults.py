@@ -198,7 +198,7 @@ def test_a_failed_section_leaves_a_note_in_its_column_and_warnings_name_the_tabl
     def picky(context):
         if context.embedding.dim == 4:
             raise ValueError("needs 8 dimensions")
-        from explorer.reporting.views import caption
+        from explorer.reporting.figures import caption
 
         return caption("fine")
 
