@@ -221,7 +221,7 @@ def _blocks(section: Section, page: Page, memos: list[dict]) -> list[Any]:
     blocks = []
     for k, (embedding, results) in enumerate(zip(page.embeddings, page.results)):
         applies = embedding.term in section.terms and all(need in results for need in section.needs)
-        table = f"table {k + 1} ({page.label_of(k)})" if page.tables > 1 else None
+        table = f"table {k + 1} ({embedding.label})" if page.tables > 1 else None  # as the analyses' warnings say
         blocks.append(built(SectionContext(page, embedding, results, k, memos[k]), table) if applies else None)
     if all(block is None for block in blocks):
         return []
