@@ -2,7 +2,8 @@
 
 The rows come from ``CASES`` and ``INTERRUPT_COMMANDS`` in tests/test_bad_input.py, ``CASES`` and the test
 docstrings of tests/test_hostile_inputs.py and tests/test_plugin_faults.py, ``NETWORK_CASES`` in
-tests/test_network_faults.py, ``REFUSED`` in tests/test_hostile_output.py, ``SIGNALS`` in tests/test_signals.py
+tests/test_network_faults.py, the test names of tests/providers/test_real_hub.py and test_missing_shards.py,
+``REFUSED`` in tests/test_hostile_output.py, ``SIGNALS`` in tests/test_signals.py
 and the test names of tests/test_security.py, tests/test_hostile_output.py, tests/test_signals.py and
 tests/test_properties.py,
 so the document says exactly what the tests try. ``tests/test_bad_input.py::test_reliability_doc_is_current``
@@ -60,20 +61,26 @@ def _round_three() -> list[str]:
     """The sections for tests/test_hostile_inputs.py and tests/test_plugin_faults.py (issue 24, round three)."""
     inputs = _module("test_hostile_inputs.py", "_posembed_test_hostile_inputs")
     out = ["", "## The hf: route, the spec file and degenerate tables (`tests/test_hostile_inputs.py`)", "",
-           "`hf:` hands a model without a table of its own to the provider a plugin claims it for through the same door",
-           "as every load (`explorer/loading/load.py` `call_provider`), so a plugin's fault is one line naming it; a",
-           "config's `model_type` must be a string. `--specs FILE` is read like every other input: a regular file of at",
-           "most 1 MB, UTF-8 text without NUL bytes, lines of at most 8192 characters counted at line feeds alone; an",
-           "error quotes a line only as a 60-character escaped excerpt; the file is an input no output may replace.", "",
-           "| case | what was tried | exit | the error line holds |", "|---|---|---|---|"]
-    out += [f"| `{case.id}` | {_cell(case.tried)}{f' (plugin {case.plugin})' if case.plugin else ''} | {case.exit_code} "
-            f"| `{_cell(case.fragment)}` |" for case in inputs.CASES]
+           "`hf:` hands a model without a table of its own to the provider a plugin claims it for through the",
+           "same door as every load (`explorer/loading/load.py` `call_provider`), so a plugin's fault is one line",
+           "naming it; a config's `model_type` must be a string. `--specs FILE` is read like every other input: a",
+           "regular file of at most 1 MB, UTF-8 text without NUL bytes, lines of at most 8192 characters counted at",
+           "line feeds alone; an error quotes a line only as a 60-character escaped excerpt; the file is an input no",
+           "output may replace.", "", "| case | what was tried | exit | the error line holds |", "|---|---|---|---|"]
+    out += [f"| `{case.id}` | {_cell(case.tried)}{f' (plugin {case.plugin})' if case.plugin else ''} "
+            f"| {case.exit_code} | `{_cell(case.fragment)}` |" for case in inputs.CASES]
     out += ["", "Each other class, what is promised and the test that tries it:", ""]
     out += _promises("test_hostile_inputs.py", "test_hostile_input_gives_one_clear_line")
     out += ["", "## Plugin faults (`tests/test_plugin_faults.py`)", "",
-            "Plugins are trusted code, but a fault costs one line: each test installs a plugin written as a third party",
-            "would write it and runs the real command.", ""]
+            "Plugins are trusted code, but a fault costs one line: each test installs a plugin written as a third",
+            "party would write it and runs the real command.", ""]
     return out + _promises("test_plugin_faults.py") + [""]
+
+
+def _listed(heading: str, intro: list[str], test_file: str) -> list[str]:
+    """A section: its heading, its text and the tests of its file, one a line."""
+    return [f"## {heading} (`tests/{test_file}`)", "", *intro, "",
+            *[f"- `{name}`" for name in _test_names(test_file)]]
 
 
 def _hostile_output_and_signals() -> list[str]:
@@ -220,6 +227,16 @@ def render() -> str:
         "`POSEMBED_MAX_DOWNLOAD_MB` (default: an eighth of the available memory, at most 512 MB).",
         "",
     ]
+    out += _listed("A hub that answers as huggingface.co does", [
+        "`RealHub` redirects small files (307) to `/api/resolve-cache/` and weights (302) to a signed URL on",
+        "another host that answers ranges with 206; it rate-limits with `RateLimit` headers and explains errors in",
+        "`X-Error-Message`; `Mirror` 308s to it. docs/architecture.md compares posembed with huggingface_hub",
+        "need by need.",
+    ], "providers/test_real_hub.py")
+    out += _listed("Half-uploaded models", [
+        "An index naming a shard that is not there, locally or on the hub, `.safetensors` or `.bin`: one line",
+        "naming the index and the shard.",
+    ], "providers/test_missing_shards.py")
     out += _hostile_files()
     out += _round_three()
     out += [

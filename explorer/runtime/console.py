@@ -25,7 +25,7 @@ import sys
 import time
 import warnings
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from explorer.runtime import environment
 
@@ -78,6 +78,22 @@ def excerpt(value: object, limit: int = EXCERPT_CHARS) -> str:
         shown = reprlib.repr(value)
         shown = shown if len(shown) <= limit else shown[:limit] + "..."
     return one_line(shown)
+
+
+def did_you_mean(word: str, candidates: Sequence[str]) -> str:
+    """``"; did you mean 'x'?"`` for the candidate closest to ``word``, or ``""``."""
+    import difflib
+
+    match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.5)
+    return f"; did you mean {match[0]!r}?" if match else ""
+
+
+def warn(message: object, stacklevel: int = 3) -> None:
+    """Issue a ``PosembedWarning`` of exactly one line: the message's whitespace runs (a plugin's multi-line error)
+    collapsed; what the terminal would obey is escaped where the warning is printed (``warnings_as_lines``)."""
+    from explorer.errors import PosembedWarning
+
+    warnings.warn(PosembedWarning(" ".join(str(message).split())), stacklevel=stacklevel)
 
 
 def library_lines_off() -> None:
