@@ -31,7 +31,8 @@ from explorer.analysis.similarity import SimilarityImage, cosine_image
 from explorer.analysis.summary import summarize
 from explorer.analysis.table import as_table, check_resolution
 from explorer.analysis.traces import FineCodes, Traces, default_trace_dims, dimension_traces, fine_codes, trace_dims
-from explorer.plugins.units import Analysis, Failed, Results, array_budget, guarded
+from explorer.plugins.checks import array_budget
+from explorer.plugins.units import Analysis, Failed, Results, guarded
 
 if TYPE_CHECKING:
     from explorer.core.embedding import PositionEmbedding

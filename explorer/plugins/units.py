@@ -23,6 +23,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
+from explorer.plugins.checks import check_array, real_number
 from explorer.runtime.console import warn
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ class Analysis:
         given = self.scalars(result)
         if not isinstance(given, Mapping):
             raise TypeError(f"it returned {type(given).__name__}, not a mapping of names to numbers")
-        return {str(key): _real(key, value) for key, value in given.items()}
+        return {str(key): real_number(key, value) for key, value in given.items()}
 
     def arrays_of(self, result: Any, max_elements: int | None = None) -> dict[str, "np.ndarray"]:
         """The declared arrays of ``result``, keyed ``field`` (``name.field`` once collected), each checked against
@@ -100,49 +101,6 @@ class Analysis:
         else:
             items = []
         return {key: check_array(key, value, max_elements) for key, value in items}
-
-
-def _real(key: object, value: Any) -> float:
-    """A scalar as a float: a real number (bool, int, float, numpy's) or a 0-d numeric array; else TypeError."""
-    import numbers
-
-    if isinstance(value, numbers.Real) or (getattr(value, "shape", None) == () and getattr(value, "dtype", None) is
-                                           not None and value.dtype.kind in "biuf"):
-        return float(value)
-    from explorer.runtime.console import excerpt
-
-    raise TypeError(f"the scalar {excerpt(key)} is {excerpt(value)} ({type(value).__name__}), not a number")
-
-
-#: Elements an analysis array may hold beyond N x D + R x R (fixed-size arrays of tiny tables stay allowed).
-ARRAY_SLACK = 65536
-
-
-def array_budget(shapes: Sequence[tuple[int, ...]], resolution: int) -> int:
-    """The most elements one analysis array may hold: N x D of the largest table analysed, plus R x R at display
-    resolution R, plus ``ARRAY_SLACK`` (the memory bound every analysis keeps: O(N D + R^2))."""
-    largest = max((int(shape[0]) * int(shape[1]) for shape in shapes), default=0)
-    return largest + int(resolution) ** 2 + ARRAY_SLACK
-
-
-def check_array(key: str, value: Any, max_elements: int | None = None) -> "np.ndarray":
-    """``value`` as an array if it keeps the shape rule: numbers (bool, integer, floating point, complex) and at
-    most ``max_elements`` elements; else TypeError or ValueError naming ``key`` and the shape, decided from the
-    shape before anything is copied."""
-    import numpy as np
-
-    name = key or "the result"
-    shape = tuple(value.shape) if isinstance(value, np.ndarray) else None
-    if shape is None:
-        value = np.asarray(value)
-        shape = value.shape
-    size = int(np.prod(shape, dtype=object))
-    if max_elements is not None and size > max_elements:
-        raise ValueError(f"the array {name!r} of shape {' x '.join(map(str, shape))} holds {size} elements, more than "
-                         f"the {max_elements} an analysis of this table may give (N x D + R x R + {ARRAY_SLACK})")
-    if value.dtype.kind not in "biufc":
-        raise TypeError(f"the array {name!r} has dtype {value.dtype}, not numbers")
-    return value
 
 
 class Results(Mapping[str, Any]):
