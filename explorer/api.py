@@ -144,7 +144,7 @@ def compare_all(items: Sequence[PositionEmbedding], contexts: Sequence[TableCont
     so each table's part for one length is computed once too.
     """
     from explorer import analysis
-    from explorer.plugins.units import Results
+    from explorer.plugins.units import Results, warnings_about
 
     analyses = (get_registry() if registry is None else registry).analyses
     pairs = [(i, j) for i in range(len(items)) for j in range(i + 1, len(items))]
@@ -152,8 +152,10 @@ def compare_all(items: Sequence[PositionEmbedding], contexts: Sequence[TableCont
     found: dict[tuple[int, int], Results] = {}
     for done, (i, j) in enumerate(sorted(pairs, key=lambda p: min(rows[p[0]], rows[p[1]])), start=1):
         a, b = items[i], items[j]
-        found[i, j] = (analysis.analyze_pair(contexts[i], contexts[j], analyses=analyses, term=a.term)
-                       if _comparable(a, b) else Results({}, {}))
+        with warnings_about(f"tables {i + 1} and {j + 1}"):
+            found[i, j] = (analysis.analyze_pair(contexts[i], contexts[j], analyses=analyses, term=a.term)
+                           if _comparable(a, b) else Results({}, {}))
+        found[i, j].about = f"tables {i + 1} and {j + 1}"
         console.count("pairs", done, len(pairs))
     return [(i, j, found[i, j]) for i, j in pairs]
 
@@ -166,17 +168,21 @@ def analyze_all(items: Sequence[PositionEmbedding], resolution: int | None = Non
     Each table is analysed once; its pairs reuse what its analyses computed (``compare_all``).
     """
     from explorer import analysis
+    from explorer.plugins.units import warnings_about
 
     registry = get_registry() if registry is None else registry
+    many = len(items) > 1  # then each warning names its table (table 2 (label)), here and in scalars() and arrays()
     results, contexts = [], []
     for k, embedding in enumerate(items, start=1):
         context = analysis.table_context(embedding.matrix, _resolution(resolution), embedding=embedding,
                                          options=_options(probe_protocol))
-        progress = (lambda name, e=embedding: console.step(f"analysing {e.label}: {name}")) if len(items) == 1 else None
-        results.append(analysis.analyze_context(context, analyses=registry.analyses, term=embedding.term,
-                                                progress=progress))
+        progress = None if many else (lambda name, e=embedding: console.step(f"analysing {e.label}: {name}"))
+        with warnings_about(f"table {k} ({embedding.label})" if many else None):
+            results.append(analysis.analyze_context(context, analyses=registry.analyses, term=embedding.term,
+                                                    progress=progress))
+        results[-1].about = f"table {k} ({embedding.label})" if many else None
         contexts.append(context)
-        if len(items) > 1:
+        if many:
             console.count("analysing", k, len(items))
     return results, compare_all(items, contexts, registry)
 
@@ -191,15 +197,21 @@ def bind(loaded: Sequence[Loaded], analysing: Analysing, registry: Registry | No
     from explorer.analysis.context import TableContext
     from explorer.plugins.units import Results
 
+    from explorer.plugins.units import warnings_about
+
     registry = get_registry() if registry is None else registry
     units = {unit.name: unit for unit in registry.analyses}
+    many = len(loaded) > 1
     embeddings, results, contexts = [], [], []
-    for item in loaded:
-        for category, message in item.warnings:
-            warnings.warn(message, category, stacklevel=2)
+    for k, item in enumerate(loaded, start=1):
+        about = f"table {k} ({item.embedding.label})" if many else None
+        with warnings_about(about):
+            for category, message in item.warnings:
+                warnings.warn(message, category, stacklevel=2)
         values = item.values or {}
         embeddings.append(item.embedding)
         results.append(Results({k: v for k, v in values.items() if k in units}, units))
+        results[-1].about = about
         contexts.append(TableContext(item.embedding.matrix, analysing.resolution, embedding=item.embedding,
                                      options=_options(analysing.probe_protocol), memo=item.memo))
     return embeddings, results, compare_all(embeddings, contexts, registry)
