@@ -195,6 +195,7 @@ def bind(loaded: Sequence[Loaded], analysing: Analysing, registry: Registry | No
     import warnings
 
     from explorer.analysis.context import TableContext
+    from explorer.plugins.checks import array_budget
     from explorer.plugins.units import Results
 
     from explorer.plugins.units import warnings_about
@@ -210,7 +211,8 @@ def bind(loaded: Sequence[Loaded], analysing: Analysing, registry: Registry | No
                 warnings.warn(message, category, stacklevel=2)
         values = item.values or {}
         embeddings.append(item.embedding)
-        results.append(Results({k: v for k, v in values.items() if k in units}, units))
+        results.append(Results({k: v for k, v in values.items() if k in units}, units,
+                               array_budget([item.embedding.matrix.shape], analysing.resolution)))
         results[-1].about = about
         contexts.append(TableContext(item.embedding.matrix, analysing.resolution, embedding=item.embedding,
                                      options=_options(analysing.probe_protocol), memo=item.memo))
