@@ -36,6 +36,7 @@ def test_the_house_figure_keeps_a_fixed_size_and_can_go_without_tools():
     fig = figures.figure("t", width=150, height=120, tools=None)
     assert fig.width == 150 and fig.height == 120 and fig.sizing_mode is None
     assert fig.toolbar_location is None and not fig.toolbar.tools and fig.toolbar.logo is None
+    assert fig.styles["flex"] == "0 0 auto"  # a flex row wraps it rather than squeeze it (ViT's tiles were 179 px)
 
 
 def test_captioned_puts_the_escaped_caption_under_the_view():

@@ -34,6 +34,8 @@ COLUMNS = (
     ("probe_order_error", "order probe error"),
     ("probe_interpolation_mae", "interpolation MAE"),
 )
+#: The atlas table's widths: pixels per character of a name, and of a number column.
+NAME_PX, NUMBER_PX = 7, 96
 #: Thumbnails: images at most this many pixels a side, scatters at most this many points.
 THUMB_PIXELS, THUMB_POINTS, THUMB_SIZE = 96, 256, 150
 
@@ -67,10 +69,13 @@ def numbers_table(page: Any, labels: Sequence[str]) -> tuple[DataTable, ColumnDa
         data[key] = [_number(s.get(key)) for s in scalars]
     source = ColumnDataSource(data, name="atlas_numbers_source")
     number = NumberFormatter(format="0.0000", nan_format="n/a")
-    columns = [TableColumn(field="table", title="table", formatter=StringFormatter(), width=340),
-               TableColumn(field="positions", title="N", formatter=NumberFormatter(format="0"), width=60),
-               TableColumn(field="dims", title="D", formatter=NumberFormatter(format="0"), width=50)]
-    columns += [TableColumn(field=key, title=title, formatter=number, width=110) for key, title in shown]
+    # widths are shares of the table's width (Bokeh's default force_fit): the name column's share holds its
+    # longest label whole at 1280 px, and the number columns keep what their headers need
+    name = max(160, NAME_PX * max(map(len, labels), default=0) + 16)
+    columns = [TableColumn(field="table", title="table", formatter=StringFormatter(), width=name),
+               TableColumn(field="positions", title="N", formatter=NumberFormatter(format="0"), width=50),
+               TableColumn(field="dims", title="D", formatter=NumberFormatter(format="0"), width=40)]
+    columns += [TableColumn(field=key, title=title, formatter=number, width=NUMBER_PX) for key, title in shown]
     # Bokeh's default column sizing (autosize_mode "fit_columns" fails in BokehJS 3.9 with a ReferenceError)
     table = DataTable(source=source, columns=columns, sortable=True, selectable=True, index_position=None,
                       height=min(32 + 28 * page.tables, 400), sizing_mode="stretch_width", name="atlas_numbers")
