@@ -96,3 +96,13 @@ def test_the_tutorial_plugins_import_only_the_public_api(path):
     used |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
              if alias.name.split(".")[0] == "explorer"}
     assert used <= PUBLIC, used - PUBLIC
+
+
+def test_the_provenance_tables_label_column_does_not_wrap():
+    from explorer.api import document
+
+    for spec in ("sinusoidal,positions=16,dim=8", "alibi,heads=2,positions=8"):
+        doc = document([explorer.load(spec)])
+        [div] = [m for m in doc.models if getattr(m, "name", None) in ("provenance", "relative_provenance")]
+        headers = re.findall(r"<th style='([^']*)'>", div.text)
+        assert headers and all("white-space:nowrap" in style for style in headers)
