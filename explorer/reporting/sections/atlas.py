@@ -101,9 +101,10 @@ def pair_heatmap(page: Any, labels: Sequence[str], field: str, title: str, low: 
     size = min(420, 120 + 26 * n)
     fig = figures.figure(title, name, size, x_range=ticks, y_range=list(reversed(ticks)), width=size + 60, tools="save",
                          x_axis_location="above", title_size="10pt")
-    fig.rect(x="x", y="y", width=1, height=1, source=source, fill_color={"field": "value", "transform": mapper},
+    cells = fig.rect(x="x", y="y", width=1, height=1, source=source, fill_color={"field": "value", "transform": mapper},
              line_color="white")
-    fig.add_tools(HoverTool(tooltips=[("table A", "@a"), ("table B", "@b"), (title, "@value{0.0000}")]))
+    fig.add_tools(HoverTool(renderers=[cells],
+                            tooltips=[("table A", "@a"), ("table B", "@b"), (title, "@value{0.0000}")]))
     fig.add_layout(ColorBar(color_mapper=mapper, width=10, ticker=BasicTicker(desired_num_ticks=5)), "right")
     fig.grid.visible = False
     fig.axis.major_tick_line_color = None
