@@ -206,6 +206,47 @@ def report(
     return html
 
 
+def site(
+    embeddings: Sequence[PositionEmbedding],
+    folder: str | Path,
+    *,
+    title: str | None = None,
+    resources: str = "inline",
+    resolution: int | None = None,
+    registry: Registry | None = None,
+    shared_scale: bool = False,
+    scale: str = "auto",
+    vmax: float | None = None,
+    probe_protocol: str = "ridge",
+) -> dict[str, int]:
+    """Write a folder site for many tables (``posembed report ... -o DIR/``): ``index.html`` with the atlas and the
+    series' dynamics, one page per table linked from it, BokehJS once (``explorer.reporting.site``).
+
+    The folder is replaced as a whole, or left as it was when anything fails; one that holds anything but an
+    earlier site is refused. Returns the bytes of each file written, by its name inside the folder.
+    """
+    from explorer.analysis.probes import check_protocol
+    from explorer.reporting.page import bokeh_resources
+    from explorer.runtime.output import check_folder
+
+    bokeh_resources(resources)  # a bad choice fails before any work
+    check_scale(scale, vmax)
+    check_protocol(probe_protocol)
+    items = _tables(embeddings, "a site")
+    inputs = [v for e in items for v in e.inputs()]
+    check_folder(folder, inputs)
+    registry = registry or get_registry()
+    if resolution is None and len(items) >= ATLAS_TABLES:
+        resolution = ATLAS_RESOLUTION
+    with console.stage("preparing the site"):
+        results, pairs = analyze_all(items, resolution, registry, probe_protocol)
+        console.step("building the pages")
+        from explorer.reporting.site import write_site  # imports Bokeh
+
+        return write_site(folder, items, results, pairs, sections=registry.sections, title=title,
+                          resources=resources, shared_scale=shared_scale, scale=scale, vmax=vmax, inputs=inputs)
+
+
 def show(
     embeddings: PositionEmbedding | Sequence[PositionEmbedding],
     *,

@@ -262,7 +262,8 @@ def _load_requests(requests, registry, keep_going: bool) -> tuple[list, tuple[st
 @cli.command()
 @click.argument("specs", nargs=-1, metavar="[SPEC]...")
 @click.option("-o", "--output", default="report.html", show_default=True,
-              help="Where to write the HTML; - for standard output.")
+              help="Where to write the HTML; - for standard output; a folder (DIR/) for a site: an index and a "
+                   "page per table.")
 @click.option("--title", default=None, help="Title of the page (default: the tables' names).")
 @click.option("--resources", type=click.Choice(["inline", "cdn"]), default="inline", show_default=True,
               help="Bokeh's JavaScript inline (works offline) or from the CDN (smaller file).")
@@ -300,10 +301,17 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
     from explorer.api import DEFAULT_SPEC
     from explorer.api import report as build_report
     from explorer.loading.series import requests_of
-    from explorer.runtime.output import STDOUT, check_writable
+    from explorer.runtime.output import STDOUT, check_folder, check_writable, is_folder_output
 
     requests = requests_of(specs or (() if spec_file else (DEFAULT_SPEC,)), spec_file)  # bad lines fail first
-    check_writable(output, _spec_values(tuple(r.spec for r in requests)))  # fail before any expensive work
+    inputs = _spec_values(tuple(r.spec for r in requests))
+    if is_folder_output(output):
+        check_folder(output, inputs)  # fail before any expensive work
+        _report_site(requests, output, title=title, resources=resources, resolution=resolution,
+                     shared_scale=shared_scale, scale=scale, vmax=vmax, open_browser=open_browser,
+                     keep_going=keep_going, probe_protocol=probe_protocol)
+        return
+    check_writable(output, inputs)  # fail before any expensive work
     if output == STDOUT and open_browser:
         click.echo("posembed: warning: --open needs a file; ignored with -o -", err=True)
     registry = _registry()
@@ -319,6 +327,24 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
             import webbrowser
 
             webbrowser.open(pathlib.Path(output).resolve().as_uri())
+
+
+def _report_site(requests, output: str, *, open_browser: bool, keep_going: bool, **options: Any) -> None:
+    """``report -o DIR/``: the folder site of the requested tables (``explorer.api.site``)."""
+    from explorer.api import site
+
+    registry = _registry()
+    with console.stage("starting"):
+        embeddings, _ = _load_requests(requests, registry, keep_going)
+        sizes = site(embeddings, output, registry=registry, **options)
+    index = os.path.join(output, "index.html")
+    console.info(f"wrote {index} ({sizes['index.html'] / 1e6:.1f} MB) and {len(sizes) - 1} more files "
+                 f"({(sum(sizes.values()) - sizes['index.html']) / 1e6:.1f} MB)")
+    if open_browser:
+        import pathlib
+        import webbrowser
+
+        webbrowser.open(pathlib.Path(index).resolve().as_uri())
 
 
 def _size(embedding: Any) -> str:
