@@ -233,6 +233,9 @@ def site(
     check_scale(scale, vmax)
     check_protocol(probe_protocol)
     items = _tables(embeddings, "a site")
+    if len(items) < ATLAS_TABLES:
+        raise OutputError(f"a folder site is an atlas's index and a page per table: it needs at least {ATLAS_TABLES} "
+                          f"tables, got {len(items)}; write one file instead (-o report.html)")
     inputs = [v for e in items for v in e.inputs()]
     check_folder(folder, inputs)
     registry = registry or get_registry()

@@ -294,18 +294,27 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
     \b
     A revision series is one table per revision, in the order given:
       posembed report 'hf:EleutherAI/pythia-70m,revision=step1000|step2000|step4000'
-    Any one option may list values with '|' (sinusoidal,base=100|1000|10000). --specs FILE
-    reads one spec or series a line (blank lines and # comments skipped). Remote tables are
-    fetched at most 4 at once, offline from the cache with HF_HUB_OFFLINE=1.
+    Any option may list values with '|' (sinusoidal,base=100|1000|10000), two at once
+    (the first outer); a glob is a local training run in step order:
+      posembed report 'hf:runs/out/checkpoint-*' -o run/
+    An atlas also shows the tables as a series (CKA to the first and last, every scalar
+    against the step, a player). -o DIR/ writes a folder site: index.html, a page per
+    table, BokehJS once. --specs FILE reads one spec or series a line (blank lines and
+    # comments skipped). Remote tables are fetched at most 4 at once, offline from the
+    cache with HF_HUB_OFFLINE=1.
     """
-    from explorer.api import DEFAULT_SPEC
+    from explorer.api import ATLAS_TABLES, DEFAULT_SPEC
     from explorer.api import report as build_report
+    from explorer.errors import OutputError
     from explorer.loading.series import requests_of
     from explorer.runtime.output import STDOUT, check_folder, check_writable, is_folder_output
 
     requests = requests_of(specs or (() if spec_file else (DEFAULT_SPEC,)), spec_file)  # bad lines fail first
     inputs = _spec_values(tuple(r.spec for r in requests))
     if is_folder_output(output):
+        if len(requests) < ATLAS_TABLES:
+            raise OutputError(f"a folder site (-o {output}) needs at least {ATLAS_TABLES} tables, got "
+                              f"{len(requests)}; write one file instead (-o report.html)")
         check_folder(output, inputs)  # fail before any expensive work
         _report_site(requests, output, title=title, resources=resources, resolution=resolution,
                      shared_scale=shared_scale, scale=scale, vmax=vmax, open_browser=open_browser,
@@ -374,8 +383,8 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
     """Run the shared analyses on each SPEC and print their scalar results.
 
     With several SPECs each pair is also compared (linear CKA, similarity correlation) on the
-    positions they have in common. A revision series ('hf:ORG/NAME,revision=a|b') and
-    --specs FILE work as for report. Formulas: docs/analyses.md.
+    positions they have in common. A series ('hf:ORG/NAME,revision=a|b', a glob such as
+    'hf:runs/out/checkpoint-*') and --specs FILE work as for report. Formulas: docs/analyses.md.
     """
     import io
 
