@@ -125,6 +125,13 @@ def analyze_all(items: Sequence[PositionEmbedding], resolution: int | None = Non
     return results, pairs
 
 
+def _analysed(items: Sequence[PositionEmbedding], resolution: int | None, registry: Registry, probe_protocol: str):
+    """``analyze_all`` at the page's resolution: an atlas's default is ``ATLAS_RESOLUTION``."""
+    if resolution is None and len(items) >= ATLAS_TABLES:
+        resolution = ATLAS_RESOLUTION
+    return analyze_all(items, resolution, registry, probe_protocol)
+
+
 def _tables(embeddings: PositionEmbedding | Sequence[PositionEmbedding], what: str) -> list[PositionEmbedding]:
     from explorer.core.embedding import PositionEmbedding
     from explorer.core.relative import RelativePositionTerm
@@ -162,9 +169,7 @@ def document(embeddings: PositionEmbedding | Sequence[PositionEmbedding], *, tit
     check_protocol(probe_protocol)
     items = _tables(embeddings, "a report")
     registry = registry or get_registry()
-    if resolution is None and len(items) >= ATLAS_TABLES:
-        resolution = ATLAS_RESOLUTION
-    results, pairs = analyze_all(items, resolution, registry, probe_protocol)
+    results, pairs = _analysed(items, resolution, registry, probe_protocol)
     console.step("building the page")
     from explorer.reporting.page import build_document  # imports Bokeh
 
@@ -239,10 +244,8 @@ def site(
     inputs = [v for e in items for v in e.inputs()]
     check_folder(folder, inputs)
     registry = registry or get_registry()
-    if resolution is None and len(items) >= ATLAS_TABLES:
-        resolution = ATLAS_RESOLUTION
     with console.stage("preparing the site"):
-        results, pairs = analyze_all(items, resolution, registry, probe_protocol)
+        results, pairs = _analysed(items, resolution, registry, probe_protocol)
         console.step("building the pages")
         from explorer.reporting.site import write_site  # imports Bokeh
 

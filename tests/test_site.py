@@ -153,6 +153,14 @@ def test_an_index_of_100_tables_is_at_most_20_mb(tmp_path):
     assert size <= 20e6, size
 
 
+def arrived(chromium, url: str, seconds: float = 10.0) -> bool:
+    """Whether the browser's page is ``url`` within ``seconds`` (a click navigates asynchronously)."""
+    deadline = time.monotonic() + seconds
+    while chromium.evaluate("location.href") != url and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return chromium.evaluate("location.href") == url
+
+
 @pytest.mark.browser
 def test_the_links_work_in_chromium(site):
     browser = pytest.importorskip("browser")
@@ -167,19 +175,11 @@ def test_the_links_work_in_chromium(site):
         links = chromium.evaluate(find % "posembed-table-link" + ".map((a) => a.href)")
         assert links == [(site / f"tables/00{k}.html").as_uri() for k in (1, 2, 3)]
         chromium.evaluate(find % "posembed-table-link" + "[1].click()")
-        for _ in range(100):
-            if chromium.evaluate("location.href").endswith("002.html"):
-                break
-            time.sleep(0.1)
-        assert chromium.evaluate("location.href") == links[1]
+        assert arrived(chromium, links[1])
         page = chromium.open(site / "tables/002.html", idle_timeout=60)  # BokehJS from ../bokeh/js: offline
         assert page.idle and not page.errors, page.errors
         assert chromium.evaluate("typeof window.Bokeh") == "object"
         back = chromium.evaluate(find % "posembed-index-link" + ".map((a) => a.href)")
         assert back == [(site / "index.html").as_uri()]
         chromium.evaluate(find % "posembed-index-link" + "[0].click()")
-        for _ in range(100):
-            if chromium.evaluate("location.href").endswith("index.html"):
-                break
-            time.sleep(0.1)
-        assert chromium.evaluate("location.href") == back[0]
+        assert arrived(chromium, back[0])
