@@ -76,9 +76,9 @@ def section_top(browser, name: str) -> int:
     }})()"""))
 
 
-def rendered_cleanly(browser, page: Path, what: str) -> bool:
+def rendered_cleanly(browser, page: Path, what: str, idle_timeout: float = 20.0) -> bool:
     """Open ``page``; False (and a line on stderr) when it logged errors or Bokeh never went idle."""
-    result = browser.open(page)
+    result = browser.open(page, idle_timeout=idle_timeout)
     if result.errors or not result.idle:
         print(f"{what} did not render cleanly: {result.errors}", file=sys.stderr)
         return False
@@ -204,7 +204,8 @@ def dynamics_page(out: Path) -> int:
     from browser import Chromium
 
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="posembed-shots-") as tmp, Chromium(width=1280, height=1500) as browser:
+    with tempfile.TemporaryDirectory(prefix="posembed-shots-") as tmp, \
+            Chromium(width=1280, height=1500, timeout=180) as browser:
         for seed in (1, 2):
             train_run(Path(tmp) / "run" / f"seed-{seed}", seed)
         page = Path(tmp) / "dynamics.html"
@@ -213,7 +214,7 @@ def dynamics_page(out: Path) -> int:
                         title=f"A tiny GPT-2 in training: two seeds, a checkpoint every {EVERY} steps")
         for width in (1920, 1280):
             browser.resize(width, 1500)
-            if not rendered_cleanly(browser, page, "dynamics page") or not fits(browser, "dynamics page", width):
+            if not rendered_cleanly(browser, page, "dynamics page", 120) or not fits(browser, "dynamics page", width):
                 return 1
         browser.evaluate("Bokeh.documents[0].get_model_by_name('dynamics_slider').value = 5")
         top = section_top(browser, "dynamics") - 10

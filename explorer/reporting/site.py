@@ -25,7 +25,7 @@ from bokeh.resources import Resources
 
 from explorer.core.embedding import PositionEmbedding
 from explorer.plugins.units import Results, Section
-from explorer.reporting import views
+from explorer.reporting import figures
 from explorer.reporting.page import CDN_TEMPLATE, build_document
 from explorer.runtime import console
 from explorer.runtime.console import utf8_text
@@ -92,7 +92,7 @@ def write_site(folder: str | Path, embeddings: Sequence[PositionEmbedding], resu
             console.step(f"writing table {k + 1} of {len(links)}")
             document = build_document([embedding], [result], [], title=f"{k + 1}. {embedding.label}",
                                       sections=sections, scale=scale, vmax=vmax)
-            document.roots[0].children.insert(0, views.div(
+            document.roots[0].children.insert(0, figures.div(
                 f"<a href='{html.escape(back, quote=True)}' class='posembed-index-link'>&larr; "
                 f"{html.escape(index.title)}</a>", name="site_index_link"))
             write(link, _render(document, _resources(resources, link, root)))

@@ -25,11 +25,10 @@ from bokeh.layouts import column, row
 from bokeh.models import (Button, ColorBar, ColumnDataSource, CustomJS, HoverTool, LinearColorMapper, Range1d,
                           Select, Slider, Span, TapTool)
 from bokeh.palettes import Category10_10, Viridis256
-from bokeh.plotting import figure
 
 from explorer.analysis.resample import block_mean
 from explorer.plugins.units import PAGE, Section, SectionContext
-from explorer.reporting import views
+from explorer.reporting import encoding, figures
 from explorer.reporting.members import SeriesAxis, series_axis
 from explorer.reporting.sections.atlas import THUMB_PIXELS, labels_of
 
@@ -105,13 +104,13 @@ def scalar_table(page: Any) -> tuple[list[str], np.ndarray]:
     return names, values.reshape(len(scalars), len(names))
 
 
-def _thumb(values: np.ndarray, scale: views.CodeScale | None = None) -> np.ndarray:
+def _thumb(values: np.ndarray, scale: encoding.CodeScale | None = None) -> np.ndarray:
     """A small uint8 image: codes 1..255 over the scale's colour range (0: no value)."""
     small = block_mean(values, THUMB_PIXELS, THUMB_PIXELS)[0]
     if scale is None:  # cosines over [-1, 1]
         codes = np.clip((np.nan_to_num(small) + 1) / 2, 0, 1) * 254 + 1
     else:  # the matrix's own codes, stretched over one mapper's range: the colours of its full heatmap
-        coded = views.quantise(small, scale).astype(np.float64)
+        coded = encoding.quantise(small, scale).astype(np.float64)
         span = max(scale.high_code - scale.low_code, 1)
         codes = np.clip((coded - scale.low_code) / span, 0, 1) * 254 + 1
     out = np.round(codes).astype(np.uint8)
@@ -119,10 +118,8 @@ def _thumb(values: np.ndarray, scale: views.CodeScale | None = None) -> np.ndarr
     return out
 
 
-def _figure(title: str, name: str, x_name: str, **kw) -> figure:
-    fig = figure(title=title, name=name, height=300, sizing_mode="stretch_width", min_width=views.MIN_WIDTH,
-                 tools="pan,wheel_zoom,box_zoom,reset,save", toolbar_location="right", **kw)
-    fig.toolbar.logo = None
+def _plot(title: str, name: str, x_name: str, **kw):
+    fig = figures.figure(title, name, height=300, **kw)
     fig.xaxis.axis_label = x_name
     return fig
 
@@ -167,7 +164,7 @@ def build(context: SectionContext):
     spans = []
 
     # CKA to the first and the last member
-    ends = _figure("linear CKA to the first and to the last member", "dynamics_cka_ends", axis.x_name,
+    ends = _plot("linear CKA to the first and to the last member", "dynamics_cka_ends", axis.x_name,
                    y_range=Range1d(-0.02, 1.02))
     ends_lines = _lines_source(axis, colours, to_first=first, to_last=last)
     named = {"legend_field": "line"} if any(axis.lines) else {"legend_label": "to the first"}
@@ -178,17 +175,16 @@ def build(context: SectionContext):
     last_dots = ends.scatter(x="x", y="to_last", source=members, color="colour", size=6, marker="square")
     ends.add_tools(HoverTool(renderers=[first_dots], tooltips=member_tips + [("CKA to the first", "@to_first{0.000}")]))
     ends.add_tools(HoverTool(renderers=[last_dots], tooltips=member_tips + [("CKA to the last", "@to_last{0.000}")]))
-    _legend(ends)
+    figures.legend_outside(ends, "right")
     ends.yaxis.axis_label = "linear CKA"
     spans.append(Span(location=float(axis.x[0]), dimension="height", line_color="#888", line_dash="dotted"))
     ends.add_layout(spans[-1])
 
     # the pairwise matrix, in series order
     size = 300
-    grid = figure(title="linear CKA of every pair, in series order", name="dynamics_cka_matrix", width=size + 80,
-                  height=size, x_range=Range1d(0.5, n + 0.5), y_range=Range1d(n + 0.5, 0.5), tools="save",
-                  toolbar_location="right", x_axis_location="above")
-    grid.toolbar.logo = None
+    grid = figures.figure("linear CKA of every pair, in series order", "dynamics_cka_matrix", size, width=size + 80,
+                          x_range=Range1d(0.5, n + 0.5), y_range=Range1d(n + 0.5, 0.5), tools="save",
+                          x_axis_location="above")
     mapper = LinearColorMapper(palette=Viridis256, low=0.0, high=1.0, nan_color="#eeeeee")
     grid.image(image=[cka.astype(np.float32)], x=0.5, y=0.5, dw=n, dh=n, color_mapper=mapper)
     grid.add_tools(HoverTool(tooltips=[("members", "$x{0} and $y{0}"), ("linear CKA", "@image{0.000}")]))
@@ -196,13 +192,13 @@ def build(context: SectionContext):
     grid.grid.visible = False
 
     # every scalar against the member
-    plot = _figure("one scalar against the member", "dynamics_scalar", axis.x_name)
+    plot = _plot("one scalar against the member", "dynamics_scalar", axis.x_name)
     plot.yaxis.axis_label = names[start] if names else ""
     scalar_lines = _lines_source(axis, colours, ys=members.data["y"])
     plot.multi_line(xs="xs", ys="ys", source=scalar_lines, line_color="colour", line_width=2,
                     **({"legend_field": "line"} if any(axis.lines) else {}))
     if any(axis.lines):
-        _legend(plot)
+        figures.legend_outside(plot, "right")
     dots = plot.scatter(x="x", y="y", source=members, color="colour", size=6)
     plot.add_tools(HoverTool(renderers=[dots], tooltips=member_tips + [("value", "@y{0.0000}")]))
     spans.append(Span(location=float(axis.x[0]), dimension="height", line_color="#888", line_dash="dotted"))
@@ -225,16 +221,16 @@ def build(context: SectionContext):
                              name="dynamics_frame")
     thumbs = []
     for field, title in (("matrix", "matrix (its own colour scale)"), ("cosine", "cosine over positions")):
-        fig = figure(title=title, name=f"dynamics_{field}", width=THUMB, height=THUMB, tools="", toolbar_location=None,
-                     x_range=Range1d(0, 1), y_range=Range1d(0, 1))
+        fig = figures.figure(title, f"dynamics_{field}", THUMB, width=THUMB, tools=None, title_size="10pt",
+                             x_range=Range1d(0, 1), y_range=Range1d(0, 1))
         fig.axis.visible = False
         fig.grid.visible = False
         fig.image(image=field, source=frame, x=0, y=0, dw=1, dh=1, color_mapper=LinearColorMapper(
-            palette=views.DIVERGING, low=1, high=255, low_color="#dddddd"))
+            palette=encoding.DIVERGING, low=1, high=255, low_color="#dddddd"))
         thumbs.append(fig)
     notes = [f"<b>{html.escape(labels[k])}</b><br>{html.escape(axis.x_name)} {axis.x[k]:g}"
-             + (f"<br>CKA to the first {views.fmt(first[k])}, to the last {views.fmt(last[k])}") for k in range(n)]
-    note = views.div(notes[0], width=300, name="dynamics_member")
+             + (f"<br>CKA to the first {figures.fmt(first[k])}, to the last {figures.fmt(last[k])}") for k in range(n)]
+    note = figures.div(notes[0], width=300, name="dynamics_member")
     slider = Slider(start=1, end=max(n, 2), value=1, step=1, title="member", width=420, name="dynamics_slider")
     slider.js_on_change("value", CustomJS(args={"slider": slider, "frames": frames, "frame": frame, "spans": spans,
                                                 "members": members, "note": note, "notes": notes}, code=_STEP_JS))
@@ -243,33 +239,25 @@ def build(context: SectionContext):
     player = column(row(slider, play, spacing=12), row(*thumbs, note, spacing=12), name="dynamics_player")
 
     parts = [
-        views.caption(_intro(axis, n)),
-        views.side_by_side(ends, grid),
-        views.caption(
+        figures.caption(_intro(axis, n)),
+        figures.side_by_side(ends, grid),
+        figures.caption(
             "Linear CKA (as in the atlas above) of each member to the first (solid) and to the last (dashed) member"
             + (" of its line" if any(axis.lines) else "") + ": the table has formed where CKA to the last reaches 1, "
             "and stops changing where it stays there. Right: every pair in series order (member 1 at the top left); "
             "blocks of high CKA are stretches where the table changes little." + _unpaired(cka)),
         row(select, sizing_mode="stretch_width"),
-        views.side_by_side(plot, overview),
-        views.caption(
+        figures.side_by_side(plot, overview),
+        figures.caption(
             "Left: the scalar chosen above (every scalar of `posembed analyze`, plugins' too; docs/analyses.md) "
             "against the member. Right: every scalar at once, each scaled to its own range over the series "
             "(dark: its lowest, yellow: its highest; hover for the value); click a row to plot it on the left."),
         player,
-        views.caption("Step through the members' matrix (each on its own colour scale, as in its sections) and "
+        figures.caption("Step through the members' matrix (each on its own colour scale, as in its sections) and "
                       "cosine over positions (position 0 at the top left), or play them; the dotted lines above "
                       "mark the member shown."),
     ]
-    return views.stack(*parts, name="dynamics")
-
-
-def _legend(fig) -> None:
-    """The figure's legend to the right of its plot, clear of the lines."""
-    legend = fig.legend[0]
-    fig.add_layout(legend, "right")
-    legend.label_text_font_size = "9pt"
-    legend.padding, legend.spacing = 4, 0
+    return figures.stack(*parts, name="dynamics")
 
 
 def _overview(names: list[str], values: np.ndarray, axis: SeriesAxis, labels: list[str], select: Select):
@@ -285,10 +273,8 @@ def _overview(names: list[str], values: np.ndarray, axis: SeriesAxis, labels: li
                               "scalar": [names[s] for s in scalar.ravel()],
                               "scaled": scaled.ravel().astype(np.float32),
                               "value": values.ravel().astype(np.float32)}, name="dynamics_scalar_cells")
-    fig = figure(title="every scalar against the member", name="dynamics_scalars", height=max(200, 14 * len(names) + 60),
-                 sizing_mode="stretch_width", min_width=views.MIN_WIDTH, x_range=Range1d(0.5, n + 0.5),
-                 y_range=list(reversed(names)), tools="save", toolbar_location="right")
-    fig.toolbar.logo = None
+    fig = figures.figure("every scalar against the member", "dynamics_scalars", max(200, 14 * len(names) + 60),
+                         x_range=Range1d(0.5, n + 0.5), y_range=list(reversed(names)), tools="save")
     fig.rect(x="member", y="scalar", width=1, height=1, source=cells, line_color=None,
              fill_color={"field": "scaled", "transform": LinearColorMapper(palette=Viridis256, low=0, high=1,
                                                                            nan_color="#eeeeee")})
