@@ -217,8 +217,8 @@ def dynamics_page(out: Path) -> int:
             if not rendered_cleanly(browser, page, "dynamics page", 120) or not fits(browser, "dynamics page", width):
                 return 1
         browser.evaluate("Bokeh.documents[0].get_model_by_name('dynamics_slider').value = 5")
-        top = section_top(browser, "dynamics") - 10
-        save_png(browser.screenshot(clip={"x": 0, "y": top, "width": 1280, "height": 1560}), out / "dynamics.png")
+        top = section_top(browser, "dynamics") + 24  # from the section's heading to the player's caption
+        save_png(browser.screenshot(clip={"x": 0, "y": top, "width": 1280, "height": 1406}), out / "dynamics.png")
     return 0
 
 
