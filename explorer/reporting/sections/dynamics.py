@@ -221,7 +221,7 @@ def build(context: SectionContext):
                              name="dynamics_frame")
     thumbs = []
     for field, title in (("matrix", "matrix (its own colour scale)"), ("cosine", "cosine over positions")):
-        fig = figures.figure(title, f"dynamics_{field}", THUMB, width=THUMB, tools=None, title_size="10pt",
+        fig = figures.figure(title, f"thumb_dynamics_{field}", THUMB, width=THUMB, tools=None, title_size="10pt",
                              x_range=Range1d(0, 1), y_range=Range1d(0, 1))
         fig.axis.visible = False
         fig.grid.visible = False
