@@ -250,7 +250,7 @@ def test_check_fast_start_passes_a_light_plugin_and_names_heavy_imports(tmp_path
         "@hookimpl\ndef register_providers(register):\n    register(Provider('light', 'light', lambda: None))\n",
         encoding="utf-8")
     found = check_fast_start("posembed_light_probe")
-    assert found["providers"] == ["alibi", "file", "gpt2", "hf", "light", "sinusoidal", "sinusoidal2d", "t5"]
+    assert found["providers"] == ["alibi", "file", "gpt2", "hf", "light", "sinusoidal", "sinusoidal2d", "t5", "window"]
     (tmp_path / "posembed_heavy_probe.py").write_text("import bokeh\n", encoding="utf-8")
     with pytest.raises(AssertionError, match=r"registering posembed_heavy_probe imported bokeh"):
         check_fast_start("posembed_heavy_probe", max_seconds=60)

@@ -231,7 +231,7 @@ def test_a_provider_excluded_by_the_variable_says_so_naming_its_plugin(plugin_fi
         result = posembed("info", "nu-table")
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
-        "posembed: error: unknown provider 'nu-table' (providers: alibi, file, gpt2, hf, sinusoidal, sinusoidal2d, t5); plugin 'nu' "
+        "posembed: error: unknown provider 'nu-table' (providers: alibi, file, gpt2, hf, sinusoidal, sinusoidal2d, t5, window); plugin 'nu' "
         "(posembed-nu 1.2) registers it, but POSEMBED_LOAD_PLUGINS='' leaves it out"]
 
 

@@ -43,10 +43,11 @@ def load(spec: str | Spec = DEFAULT_SPEC, registry: Registry | None = None, **pa
         raise PluginError(f"provider {provider.name!r} ({registry.origin(provider.name)}) failed: "
                           f"{type(exc).__name__}{': ' + message if message else ''}") from exc
     from explorer.core.relative import RelativePositionTerm
+    from explorer.core.window import WindowBias
 
-    if not isinstance(result, (PositionEmbedding, RelativePositionTerm)):
+    if not isinstance(result, (PositionEmbedding, RelativePositionTerm, WindowBias)):
         raise ProviderError(
-            f"provider {provider.name!r} returned {type(result).__name__}, not a PositionEmbedding or a "
-            f"RelativePositionTerm"
+            f"provider {provider.name!r} returned {type(result).__name__}, not a PositionEmbedding, a "
+            f"RelativePositionTerm or a WindowBias"
         )
     return result

@@ -65,6 +65,7 @@ BUILTIN_PLUGINS = (
     "explorer.providers.t5",
     "explorer.providers.alibi",
     "explorer.providers.sinusoidal2d",
+    "explorer.providers.window",
 )
 
 #: The states of a plugin in ``describe_plugins`` and ``posembed plugins``.
