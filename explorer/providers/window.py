@@ -161,7 +161,9 @@ def swinv2(checkpoint: Any, layer: int, block: int):
     config, source = checkpoint.config, checkpoint.source
     window = swinv2_window(config, layer, source)
     pretrained_sizes = config.get("pretrained_window_sizes") or [0] * (layer + 1)
-    pretrained = pretrained_sizes[layer] if isinstance(pretrained_sizes, list) and layer < len(pretrained_sizes) else 0
+    if not isinstance(pretrained_sizes, list):
+        raise ProviderError(f"{source}: config.json's pretrained_window_sizes is {pretrained_sizes!r}, not a list")
+    pretrained = pretrained_sizes[layer] if layer < len(pretrained_sizes) else 0
     if isinstance(pretrained, bool) or not isinstance(pretrained, int) or pretrained == 1 or not 0 <= pretrained <= 1 << 20:
         raise ProviderError(f"{source}: config.json's pretrained_window_sizes[{layer}] is {pretrained!r}, not 0 or a "
                             f"whole number >= 2")

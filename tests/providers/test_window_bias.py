@@ -191,3 +191,24 @@ def test_window_heads_numbers_follow_their_formulas():
     assert stats.symmetry[0] == pytest.approx(1) and stats.decay[0] == pytest.approx(-1)
     assert stats.anisotropy[0] == pytest.approx(0) and stats.anisotropy[1] == pytest.approx(1)
     assert stats.value_range[1] == 2
+
+
+@pytest.mark.parametrize("family, change, message", [
+    ("swin", {"window_size": "7"}, "window_size is '7', not a whole number"),
+    ("swin", {"window_size": 5}, "expected [81 offsets, heads]"),
+    ("swinv2", {"window_size": 100000, "image_size": 10**6, "patch_size": 1}, "posembed takes at most 512"),
+    ("swinv2", {"pretrained_window_sizes": "x"}, "pretrained_window_sizes is 'x', not a list"),
+    ("swinv2", {"pretrained_window_sizes": [1, 0]}, "pretrained_window_sizes[0] is 1, not 0 or a whole number >= 2"),
+    ("beit", {"patch_size": [0, 4]}, "patch_size is [0, 4], not a whole number or a pair of them"),
+])
+def test_a_config_that_does_not_fit_is_one_line(tmp_path, family, change, message):
+    model = {"swin": lambda: transformers.SwinModel(transformers.SwinConfig(**SWIN)),
+             "swinv2": lambda: transformers.Swinv2Model(transformers.Swinv2Config(**SWIN)),
+             "beit": lambda: transformers.BeitModel(transformers.BeitConfig(**BEIT, use_relative_position_bias=True))}
+    folder = saved(model[family](), tmp_path / family)
+    config = json.loads((tmp_path / family / "config.json").read_text())
+    (tmp_path / family / "config.json").write_text(json.dumps({**config, **change}))
+    result = CliRunner().invoke(cli, ["info", f"hf:{folder}"])
+    assert result.exit_code == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("posembed: error: ") and message in line
