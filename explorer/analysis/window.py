@@ -1,4 +1,4 @@
-"""Analyses of a window bias b_h(dy, dx): a value per head h and 2-D key-minus-query offset (an ``explorer.WindowBias``).
+"""Analyses of a window bias b_h(dy, dx): a value per head h and 2-D key-minus-query offset (``explorer.WindowBias``).
 
 ``window_heads``, per head over the offsets (the extras, BEiT's class-token entries, are left out):
 - b_h(0, 0), the bias of a patch on itself, and the range max b_h - min b_h;

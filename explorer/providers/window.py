@@ -164,7 +164,8 @@ def swinv2(checkpoint: Any, layer: int, block: int):
     if not isinstance(pretrained_sizes, list):
         raise ProviderError(f"{source}: config.json's pretrained_window_sizes is {pretrained_sizes!r}, not a list")
     pretrained = pretrained_sizes[layer] if layer < len(pretrained_sizes) else 0
-    if isinstance(pretrained, bool) or not isinstance(pretrained, int) or pretrained == 1 or not 0 <= pretrained <= 1 << 20:
+    if isinstance(pretrained, bool) or not isinstance(pretrained, int) or pretrained == 1 or \
+            not 0 <= pretrained <= 1 << 20:
         raise ProviderError(f"{source}: config.json's pretrained_window_sizes[{layer}] is {pretrained!r}, not 0 or a "
                             f"whole number >= 2")
     names = _found(checkpoint.names(), _SWINV2, layer, block, source, "a continuous_position_bias_mlp")
@@ -206,7 +207,7 @@ def uses_window_bias(config: dict[str, Any]) -> bool:
     """Whether a config describes a relative position bias over 2-D offsets (Swin always; BEiT when it uses one)."""
     model_type = config.get("model_type")
     if model_type in BEIT_TYPES:
-        return config.get("use_relative_position_bias") is True or config.get("use_shared_relative_position_bias") is True
+        return any(config.get(key) is True for key in ("use_relative_position_bias", "use_shared_relative_position_bias"))
     return model_type in READERS
 
 
@@ -237,7 +238,8 @@ PROVIDER = Provider(
                 "head and offset (dy, dx)",
     load=load_window,
     params=(
-        Param("model", str, None, "hub id (ORG/NAME) or local folder of a Swin, Swin v2, BEiT or Data2Vec-vision model"),
+        Param("model", str, None, "hub id (ORG/NAME) or local folder of a Swin, Swin v2, BEiT or Data2Vec-vision "
+              "model"),
         Param("revision", str, None, "hub branch, tag or commit (default: main)"),
         Param("layer", int, 0, "Swin's stage or BEiT's layer whose bias to read (BEiT's shared bias: ignored)",
               minimum=0),
