@@ -137,8 +137,9 @@ _VIDEO = ("it lays its positions out on a 3-D grid (frames x height x width), wh
 KNOWN_SCHEMES = {
     **dict.fromkeys(("wav2vec2", "wav2vec2-conformer", "hubert", "wavlm", "data2vec-audio", "sew", "sew-d",
                      "unispeech", "unispeech-sat"), _CONV),
-    "videomae": ("it computes a fixed 3-D sinusoid (frames x height x width) when it loads and stores none; "
-                 "posembed cannot lay it out as a 3-D grid yet"),
+    "videomae": ("it computes its positions when it loads and stores none: a 1-D sinusoid over its patches numbered "
+                 "frame by frame, row by row (get_sinusoid_encoding_table), the `sinusoidal` table with "
+                 "layout=interleaved bit for bit{hint}; posembed cannot lay it out as a 3-D grid yet"),
     "vivit": _VIDEO,
     "timesformer": ("it keeps separate time and space tables (time_embeddings, position_embeddings), which "
                     "posembed cannot read as one grid yet; name one with tensor=NAME to read it as a 1-D table"),
@@ -291,13 +292,23 @@ def positional_scheme(config: dict[str, Any]) -> str | None:
                 f"pairs inside attention. Its rotation angles are those of the sinusoidal table, so look at "
                 f"`posembed report {hint}` instead{plugin}")
     if model_type in KNOWN_SCHEMES:
-        return KNOWN_SCHEMES[model_type]
+        return KNOWN_SCHEMES[model_type].format(hint=_video_hint(config))
     if (model_type in _RELATIVE_TYPES or "relative_attention_num_buckets" in config
             or config.get("relative_attention")):
         return (_RELATIVE + " inside attention (a learned bias per distance bucket and head, "
                 "tensors named like '...relative_attention_bias.weight'); load one of those with "
                 "`file:<checkpoint>.safetensors,key=<tensor name>` to look at it")
     return None
+
+
+def _video_hint(config: dict[str, Any]) -> str:
+    """``: posembed report sinusoidal,positions=N,dim=D,...`` for a VideoMAE config whose sizes are whole numbers."""
+    sizes = [config.get(k) for k in ("num_frames", "tubelet_size", "image_size", "patch_size", "hidden_size")]
+    if not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v < 1 << 20 for v in sizes):
+        return ""
+    frames, tubelet, image, patch, width = sizes
+    patches = frames // tubelet * (image // patch) ** 2
+    return f" (`posembed report sinusoidal,positions={patches},dim={width},layout=interleaved`)" if patches else ""
 
 
 def from_structure(checkpoint: Checkpoint, which: str) -> Choice:
