@@ -89,13 +89,12 @@ def read_config(model: str, revision: str | None = None) -> Any:
     folder = Path(model).expanduser()
     if model.startswith(("/", ".", "~")) and not folder.is_dir():
         raise ProviderError(f"rotary: no such model folder: {model}")  # rather than a hub lookup of a path
-    from explorer.loaders.checkpoints import CONFIG_FILE
-    from explorer.loaders.checkpoints import read_config as read_config_json
+    from explorer import read_config as read_config_json
 
-    if folder.is_dir() and os.path.lexists(folder / CONFIG_FILE):
+    if folder.is_dir() and os.path.lexists(folder / "config.json"):
         # posembed's own reader first: it refuses a config.json that is a FIFO, /dev/zero, a folder, too large
         # or nested too deeply, all of which transformers would read for ever or crash on.
-        read_config_json(folder / CONFIG_FILE, f"rotary: {model}")
+        read_config_json(folder / "config.json", f"rotary: {model}")
     from transformers import AutoConfig
 
     try:
@@ -203,7 +202,7 @@ def _derived_head_dim(config: Any) -> int | None:
 def load(model: str | None, revision: str | None, positions: int | None, dim: int | None, base: float | None,
          layer: str | None):
     """The ``rotary`` provider's ``load``: from a model config when ``model`` is given, else from dim and base."""
-    from explorer.core.embedding import PositionEmbedding
+    from explorer import PositionEmbedding
 
     if model is None:
         if revision is not None or layer is not None:
