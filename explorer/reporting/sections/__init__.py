@@ -14,8 +14,8 @@ from explorer.plugins.hookspecs import hookimpl
 from explorer.plugins.units import Section
 
 MODULES = ("comparison", "provenance", "matrix", "traces", "vectors", "cosine_positions", "offset_norms",
-           "cosine_dimensions", "pca", "spectra", "probes", "relative_term", "relative_matrix", "window_bias", "rope_kernel",
-           "distance_overlay", "patch_similarity", "grid_offset", "grid_pca", "atlas")
+           "cosine_dimensions", "pca", "spectra", "probes", "relative_term", "relative_matrix", "window_bias",
+           "rope_kernel", "distance_overlay", "patch_similarity", "grid_offset", "grid_pca", "atlas")
 
 
 def builtin_sections() -> list[Section]:

@@ -3,13 +3,14 @@ BEiT's class-token entries drawn apart, and each head's numbers."""
 
 from __future__ import annotations
 
-import html
 import math
 
 import numpy as np
 
 from explorer.plugins.units import Section, SectionContext
-from explorer.reporting import views
+from explorer.reporting import figures
+from explorer.reporting.sections.relative_matrix import colour_range, colours, one_sign
+from explorer.reporting.sections.relative_term import provenance_table
 
 #: Empty cells between two heads' images in the montage.
 GAP = 1
@@ -52,16 +53,12 @@ def provenance(term) -> "object":
             ("entries", ", ".join(term.extras)), ("stored dtype", info["dtype"]), ("tensor", info["tensor"]),
             ("revision", info["revision"]), ("parameters", ", ".join(f"{k}={v}" for k, v in info["params"].items())),
             ("note", info["description"])]
-    cells = "".join(f"<tr><th style='text-align:left;padding-right:1em;font-weight:600'>{html.escape(str(k))}</th>"
-                    f"<td>{html.escape(str(v))}</td></tr>" for k, v in rows if v not in (None, ""))
-    return views.div(f"<h2 style='margin-bottom:0.3em'>{html.escape(term.label)}</h2><table>{cells}</table>",
-                     name="window_provenance", sizing_mode="stretch_width")
+    return provenance_table(term.label, rows, "window_provenance")
 
 
 def head_images(term, mapper) -> "object":
     """Every head's (2Wh-1) x (2Ww-1) image in one montage, dy down and dx across, on one colour scale."""
     from bokeh.models import ColumnDataSource, FixedTicker, HoverTool, Range1d
-    from bokeh.plotting import figure
 
     images = term.images
     heads, rows, columns = images.shape
@@ -74,13 +71,11 @@ def head_images(term, mapper) -> "object":
     cell = max(3, min(36, CELLS_WIDE // wide, CELLS_HIGH // down))  # square cells, the montage at most ~900 px
     # scale_width keeps the cells near square at any width (a fixed frame leaves a stray strip of the image at the
     # column's left edge in Chromium)
-    fig = figure(title="bias per head over the offsets (dy, dx)", name="window_heads", sizing_mode="scale_width",
-                 width=cell * wide + MARGIN_WIDE, height=cell * down + MARGIN_HIGH, max_width=cell * wide + MARGIN_WIDE,
-                 toolbar_location=views.TOOLBAR,
-                 x_range=Range1d(0, wide), y_range=Range1d(down, 0),
-                 x_axis_label="dx = key column - query column", y_axis_label="dy = key row - query row")
-    fig.toolbar.logo = None
-    fig.grid.visible = False
+    fig = figures.figure("bias per head over the offsets (dy, dx)", "window_heads", cell * down + MARGIN_HIGH,
+                         sizing_mode="scale_width", width=cell * wide + MARGIN_WIDE,
+                         max_width=cell * wide + MARGIN_WIDE, x_range=Range1d(0, wide), y_range=Range1d(down, 0),
+                         x_axis_label="dx = key column - query column", y_axis_label="dy = key row - query row")
+    figures.without_grid(fig)
     source = ColumnDataSource({"image": [tiled], "dy": [dy], "dx": [dx], "head": [head]})
     fig.image(image="image", x=0, y=0, dw=tiled.shape[1], dh=down, source=source, color_mapper=mapper)
     fig.add_tools(HoverTool(tooltips=[("head", "@head{0}"), ("dy", "@dy{0}"), ("dx", "@dx{0}"),
@@ -107,15 +102,13 @@ def _short(name: str) -> str:
 def extra_entries(term, mapper) -> "object":
     """The entries that are no offset (BEiT's class token), heads down and entries across, on the same scale."""
     from bokeh.models import ColumnDataSource, FixedTicker, HoverTool, Range1d
-    from bokeh.plotting import figure
 
     values = np.ascontiguousarray(term.extra_values, dtype=np.float32)
     heads, entries = values.shape
-    fig = figure(title="class-token entries", name="window_extras", sizing_mode="scale_width",
-                 width=110 * entries + 80, height=max(80, 18 * heads) + 70, max_width=110 * entries + 80,
-                 toolbar_location=None, x_range=Range1d(0, entries), y_range=Range1d(heads, 0),
-                 y_axis_label="head")
-    fig.grid.visible = False
+    fig = figures.figure("class-token entries", "window_extras", max(80, 18 * heads) + 70, tools=None,
+                         sizing_mode="scale_width", width=110 * entries + 80, max_width=110 * entries + 80,
+                         x_range=Range1d(0, entries), y_range=Range1d(heads, 0), y_axis_label="head")
+    figures.without_grid(fig)
     index = np.broadcast_to(np.arange(entries, dtype=np.float32), values.shape).copy()
     source = ColumnDataSource({"image": [values], "entry": [index]})
     fig.image(image="image", x=0, y=0, dw=entries, dh=heads, source=source, color_mapper=mapper)
@@ -131,23 +124,25 @@ def extra_entries(term, mapper) -> "object":
 def build(context: SectionContext):
     """The per-head montage, the class-token entries when there are any, the per-head numbers, their captions."""
     from bokeh.models import ColorBar, LinearColorMapper
-    from bokeh.palettes import Viridis256
 
     term, stats = context.embedding, context.results["window_heads"]
-    low, high = float(term.values.min()), float(term.values.max())
-    mapper = LinearColorMapper(palette=Viridis256, low=low, high=high if high > low else low + 1,
-                               nan_color=(0, 0, 0, 0))
+    sign = one_sign(term.values)  # the page's palette, as the relative terms' images have it
+    low, high = colour_range(term.values, sign)
+    mapper = LinearColorMapper(palette=colours(sign), low=low, high=high, nan_color=(0, 0, 0, 0))
     montage_fig = head_images(term, mapper)
     montage_fig.add_layout(ColorBar(color_mapper=mapper, width=10, title="bias"), "right")
     height, width = term.window
-    parts = [montage_fig, views.caption(
+    parts = [montage_fig, figures.caption(
         f"b_h(dy, dx): what head h adds to the attention score of a query patch and the key patch dy rows below "
         f"and dx columns right of it, anywhere in a {height} \u00d7 {width} window (the centre of each image is the "
         f"patch itself; up and left are keys above and left of the query). One colour scale for every head"
-        + (" and the class-token entries." if term.extras else "."))]
+        + (" and the class-token entries" if term.extras else "") + ": " + (
+            "blue negative, red positive, white 0, symmetric about 0 out to the largest |value|." if not sign else
+            f"every value is {'>= 0' if sign > 0 else '<= 0'}, so white at 0 to the "
+            f"{'largest value, dark red' if sign > 0 else 'most negative value, dark blue'}."))]
     extra_names = list(term.extras)
     if term.extras:
-        parts += [extra_entries(term, mapper), views.caption(
+        parts += [extra_entries(term, mapper), figures.caption(
             "Drawn apart from the offsets: " + "; ".join(extra_names) + ". These entries are no offset: the class "
             "token has no place in the grid.")]
     rows = []
@@ -156,11 +151,11 @@ def build(context: SectionContext):
                float(stats.decay[h]), float(stats.anisotropy[h])]
         rows.append(row + [float(v) for v in term.extra_values[h]])
     header = ("head", "b(0, 0)", "range", "symmetry", "decay", "anisotropy", *extra_names)
-    parts += [views.number_grid("per head", header, rows, name="window_numbers"), views.caption(
+    parts += [figures.number_grid("per head", header, rows, name="window_numbers"), figures.caption(
         "range: max - min over the offsets. symmetry: Pearson r of b(dy, dx) and b(-dy, -dx). decay: Spearman's rho "
         "of b against the distance sqrt(dy\u00b2 + dx\u00b2) (-1: falls steadily with distance). anisotropy: "
         "(mean |b(dy, 0) - b(0, 0)| - mean |b(0, dx) - b(0, 0)|) / their sum (> 0: changes more along dy).")]
-    return views.stack(*parts)
+    return figures.stack(*parts)
 
 
 SECTION = Section("window_bias", "2-D relative bias: per head over the window's offsets", build, order=11,
