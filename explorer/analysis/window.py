@@ -77,6 +77,6 @@ def _scalars(stats: WindowHeads) -> dict[str, float]:
 
 ANALYSES = (
     Analysis("window_heads", "per head of a 2-D relative bias: value at offset (0, 0), range, symmetry, decay with "
-             "distance and anisotropy; the mean over heads", run=lambda ctx: window_heads(images_of(ctx)),
+             "distance and anisotropy; the mean over heads", order=115, run=lambda ctx: window_heads(images_of(ctx)),
              terms=("window",), scalars=_scalars),
 )

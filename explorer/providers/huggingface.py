@@ -118,7 +118,7 @@ def claimed_provider(config: dict[str, Any]) -> str | None:
     """The provider a plugin claims ``config`` for (``provider_for_config``): asked for every model type outside
     posembed's table families (an unknown one included), before its structure is searched for a table."""
     from explorer.loaders import families
-    from explorer.plugins.manager import get_registry
+    from explorer.plugins.registry import get_registry
 
     if config.get("model_type") in families.FAMILIES:
         return None
@@ -128,7 +128,7 @@ def claimed_provider(config: dict[str, Any]) -> str | None:
 def delegate(name: str, model: str, revision: str | None, table: str, positions: int | None):
     """Load ``model`` with the provider ``name`` (claimed through ``provider_for_config``), passing on the hf
     parameters it has."""
-    from explorer.plugins.manager import get_registry
+    from explorer.plugins.registry import get_registry
 
     provider = get_registry().get(name)
     accepted = {p.name for p in provider.params}

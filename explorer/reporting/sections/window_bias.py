@@ -158,5 +158,5 @@ def build(context: SectionContext):
     return figures.stack(*parts)
 
 
-SECTION = Section("window_bias", "2-D relative bias: per head over the window's offsets", build, order=11,
+SECTION = Section("window_bias", "2-D relative bias: per head over the window's offsets", build, order=12,
                   needs=("window_heads",), terms=("window",))
