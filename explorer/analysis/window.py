@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from explorer.analysis.context import TableContext
-from explorer.analysis.relative import _pearson, _ranks
+from explorer.analysis.relative import pearson, ranks
 from explorer.plugins.units import Analysis
 
 
@@ -47,7 +47,7 @@ def window_heads(images: np.ndarray) -> WindowHeads:
     flat = images.reshape(heads, -1)
     flipped = images[:, ::-1, ::-1].reshape(heads, -1)
     dy, dx = np.meshgrid(np.arange(rows) - cy, np.arange(columns) - cx, indexing="ij")
-    distance_ranks = _ranks(np.sqrt(dy * dy + dx * dx).ravel())
+    distance_ranks = ranks(np.sqrt(dy * dy + dx * dx).ravel())
     along_y = np.abs(images[:, :, cx] - at_0[:, None]).mean(axis=1) if rows > 1 else np.zeros(heads)
     along_x = np.abs(images[:, cy, :] - at_0[:, None]).mean(axis=1) if columns > 1 else np.zeros(heads)
     total = along_y + along_x
@@ -56,8 +56,8 @@ def window_heads(images: np.ndarray) -> WindowHeads:
     as32 = lambda a: np.asarray(a, dtype=np.float32)  # noqa: E731
     return WindowHeads(
         as32(at_0), as32(flat.max(axis=1) - flat.min(axis=1)),
-        as32([_pearson(a, b) for a, b in zip(flat, flipped)]),
-        as32([_pearson(_ranks(row), distance_ranks) for row in flat]), as32(anisotropy),
+        as32([pearson(a, b) for a, b in zip(flat, flipped)]),
+        as32([pearson(ranks(row), distance_ranks) for row in flat]), as32(anisotropy),
         as32(images.mean(axis=0)))
 
 

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from explorer.core import validate
-from explorer.core.embedding import MAX_ROW_LABEL, _plain
+from explorer.core.embedding import MAX_ROW_LABEL, plain_value
 from explorer.core.relative import HeadValues
 from explorer.errors import EmbeddingError
 from explorer.runtime.console import one_line, utf8_text
@@ -118,7 +118,7 @@ class WindowBias(HeadValues):
             "dtype": self.dtype,
             "tensor": self.tensor,
             "revision": self.revision,
-            "params": {k: _plain(v) for k, v in self.params.items()},
+            "params": {k: plain_value(v) for k, v in self.params.items()},
             "description": self.description,
         }
 
