@@ -124,10 +124,20 @@ def analyze_all(items: Sequence[PositionEmbedding], resolution: int | None = Non
                 registry: Registry | None = None, probe_protocol: str = PROBE_PROTOCOL,
                 ) -> tuple[list[Results], list[tuple[int, int, Results]]]:
     """Every table's results and every pair's (``(i, j, results)`` for i < j): what a report shows."""
+    from explorer.plugins.units import warnings_about
+
     registry = get_registry() if registry is None else registry
-    results = [analyze(e, resolution, registry, probe_protocol=probe_protocol) for e in items]
-    pairs = [(i, j, compare(items[i], items[j], resolution, registry))
-             for i in range(len(items)) for j in range(i + 1, len(items))]
+    many = len(items) > 1  # then each warning names its table (table 2 (label)), here and in scalars() and arrays()
+    results, pairs = [], []
+    for k, embedding in enumerate(items):
+        with warnings_about(f"table {k + 1} ({embedding.label})" if many else None):
+            results.append(analyze(embedding, resolution, registry, probe_protocol=probe_protocol))
+        results[-1].about = f"table {k + 1} ({embedding.label})" if many else None
+    for i in range(len(items)):
+        for j in range(i + 1, len(items)):
+            with warnings_about(f"tables {i + 1} and {j + 1}"):
+                pairs.append((i, j, compare(items[i], items[j], resolution, registry)))
+            pairs[-1][2].about = f"tables {i + 1} and {j + 1}"
     return results, pairs
 
 

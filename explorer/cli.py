@@ -6,7 +6,6 @@ that use them, so ``posembed --help`` and ``posembed providers`` start fast.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Any
@@ -129,7 +128,9 @@ def _spec_values(specs: tuple[str, ...]) -> list[str]:
 
 
 def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, allow_nan=False, default=str))
+    from explorer.export import json_text
+
+    click.echo(json_text(data, indent=2))  # NaN and Inf as null, in every --json (explorer.export.json_ready)
 
 
 @cli.command()
@@ -204,7 +205,7 @@ def plugins(as_json: bool) -> None:
 
 @cli.command()
 @click.argument("spec")
-@click.option("--json", "as_json", is_flag=True, help="Print the information as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the information as JSON (NaN and Inf as null).")
 def info(spec: str, as_json: bool) -> None:
     """Show a table's shape, provenance and a few summary numbers."""
     from explorer.analysis.summary import summarize
@@ -301,7 +302,7 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
     from explorer.runtime.output import STDOUT, check_writable
 
     requests = requests_of(specs or (() if spec_file else (DEFAULT_SPEC,)), spec_file)  # bad lines fail first
-    check_writable(output, _spec_values(tuple(r.spec for r in requests)))  # fail before any expensive work
+    check_writable(output, [spec_file, *_spec_values(tuple(r.spec for r in requests))])  # before any expensive work
     if output == STDOUT and open_browser:
         click.echo("posembed: warning: --open needs a file; ignored with -o -", err=True)
     registry = _registry()
@@ -332,7 +333,7 @@ def _size(embedding: Any) -> str:
 
 @cli.command()
 @click.argument("specs", nargs=-1, metavar="SPEC...")
-@click.option("--json", "as_json", is_flag=True, help="Print every scalar result as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print every scalar result as JSON (NaN and Inf as null).")
 @click.option("--npz", "npz", default=None, metavar="FILE",
               help="Also save every result array to FILE (.npz, keys like 0.offset.mean, and 0-1.comparison.lag for pairs).")
 @click.option("--resolution", type=int, default=None, callback=_resolution_option,
@@ -359,7 +360,7 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
         raise click.UsageError("Missing argument 'SPEC...' (or --specs FILE)")
     requests = requests_of(specs, spec_file)
     if npz is not None:
-        check_writable(npz, _spec_values(tuple(r.spec for r in requests)))  # fail before any expensive work
+        check_writable(npz, [spec_file, *_spec_values(tuple(r.spec for r in requests))])  # before expensive work
     registry = _registry()
     with console.stage("starting"):
         embeddings, specs = _load_requests(requests, registry, keep_going)
@@ -367,7 +368,7 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
         results, pairs = analyze_all(embeddings, resolution, registry, probe_protocol)
     data = analysis_json(specs, embeddings, results, pairs)
     if npz is not None:
-        write_atomic(npz, analysis_npz(results, pairs), _spec_values(specs))
+        write_atomic(npz, analysis_npz(results, pairs), [spec_file, *_spec_values(specs)])
         if npz == STDOUT:  # standard output carries the binary .npz alone
             return
     if as_json:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -57,9 +58,29 @@ def _npy(array) -> bytes:
     return buffer.getvalue()
 
 
+def json_ready(data: Any) -> Any:
+    """``data`` as JSON can hold it, by the one rule every JSON output of posembed follows (``--json``, the
+    provenance in exported files): NaN and +-Inf, which JSON cannot spell, become null; numpy numbers become
+    Python's; dicts, lists and tuples are followed."""
+    if isinstance(data, dict):
+        return {key: json_ready(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [json_ready(value) for value in data]
+    if type(data).__module__ == "numpy" and getattr(data, "ndim", None) == 0:  # np.float32(nan), np.int64(3)
+        data = data.item()
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    return data
+
+
+def json_text(data: Any, indent: int | None = None, sort_keys: bool = False) -> str:
+    """``data`` as JSON text by ``json_ready``'s rule (NaN and +-Inf as null); anything else JSON lacks as text."""
+    return json.dumps(json_ready(data), indent=indent, sort_keys=sort_keys, allow_nan=False, default=str)
+
+
 def _metadata(provenance: dict, keys: tuple[str, ...]) -> dict[str, str]:
     """Safetensors metadata: the whole provenance as JSON, and ``keys`` of it one by one (as UTF-8 text)."""
-    metadata = {PROVENANCE_KEY: json.dumps(provenance, sort_keys=True)}
+    metadata = {PROVENANCE_KEY: json_text(provenance, sort_keys=True)}
     metadata.update({f"posembed.{k}": utf8_text(str(v)) for k, v in provenance.items() if k in keys and v is not None})
     return metadata
 

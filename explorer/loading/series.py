@@ -44,7 +44,9 @@ class Request:
 
     def named(self) -> str:
         """The spec, with its origin when it came from a file."""
-        return f"{self.spec!r}" + (f" ({self.origin})" if self.origin else "")
+        from explorer.runtime.console import excerpt
+
+        return excerpt(self.spec, 200) + (f" ({self.origin})" if self.origin else "")
 
 
 def expand_series(text: str) -> list[str]:
@@ -63,24 +65,55 @@ def expand_series(text: str) -> list[str]:
     return [str(Spec(parsed.name, parsed.target, {**parsed.options, key: member})) for member in members]
 
 
+#: A spec file is a short list read whole: larger files (``/dev/zero``, a sparse file of gigabytes) are refused.
+MAX_SPEC_FILE_BYTES = 1_000_000
+#: The longest line a spec file may hold (a path is at most 4096 bytes on Linux; a series of revisions is shorter).
+MAX_SPEC_LINE = 8192
+
+
 def read_spec_file(path: str | Path) -> list[Request]:
-    """The requests of a spec file, series expanded; a bad line raises ``SpecError`` naming its number."""
+    """The requests of a spec file, series expanded; a bad line raises ``SpecError`` naming its number.
+
+    The file is untrusted input like any other: a regular file of at most ``MAX_SPEC_FILE_BYTES`` (a FIFO, a device or
+    a folder is refused without reading), UTF-8 text without NUL bytes, lines of at most ``MAX_SPEC_LINE``
+    characters, counted at ``\\n`` alone as a person counts them (a form feed is not a line break); an error
+    quotes a line only as a short escaped excerpt (``explorer.runtime.console.excerpt``), never the whole file.
+    """
+    from explorer.errors import ProviderError
+    from explorer.loaders.regular_files import read_regular
+    from explorer.runtime.console import EXCERPT_CHARS, excerpt
+
+    name = excerpt(str(path))
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"cannot read the spec file {str(path)!r}: {getattr(exc, 'strerror', None) or exc}") from None
+        raw = read_regular(path, MAX_SPEC_FILE_BYTES, f"the spec file {name}", "it")
+    except ProviderError as exc:  # a FIFO, a device, a folder, too large: refused before reading
+        raise SpecError(str(exc)) from None
+    except OSError as exc:
+        raise SpecError(f"cannot read the spec file {name}: {exc.strerror or exc}") from None
+    if b"\0" in raw:
+        raise SpecError(f"the spec file {name} is not text: it holds NUL bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise SpecError(f"the spec file {name}, line {line}: not UTF-8 text") from None
     requests: list[Request] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
+        where = f"{path}, line {number}"
+        if len(line) > MAX_SPEC_LINE:
+            raise SpecError(f"the spec file {name}, line {number}: {len(line)} characters, more than the "
+                            f"{MAX_SPEC_LINE} a spec line may hold")
         line = _COMMENT.sub("", line).strip()
         if not line:
             continue
-        where = f"{path}, line {number}"
         try:
             requests += [Request(spec, where) for spec in expand_series(line)]
         except SpecError as exc:
-            raise SpecError(f"{where}: {exc}") from None
+            reason = str(exc).replace(repr(line), excerpt(line))  # the line itself, but only an excerpt of it
+            reason = reason if len(reason) <= 4 * EXCERPT_CHARS else reason[:4 * EXCERPT_CHARS] + "..."
+            raise SpecError(f"the spec file {name}, line {number}: {reason}") from None
     if not requests:
-        raise SpecError(f"the spec file {str(path)!r} names no spec")
+        raise SpecError(f"the spec file {name} names no spec")
     return requests
 
 

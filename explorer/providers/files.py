@@ -32,8 +32,12 @@ def _batched(shape: tuple[int, ...]) -> bool:
     return len(shape) == 3 and shape[0] == 1
 
 
-def pick_key(shapes: Mapping[str, tuple[int, ...]], key: str | None, where: str) -> str:
-    """The name of the table to read: ``key`` if given, else the only 2-D entry or the only known table name."""
+def pick_key(shapes: Mapping[str, tuple[int, ...]], key: str | None, where: str,
+             kinds: Mapping[str, str] | None = None) -> str:
+    """The name of the table to read: ``key`` if given, else the only 2-D entry or the only known table name.
+
+    ``kinds`` says what an entry without a shape is (``a nested tensor``), for the message naming what the file
+    holds when it holds no 2-D table."""
     if key is not None:
         if key not in shapes:
             listing = ", ".join(sorted(shapes)[:20]) + (" ..." if len(shapes) > 20 else "")
@@ -48,7 +52,16 @@ def pick_key(shapes: Mapping[str, tuple[int, ...]], key: str | None, where: str)
     known = [n for n in candidates if any(n == s or n.endswith("." + s) for s in suffixes)]
     if len(known) == 1:
         return known[0]
-    listing = ", ".join(sorted(known or candidates)[:20]) or "none"
+    if not candidates:
+        def what(name: str) -> str:
+            if (kinds or {}).get(name):
+                return kinds[name]
+            return f"shape {' x '.join(map(str, shapes[name]))}" if shapes[name] else "a scalar"
+
+        held = [f"{one_line(n) or 'a bare tensor'}: {what(n)}" for n in sorted(shapes)[:5]]
+        listing = "; ".join(held) + (f"; and {len(shapes) - 5} more" if len(shapes) > 5 else "")
+        raise ProviderError(f"{where}: holds no 2-D table (it holds {listing or 'nothing'})")
+    listing = ", ".join(sorted(known or candidates)[:20])
     raise ProviderError(f"{where}: holds {len(candidates)} 2-D tables; choose one with key=NAME (e.g. {listing})")
 
 
@@ -66,7 +79,8 @@ def _from_torch(path: Path, key: str | None) -> tuple[Any, str, str, None]:
     from explorer.loaders.checkpoints import load_torch_file, state_dict_of, tensor_shape, torch_to_numpy
 
     tensors = state_dict_of(load_torch_file(path), str(path))
-    name = pick_key({n: tensor_shape(t) for n, t in tensors.items()}, key, str(path))  # "" = a bare tensor
+    kinds = {n: "a nested tensor (rows of different lengths)" for n, t in tensors.items() if getattr(t, "is_nested", 0)}
+    name = pick_key({n: tensor_shape(t) for n, t in tensors.items()}, key, str(path), kinds)  # "" = a bare tensor
     matrix, dtype = torch_to_numpy(tensors[name], f"{path}: {name or 'the tensor'}")
     return matrix, dtype, name, None
 

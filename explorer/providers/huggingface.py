@@ -136,7 +136,11 @@ def delegate(name: str, model: str, revision: str | None, table: str, positions:
     refused = sorted(k for k, v in options.items() if v is not None and k not in accepted)
     if refused:
         raise SpecError(f"hf: {model} is read by provider {name!r}, which takes no {' or '.join(refused)}")
-    return provider.load(**provider.resolve(model, {k: v for k, v in options.items() if v is not None}))
+    from explorer.loading.load import call_provider
+
+    # through the same door as every load: a plugin's own fault is one line naming it (its traceback with --debug)
+    return call_provider(provider, provider.resolve(model, {k: v for k, v in options.items() if v is not None}),
+                         get_registry())
 
 
 def load_gpt2(model: str, revision: str | None):

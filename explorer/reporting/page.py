@@ -19,12 +19,12 @@ from typing import Any, Sequence
 
 from bokeh.document import Document
 from bokeh.embed import file_html
-from bokeh.models import Column, Div, Range1d
+from bokeh.models import Column, Div, Range1d, UIElement
 from bokeh.resources import CDN, INLINE
 
 from explorer.core.embedding import PositionEmbedding
 from explorer.errors import OutputError
-from explorer.plugins.units import FAILED, PAGE, Results, Section, SectionContext, guarded, in_order
+from explorer.plugins.units import PAGE, Failed, Results, Section, SectionContext, guarded, in_order
 from explorer.reporting import encoding, figures, rows
 
 RESOURCES = ("inline", "cdn")
@@ -193,11 +193,25 @@ def _title_block(page: Page) -> Div:
                      f"posembed-explorer {html.escape(__version__)}. {html.escape(intro)}</p>", name="title")
 
 
+def _bokeh_model(block: Any) -> Any:
+    """A section's block when it is one Bokeh can lay out (or None: no block); else TypeError saying what it is."""
+    if block is not None and not isinstance(block, UIElement):
+        raise TypeError(f"build returned {type(block).__name__}, not a Bokeh model (a figure or a layout)")
+    return block
+
+
+def _failure_note(failed: Failed) -> Div:
+    """Where a plugin's section failed: the warning's line, on the page, instead of a blank column."""
+    return figures.div(f"<p style='color:#b2182b;border-left:3px solid #b2182b;padding-left:0.6em'>"
+                       f"{html.escape(failed.message)}</p>", sizing_mode="stretch_width")
+
+
 def _blocks(section: Section, page: Page, memos: list[dict]) -> list[Any]:
-    """The section's blocks: one for the page, or one per table (a spacer where a table has none)."""
-    def built(context: SectionContext) -> Any:
-        block = guarded(section, lambda: section.build(context))
-        return None if block is FAILED else block
+    """The section's blocks: one for the page, or one per table (a spacer where a table has none; a note where a
+    plugin's section failed)."""
+    def built(context: SectionContext, table: str | None = None) -> Any:
+        block = guarded(section, lambda: _bokeh_model(section.build(context)), table=table)
+        return _failure_note(block) if isinstance(block, Failed) else block
 
     if section.scope == PAGE:
         if page.tables < section.min_tables:
@@ -207,7 +221,8 @@ def _blocks(section: Section, page: Page, memos: list[dict]) -> list[Any]:
     blocks = []
     for k, (embedding, results) in enumerate(zip(page.embeddings, page.results)):
         applies = embedding.term in section.terms and all(need in results for need in section.needs)
-        blocks.append(built(SectionContext(page, embedding, results, k, memos[k])) if applies else None)
+        table = f"table {k + 1} ({embedding.label})" if page.tables > 1 else None  # as the analyses' warnings say
+        blocks.append(built(SectionContext(page, embedding, results, k, memos[k]), table) if applies else None)
     if all(block is None for block in blocks):
         return []
     return [block if block is not None else figures.spacer() for block in blocks]
