@@ -261,7 +261,8 @@ def _load_requests(requests, registry, keep_going: bool) -> tuple[list, tuple[st
 @cli.command()
 @click.argument("specs", nargs=-1, metavar="[SPEC]...")
 @click.option("-o", "--output", default="report.html", show_default=True,
-              help="Where to write the HTML; - for standard output.")
+              help="Where to write the HTML; - for standard output; a folder (DIR/) for a site: an index and a "
+                   "page per table.")
 @click.option("--title", default=None, help="Title of the page (default: the tables' names).")
 @click.option("--resources", type=click.Choice(["inline", "cdn"]), default="inline", show_default=True,
               help="Bokeh's JavaScript inline (works offline) or from the CDN (smaller file).")
@@ -292,17 +293,33 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
     \b
     A revision series is one table per revision, in the order given:
       posembed report 'hf:EleutherAI/pythia-70m,revision=step1000|step2000|step4000'
-    Any one option may list values with '|' (sinusoidal,base=100|1000|10000). --specs FILE
-    reads one spec or series a line (blank lines and # comments skipped). Remote tables are
-    fetched at most 4 at once, offline from the cache with HF_HUB_OFFLINE=1.
+    Any option may list values with '|' (sinusoidal,base=100|1000|10000), two at once
+    (the first outer); a glob is a local training run in step order:
+      posembed report 'hf:runs/out/checkpoint-*' -o run/
+    An atlas also shows the tables as a series (CKA to the first and last, every scalar
+    against the step, a player). -o DIR/ writes a folder site: index.html, a page per
+    table, BokehJS once. --specs FILE reads one spec or series a line (blank lines and
+    # comments skipped). Remote tables are fetched at most 4 at once, offline from the
+    cache with HF_HUB_OFFLINE=1.
     """
-    from explorer.api import DEFAULT_SPEC
+    from explorer.api import ATLAS_TABLES, DEFAULT_SPEC
     from explorer.api import report as build_report
+    from explorer.errors import OutputError
     from explorer.loading.series import requests_of
-    from explorer.runtime.output import STDOUT, check_writable
+    from explorer.runtime.output import STDOUT, check_folder, check_writable, is_folder_output
 
     requests = requests_of(specs or (() if spec_file else (DEFAULT_SPEC,)), spec_file)  # bad lines fail first
-    check_writable(output, [spec_file, *_spec_values(tuple(r.spec for r in requests))])  # before any expensive work
+    inputs = [spec_file, *_spec_values(tuple(r.spec for r in requests))]
+    if is_folder_output(output):
+        if len(requests) < ATLAS_TABLES:
+            raise OutputError(f"a folder site (-o {output}) needs at least {ATLAS_TABLES} tables, got "
+                              f"{len(requests)}; write one file instead (-o report.html)")
+        check_folder(output, inputs)  # fail before any expensive work
+        _report_site(requests, output, title=title, resources=resources, resolution=resolution,
+                     shared_scale=shared_scale, scale=scale, vmax=vmax, open_browser=open_browser,
+                     keep_going=keep_going, probe_protocol=probe_protocol)
+        return
+    check_writable(output, inputs)  # before any expensive work
     if output == STDOUT and open_browser:
         click.echo("posembed: warning: --open needs a file; ignored with -o -", err=True)
     registry = _registry()
@@ -320,6 +337,24 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
             if not webbrowser.open(pathlib.Path(output).resolve().as_uri()):
                 click.echo(console.one_line(f"posembed: warning: --open found no browser on this machine; open "
                                             f"{output} yourself"), err=True)
+
+
+def _report_site(requests, output: str, *, open_browser: bool, keep_going: bool, **options: Any) -> None:
+    """``report -o DIR/``: the folder site of the requested tables (``explorer.api.site``)."""
+    from explorer.api import site
+
+    registry = _registry()
+    with console.stage("starting"):
+        embeddings, _ = _load_requests(requests, registry, keep_going)
+        sizes = site(embeddings, output, registry=registry, **options)
+    index = os.path.join(output, "index.html")
+    console.info(f"wrote {index} ({sizes['index.html'] / 1e6:.1f} MB) and {len(sizes) - 1} more files "
+                 f"({(sum(sizes.values()) - sizes['index.html']) / 1e6:.1f} MB)")
+    if open_browser:
+        import pathlib
+        import webbrowser
+
+        webbrowser.open(pathlib.Path(index).resolve().as_uri())
 
 
 def _size(embedding: Any) -> str:
@@ -346,8 +381,8 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
     """Run the shared analyses on each SPEC and print their scalar results.
 
     With several SPECs each pair is also compared (linear CKA, similarity correlation) on the
-    positions they have in common. A revision series ('hf:ORG/NAME,revision=a|b') and
-    --specs FILE work as for report. Formulas: docs/analyses.md.
+    positions they have in common. A series ('hf:ORG/NAME,revision=a|b', a glob such as
+    'hf:runs/out/checkpoint-*') and --specs FILE work as for report. Formulas: docs/analyses.md.
     """
     from explorer.api import analyze_all
     from explorer.export import analysis_json, analysis_npz

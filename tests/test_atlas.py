@@ -21,7 +21,7 @@ def test_a_series_is_one_spec_per_value_in_the_order_given():
     assert series.expand_series("sinusoidal,dim=8") == ["sinusoidal,dim=8"]
 
 
-@pytest.mark.parametrize("text,reason", [("sinusoidal,dim=8|16,base=1|2", "only one option"),
+@pytest.mark.parametrize("text,reason", [("sinusoidal,dim=8|16,base=1|2,positions=4|8", "at most two things"),
                                          ("sinusoidal,dim=8||16", "empty value")])
 def test_a_bad_series_is_refused_with_its_reason(text, reason):
     with pytest.raises(SpecError, match=reason):
