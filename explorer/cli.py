@@ -213,7 +213,7 @@ def info(spec: str, as_json: bool) -> None:
 
     embedding = load(spec, registry=_registry())
     summary = summarize(embedding.matrix)
-    if embedding.term == "relative":  # rows are heads: the row norms and neighbour cosines describe no position
+    if embedding.term != "absolute":  # rows are heads: the row norms and neighbour cosines describe no position
         summary = {k: v for k, v in summary.items() if k.startswith("value_")}
     data = {**embedding.provenance(), "summary": summary}
     if as_json:
@@ -361,6 +361,8 @@ def _size(embedding: Any) -> str:
     """``1024 x 768`` for a table, ``12 heads x 255 distances`` for a relative term."""
     if embedding.term == "relative":
         return f"{embedding.heads} heads x {embedding.dim} distances"
+    if embedding.term == "window":
+        return f"{embedding.heads} heads x {embedding.dim} offsets"
     return f"{embedding.positions} x {embedding.dim}"
 
 
@@ -408,7 +410,8 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
         _echo_json(data)
         return
     for table in data["tables"]:
-        what = "heads x distances" if table["term"] == "relative" else "positions x dimensions"
+        what = {"relative": "heads x distances", "window": "heads x offsets"}.get(table["term"],
+                                                                                 "positions x dimensions")
         click.echo(click.style(f"{table['spec']}  ({table['shape'][0]} x {table['shape'][1]} {what})", bold=True))
         for name, number in table["scalars"].items():
             click.echo(f"{name:>28}: {'n/a' if number is None else f'{number:.6g}'}")
