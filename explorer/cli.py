@@ -213,7 +213,7 @@ def info(spec: str, as_json: bool) -> None:
 
     embedding = load(spec, registry=_registry())
     summary = summarize(embedding.matrix)
-    if embedding.term == "relative":  # rows are heads: the row norms and neighbour cosines describe no position
+    if embedding.term != "absolute":  # rows are heads: the row norms and neighbour cosines describe no position
         summary = {k: v for k, v in summary.items() if k.startswith("value_")}
     data = {**embedding.provenance(), "summary": summary}
     if as_json:
@@ -256,7 +256,8 @@ _EXECUTOR_OPTION = click.option(
 @cli.command()
 @click.argument("specs", nargs=-1, metavar="[SPEC]...")
 @click.option("-o", "--output", default="report.html", show_default=True,
-              help="Where to write the HTML; - for standard output.")
+              help="Where to write the HTML; - for standard output; a folder (DIR/) for a site: an index and a "
+                   "page per table.")
 @click.option("--title", default=None, help="Title of the page (default: the tables' names).")
 @click.option("--resources", type=click.Choice(["inline", "cdn"]), default="inline", show_default=True,
               help="Bokeh's JavaScript inline (works offline) or from the CDN (smaller file).")
@@ -289,19 +290,35 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
     \b
     A revision series is one table per revision, in the order given:
       posembed report 'hf:EleutherAI/pythia-70m,revision=step1000|step2000|step4000'
-    Any one option may list values with '|' (sinusoidal,base=100|1000|10000). --specs FILE
-    reads one spec or series a line (blank lines and # comments skipped). Tables are loaded and
-    analysed one after the other (--jobs N: in N processes; --executor: on a Dask scheduler),
-    remote ones offline from the cache with HF_HUB_OFFLINE=1. A run has at most 1000 tables
-    (POSEMBED_MAX_TABLES), and the memory it needs is checked before anything is loaded.
+    Any option may list values with '|' (sinusoidal,base=100|1000|10000), two at once
+    (the first outer); a glob is a local training run in step order:
+      posembed report 'hf:runs/out/checkpoint-*' -o run/
+    An atlas also shows the tables as a series (CKA to the first and last, every scalar
+    against the step, a player). -o DIR/ writes a folder site: index.html, a page per
+    table, BokehJS once. --specs FILE reads one spec or series a line (blank lines and
+    # comments skipped). Tables are loaded and analysed one after the other (--jobs N: in
+    N processes; --executor: on a Dask scheduler), remote ones offline from the cache with
+    HF_HUB_OFFLINE=1. A run has at most 1000 tables (POSEMBED_MAX_TABLES), and the memory
+    it needs is checked before anything is loaded.
     """
     from explorer.api import ATLAS_RESOLUTION, ATLAS_TABLES, DEFAULT_SPEC, analyze_requests
     from explorer.api import report as build_report
+    from explorer.errors import OutputError
     from explorer.loading.series import requests_of
-    from explorer.runtime.output import STDOUT, check_writable
+    from explorer.runtime.output import STDOUT, check_folder, check_writable, is_folder_output
 
     requests = requests_of(specs or (() if spec_file else (DEFAULT_SPEC,)), spec_file)  # bad lines fail first
-    check_writable(output, [spec_file, *_spec_values(tuple(r.spec for r in requests))])  # before any expensive work
+    inputs = [spec_file, *_spec_values(tuple(r.spec for r in requests))]
+    if is_folder_output(output):
+        if len(requests) < ATLAS_TABLES:
+            raise OutputError(f"a folder site (-o {output}) needs at least {ATLAS_TABLES} tables, got "
+                              f"{len(requests)}; write one file instead (-o report.html)")
+        check_folder(output, inputs)  # fail before any expensive work
+        _report_site(requests, output, title=title, resources=resources, resolution=resolution,
+                     shared_scale=shared_scale, scale=scale, vmax=vmax, open_browser=open_browser,
+                     keep_going=keep_going, probe_protocol=probe_protocol)
+        return
+    check_writable(output, inputs)  # before any expensive work
     if output == STDOUT and open_browser:
         click.echo("posembed: warning: --open needs a file; ignored with -o -", err=True)
     if resolution is None:  # an atlas's default resolution, chosen by the number of tables asked for
@@ -327,10 +344,30 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
                                             f"{output} yourself"), err=True)
 
 
+def _report_site(requests, output: str, *, open_browser: bool, keep_going: bool, **options: Any) -> None:
+    """``report -o DIR/``: the folder site of the requested tables (``explorer.api.site``)."""
+    from explorer.api import site
+
+    registry = _registry()
+    with console.stage("starting"):
+        embeddings, _ = _load_requests(requests, registry, keep_going)
+        sizes = site(embeddings, output, registry=registry, **options)
+    index = os.path.join(output, "index.html")
+    console.info(f"wrote {index} ({sizes['index.html'] / 1e6:.1f} MB) and {len(sizes) - 1} more files "
+                 f"({(sum(sizes.values()) - sizes['index.html']) / 1e6:.1f} MB)")
+    if open_browser:
+        import pathlib
+        import webbrowser
+
+        webbrowser.open(pathlib.Path(index).resolve().as_uri())
+
+
 def _size(embedding: Any) -> str:
     """``1024 x 768`` for a table, ``12 heads x 255 distances`` for a relative term."""
     if embedding.term == "relative":
         return f"{embedding.heads} heads x {embedding.dim} distances"
+    if embedding.term == "window":
+        return f"{embedding.heads} heads x {embedding.dim} offsets"
     return f"{embedding.positions} x {embedding.dim}"
 
 
@@ -351,8 +388,9 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
     """Run the shared analyses on each SPEC and print their scalar results.
 
     With several SPECs each pair is also compared (linear CKA, similarity correlation) on the
-    positions they have in common. A revision series ('hf:ORG/NAME,revision=a|b'),
-    --specs FILE, --jobs and --executor work as for report. Formulas: docs/analyses.md.
+    positions they have in common. A series ('hf:ORG/NAME,revision=a|b', a glob such as
+    'hf:runs/out/checkpoint-*'), --specs FILE, --jobs and --executor work as for report.
+    Formulas: docs/analyses.md.
     """
     from explorer.analysis import RESOLUTION
     from explorer.api import analyze_requests
@@ -381,7 +419,8 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
         _echo_json(data)
         return
     for table in data["tables"]:
-        what = "heads x distances" if table["term"] == "relative" else "positions x dimensions"
+        what = {"relative": "heads x distances", "window": "heads x offsets"}.get(table["term"],
+                                                                                 "positions x dimensions")
         click.echo(click.style(f"{table['spec']}  ({table['shape'][0]} x {table['shape'][1]} {what})", bold=True))
         for name, number in table["scalars"].items():
             click.echo(f"{name:>28}: {'n/a' if number is None else f'{number:.6g}'}")

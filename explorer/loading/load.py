@@ -44,6 +44,7 @@ def call_provider(provider: Any, kwargs: dict[str, Any], registry: Registry) -> 
     too) becomes one ``PluginError`` naming the provider and its distribution; a built-in's keeps its traceback."""
     from explorer.core.embedding import PositionEmbedding
     from explorer.core.relative import RelativePositionTerm
+    from explorer.core.window import WindowBias
 
     try:
         result = provider.load(**kwargs)
@@ -55,9 +56,9 @@ def call_provider(provider: Any, kwargs: dict[str, Any], registry: Registry) -> 
         message = " ".join(str(exc).split())
         raise PluginError(f"provider {provider.name!r} ({registry.origin(provider.name)}) failed: "
                           f"{type(exc).__name__}{': ' + message if message else ''}") from exc
-    if not isinstance(result, (PositionEmbedding, RelativePositionTerm)):
+    if not isinstance(result, (PositionEmbedding, RelativePositionTerm, WindowBias)):
         raise ProviderError(
-            f"provider {provider.name!r} returned {type(result).__name__}, not a PositionEmbedding or a "
-            f"RelativePositionTerm"
+            f"provider {provider.name!r} returned {type(result).__name__}, not a PositionEmbedding, a "
+            f"RelativePositionTerm or a WindowBias"
         )
     return result

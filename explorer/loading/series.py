@@ -1,9 +1,11 @@
-"""Many tables at once: revision series, spec files, and loading a set of specs concurrently.
+"""Many tables at once: series, spec files, and loading a set of specs concurrently.
 
-A **revision series** is one spec whose option value lists several values separated by ``|``:
-``hf:EleutherAI/pythia-70m,revision=step1000|step2000|step3000`` is three specs, one per revision, in the order
-given. Exactly one option of a spec may be a series (``revision`` is the usual one; ``sinusoidal,base=100|10000``
-works too); empty members are refused.
+A **series** is one spec standing for several, in order. An option may list values separated by ``|``
+(``hf:EleutherAI/pythia-70m,revision=step1000|step2000|step3000``: one spec per revision, in the order given;
+``sinusoidal,base=100|10000`` too); the target may list targets the same way, or be a glob over local folders
+or files (``hf:runs/out/checkpoint-*``: every checkpoint of a training run, in step order;
+``explorer.loading.globs``). At most two things of a spec are swept (seeds x steps), the first the outer one;
+empty members are refused.
 
 A **spec file** (``--specs FILE``) holds one spec (or series) a line; blank lines and lines starting with ``#``
 are skipped, and a ``#`` after whitespace starts a comment. A bad line is named by its line number.
@@ -15,6 +17,8 @@ progress line for the set.
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -51,19 +55,49 @@ class Request:
 
 
 def expand_series(text: str) -> list[str]:
-    """The specs a spec stands for: itself, or one per member of its one ``|`` series, in the order given."""
+    """The specs a spec stands for, in series order: itself, or one per member of what it sweeps.
+
+    A spec sweeps at most two things: a target that is a glob (``hf:runs/out/checkpoint-*``,
+    ``explorer.loading.globs``) or lists targets with ``|``, and options listing values with ``|``. With two, the
+    first is the outer one (``sinusoidal,base=100|10000,dim=64|128``: both widths at base 100, then at 10000).
+    """
+    from explorer.loading.globs import expand_glob, is_glob
+
     parsed = parse_spec(text)
-    series = [key for key, value in parsed.options.items() if SERIES in value]
-    if not series:
+    swept: list[tuple[str | None, list[str]]] = []  # (option, values); None for the target
+    if parsed.target is not None and is_glob(parsed.target):
+        swept.append((None, expand_glob(parsed.target)))
+    elif parsed.target is not None and SERIES in parsed.target and not os.path.lexists(parsed.target):
+        swept.append((None, _members(text, "target", parsed.target)))
+    swept += [(key, _members(text, key, value)) for key, value in parsed.options.items() if SERIES in value]
+    if not swept:
         return [text.strip()]
-    if len(series) > 1:
-        raise SpecError(f"bad provider spec {text.strip()!r}: only one option may list several values with "
-                        f"'{SERIES}', got {', '.join(series)}")
-    key = series[0]
-    members = [member.strip() for member in parsed.options[key].split(SERIES)]
+    if len(swept) > 2:
+        names = ", ".join("the target" if key is None else key for key, _ in swept)
+        raise SpecError(f"bad provider spec {text.strip()!r}: at most two things may list several values "
+                        f"(with '{SERIES}' or a glob), got {names}")
+    specs = []
+    for choice in itertools.product(*(values for _, values in swept)):
+        target, options = parsed.target, dict(parsed.options)
+        for (key, _), value in zip(swept, choice):
+            if key is None:
+                target = value
+            else:
+                options[key] = value
+        spec = str(Spec(parsed.name, target, options))
+        again = parse_spec(spec)
+        if (again.target, again.options) != (target, options):  # a matched name holding ',key=' or ':'
+            raise SpecError(f"bad provider spec {text.strip()!r}: its member {spec!r} does not read back as itself "
+                            f"(a name with ',key=' in it); name it in a spec file line of its own")
+        specs.append(spec)
+    return specs
+
+
+def _members(text: str, key: str, value: str) -> list[str]:
+    members = [member.strip() for member in value.split(SERIES)]
     if not all(members):
-        raise SpecError(f"bad provider spec {text.strip()!r}: an empty value in the series {key}={parsed.options[key]}")
-    return [str(Spec(parsed.name, parsed.target, {**parsed.options, key: member})) for member in members]
+        raise SpecError(f"bad provider spec {text.strip()!r}: an empty value in the series {key}={value}")
+    return members
 
 
 #: A spec file is a short list read whole: larger files (``/dev/zero``, a sparse file of gigabytes) are refused.

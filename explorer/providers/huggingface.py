@@ -115,12 +115,12 @@ def load_hf(model: str | None, revision: str | None, table: str, tensor: str | N
 
 
 def claimed_provider(config: dict[str, Any]) -> str | None:
-    """The provider a plugin claims ``config`` for (``provider_for_config``), asked only for a model without a
-    table of its own."""
+    """The provider a plugin claims ``config`` for (``provider_for_config``): asked for every model type outside
+    posembed's table families (an unknown one included), before its structure is searched for a table."""
     from explorer.loaders import families
     from explorer.plugins.registry import get_registry
 
-    if config.get("model_type") in families.FAMILIES or families.positional_scheme(config) is None:
+    if config.get("model_type") in families.FAMILIES:
         return None
     return get_registry().provider_for_config(config)
 

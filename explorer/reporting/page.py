@@ -67,7 +67,8 @@ class Page:
     ``symlog``) and ``vmax`` (the end of the colour range; default: from the data).
 
     What a section may read (the plugin API, ``SectionContext.page``; docs/hooks.md lists the same): ``API``.
-    The rest (``drill``, ``drill_view``, ``drill_heading``: the atlas's panels) is the built-in atlas's own.
+    The rest (``drill``, ``drill_view``, ``drill_heading``: the atlas's panels; ``links``: a folder site's table pages) is
+    the built-in atlas's own.
     """
 
     #: The attributes and methods sections read, kept within a minor version (docs/plugins.md, "API version").
@@ -77,8 +78,11 @@ class Page:
 
     def __init__(self, embeddings: Sequence[PositionEmbedding], results: Sequence[Results],
                  pairs: Sequence[tuple[int, int, Results]] = (), title: str | None = None, *,
-                 shared_scale: bool = False, scale: str = "auto", vmax: float | None = None) -> None:
+                 shared_scale: bool = False, scale: str = "auto", vmax: float | None = None,
+                 links: Sequence[str] | None = None) -> None:
         self.embeddings, self.results, self.pairs = list(embeddings), list(results), list(pairs)
+        #: A folder site's index: each table's page (a relative URL), linked instead of its sections shown here.
+        self.links = list(links) if links is not None else None
         self.title = title or page_title(self.embeddings)
         self.shared_scale, self.scale, self.vmax = bool(shared_scale), scale, vmax
         self.max_positions = max(e.positions for e in self.embeddings)
@@ -97,7 +101,7 @@ class Page:
         #: section that chooses). The other panels are in the file but not in the layout: BokehJS builds a
         #: panel's views only when it is shown (hidden views of 6 tables took 30 s to settle, shown ones 2 s).
         self.drill = [Column(sizing_mode="stretch_width", name=f"drill_{k}") for k in range(self.tables)] \
-            if self.atlas else []
+            if self.atlas and self.links is None else []
         self.drill_view = Column(children=self.drill[:1], sizing_mode="stretch_width", name="atlas_drill")
         self.drill_heading: Div | None = None
 
@@ -186,6 +190,8 @@ def _title_block(page: Page) -> Div:
                    "each table's matrix on its own colour scale (--shared-scale for one)")
         layout = ("in an atlas: their numbers, pairs and thumbnails, then one table's sections at a time"
                   if page.atlas else "side by side")
+        if page.links is not None:
+            layout = "in an atlas: their numbers, pairs and thumbnails; each table's sections on a page of its own"
         intro = f"{page.tables} tables {layout}: {colours}; position axes linked across plots. {tools}"
     else:
         intro = tools
@@ -231,9 +237,11 @@ def _blocks(section: Section, page: Page, memos: list[dict]) -> list[Any]:
 def build_document(embeddings: Sequence[PositionEmbedding], results: Sequence[Results],
                    pairs: Sequence[tuple[int, int, Results]] = (), *, title: str | None = None,
                    sections: Sequence[Section] | None = None, shared_scale: bool = False, scale: str = "auto",
-                   vmax: float | None = None) -> Document:
+                   vmax: float | None = None, links: Sequence[str] | None = None) -> Document:
     """The Bokeh document of the report: the title, then every section (default: the built-in ones) in order.
 
+    ``links`` (a folder site's index, ``explorer.reporting.site``): each table's page, linked from the atlas
+    instead of its sections built into this document; only the page sections are built.
     A section that needs an analysis a table lacks is left out for that table; a plugin's section that fails
     is named in one warning line and left out, and the rest of the page still renders. ``shared_scale``,
     ``scale`` and ``vmax`` choose the matrix colour scale (``Page``).
@@ -242,7 +250,9 @@ def build_document(embeddings: Sequence[PositionEmbedding], results: Sequence[Re
         from explorer.reporting.sections import builtin_sections
 
         sections = builtin_sections()
-    page = Page(embeddings, results, pairs, title, shared_scale=shared_scale, scale=scale, vmax=vmax)
+    page = Page(embeddings, results, pairs, title, shared_scale=shared_scale, scale=scale, vmax=vmax, links=links)
+    if links is not None:
+        sections = [section for section in sections if section.scope == PAGE]
     memos: list[dict] = [{} for _ in page.embeddings]
     body: list[Any] = [_title_block(page)]
     for section in in_order(sections):
@@ -260,7 +270,7 @@ def build_document(embeddings: Sequence[PositionEmbedding], results: Sequence[Re
             body.append(blocks[0])
         else:
             body.append(figures.side_by_side(*blocks, spacing=40, wrap=False))  # one column per table
-    if page.atlas:
+    if page.atlas and page.links is None:
         if page.drill_heading is None:  # no section chooses (a custom set of sections): every panel, labelled
             for k, panel in enumerate(page.drill):
                 panel.children.insert(0, figures.heading(f"{k + 1}. {page.label_of(k)}"))
