@@ -13,7 +13,7 @@ from explorer.plugins.hookspecs import hookimpl
 from explorer.plugins.units import Analysis
 
 MODULES = ("summary", "matrix", "traces", "similarity", "offset", "norms", "decomposition", "frequencies",
-           "probes", "compare", "relative", "rope", "grid")
+           "probes", "compare", "relative", "rope", "grid", "attention")
 
 
 def builtin_analyses() -> list[Analysis]:
