@@ -15,7 +15,7 @@ from explorer.plugins.units import Section
 
 MODULES = ("comparison", "provenance", "matrix", "traces", "vectors", "cosine_positions", "offset_norms",
            "cosine_dimensions", "pca", "spectra", "probes", "relative_term", "relative_matrix", "rope_kernel",
-           "distance_overlay", "patch_similarity", "grid_offset", "grid_pca", "atlas")
+           "distance_overlay", "patch_similarity", "grid_offset", "grid_pca", "attention", "atlas")
 
 
 def builtin_sections() -> list[Section]:
