@@ -27,7 +27,12 @@ def stream_below(checkpoint: Checkpoint, layer: int, mean_token: np.ndarray | No
         from transformers import AutoConfig, AutoModel
     except ImportError as exc:  # pragma: no cover - torch and transformers are dependencies
         raise ProviderError(f"attention={layer} runs the layers below with torch: {exc}") from None
+    from transformers.utils import logging
+
     folder = str(checkpoint.config_dir)
+    bar, verbosity = logging.is_progress_bar_enabled(), logging.get_verbosity()
+    logging.disable_progress_bar()  # posembed's stderr carries its own lines only (and --json's stdout stays JSON)
+    logging.set_verbosity_error()
     try:
         config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
         model = AutoModel.from_pretrained(folder, config=config, trust_remote_code=False,
@@ -36,6 +41,10 @@ def stream_below(checkpoint: Checkpoint, layer: int, mean_token: np.ndarray | No
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ProviderError(f"{checkpoint.source}: cannot load the model to run its layers below {layer}: "
                             f"{first}") from None
+    finally:
+        logging.set_verbosity(verbosity)
+        if bar:
+            logging.enable_progress_bar()
     with torch.no_grad():
         if checkpoint.config.get("model_type") in GRID_TYPES:
             return _grid_stream(model, layer, mean_token, checkpoint.source)

@@ -18,7 +18,7 @@ import numpy as np
 
 from explorer.core.attention import AttentionInputs, Norm
 from explorer.errors import ProviderError, SpecError
-from explorer.loaders.checkpoints import Checkpoint
+from explorer.loaders.checkpoints import Checkpoint, LocalCheckpoint
 from explorer.loaders.families import _find
 
 
@@ -146,9 +146,9 @@ def read_attention(checkpoint: Checkpoint, layer: int, table: tuple[int, int], t
     layers = layer_count(config)
     if layers is not None and layer >= layers:
         raise SpecError(f"{source}: attention={layer}, but the model has {layers} layers (0 to {layers - 1})")
-    if layer > 0 and checkpoint.config_dir is None:
+    if layer > 0 and not isinstance(checkpoint, LocalCheckpoint):
         raise ProviderError(f"{source}: attention={layer} needs the layers below it run on the whole model, "
-                            f"which posembed does only for a local checkpoint; attention=0 reads the hub by range")
+                            f"which posembed does only for a local checkpoint (a model folder); attention=0 reads the hub by range")
     heads = _config_int(config, recipe.heads, "number of heads", source)
     if width % heads:
         raise ProviderError(f"{source}: {width} dimensions do not split into {heads} heads")
