@@ -11,14 +11,25 @@ from explorer.reporting import views
 #: Probabilities are coloured on a log scale from 10^LOW_DECADE to 1 (smaller ones, and masked ones, at the bottom).
 LOW_DECADE = -4
 LEVELS = 256
+#: Pixels of the probability image's square frame (with its axes, colour bar and toolbar it fits one column of a
+#: two-table page at 1280 px).
+FRAME = 400
 
-#: Show head ``select.value``'s codes (``codes`` holds every head's r x r codes, head after head).
+#: Show head ``select.value``'s codes (``codes`` holds every head's r x r codes, head after head; only the lower
+#: triangle, row by row, when ``causal``: the rest is masked, code 0).
 PICK_HEAD_JS = """
 const h = parseInt(select.value.split(" ")[1]);
 const codes = source.data.codes[0];
 const img = target.data.image[0];
-const size = img.length;
-for (let i = 0; i < size; i++) img[i] = codes[h * size + i];
+const size = img.length, r = Math.round(Math.sqrt(size));
+if (causal) {
+  let k = h * r * (r + 1) / 2;
+  for (let i = 0; i < r; i++) {
+    for (let j = 0; j < r; j++) img[i * r + j] = j <= i ? codes[k++] : 0;
+  }
+} else {
+  for (let i = 0; i < size; i++) img[i] = codes[h * size + i];
+}
 target.change.emit();
 fig.title.text = `head ${h}: attention probabilities`;
 if (patch !== null) patch_update.execute(null);
@@ -34,7 +45,6 @@ const size = img.length, count = patch.options.length;
 let top = 0;
 for (let i = 0; i < size; i++) { img[i] = maps[(h * count + k) * size + i]; top = Math.max(top, img[i]); }
 mapper.high = top > 0 ? top : 1;
-mapper.low = -mapper.high;
 target.change.emit();
 const [r, c] = [Math.floor(where[k] / cols), where[k] % cols];
 marker.data = {x: [c + 0.5], y: [r + 0.5]};
@@ -56,8 +66,9 @@ def _probability_figure(result, first: np.ndarray):
     from bokeh.plotting import figure
 
     n = int(result.bounds[-1])
-    fig = figure(title="head 0: attention probabilities", name="attention_probabilities", height=views.SIZE,
-                 sizing_mode="stretch_width", min_width=views.MIN_WIDTH, toolbar_location=views.TOOLBAR,
+    # square cells: queries and keys are the same positions
+    fig = figure(title="head 0: attention probabilities", name="attention_probabilities", frame_width=FRAME,
+                 frame_height=FRAME, toolbar_location=views.TOOLBAR,
                  tools=views.TOOLS, x_range=Range1d(0, n), y_range=Range1d(n, 0), x_axis_label="key position",
                  y_axis_label="query position")
     fig.toolbar.logo = None
@@ -90,11 +101,13 @@ def _patch_view(result, grid: tuple[int, int], select):
     start = where.index(centre) if centre in where else 0
     labels = [f"row {i // width}, col {i % width}" for i in where]
     first = np.ascontiguousarray(result.patch_maps[0, start], dtype=np.float32)
-    # probability 0 is white, the image's largest red (the diverging scale over +-largest, as grid images use)
+    from bokeh.palettes import Viridis256
+
     fig = grid_image(first.reshape(height, width), f"head 0: where patch ({labels[start]}) attends",
-                     "attention_patch", limit=float(first.max()) or 1.0, value_label="probability")
+                     "attention_patch", value_label="probability")
     renderer = fig.renderers[0]
-    mapper = renderer.glyph.color_mapper
+    mapper = renderer.glyph.color_mapper  # probabilities run from 0 to the image's largest: a sequential palette
+    mapper.update(palette=Viridis256, low=0.0, high=float(first.max()) or 1.0)
     marker = ColumnDataSource({"x": [where[start] % width + 0.5], "y": [where[start] // width + 0.5]})
     fig.scatter(x="x", y="y", source=marker, marker="square", size=9, fill_color=None, line_color="red", line_width=2)
     maps = ColumnDataSource({"maps": [np.ascontiguousarray(result.patch_maps, dtype=np.float32).reshape(-1)]},
@@ -120,12 +133,18 @@ def build(context: SectionContext):
     heads = [f"head {h}" for h in range(result.heads)]
     select = Select(title="head", options=heads, value=heads[0], width=160, name="attention_head")
     fig, target = _probability_figure(result, codes[0].copy())
-    source = ColumnDataSource({"codes": [codes.reshape(-1)]}, name="attention_codes")
+    if result.causal:  # a causal image's upper triangle is masked (code 0): half the bytes travel
+        below = np.tril_indices(codes.shape[1])
+        shipped = np.ascontiguousarray(codes[:, below[0], below[1]])
+    else:
+        shipped = codes
+    source = ColumnDataSource({"codes": [shipped.reshape(-1)]}, name="attention_codes")
     grid = embedding.grid if result.patch_index.size else None
     patch = patch_fig = patch_update = None
     if grid is not None:
         patch, patch_fig, patch_update = _patch_view(result, grid, select)
     select.js_on_change("value", CustomJS(args={"select": select, "source": source, "target": target, "fig": fig,
+                                                "causal": bool(result.causal),
                                                 "patch": patch, "patch_update": patch_update}, code=PICK_HEAD_JS))
     header = ["head", "mean distance", "previous token", "diagonal", "entropy (nats)"]
     if grid is not None:
@@ -151,7 +170,7 @@ def build(context: SectionContext):
         + (" distance (patches): sum_j A_ij times the Euclidean distance between the patches, averaged over "
            "queries." if grid is not None else ""))]
     if grid is not None:
-        block[2:2] = [row(patch_fig, column(patch), spacing=24), views.caption(
+        block += [row(patch_fig, column(patch), spacing=24), views.caption(
             f"Where one query patch attends under the head picked: its row of probabilities laid out on the "
             f"{grid[0]} x {grid[1]} grid (red square: the patch), coloured from 0 to the image's largest value. "
             f"The picker offers {len(result.patch_index)} patches on a regular sub-grid.")]
