@@ -8,9 +8,16 @@
 The manager's public names are importable from here (``explorer.plugins.get_registry()``).
 """
 
-from explorer.plugins.manager import (BUILTIN_PLUGINS, ENTRY_POINT_GROUP, LOAD_PLUGINS_ENV, PluginInfo, PluginManager,
-                                      Registry, describe_plugins, get_plugin_manager, get_registry, register_plugin,
-                                      reset)
+import importlib
+from typing import Any
 
 __all__ = ["BUILTIN_PLUGINS", "ENTRY_POINT_GROUP", "LOAD_PLUGINS_ENV", "PluginInfo", "PluginManager", "Registry",
            "describe_plugins", "get_plugin_manager", "get_registry", "register_plugin", "reset"]
+
+
+def __getattr__(name: str) -> Any:
+    # The manager (importlib.metadata, entry points) is imported on first use: `import explorer` and
+    # `posembed --help` need only the contract (hookspecs, provider, units).
+    if name in __all__:
+        return getattr(importlib.import_module("explorer.plugins.manager"), name)
+    raise AttributeError(f"module 'explorer.plugins' has no attribute {name!r}")
