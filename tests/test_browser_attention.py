@@ -79,3 +79,34 @@ def test_on_a_grid_the_patch_picker_shows_where_the_patch_attends_under_the_pick
     title, image = picked["attention_patch"]
     assert title == "head 2: where patch (row 0, col 5) attends"
     np.testing.assert_allclose(image, exact.patch_maps[2, list(exact.patch_index).index(5)].reshape(-1), atol=1e-7)
+
+
+def test_a_rotary_models_head_picker_shows_that_heads_curves(tmp_path, monkeypatch):
+    from explorer.analysis.attention import rotary_attention
+    from explorer.core.attention import AttentionInputs
+
+    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
+    rng = np.random.default_rng(0)
+    theta = 100.0 ** -(np.arange(4) / 4)
+    angles = np.arange(40)[:, None] * theta[None, :]
+    inputs = AttentionInputs(0, 3, rng.normal(size=(24, 24)), rng.normal(size=(24, 24)), scale=8 ** -0.5,
+                             causal=True, rotary="half")
+    emb = explorer.PositionEmbedding(np.concatenate([np.cos(angles), np.sin(angles)], axis=1), provider="rotary",
+                                     source="test", kind="rotary", attention=inputs)
+    path = tmp_path / "rotary.html"
+    explorer.report(emb, path)
+    with Chromium(width=1280, height=1100) as browser:
+        result = browser.open(path)
+        assert result.errors == [] and result.idle
+        picked = browser.evaluate("""(async () => {
+          const doc = Bokeh.documents[0];
+          doc.get_model_by_name('rotary_head').value = 'head 2';
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          const score = doc.get_model_by_name('rotary_score'), energy = doc.get_model_by_name('rotary_energy');
+          return [score.title.text, Array.from(score.renderers[0].data_source.data.score),
+                  Array.from(energy.renderers[0].data_source.data.query)];
+        })()""")
+    exact = rotary_attention(emb.matrix, emb.attention)
+    assert picked[0] == "head 2: score of a unit input against distance"
+    np.testing.assert_allclose(picked[1], exact.score[2], rtol=1e-6)
+    np.testing.assert_allclose(picked[2], exact.query_energy[2], rtol=1e-6)

@@ -13,6 +13,9 @@ mask (causal: key j > query i gets probability 0). Per head, over the N queries 
 
 The N x N images are kept at display resolution R as block means (exact when N <= R), computed a band of query
 rows at a time, so memory stays O(N D + H R^2); the per-head numbers are exact.
+
+A rotary model (``inputs.rotary`` set, the table its cos/sin table) has no position in its stream: its layer is
+described by ``rotary_attention`` instead, per head, from the weights and the rotary table alone (docs/analyses.md).
 """
 
 from __future__ import annotations
@@ -163,7 +166,7 @@ def layer_attention(table: np.ndarray, inputs, resolution: int = 1024,
 
 def _run(ctx: TableContext) -> LayerAttention | None:
     inputs = getattr(ctx.embedding, "attention", None)
-    if inputs is None:
+    if inputs is None or inputs.rotary is not None:
         return None
     return layer_attention(ctx.matrix, inputs, ctx.resolution, ctx.embedding.grid)
 
@@ -188,7 +191,102 @@ def _arrays(result: LayerAttention) -> dict[str, np.ndarray]:
     return out
 
 
+# --------------------------------------------------------------------------- rotary models
+
+
+@dataclass(frozen=True)
+class RotaryAttention:
+    """Per head, how the layer's query and key weights use each rotary frequency pair, and the score of a unit
+    input as query and key against their distance d = query - key position (``distance``, at most 2R of them).
+
+    ``query_energy[h, i]`` and ``key_energy[h, i]``: the share of head h's squared weight (over all its head
+    dimensions) in pair i's two dimensions; ``score[h, k]``: E[q_m . k_n] * scale at m - n = distance[k]."""
+
+    layer: int
+    distance: np.ndarray  # int32
+    score: np.ndarray  # float32, heads x distances
+    query_energy: np.ndarray  # float32, heads x pairs
+    key_energy: np.ndarray
+    wavelength: np.ndarray  # float32, pairs (2 pi / theta_i, Inf for theta 0)
+    context: int
+
+    @property
+    def heads(self) -> int:
+        """The number of heads."""
+        return int(self.score.shape[0])
+
+
+def rotary_pairs(head_dim: int, pairs: int, layout: str) -> tuple[np.ndarray, np.ndarray]:
+    """The two head dimensions of each frequency pair: (i, i + F) for ``half`` (rotate_half, the first 2F
+    dimensions rotating), (2i, 2i + 1) for ``interleaved``."""
+    i = np.arange(pairs)
+    return (i, i + pairs) if layout == "half" else (2 * i, 2 * i + 1)
+
+
+def rotary_attention(table: np.ndarray, inputs, resolution: int = 1024) -> RotaryAttention:
+    """The per-pair weight energies and the unit-input score against distance of a rotary model's layer.
+
+    ``table`` is the rotary table s [cos(p theta_i) | sin(p theta_i)] (N x 2F); theta_i and s are read from its rows
+    1 and 0. ``inputs.pre_norm``'s weight g scales the input's coordinates (x -> g * x after the RMS norm)."""
+    n, width = table.shape
+    pairs = width // 2
+    t = np.asarray(table, dtype=np.float64)
+    scaling = float(np.hypot(t[0, 0], t[0, pairs])) or 1.0
+    theta = np.arctan2(t[1, pairs:], t[1, :pairs]) if n > 1 else np.zeros(pairs)
+    g = 1.0 if inputs.pre_norm is None else inputs.pre_norm.weight.astype(np.float64)[:, None]
+    wq = inputs.query.astype(np.float64) * g
+    wk = inputs.key.astype(np.float64) * g
+    heads, dim = inputs.heads, inputs.head_dim
+    a, b = rotary_pairs(dim, pairs, inputs.rotary)
+    rotating = np.zeros(dim, dtype=bool)
+    rotating[np.concatenate([a, b])] = True
+    distance = np.arange(n)
+    if n > 2 * resolution:
+        distance = np.unique(np.linspace(0, n - 1, 2 * resolution).round().astype(np.int64))
+    angles = distance[:, None] * theta[None, :]
+    score = np.zeros((heads, len(distance)))
+    q_energy, k_energy = np.zeros((heads, pairs)), np.zeros((heads, pairs))
+    for h in range(heads):
+        cols = slice(h * dim, (h + 1) * dim)
+        q, k = wq[:, cols], wk[:, cols]
+        qq, kk = (q * q).sum(axis=0), (k * k).sum(axis=0)
+        q_energy[h] = (qq[a] + qq[b]) / (qq.sum() or 1.0)
+        k_energy[h] = (kk[a] + kk[b]) / (kk.sum() or 1.0)
+        # E[k q^T] for a random input of unit variance in every coordinate after the norm (E[x x^T] = I), plus
+        # the biases' outer product
+        c = k.T @ q
+        if inputs.query_bias is not None and inputs.key_bias is not None:
+            c += np.outer(inputs.key_bias[cols], inputs.query_bias[cols])
+        diag = np.diag(c)
+        rotated = np.cos(angles) @ (diag[a] + diag[b]) + np.sin(angles) @ (c[b, a] - c[a, b])
+        score[h] = (scaling * scaling * rotated + diag[~rotating].sum()) * inputs.scale
+    with np.errstate(divide="ignore"):
+        wavelength = np.where(theta > 0, 2 * np.pi / np.where(theta > 0, theta, 1.0), np.inf)
+    return RotaryAttention(int(inputs.layer), distance.astype(np.int32), score.astype(np.float32),
+                           q_energy.astype(np.float32), k_energy.astype(np.float32), wavelength.astype(np.float32), n)
+
+
+def _run_rotary(ctx: TableContext) -> RotaryAttention | None:
+    inputs = getattr(ctx.embedding, "attention", None)
+    if inputs is None or inputs.rotary is None:
+        return None
+    return rotary_attention(ctx.matrix, inputs, ctx.resolution)
+
+
+def _rotary_scalars(result: RotaryAttention) -> dict[str, float]:
+    out = {"attention_layer": float(result.layer)}
+    long = result.wavelength > result.context
+    for h in range(result.heads):
+        both = np.sqrt(result.query_energy[h] * result.key_energy[h])
+        out[f"rotary_long_share_h{h}"] = float(both[long].sum() / (both.sum() or 1.0))
+        out[f"rotary_score_0_h{h}"] = float(result.score[h, 0])
+    return out
+
+
 ANALYSES = (
     Analysis("attention", "a layer's attention from positions alone (attention=L): per-head maps, distance, "
              "previous-token and diagonal shares, entropy", run=_run, scalars=_scalars, arrays=_arrays),
+    Analysis("rotary_attention", "a rotary model's layer (attention=L): each head's query/key weight energy per "
+             "frequency pair and the score of a unit input against distance", run=_run_rotary,
+             scalars=_rotary_scalars),
 )

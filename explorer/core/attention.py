@@ -62,6 +62,9 @@ class AttentionInputs:
     """The checkpoint's tensors read for this layer (beyond the position table)."""
     note: str = ""
     """What "positions alone" means for this model family, one sentence."""
+    rotary: str | None = None
+    """For a rotary model (the table is its cos/sin table, ``kind="rotary"``): how its heads pair dimensions,
+    ``"half"`` (i with i + F, transformers' rotate_half) or ``"interleaved"`` (2i with 2i + 1); None otherwise."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -69,6 +72,8 @@ class AttentionInputs:
         if np.shape(self.key) != (width, inner) or self.heads < 1 or inner % self.heads:
             raise EmbeddingError(f"attention: query {np.shape(self.query)} and key {np.shape(self.key)} must both "
                                  f"be D x (heads * head_dim) for {self.heads} heads")
+        if self.rotary not in (None, "half", "interleaved"):
+            raise EmbeddingError(f"attention: rotary must be 'half' or 'interleaved', got {self.rotary!r}")
         if self.tokens not in TOKENS:
             raise EmbeddingError(f"attention: tokens must be one of {', '.join(TOKENS)}, got {self.tokens!r}")
         for name in ("query", "key", "query_bias", "key_bias", "shift", "hidden"):
@@ -94,4 +99,5 @@ class AttentionInputs:
         """Plain JSON-able values for the provenance: the layer, heads, tokens, mask and the tensors read."""
         return {"layer": self.layer, "heads": self.heads, "head_dim": self.head_dim, "tokens": self.tokens,
                 "causal": self.causal, "scale": self.scale, "from_layers_below": self.hidden is not None,
-                "tensors": list(self.tensors), "note": self.note}
+                "tensors": list(self.tensors), "note": self.note,
+                **({"rotary": self.rotary} if self.rotary else {})}

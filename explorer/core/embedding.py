@@ -117,9 +117,11 @@ class PositionEmbedding:
                 raise EmbeddingError(f"{self.provider}: attention must be an AttentionInputs, got "
                                      f"{type(self.attention).__name__}")
             hidden = self.attention.hidden
-            if self.attention.width != self.dim and hidden is None:
+            if self.attention.rotary is None and self.attention.width != self.dim and hidden is None:
                 raise EmbeddingError(f"{self.provider}: layer {self.attention.layer}'s projections take "
                                      f"{self.attention.width} dimensions, the table has {self.dim}")
+            if self.attention.rotary is not None and (self.kind != "rotary" or self.dim % 2):
+                raise EmbeddingError(f"{self.provider}: rotary attention inputs go with a rotary cos/sin table")
             if hidden is not None and hidden.shape != (self.positions, self.attention.width):
                 raise EmbeddingError(f"{self.provider}: the stream entering layer {self.attention.layer} has shape "
                                      f"{list(hidden.shape)}, not {self.positions} x {self.attention.width}")

@@ -1,5 +1,6 @@
 """A layer's attention from positions alone (``attention=L``): one head's probabilities at a time (a head picker),
-every head's numbers, and on a patch grid where a chosen patch attends."""
+every head's numbers, and on a patch grid where a chosen patch attends; for a rotary model, each head's score of a
+unit input against distance and its weight energy per frequency pair."""
 
 from __future__ import annotations
 
@@ -120,6 +121,77 @@ def _patch_view(result, grid: tuple[int, int], select):
     return patch, fig, update
 
 
+#: Show head ``select.value``'s rotary curves (``full`` holds every head's, head after head).
+PICK_ROTARY_JS = """
+const h = parseInt(select.value.split(" ")[1]);
+const n = score.data.d.length, f = energy.data.pair.length;
+score.data.score = full.data.score[0].slice(h * n, (h + 1) * n);
+energy.data.query = full.data.query[0].slice(h * f, (h + 1) * f);
+energy.data.key = full.data.key[0].slice(h * f, (h + 1) * f);
+score.change.emit();
+energy.change.emit();
+figs[0].title.text = `head ${h}: score of a unit input against distance`;
+figs[1].title.text = `head ${h}: query and key weight energy per frequency pair`;
+"""
+
+
+def rotary_view(result, inputs):
+    """A rotary model's layer: a head picker, the picked head's score against distance and its energy per pair."""
+    from bokeh.models import ColumnDataSource, CustomJS, HoverTool, Select
+    from bokeh.plotting import figure
+
+    heads = [f"head {h}" for h in range(result.heads)]
+    select = Select(title="head", options=heads, value=heads[0], width=160, name="rotary_head")
+    score = ColumnDataSource({"d": result.distance, "score": result.score[0]})
+    pairs = np.arange(len(result.wavelength), dtype=np.int32)
+    energy = ColumnDataSource({"pair": pairs, "query": result.query_energy[0], "key": result.key_energy[0],
+                               "wave": result.wavelength})
+    full = ColumnDataSource({"score": [result.score.reshape(-1)], "query": [result.query_energy.reshape(-1)],
+                             "key": [result.key_energy.reshape(-1)]}, name="rotary_full")
+    common = dict(height=views.SIZE - 80, sizing_mode="stretch_width", min_width=views.MIN_WIDTH,
+                  toolbar_location=views.TOOLBAR, tools=views.TOOLS)
+    curve = figure(title="head 0: score of a unit input against distance", name="rotary_score",
+                   x_axis_label="distance d = query - key position", y_axis_label="expected score", **common)
+    curve.line(x="d", y="score", source=score, color="#08519c", line_width=1.6)
+    curve.add_tools(HoverTool(tooltips=[("d", "@d"), ("score", "@score{0.0000}")], mode="vline"))
+    bars = figure(title="head 0: query and key weight energy per frequency pair", name="rotary_energy",
+                  x_axis_label="frequency pair i (wavelength grows with i)", y_axis_label="share of the head's energy",
+                  **common)
+    bars.line(x="pair", y="query", source=energy, color="#d62728", line_width=1.6, legend_label="query")
+    bars.line(x="pair", y="key", source=energy, color="#2ca02c", line_width=1.6, legend_label="key")
+    bars.scatter(x="pair", y="query", source=energy, color="#d62728", size=5)
+    bars.scatter(x="pair", y="key", source=energy, color="#2ca02c", size=5)
+    bars.add_tools(HoverTool(tooltips=[("pair", "@pair"), ("wavelength", "@wave{0,0.0}"),
+                                       ("query", "@query{0.0000}"), ("key", "@key{0.0000}")], mode="vline"))
+    bars.legend.location = "top_right"
+    for fig in (curve, bars):
+        fig.toolbar.logo = None
+    select.js_on_change("value", CustomJS(args={"select": select, "score": score, "energy": energy, "full": full,
+                                                "figs": [curve, bars]}, code=PICK_ROTARY_JS))
+    rows = [[f"head {h}", float(result.score[h, 0]),
+             float(np.sqrt(result.query_energy[h] * result.key_energy[h])[result.wavelength > result.context].sum()
+                   / (np.sqrt(result.query_energy[h] * result.key_energy[h]).sum() or 1.0))]
+            for h in range(result.heads)]
+    return views.stack(
+        select,
+        views.side_by_side(
+            views.stack(curve, views.caption(
+                f"Layer {result.layer}: E[q_m . k_n] * scale for a random input of unit variance in every coordinate "
+                "after the layer's RMS norm, used as both query and key token, at distance d = m - n: "
+                "sum_i cos(d theta_i) (C_aa + C_bb) + sin(d theta_i) (C_ba - C_ab) over the frequency pairs (a, b), "
+                "C = W_k^T diag(g)^2 W_q (+ the biases' outer product), times the table's scaling squared, plus "
+                "the trace over dimensions that do not rotate. It is what the head's weights alone prefer, "
+                "before any token content.")),
+            views.stack(bars, views.caption(
+                "Share of the head's squared query (red) and key (green) weights, over its head dimensions, in each "
+                "frequency pair's two dimensions; pairs run from the fastest (wavelength 2 pi) to the slowest "
+                "frequency. A head that keeps its energy in slow pairs is nearly position-blind."))),
+        views.number_grid(f"layer {result.layer}, per head", ["head", "score at d = 0", "share in slow pairs"],
+                          rows, name="rotary_heads"),
+        views.caption("share in slow pairs: sum over pairs whose wavelength exceeds the table's "
+                      f"{result.context} positions of sqrt(query share x key share), over the sum over all pairs."))
+
+
 def build(context: SectionContext):
     """The head picker, the picked head's probabilities, the per-head numbers; on a grid the patch view."""
     from bokeh.layouts import column, row
@@ -127,7 +199,8 @@ def build(context: SectionContext):
 
     result, embedding = context.results["attention"], context.embedding
     if result is None:
-        return None
+        rotary = context.results["rotary_attention"]
+        return None if rotary is None else rotary_view(rotary, embedding.attention)
     inputs = embedding.attention
     codes = probability_codes(result.probabilities)
     heads = [f"head {h}" for h in range(result.heads)]
@@ -177,4 +250,5 @@ def build(context: SectionContext):
     return views.stack(*block)
 
 
-SECTION = Section("attention", "attention from positions alone", build, order=110, needs=("attention",))
+SECTION = Section("attention", "attention from positions alone", build, order=110,
+                  needs=("attention", "rotary_attention"))
