@@ -172,7 +172,10 @@ def _run(ctx: TableContext) -> LayerAttention | None:
 
 
 def _scalars(result: LayerAttention) -> dict[str, float]:
-    out = {"attention_layer": float(result.layer)}
+    # summaries over heads first (the atlas's columns), then every head's own numbers
+    out = {"attention_layer": float(result.layer), "attention_previous_max": float(np.nanmax(result.previous)),
+           "attention_distance_mean": float(result.mean_distance.mean()),
+           "attention_entropy_mean": float(result.entropy.mean())}
     for h in range(result.heads):
         out[f"attention_distance_h{h}"] = float(result.mean_distance[h])
         out[f"attention_previous_h{h}"] = float(result.previous[h])

@@ -231,3 +231,23 @@ def test_the_hub_reads_the_layers_tensors_by_range_and_refuses_deeper_layers(hub
                                   layer_attention(local.matrix, local.attention).probabilities)
     with pytest.raises(ProviderError, match="only for a local checkpoint"):
         explorer.load("hf:org/tiny-gpt2,attention=1")
+
+
+def test_an_atlas_of_checkpoints_shows_their_attention_numbers(tmp_path):
+    from explorer.reporting.page import build_document
+
+    tables = []
+    for seed in range(3):  # three "checkpoints" of one model, as a training series would give
+        config = T.GPT2Config(n_embd=16, n_layer=1, n_head=4, n_positions=24, vocab_size=50, bos_token_id=0,
+                              eos_token_id=0)
+        torch.manual_seed(seed)
+        folder = tmp_path / f"step{seed}"
+        T.GPT2Model(config).save_pretrained(folder)
+        tables.append(explorer.load(f"hf:{folder},attention=0"))
+    results, pairs = explorer.api.analyze_all(tables)
+    doc = build_document(tables, results, pairs)
+    numbers = next(m for m in doc.models if getattr(m, "name", None) == "atlas_numbers_source").data
+    assert numbers["attention_previous_max"] == [float(r["attention"].previous.max()) for r in results]
+    assert numbers["attention_distance_mean"] == pytest.approx(
+        [float(r["attention"].mean_distance.mean()) for r in results])
+    assert len(set(numbers["attention_previous_max"])) == 3

@@ -34,6 +34,8 @@ COLUMNS = (
     ("probe_absolute_mae", "absolute probe MAE"),
     ("probe_order_error", "order probe error"),
     ("probe_interpolation_mae", "interpolation MAE"),
+    ("attention_previous_max", "max previous-token share"),
+    ("attention_distance_mean", "mean attention distance"),
 )
 #: Thumbnails: images at most this many pixels a side, scatters at most this many points.
 THUMB_PIXELS, THUMB_POINTS, THUMB_SIZE = 96, 256, 150
