@@ -35,6 +35,9 @@ _LAZY = {
     "report": "explorer.api",
     "show": "explorer.api",
     "check_shape": "explorer.runtime.limits",
+    "block_bounds": "explorer.analysis.resample",
+    "block_sums": "explorer.analysis.resample",
+    "read_config": "explorer.loaders.checkpoints",
     "read_tensor": "explorer.api",
     "StoredTensor": "explorer.api",
 }

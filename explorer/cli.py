@@ -318,7 +318,9 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
             import pathlib
             import webbrowser
 
-            webbrowser.open(pathlib.Path(output).resolve().as_uri())
+            if not webbrowser.open(pathlib.Path(output).resolve().as_uri()):
+                click.echo(console.one_line(f"posembed: warning: --open found no browser on this machine; open "
+                                            f"{output} yourself"), err=True)
 
 
 def _size(embedding: Any) -> str:

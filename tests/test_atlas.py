@@ -136,3 +136,20 @@ def test_loading_a_set_draws_one_line_for_the_set(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "posembed: loading 3 tables ... " in result.stderr
     assert "posembed: loaded 3 of 3 tables ... " in result.stderr
+
+
+def test_a_series_over_any_parameter_names_each_tables_value_wherever_the_tables_are_labelled():
+    from explorer.api import document
+    from explorer.reporting.page import Page
+
+    tables = [explorer.load(f"sinusoidal,positions=32,dim={d}") for d in (8, 16, 32)]
+    page = Page(tables, [{} for _ in tables])
+    labels = [page.label_of(k) for k in range(3)]
+    assert len(set(labels)) == 3 and all(label.endswith(f"(dim={d})") for label, d in zip(labels, (8, 16, 32)))
+    assert Page(tables[:1] + [explorer.load("alibi,heads=2,positions=8")], [{}, {}]).label_of(0) == tables[0].label
+    doc = document(tables)
+    source = next(m for m in doc.models if getattr(m, "name", None) == "atlas_numbers_source")
+    assert source.data["table"] == [f"{k + 1}. {label}" for k, label in enumerate(labels)]
+    legend = " ".join(item.label.value for m in doc.models if type(m).__name__ == "Legend" for item in m.items
+                      if item.label and getattr(item.label, "value", None))
+    assert all(label in legend for label in labels)

@@ -4,10 +4,11 @@ the screenshot is not blank, and the pickers, mirrored images and linked selecti
 import numpy as np
 import pytest
 from browser import CANDIDATES, Chromium, blankness, find_chromium  # tests/browser.py, on pytest's pythonpath
+from page_oracle import fine_colour_codes, unpack_lower  # tests/page_oracle.py
 
 import explorer
 from explorer.analysis import cosine_image, fine_codes, matrix_image
-from explorer.reporting import views
+from explorer.reporting import encoding
 
 pytestmark = [
     pytest.mark.browser,
@@ -139,8 +140,8 @@ def test_cosine_images_are_mirrored_whole_in_the_browser(browser, small_report):
       }
       return [sum, asym];
     })()""")
-    codes = views.quantise(cosine_image(explorer.load(SMALL).matrix, centred=True).values, views.COSINE)
-    assert stats == [int(views.unpack_lower(views.pack_lower(codes), 256).sum()), 0]
+    codes = encoding.quantise(cosine_image(explorer.load(SMALL).matrix, centred=True).values, encoding.COSINE)
+    assert stats == [int(unpack_lower(encoding.pack_lower(codes), 256).sum()), 0]
 
 
 def test_pca_selection_is_linked_between_scatters(browser, small_report):
@@ -260,8 +261,8 @@ def test_the_sinusoids_colours_on_a_comparison_page_match_its_single_report(brow
     on_one_scale = browser.evaluate(HEATMAP_COLOURS)[0]
     assert on_one_scale["codes"] != alone["codes"]  # --shared-scale: the sinusoid saturates, as it did before
     x = explorer.load(SMALL).matrix
-    scale = views.matrix_scale([matrix_image(x)])
-    expected = views.fine_colour_codes(fine_codes(matrix_image(x)), scale).ravel()
+    scale = encoding.matrix_scale([matrix_image(x)])
+    expected = fine_colour_codes(fine_codes(matrix_image(x)), scale).ravel()
     assert np.array_equal(np.array(alone["codes"]), expected)  # the browser colours what Python says it does
 
 

@@ -20,7 +20,7 @@ import pytest
 
 import explorer
 from explorer.analysis import analyze
-from explorer.reporting import views
+from explorer.reporting import encoding
 
 # the one import of the headless-browser driver in this module
 from browser import Chromium, blankness, find_chromium  # tests/browser.py, on pytest's pythonpath
@@ -98,7 +98,7 @@ def ready_callbacks(doc: dict) -> list[dict]:
 
 def expected_packed(spec: str) -> list[bytes]:
     results = analyze(explorer.load(spec).matrix)
-    return sorted(views.pack_lower(views.quantise(results[name].values, views.COSINE)).tobytes() for name in PACKED)
+    return sorted(encoding.pack_lower(encoding.quantise(results[name].values, encoding.COSINE)).tobytes() for name in PACKED)
 
 
 def test_the_kernel_runs_this_checkout_on_this_python(notebook):

@@ -271,3 +271,43 @@ def test_a_rotary_table_page_shows_the_rope_kernel_and_wavelengths():
     np.testing.assert_allclose(result.kernel, np.cos(np.arange(64)[:, None] * theta).mean(axis=1), atol=1e-5)
     np.testing.assert_allclose(result.wavelength, 2 * np.pi / theta, rtol=1e-5)
     assert {"rope_kernel", "rope_wavelengths"} <= _names(document([emb]))
+
+
+def _model(doc, name):
+    [found] = [m for m in doc.models if getattr(m, "name", None) == name]
+    return found
+
+
+def test_the_query_key_matrix_of_a_signed_term_is_blue_below_white_at_and_red_above_zero():
+    from explorer.api import document
+    from explorer.reporting.encoding import DIVERGING
+
+    k = np.arange(-9, 10)
+    signed = RelativePositionTerm(np.stack([np.sin(k / 3.0) + 0.3, -np.cos(k / 4.0)]).astype(np.float32),
+                                  provider="test", source="signed")
+    mapper = _model(document([signed]), "relative_matrix").renderers[0].glyph.color_mapper
+    head0 = np.sin(k / 3.0) + 0.3
+    assert mapper.low == pytest.approx(-np.abs(head0).max(), rel=1e-6) and mapper.high == -mapper.low
+    assert tuple(mapper.palette) == DIVERGING and len(mapper.palette) >= 256
+    assert mapper.palette[0] == DIVERGING[0] == "#053061"  # blue at the negative end, as every other heatmap
+
+
+def test_a_one_signed_term_like_alibi_gets_a_sequential_palette_from_white_at_zero_and_says_so():
+    from explorer.api import document
+
+    doc = document([explorer.load("alibi,heads=4,positions=30")])
+    mapper = _model(doc, "relative_matrix").renderers[0].glyph.color_mapper
+    assert mapper.high == 0 and mapper.low < 0 and len(mapper.palette) >= 256
+    assert mapper.palette[0] == "#053061" and mapper.palette[-1].lower() in ("#f7f7f7", "#f6f6f6", "#f8f8f8")
+    captions = " ".join(m.text for m in doc.models if type(m).__name__ == "Div")
+    assert "Every value of this term is &lt;= 0, so the palette is sequential" in captions
+
+
+def test_the_heads_colour_bar_has_one_colour_per_head_ticked_at_whole_heads():
+    from explorer.api import document
+
+    bar = _model(document([symmetric_term(heads=5, positions=8)]), "head_colours")
+    assert len(bar.color_mapper.palette) == 5 and (bar.color_mapper.low, bar.color_mapper.high) == (-0.5, 4.5)
+    assert list(bar.ticker.ticks) == [0, 1, 2, 3, 4]
+    many = _model(document([symmetric_term(heads=40, positions=8)]), "head_colours")
+    assert all(float(t).is_integer() for t in many.ticker.ticks) and 10 <= len(many.ticker.ticks) <= 16

@@ -58,3 +58,20 @@ def test_open_with_stdout_says_it_is_ignored(run, monkeypatch):
     result = run("report", TINY, "-o", "-", "--open")
     assert result.exit_code == 0 and opened == []
     assert "--open needs a file" in result.stderr and result.stdout.startswith("<!DOCTYPE html>")
+
+
+def test_open_on_a_machine_with_no_browser_says_so(run, tmp_path, monkeypatch):
+    monkeypatch.setattr("webbrowser.open", lambda url, *a, **k: False)  # what it answers when it finds no browser
+    out = tmp_path / "r.html"
+    result = run("report", TINY, "-o", str(out), "--open")
+    assert result.exit_code == 0 and out.exists()
+    assert f"posembed: warning: --open found no browser on this machine; open {out} yourself" in result.stderr
+
+
+def test_info_of_a_bare_path_hints_at_the_file_provider(run, tmp_path):
+    table = tmp_path / "table.npy"
+    table.write_bytes(b"")
+    for given in (str(table), "table.npy", "./t.safetensors"):
+        result = run("info", given)
+        assert result.exit_code != 0 and f"for a file, write 'file:{given}'" in result.stderr, result.stderr
+    assert "for a file" not in run("info", "sinusoidl").stderr  # a misspelt provider is not taken for a path

@@ -18,7 +18,7 @@ from explorer.analysis.traces import FINE_LEVELS, MIN_PERIOD, trace_dims
 from explorer.cli import cli
 from explorer.core.embedding import PositionEmbedding
 from explorer.errors import OutputError
-from explorer.reporting import views
+from explorer.reporting import encoding
 from explorer.reporting.page import Page
 from explorer.runtime import console
 
@@ -80,7 +80,7 @@ def test_shared_scale_puts_every_table_on_one_scale_and_the_caption_says_so():
 
 def test_linear_scale_with_vmax_gives_the_lectures_limits_and_labels_them(gpt2_wpe):
     emb = PositionEmbedding(gpt2_wpe, provider="gpt2", source="openai-community/gpt2", kind="learned")
-    scale = views.matrix_scale([matrix_image(gpt2_wpe)], "linear", 0.2)
+    scale = encoding.matrix_scale([matrix_image(gpt2_wpe)], "linear", 0.2)
     assert scale.kind == "linear" and scale.limit == pytest.approx(0.2)
     assert scale.table[scale.low_code] == pytest.approx(-0.2) and scale.table[scale.high_code] == pytest.approx(0.2)
     assert scale.table[-1] == pytest.approx(float(np.abs(gpt2_wpe).max()), rel=1e-3)  # outliers keep their values
@@ -91,10 +91,10 @@ def test_linear_scale_with_vmax_gives_the_lectures_limits_and_labels_them(gpt2_w
 
 
 def test_colour_bars_label_both_ends_of_the_colour_range():
-    sinusoid = views.matrix_scale([matrix_image(explorer.load(SINUSOID).matrix)])
+    sinusoid = encoding.matrix_scale([matrix_image(explorer.load(SINUSOID).matrix)])
     ticks = sinusoid.ticks()
     assert ticks[sinusoid.low_code] == "-1" and ticks[sinusoid.high_code] == "1"
-    heavy = views.matrix_scale([matrix_image(heavy_table().matrix)])
+    heavy = encoding.matrix_scale([matrix_image(heavy_table().matrix)])
     ticks = heavy.ticks()
     assert heavy.kind == "symlog" and ticks[heavy.low_code] == "-4" and ticks[heavy.high_code] == "4"
     codes = sorted(ticks)
@@ -102,14 +102,14 @@ def test_colour_bars_label_both_ends_of_the_colour_range():
 
 
 def test_symlog_with_vmax_saturates_beyond_it_and_keeps_the_values():
-    scale = views.matrix_scale([matrix_image(heavy_table().matrix)], "symlog", 1.0)
+    scale = encoding.matrix_scale([matrix_image(heavy_table().matrix)], "symlog", 1.0)
     assert scale.saturates and scale.limit == pytest.approx(1.0)
     assert scale.table[scale.high_code] == pytest.approx(1.0) and scale.table[-1] == pytest.approx(4.0, rel=1e-3)
     assert np.all(np.diff(scale.table) > 0)
 
 
 def test_forcing_symlog_on_an_even_table_still_covers_it():
-    scale = views.matrix_scale([matrix_image(explorer.load(SINUSOID).matrix)], "symlog")
+    scale = encoding.matrix_scale([matrix_image(explorer.load(SINUSOID).matrix)], "symlog")
     assert scale.kind == "symlog" and scale.table[0] <= -1 + 1e-6 and scale.table[-1] >= 1 - 1e-6
 
 

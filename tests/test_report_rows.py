@@ -17,7 +17,7 @@ from explorer.cli import cli
 from explorer.core.embedding import RowAxis
 from explorer.errors import EmbeddingError
 from explorer.export import encode
-from explorer.reporting import views
+from explorer.reporting import rows as row_axes
 from explorer.reporting.page import build_document
 
 S = 32  # rows 0 .. 2S-1 stand for key - query distances S .. -(S-1), as DeBERTa's do
@@ -49,7 +49,7 @@ def figures(doc, name):
 
 def test_a_row_axis_needs_one_short_label_per_row_and_no_grid():
     table = bucket_table()
-    assert views.row_text(table.rows, [0, S]) == [f">= {S}", "0"] and views.row_word(table.rows) == "key - query distance"
+    assert row_axes.row_text(table.rows, [0, S]) == [f">= {S}", "0"] and row_axes.row_word(table.rows) == "key - query distance"
     assert table.provenance()["rows"] == {"name": "key - query distance", "labels": list(table.rows.labels),
                                           "reverse": True}
     axis = RowAxis("d", ["0", "1"])
@@ -64,7 +64,7 @@ def test_a_row_axis_needs_one_short_label_per_row_and_no_grid():
     with pytest.raises(EmbeddingError, match="explorer.RowAxis"):
         explorer.PositionEmbedding(np.zeros((2, 2)), "x", "x", rows=["a", "b"])
     plain = explorer.load("sinusoidal,positions=8,dim=4")
-    assert views.row_text(plain.rows, [5]) == ["5"] and views.row_word(plain.rows) == "position"  # the position
+    assert row_axes.row_text(plain.rows, [5]) == ["5"] and row_axes.row_word(plain.rows) == "position"  # the position
 
 
 # ---------------------------------------------------------------- the page
@@ -125,7 +125,7 @@ def test_rows_that_serve_ranges_of_distances_are_ticked_at_round_numbers_and_the
     labels = list(table.rows.labels)
     labels[1:4] = ["29..31", "25..28", "20..24"]  # logarithmic buckets, as DeBERTa-v3's past +-128
     table = explorer.PositionEmbedding(table.matrix, "buckets", "test", rows=RowAxis(table.rows.name, labels, True))
-    low, high = views.row_numbers(table.rows)
+    low, high = row_axes.row_numbers(table.rows)
     assert (low[0], high[0]) == (S, S) and (low[2], high[2]) == (25, 28) and (low[S], high[S]) == (0, 0)
     doc, _, _ = built(table)
     assert "equal steps along it are not equal distances" in " ".join(d.text for d in doc.select({"type": Div}))

@@ -204,7 +204,7 @@ def test_row_labels_from_an_export_run_no_script_in_the_browser(tmp_path):
     import safetensors.numpy
     from browser import Chromium, find_chromium  # tests/browser.py, on pytest's pythonpath
 
-    from explorer.reporting import views
+    from explorer.reporting import rows
 
     if find_chromium() is None:
         pytest.skip("no Chromium found; .ci/run installs Debian's chromium")
@@ -239,7 +239,7 @@ def test_row_labels_from_an_export_run_no_script_in_the_browser(tmp_path):
         })()""")
     assert ran is None and images == []  # no markup from the file became an element, no handler ran
     assert any(text.startswith(f"{name} {label}") for text in shown)  # shown as the text it is
-    assert legend == views.shortened(label, views.MAX_LEGEND)  # the legend entry: the label alone, cut short
+    assert legend == rows.shortened(label, rows.MAX_LEGEND)  # the legend entry: the label alone, cut short
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from explorer.errors import PluginError, PosembedError, ProviderError
-from explorer.loading.spec import Spec, parse_spec
+from explorer.errors import PluginError, PosembedError, ProviderError, SpecError
+from explorer.loading.spec import Spec, file_hint, parse_spec
 from explorer.plugins.manager import Registry, get_registry
 
 if TYPE_CHECKING:
@@ -30,7 +30,13 @@ def load(spec: str | Spec = DEFAULT_SPEC, registry: Registry | None = None, **pa
 
     parsed = spec if isinstance(spec, Spec) else parse_spec(spec)
     registry = registry or get_registry()
-    provider = registry.get(parsed.name)
+    try:
+        provider = registry.get(parsed.name)
+    except SpecError as exc:
+        hint = "" if parsed.target is not None or parsed.options else file_hint(parsed.name)
+        if not hint:
+            raise
+        raise SpecError(f"{exc}{hint}") from None
     kwargs = provider.resolve(parsed.target, {**parsed.options, **params})
     try:
         result = provider.load(**kwargs)

@@ -29,6 +29,20 @@ class Spec:
         return text + "".join(f",{k}={v}" for k, v in self.options.items())
 
 
+#: Endings of files posembed reads through ``file:`` (docs/providers.md), for the hint when one is given bare.
+_FILE_ENDINGS = (".npy", ".npz", ".safetensors", ".pt", ".pth", ".bin", ".ckpt")
+
+
+def file_hint(text: str) -> str:
+    """``"; for a file, write 'file:TEXT'"`` when ``text`` looks like a path (a folder separator, a leading ``.`` or
+    ``~``, a table file's ending, or a file that exists), else ``""``."""
+    import os
+
+    looks = (any(sep in text for sep in ("/", "\\")) or text.startswith((".", "~"))
+             or text.lower().endswith(_FILE_ENDINGS) or os.path.isfile(text))
+    return f"; for a file, write {'file:' + text!r}" if looks else ""
+
+
 def parse_spec(text: str) -> Spec:
     """Parse one spec token; raise SpecError with the reason when it is malformed."""
     if not isinstance(text, str) or not text.strip():
@@ -36,7 +50,7 @@ def parse_spec(text: str) -> Spec:
     text = text.strip()
     match = _NAME.match(text)
     if not match:
-        raise SpecError(f"bad provider spec {text!r}: it must start with a provider name")
+        raise SpecError(f"bad provider spec {text!r}: it must start with a provider name{file_hint(text)}")
     name, rest = match.group(0), text[match.end():]
     target: str | None = None
     if rest.startswith(":"):

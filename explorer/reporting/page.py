@@ -25,7 +25,7 @@ from bokeh.resources import CDN, INLINE
 from explorer.core.embedding import PositionEmbedding
 from explorer.errors import OutputError
 from explorer.plugins.units import FAILED, PAGE, Results, Section, SectionContext, guarded, in_order
-from explorer.reporting import views
+from explorer.reporting import encoding, figures, rows
 
 RESOURCES = ("inline", "cdn")
 #: Up to this many tables stand side by side; more make an atlas (each column would be narrower than a plot).
@@ -65,7 +65,15 @@ class Page:
     The page-wide choices of the matrix colour scale: ``shared_scale`` (one scale for every table, to compare
     magnitudes; default: each table its own, so it looks as it does alone), ``scale`` (``auto``, ``linear`` or
     ``symlog``) and ``vmax`` (the end of the colour range; default: from the data).
+
+    What a section may read (the plugin API, ``SectionContext.page``; docs/hooks.md lists the same): ``API``.
+    The rest (``drill``, ``drill_view``, ``drill_heading``: the atlas's panels) is the built-in atlas's own.
     """
+
+    #: The attributes and methods sections read, kept within a minor version (docs/plugins.md, "API version").
+    API = ("embeddings", "results", "pairs", "title", "tables", "atlas", "label_of", "max_positions", "positions",
+           "positions_down", "lags", "position_range", "shared_range", "shared_scale", "scale", "vmax", "matrix_scale",
+           "matrix_scale_of", "unpacker", "wide")
 
     def __init__(self, embeddings: Sequence[PositionEmbedding], results: Sequence[Results],
                  pairs: Sequence[tuple[int, int, Results]] = (), title: str | None = None, *,
@@ -80,9 +88,10 @@ class Page:
         self.positions_down = Range1d(n, 0)  # the same span flipped, for the y axis of position-cosine images
         self.lags = Range1d(0, n)
         self._row_ranges: dict[tuple[int, bool], Range1d] = {}
-        self.unpacker = views.Unpacker()
+        self._shared: dict[str, Range1d] = {}
+        self.unpacker = encoding.Unpacker()
         #: A fixed width that fits any column of the page at 1920 px (for blocks that do not stretch).
-        self.wide = 2 * views.SIZE + 70
+        self.wide = 2 * figures.SIZE + 70
         #: On an atlas: one panel per table for its full sections, and the one place on the page that shows one of
         #: them (the first; a page section's controls put another there), with the heading above it (set by the
         #: section that chooses). The other panels are in the file but not in the layout: BokehJS builds a
@@ -101,8 +110,19 @@ class Page:
             return self.positions_down if down else self.positions
         key = (index, down)
         if key not in self._row_ranges:
-            self._row_ranges[key] = views.row_range(embedding.positions, embedding.rows, down)
+            self._row_ranges[key] = rows.row_range(embedding.positions, embedding.rows, down)
         return self._row_ranges[key]
+
+    def shared_range(self, key: str, start: float, end: float) -> Range1d:
+        """One range per ``key`` for the whole page, linking every plot given it (as ``positions`` links the
+        position axes): each call widens it to cover ``start .. end``; the first call sets its direction (start
+        above end: drawn the other way)."""
+        shared = self._shared.get(key)
+        if shared is None:
+            return self._shared.setdefault(key, Range1d(start, end))
+        low, high = min(shared.start, shared.end, start, end), max(shared.start, shared.end, start, end)
+        shared.start, shared.end = (low, high) if shared.start <= shared.end else (high, low)
+        return shared
 
     @property
     def tables(self) -> int:
@@ -110,37 +130,43 @@ class Page:
         return len(self.embeddings)
 
     @property
-    def stacked(self) -> bool:
-        """Whether the tables' blocks stand one under another (more than ``SIDE_BY_SIDE`` tables)."""
-        return self.tables > SIDE_BY_SIDE
-
-    @property
     def atlas(self) -> bool:
         """Whether the page is an atlas: an overview, then one table's full sections at a time."""
         return self.tables > SIDE_BY_SIDE
 
     def label_of(self, index: int) -> str:
-        """Table ``index``'s label, naming its revision when another table has the same label (a series)."""
+        """Table ``index``'s label, naming what tells it apart when another table has the same label (a series):
+        its revision as asked for (``@ step1000``), and the parameters whose values differ (``(dim=64)``)."""
         embedding = self.embeddings[index]
-        same = sum(e.label == embedding.label for e in self.embeddings)
+        group = [k for k, e in enumerate(self.embeddings) if e.label == embedding.label]
+        if len(group) < 2:
+            return embedding.label
+        same, at = [self.embeddings[k] for k in group], group.index(index)
         # the revision as asked for (a branch or tag such as step1000), not the commit it resolved to
-        revision = embedding.params.get("revision") or embedding.revision
-        return f"{embedding.label} @ {revision}" if same > 1 and revision else embedding.label
+        revisions = [e.params.get("revision") or e.revision for e in same]
+        params = [{k: v for k, v in e.params.items() if k != "revision"} for e in same]
+        differ = [k for k in dict.fromkeys(k for p in params for k in p) if len({repr(p.get(k)) for p in params}) > 1]
+        label = embedding.label
+        if len(set(map(str, revisions))) > 1 and revisions[at]:
+            label += f" @ {revisions[at]}"
+        if differ:
+            label += " (" + ", ".join(f"{k}={params[at].get(k, '-')}" for k in differ) + ")"
+        return label
 
     @cached_property
-    def matrix_scale(self) -> views.CodeScale:
+    def matrix_scale(self) -> encoding.CodeScale:
         """The colour scale over every table's matrix image (the one in force with ``shared_scale``)."""
-        return views.matrix_scale([r["matrix"] for r in self.results if "matrix" in r], self.scale, self.vmax)
+        return encoding.matrix_scale([r["matrix"] for r in self.results if "matrix" in r], self.scale, self.vmax)
 
-    def matrix_scale_of(self, index: int) -> views.CodeScale:
+    def matrix_scale_of(self, index: int) -> encoding.CodeScale:
         """The colour scale of table ``index``'s matrix heatmap: the shared one, or its own."""
         if self.shared_scale or self.tables == 1:
             return self.matrix_scale
-        return self._own_scales.setdefault(index, views.matrix_scale([self.results[index]["matrix"]], self.scale,
+        return self._own_scales.setdefault(index, encoding.matrix_scale([self.results[index]["matrix"]], self.scale,
                                                                      self.vmax))
 
     @cached_property
-    def _own_scales(self) -> dict[int, views.CodeScale]:
+    def _own_scales(self) -> dict[int, encoding.CodeScale]:
         return {}
 
 
@@ -163,7 +189,7 @@ def _title_block(page: Page) -> Div:
         intro = f"{page.tables} tables {layout}: {colours}; position axes linked across plots. {tools}"
     else:
         intro = tools
-    return views.div(f"<h1 style='margin-bottom:0.2em'>{html.escape(page.title)}</h1><p style='color:#555'>"
+    return figures.div(f"<h1 style='margin-bottom:0.2em'>{html.escape(page.title)}</h1><p style='color:#555'>"
                      f"posembed-explorer {html.escape(__version__)}. {html.escape(intro)}</p>", name="title")
 
 
@@ -184,7 +210,7 @@ def _blocks(section: Section, page: Page, memos: list[dict]) -> list[Any]:
         blocks.append(built(SectionContext(page, embedding, results, k, memos[k])) if applies else None)
     if all(block is None for block in blocks):
         return []
-    return [block if block is not None else views.spacer() for block in blocks]
+    return [block if block is not None else figures.spacer() for block in blocks]
 
 
 def build_document(embeddings: Sequence[PositionEmbedding], results: Sequence[Results],
@@ -210,24 +236,24 @@ def build_document(embeddings: Sequence[PositionEmbedding], results: Sequence[Re
             continue
         if page.atlas and section.scope != PAGE:  # each table's block goes into its own panel
             for panel, block in zip(page.drill, blocks):
-                if not isinstance(block, views.Spacer):
-                    panel.children += ([views.heading(section.title)] if section.title else []) + [block]
+                if not isinstance(block, figures.Spacer):
+                    panel.children += ([figures.heading(section.title)] if section.title else []) + [block]
             continue
         if section.title:
-            body.append(views.heading(section.title))
+            body.append(figures.heading(section.title))
         if len(blocks) == 1:
             body.append(blocks[0])
         else:
-            body.append(views.side_by_side(*blocks, spacing=40, wrap=False))  # one column per table
+            body.append(figures.side_by_side(*blocks, spacing=40, wrap=False))  # one column per table
     if page.atlas:
         if page.drill_heading is None:  # no section chooses (a custom set of sections): every panel, labelled
             for k, panel in enumerate(page.drill):
-                panel.children.insert(0, views.heading(f"{k + 1}. {page.label_of(k)}"))
+                panel.children.insert(0, figures.heading(f"{k + 1}. {page.label_of(k)}"))
             body += page.drill
         else:
             body += [page.drill_heading, page.drill_view]
     doc = Document(title=page.title)
-    root = views.stack(*body)
+    root = figures.stack(*body)
     root.margin = (0, 24, 24, 24)  # the page's own margin: the file template sets the body's to 0
     doc.add_root(root)
     doc.js_on_event("document_ready", page.unpacker.callback())

@@ -146,11 +146,9 @@ ANALYSIS = Analysis(
 def build(context: SectionContext) -> Any:
     """The report's view: M(k) and S(k) over the offset k, with the formulas in the caption."""
     import numpy as np  # Bokeh, like numpy, is imported here: `posembed --help` must not load it
-    from bokeh.layouts import column
     from bokeh.models import ColumnDataSource, HoverTool, Range1d, Span
-    from bokeh.plotting import figure
 
-    from explorer.reporting.views import caption
+    from explorer.reporting.figures import captioned, figure
 
     found = context.results["monotonicity"]
     if found is None:  # below 3 positions; `needs` only says the analysis ran, not that it applied
@@ -158,26 +156,24 @@ def build(context: SectionContext) -> Any:
     last = int(found.offset[-1])
     source = ColumnDataSource({"k": found.offset, "m": found.monotonicity, "s": found.symmetry})
     low = min(0.0, float(np.nanmin(found.symmetry, initial=0.0)))
-    fig = figure(title="monotonicity M(k) and symmetry S(k)", name="monotonicity", height=300, min_width=300,
-                 sizing_mode="stretch_width", tools="pan,wheel_zoom,box_zoom,reset,save",
-                 x_range=Range1d(0, last + 1), y_range=Range1d(low - 0.05, 1.05),
-                 x_axis_label="offset k (positions apart)", y_axis_label="M(k), S(k)")
-    fig.toolbar.logo = None
+    fig = figure("monotonicity M(k) and symmetry S(k)", "monotonicity", height=300,
+                 x_range=context.page.shared_range("monotonicity_offset", 0, last + 1),
+                 y_range=Range1d(low - 0.05, 1.05), x_axis_label="offset k (positions apart)",
+                 y_axis_label="M(k), S(k)")
     fig.add_layout(Span(location=0.5, dimension="width", line_dash="dotted", line_color="#888"))
     fig.line("k", "m", source=source, color="#08519c", line_width=1.6, legend_label="monotonicity M(k)")
     fig.line("k", "s", source=source, color="#d95f02", line_width=1.6, legend_label="symmetry S(k)")
     fig.add_tools(HoverTool(tooltips=[("k", "@k"), ("M(k)", "@m{0.000}"), ("S(k)", "@s{0.000}")], mode="vline"))
     fig.legend.location = "bottom_left"
     anchors = "every position" if found.anchors == context.embedding.positions else f"{found.anchors} sampled positions"
-    return column(fig, caption(
+    return captioned(fig, (
         f"Properties of Wang et al. (2021), read on cosines, with anchors i at {anchors}. M(k): share of anchors "
         "i, directions \u00b1 and nearer offsets 1 \u2264 k' < k with cos(p_i, p_i\u00b1k') > cos(p_i, p_i\u00b1k), "
         "ties counting \u00bd: 1 means similarity still falls at distance k, 0.5 (dotted) is a coin flip. "
         "S(k) = 2 \u03a3 f g / \u03a3 (f\u00b2 + g\u00b2) over anchors, with f = cos(p_i, p_i+k) and "
         "g = cos(p_i, p_i\u2212k): 1 when each position sees k ahead as it sees k behind, 0 when the two are "
         "unrelated; it swings where those cosines pass through zero. Over k \u2264 "
-        f"{last}: monotonicity M = {found.overall_monotonicity:.3f}, symmetry S = {found.overall_symmetry:.3f}."),
-        sizing_mode="stretch_width")
+        f"{last}: monotonicity M = {found.overall_monotonicity:.3f}, symmetry S = {found.overall_symmetry:.3f}."))
 
 
 SECTION = Section(name="monotonicity", title="monotonicity and symmetry (Wang et al. 2021)", build=build,

@@ -76,13 +76,12 @@ def read_config(model: str, revision: str | None = None) -> Any:
     folder = Path(model).expanduser()
     if model.startswith(("/", ".", "~")) and not folder.is_dir():
         raise ProviderError(f"rotary: no such model folder: {model}")  # rather than a hub lookup of a path
-    from explorer.loaders.checkpoints import CONFIG_FILE
-    from explorer.loaders.checkpoints import read_config as read_config_json
+    from explorer import read_config as read_config_json
 
-    if folder.is_dir() and os.path.lexists(folder / CONFIG_FILE):
+    if folder.is_dir() and os.path.lexists(folder / "config.json"):
         # posembed's own reader first: it refuses a config.json that is a FIFO, /dev/zero, a folder, too large
         # or nested too deeply, all of which transformers would read for ever or crash on.
-        read_config_json(folder / CONFIG_FILE, f"rotary: {model}")
+        read_config_json(folder / "config.json", f"rotary: {model}")
     from transformers import AutoConfig
 
     try:
@@ -187,7 +186,7 @@ def load(model: str | None, revision: str | None, positions: int | None, dim: in
          layer: str | None, attention: int | None = None):
     """The ``rotary`` provider's ``load``: from a model config when ``model`` is given, else from dim and base;
     with ``attention=L`` also layer L's query and key weights (``attention_inputs``)."""
-    from explorer.core.embedding import PositionEmbedding
+    from explorer import PositionEmbedding
 
     if model is None:
         if revision is not None or layer is not None or attention is not None:

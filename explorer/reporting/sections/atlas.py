@@ -17,11 +17,10 @@ from bokeh.layouts import column, row
 from bokeh.models import (BasicTicker, ColorBar, ColumnDataSource, CustomJS, DataTable, Div, HoverTool,
                           LinearColorMapper, NumberFormatter, Range1d, StringFormatter, TableColumn)
 from bokeh.palettes import Viridis256
-from bokeh.plotting import figure
 
 from explorer.analysis.resample import block_mean
 from explorer.plugins.units import PAGE, Section, SectionContext
-from explorer.reporting import views
+from explorer.reporting import encoding, figures
 from explorer.reporting.sections.comparison import offsets_overlaid, row_axis, unpaired
 
 #: The scalars of the numbers table, in this order, when the tables have them: (scalar, column title).
@@ -94,12 +93,11 @@ def pair_heatmap(page: Any, labels: Sequence[str], field: str, title: str, low: 
     source = ColumnDataSource({"x": [ticks[k] for k in a.ravel()], "y": [ticks[k] for k in b.ravel()],
                                "a": [labels[k] for k in a.ravel()], "b": [labels[k] for k in b.ravel()],
                                "value": values.ravel().astype(np.float32)})
-    palette = Viridis256 if low >= 0 else views.DIVERGING
+    palette = Viridis256 if low >= 0 else encoding.DIVERGING
     mapper = LinearColorMapper(palette=palette, low=low, high=1.0, nan_color="#eeeeee")
     size = min(420, 120 + 26 * n)
-    fig = figure(title=title, name=name, x_range=ticks, y_range=list(reversed(ticks)), width=size + 60,
-                       height=size, tools="save", toolbar_location="right", x_axis_location="above")
-    fig.toolbar.logo = None
+    fig = figures.figure(title, name, size, x_range=ticks, y_range=list(reversed(ticks)), width=size + 60, tools="save",
+                         x_axis_location="above", title_size="10pt")
     fig.rect(x="x", y="y", width=1, height=1, source=source, fill_color={"field": "value", "transform": mapper},
              line_color="white")
     fig.add_tools(HoverTool(tooltips=[("table A", "@a"), ("table B", "@b"), (title, "@value{0.0000}")]))
@@ -110,11 +108,9 @@ def pair_heatmap(page: Any, labels: Sequence[str], field: str, title: str, low: 
 
 
 def _thumbnail_figure(title: str, name: str, **kw):
-    fig = figure(title=title, name=name, width=THUMB_SIZE, height=THUMB_SIZE, tools="", toolbar_location=None,
-                       **kw)
+    fig = figures.figure(title, name, THUMB_SIZE, width=THUMB_SIZE, tools=None, title_size="9pt", **kw)
     fig.axis.visible = False
     fig.grid.visible = False
-    fig.title.text_font_size = "9pt"
     return fig
 
 
@@ -129,7 +125,7 @@ def _codes(values: np.ndarray, low: float, high: float) -> np.ndarray:
 def thumbnails(page: Any, k: int, label: str) -> tuple[Any, list]:
     """Table ``k``'s thumbnails (matrix, cosine over positions, PCA PC1/PC2) under its label, and the figures."""
     results, figs = page.results[k], []
-    mapper = LinearColorMapper(palette=views.DIVERGING, low=1, high=255, low_color="#dddddd")
+    mapper = LinearColorMapper(palette=encoding.DIVERGING, low=1, high=255, low_color="#dddddd")
     rows = row_axis(page.embeddings[k])
     flip = rows is not None and rows.reverse  # row 0 at the right (and bottom), as in the table's own sections
 
@@ -141,8 +137,8 @@ def thumbnails(page: Any, k: int, label: str) -> tuple[Any, list]:
         small = block_mean(image, THUMB_PIXELS, THUMB_PIXELS)[0]
         scale = page.matrix_scale_of(k)  # the colours of its full heatmap (symlog for GPT-2)
         fig = _thumbnail_figure("matrix", f"thumb_matrix_{k}", x_range=span(), y_range=Range1d(0, 1))
-        fig.image(image=[views.quantise(small, scale)], x=0, y=0, dw=1, dh=1, color_mapper=LinearColorMapper(
-            palette=views.DIVERGING, low=scale.low_code, high=scale.high_code))
+        fig.image(image=[encoding.quantise(small, scale)], x=0, y=0, dw=1, dh=1, color_mapper=LinearColorMapper(
+            palette=encoding.DIVERGING, low=scale.low_code, high=scale.high_code))
         figs.append(fig)
     if "cosine_positions" in results:
         cosine = results["cosine_positions"].values
@@ -160,7 +156,7 @@ def thumbnails(page: Any, k: int, label: str) -> tuple[Any, list]:
                     color={"field": "position", "transform": LinearColorMapper(
                         palette=Viridis256, low=0, high=max(1, page.embeddings[k].positions - 1))})
         figs.append(fig)
-    head = views.div(f"<b style='font-size:10pt'>{html.escape(label)}</b>", width=3 * THUMB_SIZE + 20,
+    head = figures.div(f"<b style='font-size:10pt'>{html.escape(label)}</b>", width=3 * THUMB_SIZE + 20,
                      styles={"overflow": "hidden", "white-space": "nowrap", "text-overflow": "ellipsis", "cursor": "pointer"})
     group = column(head, row(*figs, spacing=6) if figs else Div(text="(no thumbnails)"), name=f"thumbs_{k}",
                    styles={"border": "1px solid #ddd", "padding": "6px", "cursor": "pointer"})
@@ -177,7 +173,7 @@ def build(context: SectionContext):
     notes = [f"<h2 style='margin:1em 0 0 0'>{html.escape(label)}: every section</h2>"
              "<p style='color:#555;margin:0'>Choose a thumbnail or a row of the table above to show another.</p>"
              for label in labels]
-    note = views.div(notes[0], sizing_mode="stretch_width", name="atlas_chosen")
+    note = figures.div(notes[0], sizing_mode="stretch_width", name="atlas_chosen")
     page.drill_heading = note  # the page builder puts it above the panels
     args = {"panels": page.drill, "view": page.drill_view, "source": source, "note": note, "notes": notes}
     source.selected.js_on_change("indices", CustomJS(args={**args, "chosen": None}, code=_CHOOSE))
@@ -194,18 +190,18 @@ def build(context: SectionContext):
     protocol = next((r["probes"].protocol for r in page.results if r.get("probes") is not None), None)
     parts = [
         table,
-        views.caption(
+        figures.caption(
             "Every table's numbers (docs/analyses.md has each formula); click a header to sort, a row to show that "
             "table's sections below." + (f" Probes by the {protocol} protocol (--probe-protocol)." if protocol else "")
             + " n/a: not defined for that table."),
     ]
     if page.pairs:
         parts += [
-            views.side_by_side(
+            figures.side_by_side(
                 pair_heatmap(page, labels, "cka", "linear CKA", 0.0, "atlas_cka"),
                 pair_heatmap(page, labels, "similarity_correlation", "similarity correlation", -1.0,
                              "atlas_similarity_correlation")),
-            views.caption(
+            figures.caption(
                 "Each pair of tables on the positions both have (the first min(N_a, N_b) rows). Linear CKA "
                 "(Kornblith et al. 2019) = ||B^T A||_F^2 / (||A^T A||_F ||B^T B||_F), A and B centred: 1 when the "
                 "tables agree up to rotation and scale. Similarity correlation: Pearson r between the two "
@@ -213,11 +209,11 @@ def build(context: SectionContext):
                 + unpaired(page)),
         ]
     parts += offsets_overlaid(page, labels, hideable=True)
-    parts += [views.heading("thumbnails"), grid, views.caption(
+    parts += [figures.heading("thumbnails"), grid, figures.caption(
         "Each table's matrix (on its own colour scale), cosine over positions (position 0 at the top left) and PCA "
         "PC1 / PC2 (coloured by position), small. The grid wraps with the window; click one to show the table's "
         "sections below.")]
-    return views.stack(*parts, name="atlas")
+    return figures.stack(*parts, name="atlas")
 
 
 SECTION = Section("atlas", "atlas", build, order=2, scope=PAGE, min_tables=3)

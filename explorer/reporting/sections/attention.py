@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from explorer.plugins.units import Section, SectionContext
-from explorer.reporting import views
+from explorer.reporting import figures
 
 #: Probabilities are coloured on a log scale from 10^LOW_DECADE to 1 (smaller ones, and masked ones, at the bottom).
 LOW_DECADE = -4
@@ -64,16 +64,13 @@ def probability_codes(values: np.ndarray) -> np.ndarray:
 def _probability_figure(result, first: np.ndarray):
     from bokeh.models import ColorBar, CustomJSHover, FixedTicker, HoverTool, LinearColorMapper, Range1d
     from bokeh.palettes import Viridis256
-    from bokeh.plotting import figure
 
     n = int(result.bounds[-1])
     # square cells: queries and keys are the same positions
-    fig = figure(title="head 0: attention probabilities", name="attention_probabilities", frame_width=FRAME,
-                 frame_height=FRAME, toolbar_location=views.TOOLBAR,
-                 tools=views.TOOLS, x_range=Range1d(0, n), y_range=Range1d(n, 0), x_axis_label="key position",
-                 y_axis_label="query position")
-    fig.toolbar.logo = None
-    fig.grid.visible = False
+    fig = figures.figure("head 0: attention probabilities", "attention_probabilities", frame_width=FRAME,
+                         frame_height=FRAME, x_range=Range1d(0, n), y_range=Range1d(n, 0),
+                         x_axis_label="key position", y_axis_label="query position")
+    figures.without_grid(fig)
     mapper = LinearColorMapper(palette=Viridis256, low=0, high=LEVELS - 1)
     # near-equal blocks of positions: the r x r image spans positions 0..n on both axes
     renderer = fig.image(image=[first], x=0, y=0, dw=n, dh=n, color_mapper=mapper)
@@ -138,7 +135,6 @@ figs[1].title.text = `head ${h}: query and key weight energy per frequency pair`
 def rotary_view(result, inputs):
     """A rotary model's layer: a head picker, the picked head's score against distance and its energy per pair."""
     from bokeh.models import ColumnDataSource, CustomJS, HoverTool, Select
-    from bokeh.plotting import figure
 
     heads = [f"head {h}" for h in range(result.heads)]
     select = Select(title="head", options=heads, value=heads[0], width=160, name="rotary_head")
@@ -148,15 +144,13 @@ def rotary_view(result, inputs):
                                "wave": result.wavelength})
     full = ColumnDataSource({"score": [result.score.reshape(-1)], "query": [result.query_energy.reshape(-1)],
                              "key": [result.key_energy.reshape(-1)]}, name="rotary_full")
-    common = dict(height=views.SIZE - 80, sizing_mode="stretch_width", min_width=views.MIN_WIDTH,
-                  toolbar_location=views.TOOLBAR, tools=views.TOOLS)
-    curve = figure(title="head 0: score of a unit input against distance", name="rotary_score",
-                   x_axis_label="distance d = query - key position", y_axis_label="expected score", **common)
+    curve = figures.figure("head 0: score of a unit input against distance", "rotary_score",
+                           x_axis_label="distance d = query - key position", y_axis_label="expected score")
     curve.line(x="d", y="score", source=score, color="#08519c", line_width=1.6)
     curve.add_tools(HoverTool(tooltips=[("d", "@d"), ("score", "@score{0.0000}")], mode="vline"))
-    bars = figure(title="head 0: query and key weight energy per frequency pair", name="rotary_energy",
-                  x_axis_label="frequency pair i (wavelength grows with i)", y_axis_label="share of the head's energy",
-                  **common)
+    bars = figures.figure("head 0: query and key weight energy per frequency pair", "rotary_energy",
+                          x_axis_label="frequency pair i (wavelength grows with i)",
+                          y_axis_label="share of the head's energy")
     bars.line(x="pair", y="query", source=energy, color="#d62728", line_width=1.6, legend_label="query")
     bars.line(x="pair", y="key", source=energy, color="#2ca02c", line_width=1.6, legend_label="key")
     bars.scatter(x="pair", y="query", source=energy, color="#d62728", size=5)
@@ -164,31 +158,29 @@ def rotary_view(result, inputs):
     bars.add_tools(HoverTool(tooltips=[("pair", "@pair"), ("wavelength", "@wave{0,0.0}"),
                                        ("query", "@query{0.0000}"), ("key", "@key{0.0000}")], mode="vline"))
     bars.legend.location = "top_right"
-    for fig in (curve, bars):
-        fig.toolbar.logo = None
     select.js_on_change("value", CustomJS(args={"select": select, "score": score, "energy": energy, "full": full,
                                                 "figs": [curve, bars]}, code=PICK_ROTARY_JS))
     rows = [[f"head {h}", float(result.score[h, 0]),
              float(np.sqrt(result.query_energy[h] * result.key_energy[h])[result.wavelength > result.context].sum()
                    / (np.sqrt(result.query_energy[h] * result.key_energy[h]).sum() or 1.0))]
             for h in range(result.heads)]
-    return views.stack(
+    return figures.stack(
         select,
-        views.side_by_side(
-            views.stack(curve, views.caption(
+        figures.side_by_side(
+            figures.stack(curve, figures.caption(
                 f"Layer {result.layer}: E[q_m . k_n] * scale for a random input of unit variance in every coordinate "
                 "after the layer's RMS norm, used as both query and key token, at distance d = m - n: "
                 "sum_i cos(d theta_i) (C_aa + C_bb) + sin(d theta_i) (C_ba - C_ab) over the frequency pairs (a, b), "
                 "C = W_k^T diag(g)^2 W_q (+ the biases' outer product), times the table's scaling squared, plus "
                 "the trace over dimensions that do not rotate. It is what the head's weights alone prefer, "
                 "before any token content.")),
-            views.stack(bars, views.caption(
+            figures.stack(bars, figures.caption(
                 "Share of the head's squared query (red) and key (green) weights, over its head dimensions, in each "
                 "frequency pair's two dimensions; pairs run from the fastest (wavelength 2 pi) to the slowest "
                 "frequency. A head that keeps its energy in slow pairs is nearly position-blind."))),
-        views.number_grid(f"layer {result.layer}, per head", ["head", "score at d = 0", "share in slow pairs"],
+        figures.number_grid(f"layer {result.layer}, per head", ["head", "score at d = 0", "share in slow pairs"],
                           rows, name="rotary_heads"),
-        views.caption("share in slow pairs: sum over pairs whose wavelength exceeds the table's "
+        figures.caption("share in slow pairs: sum over pairs whose wavelength exceeds the table's "
                       f"{result.context} positions of sqrt(query share x key share), over the sum over all pairs."))
 
 
@@ -229,7 +221,7 @@ def build(context: SectionContext):
         if grid is not None:
             values.append(float(result.patch_distance[h]))
         rows.append([f"head {h}", *values])
-    numbers = views.number_grid(f"layer {result.layer}, per head", header, rows, name="attention_heads")
+    numbers = figures.number_grid(f"layer {result.layer}, per head", header, rows, name="attention_heads")
     shown = ("" if len(result.bounds) - 1 >= result.positions else
              f" Shown as block means of {len(result.bounds) - 1} x {len(result.bounds) - 1} blocks of positions.")
     mask = "causal: a query attends to itself and earlier keys only" if result.causal else "none (every key)"
@@ -237,17 +229,17 @@ def build(context: SectionContext):
             f"own LayerNorm and query/key projections; tokens: {inputs.tokens}. Row i is query position i, "
             f"column j key position j; colours are probabilities on a log scale (10^{LOW_DECADE} and below, and "
             f"masked keys, darkest). Mask: {mask}.{shown}")
-    block = [select, fig, views.caption(what), numbers, views.caption(
+    block = [select, fig, figures.caption(what), numbers, figures.caption(
         "mean distance: mean over queries i of sum_j A_ij |i - j| (positions). previous token: mean over i >= 1 "
         "of A_i,i-1. diagonal: mean A_ii. entropy: mean over queries of -sum_j A_ij ln A_ij (ln N: uniform)."
         + (" distance (patches): sum_j A_ij times the Euclidean distance between the patches, averaged over "
            "queries." if grid is not None else ""))]
     if grid is not None:
-        block += [row(patch_fig, column(patch), spacing=24), views.caption(
+        block += [row(patch_fig, column(patch), spacing=24), figures.caption(
             f"Where one query patch attends under the head picked: its row of probabilities laid out on the "
             f"{grid[0]} x {grid[1]} grid (red square: the patch), coloured from 0 to the image's largest value. "
             f"The picker offers {len(result.patch_index)} patches on a regular sub-grid.")]
-    return views.stack(*block)
+    return figures.stack(*block)
 
 
 SECTION = Section("attention", "attention from positions alone", build, order=110,

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any, Sequence
+
+import numpy as np
+from bokeh.models import ColumnDataSource, HoverTool, Range1d
+from bokeh.palettes import Category10_10
+
 from explorer.plugins.units import PAGE, Section, SectionContext
-from explorer.reporting import views
+from explorer.reporting import figures
+from explorer.reporting.figures import SIZE, figure, legend_outside
 
 
 def build(context: SectionContext):
@@ -11,24 +18,24 @@ def build(context: SectionContext):
     page = context.page
     if getattr(page, "atlas", False):  # the atlas shows these numbers as heatmaps, and the profiles overlaid
         return None
-    labels = [f"{k + 1}. {e.label}" for k, e in enumerate(page.embeddings)]
+    labels = [f"{k + 1}. {page.label_of(k)}" for k in range(page.tables)]
     rows = [(labels[i], labels[j], c.positions, c.cka, c.similarity_correlation)
             for i, j, pair in page.pairs if (c := pair.get("comparison")) is not None]
     parts = []
     if rows:
         parts += [
-            views.number_grid("pairwise comparison", ("table A", "table B", "common positions", "linear CKA",
+            figures.number_grid("pairwise comparison", ("table A", "table B", "common positions", "linear CKA",
                                                        "similarity correlation"), rows, name="comparison"),
-            views.caption(
+            figures.caption(
                 "On the positions both tables have (the first min(N_a, N_b) rows). Linear CKA (Kornblith et al. "
                 "2019) = ||B^T A||_F^2 / (||A^T A||_F ||B^T B||_F) with A, B centred over positions: 1 when the "
                 "tables agree up to rotation and scale, whatever their widths. Similarity correlation: Pearson r "
                 "between the two position-cosine images, over the cells above the diagonal." + unpaired(page)),
         ]
     elif unpaired(page):
-        parts.append(views.caption("No pairwise numbers (CKA, similarity correlation)." + unpaired(page)))
+        parts.append(figures.caption("No pairwise numbers (CKA, similarity correlation)." + unpaired(page)))
     parts += offsets_overlaid(page, labels)
-    return views.stack(*parts) if parts else None
+    return figures.stack(*parts) if parts else None
 
 
 def row_axis(term):
@@ -54,14 +61,27 @@ def offsets_overlaid(page, labels: list[str], hideable: bool = False) -> list:
     offsets = [(label, r["offset"]) for label, r in zip(labels, page.results) if "offset" in r]
     if not offsets:
         return []
-    overlay = views.offset_overlay([label for label, _ in offsets], [o for _, o in offsets])
+    overlay = offset_overlay([label for label, _ in offsets], [o for _, o in offsets])
     text = "The offset profiles m(k) of every table on one axis (each over its own positions)."
     text += "".join(f" {label} counts k in rows ({e.rows.name}), not positions." for label, e, r
                     in zip(labels, page.embeddings, page.results) if row_axis(e) is not None and "offset" in r)
     if hideable:
         overlay.legend.click_policy = "hide"
         text += " Click a legend entry to hide or show its table."
-    return [overlay, views.caption(text)]
+    return [overlay, figures.caption(text)]
+
+
+def offset_overlay(labels: Sequence[str], offsets: Sequence) -> Any:
+    """The offset profiles m(k) of several tables on one plot."""
+    n = max((int(o.lag[-1]) + 1 for o in offsets if len(o.lag)), default=1)
+    fig = figure("offset profiles overlaid", "offset_overlay", SIZE - 60, x_range=Range1d(0, n),
+                  x_axis_label="offset k (positions apart)", y_axis_label="mean cosine m(k)")
+    for k, (label, o) in enumerate(zip(labels, offsets)):
+        source = ColumnDataSource({"lag": o.lag.astype(np.int32), "mean": o.mean})
+        fig.line(x="lag", y="mean", source=source, color=Category10_10[k % 10], line_width=1.8, legend_label=label)
+    fig.add_tools(HoverTool(tooltips=[("k", "@lag"), ("m(k)", "@mean{0.0000}")]))
+    legend_outside(fig, "right" if len(labels) > 3 else "below")
+    return fig
 
 
 SECTION = Section("comparison", "comparison", build, order=5, scope=PAGE, min_tables=2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from explorer.plugins.units import PAGE, Section, SectionContext
-from explorer.reporting import views
+from explorer.reporting import figures
 
 
 def distance_curve(embedding, results) -> tuple[np.ndarray, np.ndarray] | None:
@@ -36,15 +36,12 @@ def build(context: SectionContext):
     """One line per item, each normalised to [0, 1], against |k|; only on a page with a relative term."""
     from bokeh.models import ColumnDataSource, HoverTool
     from bokeh.palettes import Category10_10
-    from bokeh.plotting import figure
 
     page = context.page
     if not any(e.term == "relative" for e in page.embeddings):
         return None
-    fig = figure(title="distance curves, normalised", name="distance_overlay", height=views.SIZE - 60,
-                 sizing_mode="stretch_width", min_width=views.MIN_WIDTH, toolbar_location=views.TOOLBAR,
-                 x_axis_label="distance |k| (positions apart)", y_axis_label="normalised value")
-    fig.toolbar.logo = None
+    fig = figures.figure("distance curves, normalised", "distance_overlay", figures.SIZE - 60,
+                         x_axis_label="distance |k| (positions apart)", y_axis_label="normalised value")
     drawn = 0
     for index, (embedding, results) in enumerate(zip(page.embeddings, page.results)):
         curve = distance_curve(embedding, results)
@@ -54,14 +51,14 @@ def build(context: SectionContext):
         source = ColumnDataSource({"k": curve[0].astype(np.int32), "y": normalised(curve[1]).astype(np.float32),
                                    "raw": curve[1].astype(np.float32)})
         fig.line(x="k", y="y", source=source, color=Category10_10[index % 10], line_width=1.8,
-                 legend_label=f"{index + 1}. {embedding.label} ({what})")
+                 legend_label=f"{index + 1}. {page.label_of(index)} ({what})")
         drawn += 1
     if not drawn:
         return None
     fig.add_tools(HoverTool(tooltips=[("|k|", "@k"), ("normalised", "@y{0.000}"), ("value", "@raw{0.0000}")]))
     fig.legend.label_text_font_size = "9pt"
     fig.legend.location = "top_right"
-    return views.stack(fig, views.caption(
+    return figures.stack(fig, figures.caption(
         "Each curve is min-max normalised on its own: (y - min) / (max - min) over the distances it covers, so 1 "
         "is its highest value and 0 its lowest. Absolute tables: the offset profile m(k), the mean cosine of "
         "positions k apart. Relative terms: the mean over heads of (b(k) + b(-k)) / 2 (b(-k) for causal terms) "

@@ -6,7 +6,8 @@ from __future__ import annotations
 from bokeh.layouts import column, row
 
 from explorer.plugins.units import Section, SectionContext
-from explorer.reporting import views
+from explorer.reporting import figures
+from explorer.reporting.grid_views import grid_image
 
 
 def build(context: SectionContext):
@@ -14,20 +15,18 @@ def build(context: SectionContext):
     offset, separable = context.results["grid_offset"], context.results.get("separability")
     if offset is None:
         return None
-    from explorer.reporting.grid_views import grid_image  # only for a grid table: a 1-D page pays nothing
-
     fig = grid_image(offset.mean, "offset profile m(dy, dx)", "grid_offset", x_start=-offset.dx0 - 0.5,
                      y_start=-offset.dy0 - 0.5, x_label="dx", y_label="dy", value_label="m", cosine=True)
     split = ""
     if separable is not None:
-        split = (f" Separability {views.fmt(separable.total, '.3f')} (row term {views.fmt(separable.rows, '.3f')}, "
-                 f"column term {views.fmt(separable.columns, '.3f')}): the share of the centred unit vectors' sum "
+        split = (f" Separability {figures.fmt(separable.total, '.3f')} (row term {figures.fmt(separable.rows, '.3f')}, "
+                 f"column term {figures.fmt(separable.columns, '.3f')}): the share of the centred unit vectors' sum "
                  "of squares (the trace of the centred cosine matrix) that a row term a_r plus a column term b_c "
                  "explain; 1 for the 2-D sin-cos table, about (H + W - 2) / (HW - 1) for noise.")
-    return column(row(fig), views.caption(
+    return column(row(fig), figures.caption(
         "m(dy, dx) = mean cos(p_(r,c), p_(r+dy,c+dx)) over the (H - |dy|)(W - |dx|) pairs of patches that far apart "
         "(dy down, dx right; the centre is 1), on [-1, 1] as the patch similarity. 2-D translation invariance TI2 = 1 - ||C - T2(m)||_F / ||C||_F = "
-        f"{views.fmt(offset.invariance, '.3f')} (1: the cosine between two patches depends on their offset "
+        f"{figures.fmt(offset.invariance, '.3f')} (1: the cosine between two patches depends on their offset "
         "alone)." + split), sizing_mode="stretch_width")
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from bokeh.layouts import column, row
 
 from explorer.plugins.units import Section, SectionContext
-from explorer.reporting import views
+from explorer.reporting import figures
+from explorer.reporting.grid_views import grid_image
 
 
 def build(context: SectionContext):
@@ -13,15 +14,13 @@ def build(context: SectionContext):
     components = context.results["grid_pca"]
     if components is None:
         return None
-    from explorer.reporting.grid_views import grid_image  # only for a grid table: a 1-D page pays nothing
-
     height, width = context.embedding.grid
-    figures = [grid_image(image, f"PC{k + 1}: {100 * float(share):.1f}% of variance", f"grid_pc{k + 1}",
+    images = [grid_image(image, f"PC{k + 1}: {100 * float(share):.1f}% of variance", f"grid_pc{k + 1}",
                           size=200, value_label="score")
                for k, (image, share) in enumerate(zip(components.images, components.explained))]
     shown = "" if components.images.shape[1:] == (height, width) else " (block means: the grid exceeds the resolution)"
-    pairs = [row(*figures[k:k + 2], spacing=12) for k in range(0, len(figures), 2)]  # 2 x 2: fits any column
-    return column(*pairs, views.caption(
+    pairs = [row(*images[k:k + 2], spacing=12) for k in range(0, len(images), 2)]  # 2 x 2: fits any column
+    return column(*pairs, figures.caption(
         "Each patch's score X_c v_k on the top principal components of the centred table, laid out on the "
         f"{height} x {width} grid{shown}; each image on its own symmetric colour range. Learned ViT tables often show "
         "smooth gradients along the rows and columns; the 2-D sin-cos table shows its lowest frequencies."),

@@ -7,9 +7,16 @@ from typing import Any, NamedTuple
 import numpy as np
 from bokeh.layouts import column
 
+from bokeh.models import ColumnDataSource, HoverTool, Range1d
+
+from explorer.analysis import MatrixImage
 from explorer.analysis.traces import FINE_LEVELS, FineCodes
+from explorer.core.embedding import RowAxis
 from explorer.plugins.units import Section, SectionContext
-from explorer.reporting import views
+from explorer.reporting import encoding, figures
+from explorer.reporting.encoding import CodeScale, Unpacker, code_mapper, colour_bar, decode_hover
+from explorer.reporting.figures import SIZE, figure, without_grid
+from explorer.reporting.rows import floor_js, label_rows, row_js, row_range, row_word
 
 
 class Heatmap(NamedTuple):
@@ -18,12 +25,36 @@ class Heatmap(NamedTuple):
     figure: Any
     source: Any  # the fine codes' ColumnDataSource: one copy per table, shared by heatmap, traces and vectors
     fine: FineCodes
-    scale: views.CodeScale
+    scale: CodeScale
+
+
+def matrix_heatmap(image: MatrixImage, scale: CodeScale, fine: ColumnDataSource, unpacker: Unpacker,
+                   x_range: Range1d | None = None, rows: RowAxis | None = None) -> Any:
+    """The table as an image: positions (or the rows of ``rows``) on x, dimensions on y, coloured on ``scale``.
+
+    Its colour codes are not in the file: ``unpacker``'s document-ready callback computes them from ``fine``
+    (the table's fine codes, ``fine_source``), which the traces and position vectors read too.
+    """
+    n, d = int(image.position_bounds[-1]), int(image.dimension_bounds[-1])
+    fig = figure("position embedding matrix", "matrix", SIZE, x_range=x_range or row_range(n, rows),
+                  y_range=Range1d(0, d), x_axis_label=row_word(rows), y_axis_label="dimension")
+    label_rows(fig.xaxis[0], rows)
+    blank = np.zeros(image.values.shape, dtype=np.uint8)  # filled on load; zeros cost a few bytes gzipped
+    renderer = fig.image(image=[blank], x=0, y=0, dw=n, dh=d, color_mapper=code_mapper(scale))
+    unpacker.add_coded(renderer.data_source, fine, scale)
+    without_grid(fig)
+    colour_bar(fig, scale, "value")
+    fig.add_tools(HoverTool(
+        renderers=[renderer],
+        tooltips=[(row_word(rows), "$x{custom}"), ("dimension", "$y{custom}"), ("value", "@image{custom}")],
+        formatters={"$x": row_js(rows), "$y": floor_js(), "@image": decode_hover(scale)},
+    ))
+    return fig
 
 
 def fine_source(context: SectionContext) -> Any:
     """The table's fine codes in the document, made once per table for every section that reads them."""
-    return context.memo("fine_source", lambda: views.fine_source(context.results["fine_codes"]))
+    return context.memo("fine_source", lambda: encoding.fine_source(context.results["fine_codes"]))
 
 
 def heatmap(context: SectionContext) -> Heatmap:
@@ -31,8 +62,8 @@ def heatmap(context: SectionContext) -> Heatmap:
     def make() -> Heatmap:
         img, scale = context.results["matrix"], context.page.matrix_scale_of(context.index)
         source = fine_source(context)
-        fig = views.matrix_heatmap(img, scale, source, context.page.unpacker,
-                                   context.page.position_range(context.index), context.embedding.rows)
+        fig = matrix_heatmap(img, scale, source, context.page.unpacker,
+                             context.page.position_range(context.index), context.embedding.rows)
         return Heatmap(fig, source, context.results["fine_codes"], scale)
     return context.memo("heatmap", make)
 
@@ -62,7 +93,7 @@ def fine_precision(fine: FineCodes) -> str:
             f"is within 1/{2 * levels} of that range ({100 / (2 * levels):.2g}%) of the table's value")
 
 
-def scale_text(context: SectionContext, scale: views.CodeScale, values: np.ndarray) -> str:
+def scale_text(context: SectionContext, scale: CodeScale, values: np.ndarray) -> str:
     """The caption's account of the colour scale in force: its kind, its range and whose it is."""
     page = context.page
     whose = ""
@@ -77,7 +108,7 @@ def scale_text(context: SectionContext, scale: views.CodeScale, values: np.ndarr
         why = ""
         if page.scale == "symlog":
             why = " (asked for with --scale symlog)."
-        elif views.heavy_tailed(values) is not None:
+        elif encoding.heavy_tailed(values) is not None:
             why = (f". This table's magnitudes span orders (a few large-magnitude outlier dimensions reach "
                    f"{float(np.nanmax(np.abs(values))):.2g}, while most cells are tiny), so a linear range would leave "
                    "most dimensions white; read colours as orders of magnitude and hover for values.")
@@ -91,7 +122,7 @@ def scale_text(context: SectionContext, scale: views.CodeScale, values: np.ndarr
         text = (f"The colour range is linear and symmetric, \u00b1{scale.limit:.3g}, as asked for with --vmax"
                 f"{' and --scale linear' if page.scale == 'linear' else ''}.")
     elif scale.saturates or page.scale == "linear":
-        text = (f"The colour range is linear and symmetric, \u00b1{scale.limit:.3g}: the {views.ROBUST_QUANTILE:g}th "
+        text = (f"The colour range is linear and symmetric, \u00b1{scale.limit:.3g}: the {encoding.ROBUST_QUANTILE:g}th "
                 f"percentile of |value|{over}, so a few large-magnitude outliers cannot wash out the rest.")
     else:
         text = f"The colour range is linear and symmetric, \u00b1{scale.limit:.3g} (the largest magnitude{over})."
@@ -107,8 +138,8 @@ def build(context: SectionContext):
     """The heatmap with its caption."""
     img = context.results["matrix"]
     shown = heatmap(context)
-    note = views.block_note(img.position_bounds, "positions") + views.block_note(img.dimension_bounds, "dimensions")
-    return column(shown.figure, views.caption(
+    note = figures.block_note(img.position_bounds, "positions") + figures.block_note(img.dimension_bounds, "dimensions")
+    return column(shown.figure, figures.caption(
         f"Each column is one {row_kind(context)}'s vector p_i, each row one dimension; colour is the value, blue "
         "negative, red positive. " + rows_note(context) + scale_text(context, shown.scale, img.values) + " The colour bar is labelled at both "
         "ends of the colour range." + note), sizing_mode="stretch_width")

@@ -2,8 +2,50 @@
 
 from __future__ import annotations
 
+import html
+from typing import Any
+
+from explorer.core.embedding import PositionEmbedding
 from explorer.plugins.units import Section, SectionContext
-from explorer.reporting import views
+from explorer.reporting import figures
+from explorer.reporting.figures import div
+
+
+def provenance_header(embedding: PositionEmbedding, summary: dict[str, float], extra: dict[str, str] | None = None) -> Any:
+    """A table of where the matrix came from and a few summary numbers; every string is escaped."""
+    info = embedding.provenance()
+    rows = [
+        ("provider", info["provider"]),
+        ("source", info["source"]),
+        ("kind", info["kind"]),
+        ("shape", f"{embedding.positions} {'positions' if embedding.rows is None else 'rows'} \u00d7 "
+                  f"{embedding.dim} dimensions"),
+        ("rows", None if embedding.rows is None else
+         f"{embedding.rows.name}, {embedding.rows.labels[0]} (row 0) to {embedding.rows.labels[-1]}"),
+        ("stored dtype", info["dtype"]),
+        ("offset rows dropped", info["offset"]),
+        ("tensor", info["tensor"]),
+        ("revision", info["revision"]),
+        ("parameters", ", ".join(f"{k}={v}" for k, v in info["params"].items())),
+        ("note", info["description"]),
+        ("values", f"{summary['value_min']:.4g} .. {summary['value_max']:.4g} "
+                   f"(mean {summary['value_mean']:.3g}, std {summary['value_std']:.3g})"),
+        ("row norm |p_i|", f"mean {summary['row_norm_mean']:.4g}, min {summary['row_norm_min']:.4g}, "
+                           f"max {summary['row_norm_max']:.4g}"),
+        ("mean cos(p_i, p_i+1)", f"{summary['neighbour_cosine_mean']:.4f}"),
+        *(extra or {}).items(),
+    ]
+    cells = "".join(
+        f"<tr><th style='text-align:left;padding-right:1em;font-weight:600;white-space:nowrap;vertical-align:top'>{html.escape(str(k))}</th>"
+        f"<td>{html.escape(str(v))}</td></tr>"
+        for k, v in rows
+        if v not in (None, "")
+    )
+    return div(
+        f"<h2 style='margin-bottom:0.3em'>{html.escape(embedding.label)}</h2><table>{cells}</table>",
+        name="provenance",
+        sizing_mode="stretch_width",
+    )
 
 
 def build(context: SectionContext):
@@ -20,12 +62,12 @@ def build(context: SectionContext):
         height, width = context.embedding.grid
         extra["patch grid"] = f"{height} x {width} (position r * {width} + c is row r, column c)"
     if "translation_invariance" in results:
-        extra["translation invariance"] = views.fmt(results["translation_invariance"], ".4f")
+        extra["translation invariance"] = figures.fmt(results["translation_invariance"], ".4f")
     if "spectrum" in results:
-        extra["effective rank"] = views.fmt(results["spectrum"].effective_rank, ".1f")
+        extra["effective rank"] = figures.fmt(results["spectrum"].effective_rank, ".1f")
     if "pca" in results:
-        extra["|mean position vector|"] = views.fmt(results["pca"].mean_norm, ".4g")
-    return views.provenance_header(context.embedding, results["summary"], extra)
+        extra["|mean position vector|"] = figures.fmt(results["pca"].mean_norm, ".4g")
+    return provenance_header(context.embedding, results["summary"], extra)
 
 
 SECTION = Section("provenance", None, build, order=10, terms=("absolute", "relative"))
