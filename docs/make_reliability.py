@@ -1,7 +1,7 @@
 """Write docs/reliability.md from the test tables: ``python docs/make_reliability.py``.
 
 The rows come from ``CASES`` and ``INTERRUPT_COMMANDS`` in tests/test_bad_input.py, ``NETWORK_CASES`` in
-tests/test_network_faults.py, ``REFUSED`` in tests/test_hostile_output.py, ``SIGNALS`` in tests/test_signals.py
+tests/test_network_faults.py, the test names of tests/providers/test_real_hub.py and test_missing_shards.py, ``REFUSED`` in tests/test_hostile_output.py, ``SIGNALS`` in tests/test_signals.py
 and the test names of tests/test_security.py, tests/test_hostile_output.py, tests/test_signals.py and
 tests/test_properties.py,
 so the document says exactly what the tests try. ``tests/test_bad_input.py::test_reliability_doc_is_current``
@@ -42,6 +42,12 @@ def _case_section(heading: str, intro: list[str], rows: list[str], test_file: st
            "| case | what was tried | exit | the error line holds |", "|---|---|---|---|", *rows]
     out += ["", "Also tried (each a test):", ""]
     return out + [f"- `{name}`" for name in _test_names(test_file) if name != table_test]
+
+
+def _listed(heading: str, intro: list[str], test_file: str) -> list[str]:
+    """A section: its heading, its text and the tests of its file, one a line."""
+    return [f"## {heading} (`tests/{test_file}`)", "", *intro, "",
+            *[f"- `{name}`" for name in _test_names(test_file)]]
 
 
 def _hostile_output_and_signals() -> list[str]:
@@ -188,6 +194,16 @@ def render() -> str:
         "`POSEMBED_MAX_DOWNLOAD_MB` (default: an eighth of the available memory, at most 512 MB).",
         "",
     ]
+    out += _listed("A hub that answers as huggingface.co does", [
+        "`RealHub` redirects small files (307) to `/api/resolve-cache/` and weights (302) to a signed URL on",
+        "another host that answers ranges with 206; it rate-limits with `RateLimit` headers and explains errors in",
+        "`X-Error-Message`; `Mirror` 308s to it. docs/architecture.md compares posembed with huggingface_hub",
+        "need by need.",
+    ], "providers/test_real_hub.py")
+    out += _listed("Half-uploaded models", [
+        "An index naming a shard that is not there, locally or on the hub, `.safetensors` or `.bin`: one line",
+        "naming the index and the shard.",
+    ], "providers/test_missing_shards.py")
     out += _hostile_files()
     out += [
         "## Security (`tests/test_security.py`)",

@@ -41,7 +41,7 @@ TESTS = DOCS.parent / "tests"
 def load_gpt2(path: Path):
     """GPT-2's learned table, through the ``file`` provider if it exists."""
     import explorer
-    from explorer.plugins.manager import get_registry
+    from explorer.plugins.registry import get_registry
 
     registry = get_registry()
     if "file" in [p.name for p in registry]:

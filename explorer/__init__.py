@@ -42,7 +42,7 @@ _LAZY = {
     "StoredTensor": "explorer.api",
 }
 
-__all__ = ["API_VERSION", "Analysis", "Param", "PosembedError", "Provider", "Results", "Section", "SectionContext", "TableContext",
+__all__ = ["API_VERSION", "Analysis", "Param", "PosembedError", "Provider", "Results", "Section", "SectionContext",
            "__version__", "hookimpl", *_LAZY]
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Sequence
 
 from explorer.errors import EmbeddingError, OutputError, ProviderError
 from explorer.loading.load import DEFAULT_SPEC, load
-from explorer.plugins.manager import Registry, get_registry
+from explorer.plugins.registry import Registry, get_registry
 from explorer.runtime import console
 
 if TYPE_CHECKING:
@@ -19,8 +19,7 @@ if TYPE_CHECKING:
     from explorer.core.embedding import PositionEmbedding
     from explorer.plugins.units import Results
 
-#: The matrix heatmap's colour scales (``explorer.reporting.views.matrix_scale``).
-SCALES = ("auto", "linear", "symlog")
+from explorer.core.choices import PROBE_PROTOCOL, SCALES
 #: This many tables or more make an atlas page (``explorer/reporting/sections/atlas.py``).
 ATLAS_TABLES = 3
 #: An atlas's default display resolution: every table's full sections are in the one file (12 tables of
@@ -72,6 +71,13 @@ def read_tensor(path: str | Path, key: str | None = None) -> StoredTensor:
         return StoredTensor(np.ascontiguousarray(array, dtype=np.float32), str(dtype))
 
 
+def _options(probe_protocol: str) -> dict[str, Any]:
+    """The settings every analysis of a run reads (``TableContext.options``), checked (``OutputError``)."""
+    from explorer.analysis.probes import check_protocol
+
+    return {"probe_protocol": check_protocol(probe_protocol)}
+
+
 def _resolution(resolution: int | None) -> int:
     from explorer.analysis import RESOLUTION, check_resolution
 
@@ -79,7 +85,7 @@ def _resolution(resolution: int | None) -> int:
 
 
 def analyze(embedding: PositionEmbedding, resolution: int | None = None, registry: Registry | None = None,
-            progress: Callable[[str], None] | None = None, probe_protocol: str = "ridge") -> Results:
+            progress: Callable[[str], None] | None = None, probe_protocol: str = PROBE_PROTOCOL) -> Results:
     """Every registered analysis of one table (built-ins and plugins'), by name; see ``explorer.analysis``.
 
     ``progress(name)`` is called before each analysis runs (default: a status line on a terminal's stderr).
@@ -87,11 +93,11 @@ def analyze(embedding: PositionEmbedding, resolution: int | None = None, registr
     """
     from explorer import analysis
 
-    analyses = (registry or get_registry()).analyses
+    analyses = (get_registry() if registry is None else registry).analyses
     if progress is None:
         progress = lambda name: console.step(f"analysing {embedding.label}: {name}")  # noqa: E731
     return analysis.analyze(embedding.matrix, _resolution(resolution), analyses=analyses, term=embedding.term,
-                            embedding=embedding, progress=progress, probe_protocol=probe_protocol)
+                            embedding=embedding, progress=progress, options=_options(probe_protocol))
 
 
 def compare(a: PositionEmbedding, b: PositionEmbedding, resolution: int | None = None,
@@ -108,17 +114,17 @@ def compare(a: PositionEmbedding, b: PositionEmbedding, resolution: int | None =
     if a.term != b.term or getattr(a, "rows", None) != getattr(b, "rows", None):
         return Results({}, {})
 
-    analyses = (registry or get_registry()).analyses
+    analyses = (get_registry() if registry is None else registry).analyses
     return analysis.analyze_pair(a.matrix, b.matrix, _resolution(resolution), analyses=analyses, term=a.term,
                                  embeddings=(a, b),
                                  progress=lambda name: console.step(f"comparing {a.label} and {b.label}: {name}"))
 
 
 def analyze_all(items: Sequence[PositionEmbedding], resolution: int | None = None,
-                registry: Registry | None = None, probe_protocol: str = "ridge",
+                registry: Registry | None = None, probe_protocol: str = PROBE_PROTOCOL,
                 ) -> tuple[list[Results], list[tuple[int, int, Results]]]:
     """Every table's results and every pair's (``(i, j, results)`` for i < j): what a report shows."""
-    registry = registry or get_registry()
+    registry = get_registry() if registry is None else registry
     results = [analyze(e, resolution, registry, probe_protocol=probe_protocol) for e in items]
     pairs = [(i, j, compare(items[i], items[j], resolution, registry))
              for i in range(len(items)) for j in range(i + 1, len(items))]
@@ -148,7 +154,7 @@ def check_scale(scale: str = "auto", vmax: float | None = None) -> None:
 
 def document(embeddings: PositionEmbedding | Sequence[PositionEmbedding], *, title: str | None = None,
              resolution: int | None = None, registry: Registry | None = None, shared_scale: bool = False,
-             scale: str = "auto", vmax: float | None = None, probe_protocol: str = "ridge"):
+             scale: str = "auto", vmax: float | None = None, probe_protocol: str = PROBE_PROTOCOL):
     """The report as a Bokeh ``Document`` (analyses, then every registered section), for embedding elsewhere.
 
     The matrix colour scale: each table its own (``shared_scale=True``: one for all), ``scale`` ``auto``
@@ -156,12 +162,10 @@ def document(embeddings: PositionEmbedding | Sequence[PositionEmbedding], *, tit
     Three or more tables make an atlas, whose default resolution is ``ATLAS_RESOLUTION`` (docs/report.md).
     ``probe_protocol``: ``ridge`` or ``wang-chen`` (docs/analyses.md).
     """
-    from explorer.analysis.probes import check_protocol
-
     check_scale(scale, vmax)  # before any work
-    check_protocol(probe_protocol)
+    _options(probe_protocol)
     items = _tables(embeddings, "a report")
-    registry = registry or get_registry()
+    registry = get_registry() if registry is None else registry
     if resolution is None and len(items) >= ATLAS_TABLES:
         resolution = ATLAS_RESOLUTION
     results, pairs = analyze_all(items, resolution, registry, probe_protocol)
@@ -183,7 +187,7 @@ def report(
     shared_scale: bool = False,
     scale: str = "auto",
     vmax: float | None = None,
-    probe_protocol: str = "ridge",
+    probe_protocol: str = PROBE_PROTOCOL,
 ) -> str:
     """Build the standalone HTML report for one table (or several side by side).
 
@@ -216,7 +220,7 @@ def show(
     shared_scale: bool = False,
     scale: str = "auto",
     vmax: float | None = None,
-    probe_protocol: str = "ridge",
+    probe_protocol: str = PROBE_PROTOCOL,
 ) -> None:
     """Show the report inline in Jupyter, through Bokeh's public notebook API (``output_notebook`` + ``show``).
 

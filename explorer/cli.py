@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from explorer import __version__
+from explorer.core.choices import PROBE_PROTOCOL, PROBE_PROTOCOLS, SCALES
 from explorer.errors import PosembedError, PosembedWarning
 from explorer.runtime import console
 from explorer.runtime.console import one_line, warnings_as_lines
@@ -85,21 +86,16 @@ def cli(ctx: click.Context, debug: bool, quiet: bool) -> None:
     e.g. sinusoidal,positions=2048,dim=512. See `posembed providers`.
     """
     if debug:  # a plugin's failing analysis or section then raises with its traceback instead of a warning
-        import os
+        from explorer.plugins.units import plugin_errors_raise
 
-        from explorer.plugins.units import DEBUG_ENV
-
-        before = os.environ.get(DEBUG_ENV)
-        os.environ[DEBUG_ENV] = "1"
-        ctx.call_on_close(lambda: os.environ.__setitem__(DEBUG_ENV, before) if before is not None
-                          else os.environ.pop(DEBUG_ENV, None))
+        ctx.with_resource(plugin_errors_raise())
     if quiet:
         previous = console.set_quiet(True)
         ctx.call_on_close(lambda: console.restore(previous))
 
 
 def _registry():
-    from explorer.plugins.manager import get_registry
+    from explorer.plugins.registry import get_registry
 
     return get_registry()
 
@@ -178,16 +174,18 @@ def plugins(as_json: bool) -> None:
     POSEMBED_LOAD_PLUGINS=a,b loads only those installed plugins ('' loads none);
     POSEMBED_TRACE_PLUGINS=1 prints each plugin load and hook call with its duration.
     """
-    from explorer.plugins.manager import describe_plugins, get_registry
+    from explorer.plugins.describe import describe_plugins
+    from explorer.plugins.manager import get_plugin_manager
+    from explorer.plugins.registry import Registry
 
-    registry = get_registry()
-    registry.load_all()  # every installed plugin, and the index rebuilt
+    registry = Registry(get_plugin_manager(warn=False))  # each plugin's failures are listed below, not warned too
     rows = describe_plugins(registry.pm, registry)
     if as_json:
         _echo_json(rows)
         return
     for row in rows:
-        origin = " ".join(filter(None, (row["distribution"], row["version"]))) or "unknown distribution"
+        origin = (" ".join(filter(None, (row["distribution"], row["version"]))) or row["module"]
+                  or "unknown distribution")
         click.echo(f"{click.style(row['name'], bold=True)}  {origin}{'  (built-in)' if row['builtin'] else ''}")
         if row["state"] == "excluded":
             click.echo("    excluded by POSEMBED_LOAD_PLUGINS")
@@ -239,7 +237,7 @@ _KEEP_GOING_OPTION = click.option(
     "--keep-going", is_flag=True,
     help="Leave out a spec that fails to load (named in one line) instead of stopping before writing anything.")
 _PROTOCOL_OPTION = click.option(
-    "--probe-protocol", type=click.Choice(["ridge", "wang-chen"]), default="ridge", show_default=True,
+    "--probe-protocol", type=click.Choice(PROBE_PROTOCOLS), default=PROBE_PROTOCOL, show_default=True,
     help="The probes: ridge (the project's, every row) or wang-chen (Wang & Chen 2020's code: least squares, "
          "512 rows, logistic regression on position pairs); docs/analyses.md.")
 
@@ -270,7 +268,7 @@ def _load_requests(requests, registry, keep_going: bool) -> tuple[list, tuple[st
               help="Display resolution: images are at most this many pixels a side [default: 1024].")
 @click.option("--shared-scale", is_flag=True,
               help="One colour scale for every table's matrix (to compare magnitudes); default: each its own.")
-@click.option("--scale", type=click.Choice(["auto", "linear", "symlog"]), default="auto", show_default=True,
+@click.option("--scale", type=click.Choice(SCALES), default="auto", show_default=True,
               help="The matrix colour scale: auto is symlog for heavy-tailed tables, else linear.")
 @click.option("--vmax", type=click.FloatRange(min=0, min_open=True), default=None,
               help="End of the matrix colour range, e.g. --scale linear --vmax 0.2 [default: from the data].")
@@ -330,11 +328,6 @@ def _size(embedding: Any) -> str:
     return f"{embedding.positions} x {embedding.dim}"
 
 
-def _finite_or_none(values: dict[str, float]) -> dict[str, float | None]:
-    """NaN and Inf have no JSON spelling: they become null."""
-    return {k: (v if v == v and abs(v) != float("inf") else None) for k, v in values.items()}
-
-
 @cli.command()
 @click.argument("specs", nargs=-1, metavar="SPEC...")
 @click.option("--json", "as_json", is_flag=True, help="Print every scalar result as JSON.")
@@ -353,11 +346,8 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
     positions they have in common. A revision series ('hf:ORG/NAME,revision=a|b') and
     --specs FILE work as for report. Formulas: docs/analyses.md.
     """
-    import io
-
-    import numpy as np
-
     from explorer.api import analyze_all
+    from explorer.export import analysis_json, analysis_npz
     from explorer.loading.series import requests_of
     from explorer.runtime.output import STDOUT, check_writable, write_atomic
 
@@ -373,26 +363,9 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
         embeddings, specs = _load_requests(requests, registry, keep_going)
     with console.stage("analysing " + ", ".join(_size(e) for e in embeddings)):
         results, pairs = analyze_all(embeddings, resolution, registry, probe_protocol)
-    data = {
-        "tables": [
-            {"spec": spec, "label": e.label, "term": e.term, "shape": list(e.shape),
-             "rows": e.rows.as_dict() if getattr(e, "rows", None) is not None else None,
-             "scalars": _finite_or_none(r.scalars())}
-            for spec, e, r in zip(specs, embeddings, results)
-        ],
-        "comparisons": [
-            {"a": specs[i], "b": specs[j], "scalars": _finite_or_none(c.scalars())} for i, j, c in pairs
-        ],
-    }
+    data = analysis_json(specs, embeddings, results, pairs)
     if npz is not None:
-        saved = {}
-        for k, r in enumerate(results):
-            saved.update(r.arrays(prefix=f"{k}."))
-        for i, j, c in pairs:
-            saved.update(c.arrays(prefix=f"{i}-{j}."))
-        buffer = io.BytesIO()
-        np.savez(buffer, **saved)
-        write_atomic(npz, buffer.getvalue(), _spec_values(specs))
+        write_atomic(npz, analysis_npz(results, pairs), _spec_values(specs))
         if npz == STDOUT:  # standard output carries the binary .npz alone
             return
     if as_json:
@@ -448,16 +421,16 @@ def main() -> None:
     guard_standard_streams()
     library_lines_off()
 
-    # One BLAS thread unless the user chose otherwise: the analyses are mostly FFT- and memory-bound, so a
-    # second thread gains little, while on a shared machine a descheduled BLAS thread stalls the other for
-    # seconds (131,072 x 128: 8.5-9.5 s with one thread, up to 37 s with two; docs/performance.md).
+    # Kept for what users see, measured by benchmarks/process_settings.py (2 busy cores, medians of 5-7 runs).
+    # One BLAS thread unless the user chose otherwise: the analyses are
+    # mostly FFT- and memory-bound, and a descheduled second BLAS thread stalls the first; `posembed analyze
+    # sinusoidal,positions=65536,dim=128` took 24 s (4.4 s CPU) with one thread, 59 s (12.4 s CPU) with two.
     # Set before numpy is first imported, which is the only time OpenBLAS reads it.
     if not any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")):
         os.environ["OPENBLAS_NUM_THREADS"] = "1"
-    # A short-lived process (as mypy does): the cyclic garbage collector runs rarely, not every 700 allocations,
-    # and skips its final pass over the whole heap at exit. After a report about 150,000 objects are tracked and
-    # only about 14,000 are garbage in cycles; the final pass alone took 0.19 s, 0.02 s once the heap is frozen
-    # (docs/performance.md).
+    # A short-lived process (as mypy does): the cyclic garbage collector runs rarely, and the heap is frozen
+    # before exit so the final collection skips it. `posembed report` (the default table) took 2.3 s CPU with
+    # these two calls, 2.8 s without.
     gc.set_threshold(200_000, 50, 50)
     try:
         cli(prog_name="posembed")

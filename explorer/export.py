@@ -1,4 +1,5 @@
-"""Writing a table out for other tools: ``.npy``, ``.safetensors`` (provenance in the metadata) or ``.csv``.
+"""Writing a table out for other tools: ``.npy``, ``.safetensors`` (provenance in the metadata) or ``.csv``; and
+the results of ``posembed analyze`` as JSON (``analysis_json``) and ``.npz`` (``analysis_npz``).
 
 A relative term is written as its heads x distances values (``.csv``: one row per distance, one column per head).
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Sequence
 
 from explorer.errors import OutputError
 from explorer.runtime.console import utf8_text
@@ -19,6 +20,7 @@ from explorer.runtime.output import STDOUT, write_atomic
 
 if TYPE_CHECKING:
     from explorer.core.embedding import PositionEmbedding
+    from explorer.plugins.units import Results
 
 FORMATS = ("npy", "safetensors", "csv")
 #: The tensor name of the table in exported safetensors files.
@@ -123,3 +125,40 @@ def export(embedding: PositionEmbedding, path: str | Path, fmt: str | None = Non
     fmt = format_for(path, fmt)
     write_atomic(path, encode(embedding, fmt), inputs=embedding.inputs())
     return fmt
+
+
+def _finite_or_none(values: dict[str, float]) -> dict[str, float | None]:
+    """NaN and Inf have no JSON spelling: they become null."""
+    return {k: (v if v == v and abs(v) != float("inf") else None) for k, v in values.items()}
+
+
+def analysis_json(specs: Sequence[str], embeddings: Sequence[Any], results: Sequence[Results],
+                  pairs: Sequence[tuple[int, int, Results]]) -> dict[str, Any]:
+    """What ``posembed analyze --json`` prints: each table's spec, label, shape, rows and scalars, and each pair's
+    scalars (NaN and Inf as null)."""
+    return {
+        "tables": [
+            {"spec": spec, "label": e.label, "term": e.term, "shape": list(e.shape),
+             "rows": e.rows.as_dict() if getattr(e, "rows", None) is not None else None,
+             "scalars": _finite_or_none(r.scalars())}
+            for spec, e, r in zip(specs, embeddings, results)
+        ],
+        "comparisons": [
+            {"a": specs[i], "b": specs[j], "scalars": _finite_or_none(c.scalars())} for i, j, c in pairs
+        ],
+    }
+
+
+def analysis_npz(results: Sequence[Results], pairs: Sequence[tuple[int, int, Results]]) -> bytes:
+    """What ``posembed analyze --npz`` writes: every declared array, keyed ``k.analysis.field`` for table ``k`` and
+    ``i-j.analysis.field`` for a pair."""
+    import numpy as np
+
+    saved = {}
+    for k, r in enumerate(results):
+        saved.update(r.arrays(prefix=f"{k}."))
+    for i, j, c in pairs:
+        saved.update(c.arrays(prefix=f"{i}-{j}."))
+    buffer = io.BytesIO()
+    np.savez(buffer, **saved)
+    return buffer.getvalue()

@@ -3,11 +3,12 @@
 - ``registry_with(plugin, ...)``: the built-ins plus your plugin module, registered exactly as an installed entry
   point is (the same checks, the same warnings), without installing anything; pass it as ``registry=`` to
   ``explorer.load``, ``analyze`` or ``report``. ``load(spec, plugin)`` is the one-line version.
+- ``providing(provider, ...)``: a plugin module made in memory that registers those providers (to fake a table).
 - ``installed(plugin)``: your plugin looks installed (an entry point of group ``posembed`` in a distribution of its
   own, written to a temporary folder on ``sys.path``) for as long as the ``with`` lasts, so the command line and
   ``explorer.load`` find it the way they would after ``pip install``.
-- ``check_fast_start("your_module")``: in a fresh interpreter, imports your plugin and registers it as
-  ``posembed providers`` does; raises ``AssertionError`` if that imported torch, transformers or bokeh, or took
+- ``check_fast_start("your_module")``: in a fresh interpreter, imports your plugin and registers it, running
+  every hook it implements (providers, analyses, sections); raises ``AssertionError`` if that imported torch, transformers or bokeh, or took
   longer than the slow-import warning's threshold.
 
 This module imports nothing heavy and nothing from pytest.
@@ -26,7 +27,7 @@ import types
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterator
 
-from explorer.plugins import manager as plugins
+from explorer.plugins import manager, registry, selection
 
 if TYPE_CHECKING:
     from explorer.core.embedding import PositionEmbedding
@@ -39,17 +40,33 @@ def _name_of(plugin: Any) -> str:
     return getattr(plugin, "__name__", None) or type(plugin).__name__
 
 
-def registry_with(*plugin_objects: Any, name: str | None = None) -> plugins.Registry:
+def registry_with(*plugin_objects: Any, name: str | None = None) -> registry.Registry:
     """A registry of the built-ins plus ``plugin_objects`` (modules, or objects with ``@hookimpl`` methods), each
     registered as an installed plugin is, under ``name`` (one plugin) or its ``__name__``; no installed plugin is
     imported."""
     if name is not None and len(plugin_objects) != 1:
         raise TypeError("name= names one plugin")
-    pm = plugins.PluginManager.with_builtins()
-    for position, plugin in enumerate(plugin_objects):
+    pm = manager.PluginManager.with_builtins()
+    for plugin in plugin_objects:
         plugin_name = name or _name_of(plugin)
-        plugins.register_plugin(pm, plugin, plugins.PluginInfo(plugin_name, module=_name_of(plugin)), (1, position))
-    return plugins.get_registry(pm)
+        manager.register_plugin(pm, plugin, manager.PluginInfo(plugin_name, module=_name_of(plugin)))
+    return registry.Registry(pm)
+
+
+def providing(*providers: Any, name: str = "posembed_test_providers") -> types.ModuleType:
+    """A plugin module (made in memory) whose ``register_providers`` registers ``providers``: give it to
+    ``registry_with``, ``load`` or ``installed`` to fake a provider without patching posembed."""
+    from explorer.plugins.hookspecs import hookimpl
+
+    module = types.ModuleType(name)
+
+    @hookimpl
+    def register_providers(register: Any) -> None:
+        for provider in providers:
+            register(provider)
+
+    module.register_providers = register_providers  # type: ignore[attr-defined]
+    return module
 
 
 def load(spec: str, *plugin_objects: Any, **params: Any) -> "PositionEmbedding":
@@ -78,13 +95,13 @@ def installed(plugin: types.ModuleType | str, name: str | None = None, distribut
     with open(os.path.join(info, "METADATA"), "w", encoding="utf-8") as handle:
         handle.write(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: {version}\n")
     with open(os.path.join(info, "entry_points.txt"), "w", encoding="utf-8") as handle:
-        handle.write(f"[{plugins.ENTRY_POINT_GROUP}]\n{ep_name} = {module_name}\n")
+        handle.write(f"[{selection.ENTRY_POINT_GROUP}]\n{ep_name} = {module_name}\n")
     added = not isinstance(plugin, str) and sys.modules.get(module_name) is not plugin
     previous = sys.modules.get(module_name)
     if added:
         sys.modules[module_name] = plugin  # type: ignore[assignment]
     sys.path.append(folder)
-    plugins.reset()
+    registry.reset()
     try:
         yield ep_name
     finally:
@@ -94,7 +111,7 @@ def installed(plugin: types.ModuleType | str, name: str | None = None, distribut
                 sys.modules.pop(module_name, None)
             else:
                 sys.modules[module_name] = previous
-        plugins.reset()
+        registry.reset()
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -105,24 +122,29 @@ started = time.perf_counter()
 import importlib
 module = importlib.import_module(sys.argv[1])
 seconds = time.perf_counter() - started
-from explorer.testing import registry_with
+from explorer.plugins.manager import PluginInfo, PluginManager, register_plugin
+from explorer.plugins.registry import Registry
 with warnings.catch_warnings(record=True) as caught:
-    registry = registry_with(module)
+    pm = PluginManager()  # the plugin alone: the built-in sections would import Bokeh themselves
+    register_plugin(pm, module, PluginInfo(sys.argv[1], module=sys.argv[1]))
+    registry = Registry(pm)  # every hook runs: providers now, analyses and sections when asked
     providers = sorted(registry.providers)
+    analyses, sections = [a.name for a in registry.analyses], [s.name for s in registry.sections]
 print(json.dumps({"seconds": seconds, "modules": sorted(sys.modules), "providers": providers,
-                  "warnings": [str(w.message) for w in caught]}))
+                  "analyses": analyses, "sections": sections, "warnings": [str(w.message) for w in caught]}))
 """
 
 
 def check_fast_start(module: str, heavy: tuple[str, ...] = HEAVY, max_seconds: float | None = None,
                      timeout: float = 120) -> dict[str, Any]:
-    """Import plugin ``module`` and register it as ``posembed providers`` does, in a fresh interpreter with this
-    one's ``sys.path``; return what happened (``seconds``, ``providers``, ``warnings``, ``modules``).
+    """Import plugin ``module`` and register it, running every hook it implements (``register_providers``,
+    ``register_analyses``, ``register_sections``), in a fresh interpreter with this one's ``sys.path``; return what
+    happened (``seconds``, ``providers``, ``analyses``, ``sections``, ``warnings``, ``modules``).
 
     Raises ``AssertionError`` naming the modules of ``heavy`` that were imported, a warning posembed gave about the
     plugin, or an import slower than ``max_seconds`` (default: the slow-import warning's threshold).
     """
-    limit = plugins.SLOW_IMPORT_SECONDS if max_seconds is None else max_seconds
+    limit = manager.SLOW_IMPORT_SECONDS if max_seconds is None else max_seconds
     path = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [path, os.environ.get("PYTHONPATH")]))}
     done = subprocess.run([sys.executable, "-c", _FAST_START, module], capture_output=True, text=True,

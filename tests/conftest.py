@@ -17,11 +17,9 @@ GPT2_WPE = SHARED_DATA / "gpt2-small-wpe.npy"
 @pytest.fixture(autouse=True)
 def fresh_plugin_registry(monkeypatch, tmp_path_factory):
     """Each test starts from a fresh process registry (``explorer.plugins.reset``), since tests fake, exclude and
-    add plugins; the plugin index of in-process runs lives in a temporary folder, not the user's cache."""
-    from explorer.plugins import manager as plugins
+    add plugins."""
+    from explorer.plugins import registry as plugins
 
-    folder = tmp_path_factory.getbasetemp() / "plugin-index"
-    monkeypatch.setattr(plugins, "index_path", lambda: folder / "index.json")
     plugins.reset()
     yield
     plugins.reset()
@@ -40,7 +38,8 @@ def gpt2_wpe():
 @pytest.fixture
 def builtin_registry(monkeypatch):
     """A registry with the built-in providers only (no installed third-party plugins)."""
-    from explorer.plugins.manager import get_plugin_manager, get_registry
+    from explorer.plugins.manager import get_plugin_manager
+    from explorer.plugins.registry import get_registry
 
     monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
     return get_registry(get_plugin_manager())
@@ -190,9 +189,9 @@ def entry_points(monkeypatch):
         else:
             installed.extend(FakeDistribution(dist, version, {ep_name: value}).entry_points)
 
-    monkeypatch.setattr("explorer.plugins.manager.metadata.entry_points",
+    monkeypatch.setattr("explorer.plugins.selection.metadata.entry_points",
                         lambda group: [ep for ep in installed if ep.group == group])
-    from explorer.plugins import manager as plugins
+    from explorer.plugins import registry as plugins
 
     plugins.reset()  # the process's registry must see these entry points, not the installed ones
     monkeypatch.delenv("POSEMBED_LOAD_PLUGINS", raising=False)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from explorer.plugins.manager import get_plugin_manager, get_registry
+from explorer.plugins.manager import get_plugin_manager
+from explorer.plugins.registry import get_registry
 
 REPO = Path(__file__).resolve().parents[1]
 HOOKS_DOC = REPO / "docs" / "hooks.md"
@@ -85,3 +86,16 @@ def test_every_hook_has_a_test_implementing_it(hook):
     implementations = [path for path in (REPO / "tests").glob("test_*.py")
                        if path.name != Path(__file__).name and f"def {hook}(" in path.read_text(encoding="utf-8")]
     assert implementations, f"no test implements {hook}"
+
+
+def test_the_tables_of_builtin_analyses_and_sections_are_generated_from_the_registry():
+    from modules import by_path
+
+    text = HOOKS_DOC.read_text(encoding="utf-8")
+    generator = by_path(REPO / "docs" / "make_unit_tables.py", "make_unit_tables")
+    assert generator.render(text) == text, "docs/hooks.md is stale: run python docs/make_unit_tables.py"
+    registry = get_registry(get_plugin_manager(load_entrypoints=False))
+    for section in registry.sections:
+        assert f"| {section.order:g} | `{section.name}` |" in text
+    for analysis in registry.analyses:
+        assert f"| {analysis.order:g} | `{analysis.name}` |" in text

@@ -69,8 +69,15 @@ def test_stdout_needs_a_format(run):
     (["-o", "/nonexistent-folder/t.npy"], "folder '/nonexistent-folder' does not exist"),
 ])
 def test_bad_outputs_fail_in_one_line_before_loading(run, args, message, monkeypatch):
-    monkeypatch.setattr("explorer.api.load", lambda *a, **k: pytest.fail("loaded before checking the output"))
-    result = run("export", SPEC, *args)
+    from explorer import Provider
+    from explorer.testing import installed, providing
+
+    def load():
+        pytest.fail("loaded before checking the output")
+
+    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "never")
+    with installed(providing(Provider("never", "fails the test when loaded", load)), name="never"):
+        result = run("export", "never", *args)
     assert result.exit_code == 1
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("posembed: error: ") and message in line

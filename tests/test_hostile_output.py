@@ -36,7 +36,7 @@ from modules import by_path
 
 from explorer.core.embedding import PositionEmbedding
 from explorer.errors import SpecError
-from explorer.plugins.manager import Registry
+from explorer.plugins.registry import Registry
 from explorer.plugins.provider import Param, Provider
 from explorer.runtime.console import one_line
 from explorer.runtime.output import check_writable
@@ -337,10 +337,11 @@ def test_library_warnings_and_log_records_become_posembed_warnings(monkeypatch):
         logging.getLogger("somelibrary").warning("retrying \x1b[31min 1s")
         return PositionEmbedding(np.ones((n, 2), np.float32) + np.arange(n)[:, None], provider="noisy", source="x")
 
-    registry = Registry()
-    registry.add(Provider("noisy", "warns", load, (Param("n", int, 4),)), "tests")
-    monkeypatch.setattr("explorer.cli._registry", lambda: registry)
-    result = run(["info", "noisy"])
+    from explorer.testing import installed, providing
+
+    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "noisy")
+    with installed(providing(Provider("noisy", "warns", load, (Param("n", int, 4),)), name="posembed_noisy")):
+        result = run(["info", "noisy"])
     assert result.exit_code == 0, result.stderr
     assert result.stderr.splitlines() == ["posembed: warning: raw library\\nwarning",
                                           "posembed: warning: retrying \\x1b[31min 1s"]

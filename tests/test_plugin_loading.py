@@ -1,5 +1,6 @@
-"""Plugins are imported only when needed, through an index kept in posembed's cache; ``posembed plugins`` says
-what happened to each; ``POSEMBED_LOAD_PLUGINS`` is matched as documented and named in errors."""
+"""Plugins are imported when the registry is built, as llm and datasette do: no index, one way. A plugin that
+fails to import is named on every run; ``posembed plugins`` says what happened to each; ``POSEMBED_LOAD_PLUGINS``
+is matched as documented and named in errors."""
 
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ from click.testing import CliRunner
 import explorer
 from explorer.cli import cli
 from explorer.errors import PosembedWarning, SpecError
-from explorer.plugins import manager as plugins
+from explorer.plugins import manager
+from explorer.plugins import registry as plugins
 from explorer.testing import installed
 
 PLUGIN = '''\
 import time
 time.sleep({sleep})
+{broken}
 from explorer import Analysis, Provider, hookimpl
 
 CALLS = []
@@ -40,32 +43,19 @@ def register_providers(register):
         register(Provider(name, "a test table", _load))
 '''
 
-ANALYSES = '''
-
-@hookimpl
-def register_analyses(register):
-    register(Analysis("{name}", "a test analysis", run=lambda context: 1.0))
-'''
-
 
 @pytest.fixture
 def plugin_file(tmp_path, monkeypatch):
     """Write a plugin module on sys.path; returns its (unique) module name."""
     monkeypatch.syspath_prepend(str(tmp_path))
 
-    def write(providers=(), analysis=None, sleep=0.0):
+    def write(providers=(), sleep=0.0, broken=""):
         module = f"posembed_test_{uuid.uuid4().hex[:10]}"
-        code = PLUGIN.format(sleep=sleep, providers=tuple(providers))
-        if analysis:
-            code += ANALYSES.format(name=analysis)
+        code = PLUGIN.format(sleep=sleep, providers=tuple(providers), broken=broken)
         (tmp_path / f"{module}.py").write_text(code, encoding="utf-8")
         monkeypatch.delitem(sys.modules, module, raising=False)  # forgotten after the test
         return module
     yield write
-
-
-def imported(module: str) -> bool:
-    return module in sys.modules
 
 
 def forget(*modules: str) -> None:
@@ -79,114 +69,56 @@ def posembed(*args):
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
-def test_a_spec_naming_a_builtin_provider_imports_no_plugin(plugin_file):
-    module = plugin_file(["alpha-table"])
-    with installed(module, name="alpha"):
-        assert posembed("providers").exit_code == 0  # every plugin, and the index written
-        forget(module)
-        assert explorer.load("sinusoidal,positions=8,dim=4").shape == (8, 4)
-        result = posembed("info", "sinusoidal,positions=8,dim=4")
-        assert result.exit_code == 0 and result.stderr == ""
-        assert not imported(module)
-
-
-def test_a_spec_naming_a_plugins_provider_imports_that_plugin_alone(plugin_file):
+def test_building_the_registry_imports_every_allowed_plugin_and_help_imports_none(plugin_file, monkeypatch):
     alpha, beta = plugin_file(["alpha-table"]), plugin_file(["beta-table"])
+    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "alpha,beta")
     with installed(alpha, name="alpha"), installed(beta, name="beta"):
-        assert posembed("plugins").exit_code == 0
-        forget(alpha, beta)
+        assert posembed("--help").exit_code == 0
+        assert alpha not in sys.modules and beta not in sys.modules
         assert explorer.load("beta-table").positions == 4
-        assert imported(beta) and not imported(alpha)
+        assert alpha in sys.modules and beta in sys.modules
 
 
-def test_analyses_import_the_plugins_that_register_analyses_and_no_other(plugin_file):
-    provider_only, with_analysis = plugin_file(["gamma-table"]), plugin_file(analysis="delta_value")
-    with installed(provider_only, name="gamma"), installed(with_analysis, name="delta"):
-        posembed("providers")
-        forget(provider_only, with_analysis)
-        result = posembed("analyze", "sinusoidal,positions=16,dim=4", "--json")
-        assert result.exit_code == 0, result.output
-        assert imported(with_analysis) and not imported(provider_only)
-
-
-def test_without_an_index_every_plugin_is_imported_and_the_index_written(plugin_file):
-    module = plugin_file(["epsilon-table"])
-    with installed(module, name="epsilon", distribution="posembed-epsilon", version="2.1"):
-        plugins.index_path().unlink(missing_ok=True)
-        explorer.load("sinusoidal,positions=8,dim=4")  # a built-in: nothing to import yet
-        assert not imported(module)
-        explorer.analyze(explorer.load("sinusoidal,positions=8,dim=4"))
-        assert imported(module)  # the index did not know it: everything was imported, and the index written
-        data = json.loads(plugins.index_path().read_text(encoding="utf-8"))
-        record = data["entry_points"][f"epsilon={module} [posembed-epsilon]"]
-        assert record["providers"] == ["epsilon-table"] and record["hooks"] == ["register_providers"]
-        assert record["stamp"][:2] == ["posembed-epsilon", "2.1"]
-        assert not list(plugins.index_path().parent.glob("*.part"))  # written atomically
-
-
-def test_an_edited_plugin_module_is_indexed_again(plugin_file, tmp_path):
-    module = plugin_file(["zeta-table"])
-    with installed(module, name="zeta"):
-        posembed("providers")
+def test_a_plugin_that_failed_to_import_is_named_on_every_run_until_it_is_fixed(plugin_file, tmp_path,
+                                                                                 monkeypatch):
+    """The bug of the plugin index: once recorded with no hooks, a broken plugin was skipped silently."""
+    module = plugin_file(["omega-table"], broken="raise RuntimeError('half-installed')")
+    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "omega")  # whatever else is installed cannot warn here
+    with installed(module, name="omega", distribution="posembed-omega", version="0.4"):
+        for command in (["providers"], ["info", "sinusoidal,positions=8,dim=4"],
+                        ["analyze", "sinusoidal,positions=8,dim=4"], ["info", "omega-table"]):
+            forget(module)
+            result = posembed(*command)
+            lines = result.stderr.splitlines()
+            assert lines[0] == ("posembed: warning: plugin 'omega' (posembed-omega 0.4) failed to import and is "
+                                "skipped: RuntimeError: half-installed"), command
+        assert result.exit_code == 2  # the provider's error names the plugin that failed
+        assert "; the plugins omega were skipped (see the warnings above) and may register it" in lines[1]
         path = tmp_path / f"{module}.py"
-        path.write_text(path.read_text(encoding="utf-8").replace("'zeta-table',", "'zeta-table', 'zeta-two'"),
+        path.write_text(path.read_text(encoding="utf-8").replace("raise RuntimeError('half-installed')", ""),
                         encoding="utf-8")
         forget(module)
-        assert explorer.load("zeta-two").positions == 4
-        record = json.loads(plugins.index_path().read_text(encoding="utf-8"))["entry_points"][
-            f"zeta={module} [posembed-zeta]"]
-        assert record["providers"] == ["zeta-table", "zeta-two"]
-
-
-def test_a_provider_the_index_does_not_list_makes_every_plugin_import(plugin_file):
-    module = plugin_file(["eta-table"])
-    with installed(module, name="eta"):
-        posembed("providers")
-        records = json.loads(plugins.index_path().read_text(encoding="utf-8"))
-        for record in records["entry_points"].values():
-            record["providers"] = []  # as if the hook registered its provider only since
-        plugins.index_path().write_text(json.dumps(records), encoding="utf-8")
-        forget(module)
-        assert explorer.load("eta-table").positions == 4
-
-
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "wrong shape"])
-def test_a_corrupt_index_is_rebuilt(plugin_file, damage, monkeypatch):
-    module = plugin_file(["theta-table"])
-    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "theta")  # whatever else is installed cannot warn here
-    with installed(module, name="theta"):
-        posembed("providers")
-        text = plugins.index_path().read_text(encoding="utf-8")
-        broken = {"garbage": "\x00\xff not json", "truncated": text[: len(text) // 2],
-                  "wrong shape": text.replace('"hooks": [', '"hooks": [1, ')}[damage]
-        plugins.index_path().write_text(broken, encoding="utf-8", errors="surrogateescape")
-        forget(module)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            assert explorer.load("theta-table").positions == 4
-        assert json.loads(plugins.index_path().read_text(encoding="utf-8"))["entry_points"]
-
-
-def test_an_unwritable_cache_costs_no_warning_and_no_failure(plugin_file, monkeypatch, tmp_path):
-    module = plugin_file(["iota-table"])
-    blocker = tmp_path / "not-a-folder"
-    blocker.write_text("a file where the cache folder would be", encoding="utf-8")
-    monkeypatch.setattr(plugins, "index_path", lambda: blocker / "plugins" / "index.json")
-    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "iota")  # whatever else is installed cannot warn here
-    with installed(module, name="iota"):
-        result = posembed("info", "iota-table")
+        result = posembed("info", "omega-table")
         assert result.exit_code == 0 and result.stderr == ""
 
 
-def test_the_index_lives_in_posembeds_cache_folder(monkeypatch, tmp_path):
-    from explorer.loaders.hub import slice_cache_dir
+def test_a_provider_named_like_a_plugin_that_failed_names_that_plugin_and_why(entry_points):
+    entry_points("rho", "posembed_module_that_does_not_exist", dist="posembed-rho", version="2.0")
+    result = posembed("info", "rho")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        "posembed: error: unknown provider 'rho' (providers: alibi, file, gpt2, hf, sinusoidal, sinusoidal2d, t5); "
+        "plugin 'rho' (posembed-rho 2.0) failed to import and is skipped: ModuleNotFoundError: No module named "
+        "'posembed_module_that_does_not_exist' (it may register 'rho')")
 
-    monkeypatch.undo()  # the real index_path, not the test suite's
-    for env in ({"POSEMBED_CACHE": str(tmp_path / "pc")}, {"HF_HOME": str(tmp_path / "hf")}):
-        monkeypatch.delenv("POSEMBED_CACHE", raising=False)
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        assert plugins.index_path().parent == slice_cache_dir() / "plugins"
+
+def test_no_file_is_written_to_posembeds_cache(plugin_file, monkeypatch, tmp_path):
+    monkeypatch.setenv("POSEMBED_CACHE", str(tmp_path / "cache"))
+    module = plugin_file(["iota-table"])
+    with installed(module, name="iota"):
+        assert posembed("info", "iota-table").exit_code == 0
+        assert posembed("plugins").exit_code == 0
+    assert not (tmp_path / "cache").exists()
 
 
 def test_a_slow_plugin_gets_one_warning_naming_it_and_the_time(plugin_file, monkeypatch):
@@ -196,7 +128,7 @@ def test_a_slow_plugin_gets_one_warning_naming_it_and_the_time(plugin_file, monk
         result = posembed("info", "kappa-table")
     assert result.exit_code == 0
     [line] = result.stderr.splitlines()
-    assert re.fullmatch(r"posembed: warning: plugin 'kappa' \(posembed-kappa 0\.3\) took 0\.\d s to import; .*", line)
+    assert re.fullmatch(r"posembed: warning: plugin 'kappa' \(posembed-kappa 0\.3\) took 0\.\d s to import, .*", line)
 
 
 def test_the_registry_is_built_once_per_process(plugin_file):
@@ -221,24 +153,37 @@ def test_changing_load_plugins_gives_the_registry_it_asks_for(plugin_file, monke
             explorer.load("mu-table")
 
 
+def test_tracing_prints_each_plugin_loaded_and_each_hook_called(plugin_file, monkeypatch):
+    module = plugin_file(["tau-table"])
+    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "tau")
+    monkeypatch.setenv("POSEMBED_TRACE_PLUGINS", "1")
+    with installed(module, name="tau", distribution="posembed-tau", version="0.9"):
+        result = posembed("info", "tau-table")
+    assert result.exit_code == 0
+    traces = [line for line in result.stderr.splitlines() if line.startswith("posembed: trace: ")]
+    assert any(re.fullmatch(r"posembed: trace: loaded plugin 'tau' \(posembed-tau 0\.9\) in \d+\.\d ms", t)
+               for t in traces)
+    assert any(re.fullmatch(r"posembed: trace: register_providers of 'tau' registered tau-table in \d+\.\d ms", t)
+               for t in traces)
+
+
 # --- POSEMBED_LOAD_PLUGINS ----------------------------------------------------------------------------------------
 
 def test_a_provider_excluded_by_the_variable_says_so_naming_its_plugin(plugin_file, monkeypatch):
-    module = plugin_file(["nu-table"])
+    module = plugin_file(["nu"])
     with installed(module, name="nu", distribution="posembed-nu", version="1.2"):
-        posembed("providers")  # indexed while allowed
         monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
-        result = posembed("info", "nu-table")
+        result = posembed("info", "nu")
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
-        "posembed: error: unknown provider 'nu-table' (providers: alibi, file, gpt2, hf, sinusoidal, sinusoidal2d, t5); plugin 'nu' "
-        "(posembed-nu 1.2) registers it, but POSEMBED_LOAD_PLUGINS='' leaves it out"]
+        "posembed: error: unknown provider 'nu' (providers: alibi, file, gpt2, hf, sinusoidal, sinusoidal2d, t5); "
+        "plugin 'nu' (posembed-nu 1.2) may register it, but POSEMBED_LOAD_PLUGINS='' leaves it out"]
+    assert module not in sys.modules
 
 
 def test_a_provider_unknown_while_plugins_are_excluded_names_what_is_left_out(plugin_file, monkeypatch):
     module = plugin_file(["xi-table"])
     with installed(module, name="xi"):
-        plugins.index_path().unlink(missing_ok=True)  # never indexed: posembed cannot know who registers it
         monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "nothing-installed")
         with pytest.raises(SpecError) as raised:
             with pytest.warns(PosembedWarning, match="names 'nothing-installed', which is not an installed plugin"):
@@ -246,16 +191,24 @@ def test_a_provider_unknown_while_plugins_are_excluded_names_what_is_left_out(pl
     left_out = re.search(r"; POSEMBED_LOAD_PLUGINS='nothing-installed' leaves out the installed plugins (.*), "
                          r"which may register it$", str(raised.value))
     assert left_out and "xi" in left_out.group(1).split(", ")
-    assert not imported(module)
+    assert module not in sys.modules
 
 
 @pytest.mark.parametrize("name", ["explorer.providers.sinusoidal", "posembed-explorer", "Posembed_Explorer"])
 def test_naming_a_builtin_in_the_variable_says_it_always_loads_as_written(name, monkeypatch, entry_points):
     monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", name)
     with pytest.warns(PosembedWarning) as caught:
-        plugins.get_registry().load_all()
+        plugins.get_registry()
     assert [str(w.message) for w in caught] == [
         f"POSEMBED_LOAD_PLUGINS names {name!r}, which is built in: built-in plugins always load"]
+
+
+def test_the_manager_package_has_no_module_over_300_lines():
+    from pathlib import Path
+
+    folder = Path(manager.__file__).parent
+    sizes = {path.name: len(path.read_text(encoding="utf-8").splitlines()) for path in folder.glob("*.py")}
+    assert sizes and max(sizes.values()) < 300, sizes
 
 
 # --- posembed plugins: every plugin's distribution, version and state --------------------------------------------

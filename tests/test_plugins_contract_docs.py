@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 import explorer
 from explorer.cli import cli
-from explorer.plugins import manager as plugins
+from explorer.plugins import registry as plugins
 from explorer.testing import installed
 
 REPO = Path(__file__).resolve().parents[1]
@@ -147,19 +147,29 @@ def test_the_api_version_the_page_states_is_the_packages():
 
 
 # item 5
-def test_it_is_imported_only_by_the_commands_the_page_says(vit, tmp_path):
+def test_it_is_imported_by_the_commands_the_page_says_and_a_failure_is_named_as_shown(vit, tmp_path, monkeypatch):
     table = a_table(tmp_path)
     with installed("posembed_vit", version="0.1.0"):
-        assert posembed("providers").exit_code == 0 and "posembed_vit" in sys.modules  # every plugin
-        for command, imports in ((["--help"], False), (["info", "sinusoidal,positions=8,dim=4"], False),
-                                 (["analyze", "sinusoidal,positions=8,dim=4"], False),
-                                 (["info", f"vit:{table}"], True)):
+        for command, imports in ((["--help"], False), (["report", "--help"], False),
+                                 (["info", "sinusoidal,positions=8,dim=4"], True), (["info", f"vit:{table}"], True)):
             sys.modules.pop("posembed_vit", None)
             plugins.reset()  # as in a new process
             result = posembed(*command)
             assert result.exit_code == 0, (command, result.output)
             assert ("posembed_vit" in sys.modules) is imports, command
-    assert "| `posembed info SPEC`, `export SPEC`, `explorer.load(spec)` | the plugin that registers" in DOC
+    assert "| every other command; `explorer.load`, `analyze`, `report`, `show` | every allowed plugin" in DOC
+    source = vit / "posembed_vit.py"
+    future = "from __future__ import annotations\n"
+    source.write_text(source.read_text(encoding="utf-8").replace(future, future + "import scipy_not_installed\n"),
+                      encoding="utf-8")
+    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "vit")  # the page lists the built-in providers alone
+    with installed("posembed_vit", version="0.1.0"):
+        sys.modules.pop("posembed_vit", None)
+        plugins.reset()
+        result = posembed("info", "vit")
+    assert result.exit_code == 2
+    shown = block_after("## 13.").replace("'scipy'", "'scipy_not_installed'")
+    assert result.stderr.splitlines()[-1] == shown
 
 
 def test_a_slow_import_gives_the_warning_the_page_shows(vit, tmp_path, monkeypatch):
@@ -183,8 +193,24 @@ def test_a_slow_import_gives_the_warning_the_page_shows(vit, tmp_path, monkeypat
 # item 6
 def test_a_provider_excluded_by_load_plugins_gives_the_error_the_page_shows(vit, monkeypatch):
     with installed("posembed_vit", version="0.1.0"):
-        posembed("providers")  # indexed while allowed
         monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
         result = posembed("info", "vit")
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [block_after("### 12.8")]
+
+
+def test_the_public_name_list_is_complete():
+    import inspect
+
+    import explorer.errors
+    import explorer.testing
+
+    listed = {module: set(re.findall(r"`(\w+)`", names)) for module, names in re.findall(
+        r"^- `(explorer(?:\.\w+)?)`: (.*?)(?=;\n- |\.\n\n)", section("## 14."), flags=re.S | re.M)}
+    assert listed["explorer"] == set(explorer.__all__)
+    assert listed["explorer.errors"] == {n for n, v in vars(explorer.errors).items()
+                                         if inspect.isclass(v) and v.__module__ == "explorer.errors"}
+    assert listed["explorer.testing"] == {n for n, v in vars(explorer.testing).items() if not n.startswith("_")
+                                          and inspect.isfunction(v) and v.__module__ == "explorer.testing"}
+    assert listed["explorer.plugins"] <= set(explorer.plugins.__all__)
+    assert "check_shape" in listed["explorer"]

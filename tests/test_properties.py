@@ -31,7 +31,8 @@ FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 def registry():
     import os
 
-    from explorer.plugins.manager import get_plugin_manager, get_registry
+    from explorer.plugins.manager import get_plugin_manager
+    from explorer.plugins.registry import get_registry
 
     old = os.environ.get("POSEMBED_LOAD_PLUGINS")
     os.environ["POSEMBED_LOAD_PLUGINS"] = ""

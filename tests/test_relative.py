@@ -16,7 +16,8 @@ from explorer.analysis.relative import _ranks, head_stats
 from explorer.cli import cli
 from explorer.core.relative import RelativePositionTerm
 from explorer.errors import EmbeddingError
-from explorer.plugins.manager import get_plugin_manager, get_registry
+from explorer.plugins.manager import get_plugin_manager
+from explorer.plugins.registry import get_registry
 
 
 def symmetric_term(heads: int = 3, positions: int = 6) -> RelativePositionTerm:

@@ -280,28 +280,32 @@ def test_a_deberta_checkpoint_reaches_the_page_with_its_distance_labels(tmp_path
     assert "key - query distance" in out.read_text()
 
 
-def test_info_names_the_row_axis_in_one_line(monkeypatch):
-    import explorer.api
+def as_provider(name, table):
+    """The command line finds ``table`` as provider ``name`` of an installed plugin (``explorer.testing``)."""
+    from explorer.testing import installed, providing
 
+    return installed(providing(explorer.Provider(name, "a fixed table", lambda: table), name=f"posembed_{name}"),
+                     name=name)
+
+
+def test_info_names_the_row_axis_in_one_line(monkeypatch):
     table = bucket_table()
-    monkeypatch.setattr(explorer.api, "load", lambda spec, registry=None: table)
-    result = CliRunner().invoke(cli, ["info", "buckets"])
+    with as_provider("buckets", table):
+        result = CliRunner().invoke(cli, ["info", "buckets"])
+        data = json.loads(CliRunner().invoke(cli, ["info", "--json", "buckets"]).output)
     assert result.exit_code == 0, result.output
     assert f"rows: key - query distance, >= {S} (row 0) to <= {-(S - 1)}" in result.output
     assert len(result.output.splitlines()) < 25  # the labels themselves are in --json, not one per line
-    data = json.loads(CliRunner().invoke(cli, ["info", "--json", "buckets"]).output)
     assert data["rows"]["labels"] == list(table.rows.labels)
 
 
 def test_labels_and_info_lines_show_control_characters_escaped(monkeypatch):
-    import explorer.api
-
     axis = RowAxis("key - query\ndistance", ["0\x1b[2J", "1"])
     assert axis.name == "key - query\\ndistance" and axis.labels[0] == "0\\x1b[2J"  # a tick, a hover: one line
     table = explorer.PositionEmbedding(np.zeros((2, 2)), "buckets", "test\x1b]0;title\x07", rows=axis,
                                        description="note\nsecond line", tensor="t\rx")
-    monkeypatch.setattr(explorer.api, "load", lambda spec, registry=None: table)
-    output = CliRunner().invoke(cli, ["info", "buckets"]).output
+    with as_provider("buckets", table):
+        output = CliRunner().invoke(cli, ["info", "buckets"]).output
     assert "\x1b" not in output and "\x07" not in output and "\r" not in output
     assert "note\\nsecond line" in output and "t\\rx" in output
 

@@ -16,7 +16,7 @@ import explorer
 from explorer.cli import cli
 from explorer.core.embedding import PositionEmbedding
 from explorer.errors import ProviderError
-from explorer.plugins.manager import Registry
+from explorer.plugins.registry import Registry
 from explorer.plugins.provider import Param, Provider
 
 REPO = Path(__file__).resolve().parents[1]

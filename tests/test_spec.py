@@ -13,6 +13,8 @@ from explorer.loading.spec import Spec, parse_spec
     ("file:/tmp/x:y.npz", Spec("file", "/tmp/x:y.npz")),
     (" gpt2-medium ", Spec("gpt2-medium")),
     ("x,a= 1 ,b=", Spec("x", None, {"a": "1", "b": ""})),
+    ("hf:", Spec("hf")),  # as the docs name a provider: no target
+    ("hf:,revision=v1", Spec("hf", None, {"revision": "v1"})),
 ])
 def test_parses_name_target_and_options(text, expected):
     assert parse_spec(text) == expected
@@ -22,7 +24,6 @@ def test_parses_name_target_and_options(text, expected):
     ("", "empty"),
     ("   ", "empty"),
     (":x", "start with a provider name"),
-    ("hf:", "empty target"),
     ("sin;x", "expected ':' or ','"),
     ("sin,positions", "is not key=value"),
     ("sin,a=1,a=2", "given twice"),
@@ -35,3 +36,10 @@ def test_malformed_specs_say_why(text, fragment):
 def test_str_round_trips():
     spec = parse_spec("hf:org/model,revision=v1")
     assert parse_spec(str(spec)) == spec
+
+
+def test_a_provider_named_with_its_colon_is_that_provider_with_no_target(run):
+    assert run("info", "sinusoidal:,positions=8,dim=4").exit_code == 0
+    result = run("info", "hf:")
+    assert result.exit_code == 1
+    assert result.stderr == "posembed: error: hf needs a model: hf:ORG/NAME (a hub id) or hf:PATH (a local folder)\n"

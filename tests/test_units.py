@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import types
 
@@ -15,7 +16,8 @@ import explorer
 from explorer import Analysis, Section, hookimpl
 from explorer.cli import cli
 from explorer.errors import PosembedWarning
-from explorer.plugins.manager import get_plugin_manager, get_registry
+from explorer.plugins.manager import get_plugin_manager
+from explorer.plugins.registry import get_registry
 from explorer.plugins.units import SectionContext
 
 SMALL = "sinusoidal,positions=48,dim=8"
@@ -64,7 +66,6 @@ def boom(*args):
 def registry_with(monkeypatch):
     """A registry of the built-ins plus one in-memory plugin module."""
     monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
-    monkeypatch.delenv("POSEMBED_DEBUG", raising=False)
 
     def make(module):
         pm = get_plugin_manager()
@@ -82,11 +83,48 @@ def test_builtin_analyses_and_sections_come_through_the_hooks(registry_with):
     names = [a.name for a in registry.analyses]
     assert names[:3] == ["summary", "matrix", "traces"] and "comparison" in names and "probes" in names
     assert all(a.plugin is None for a in registry.analyses)  # built in: not isolated
-    sections = [s.name for s in registry.sections]
-    assert sections == ["atlas", "comparison", "distance_overlay", "provenance", "relative_term", "matrix",
-                        "relative_matrix", "patch_similarity", "traces", "vectors", "cosine_positions",
-                        "offset_norms", "rope_kernel", "grid_offset", "cosine_dimensions", "pca", "grid_pca",
-                        "spectra", "probes"]
+    from explorer.reporting.sections import builtin_sections
+
+    assert [s.name for s in registry.sections] == [s.name for s in builtin_sections()]  # the page's order
+    orders = [s.order for s in registry.sections]
+    assert orders == sorted(orders) and len(set(orders)) == len(orders)
+
+
+def test_every_module_declaring_units_is_found_with_no_list_to_edit():
+    from pathlib import Path
+
+    from explorer.analysis.builtin import builtin_analyses
+    from explorer.reporting.sections import builtin_sections
+
+    for package, attribute, found in (("analysis", "ANALYSES", builtin_analyses()),
+                                      ("reporting/sections", "SECTION", builtin_sections())):
+        folder = Path(explorer.__file__).parent / package
+        declaring = sorted(p.stem for p in folder.glob("*.py") if f"\n{attribute} = " in p.read_text(encoding="utf-8"))
+        assert sorted({unit.run.__module__ if attribute == "ANALYSES" else unit.build.__module__
+                       for unit in found}) >= [f"explorer.{package.replace('/', '.')}.{name}" for name in declaring]
+        assert len(declaring) >= 10
+
+
+def test_a_new_unit_module_is_discovered_and_a_shared_order_is_a_clear_error(tmp_path, monkeypatch):
+    from explorer.plugins.discovery import check_orders, declared
+
+    package = tmp_path / "posembed_discovered"
+    package.mkdir()
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    (package / "helpers.py").write_text("X = 1\n", encoding="utf-8")  # declares nothing: passed over
+    for name, order in (("first", 10), ("second", 20)):
+        (package / f"{name}.py").write_text(
+            f"from explorer import Section\nSECTION = Section({name!r}, {name!r}, lambda c: None, order={order})\n",
+            encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    found = declared("posembed_discovered", "SECTION")
+    assert [s.name for s in found] == ["first", "second"]
+    check_orders(found, "section")
+    (package / "third.py").write_text(
+        "from explorer import Section\nSECTION = Section('third', 't', lambda c: None, order=10)\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"^built-in sections 'first' and 'third' both have order 10: give each its "
+                                         r"own"):
+        check_orders(declared("posembed_discovered", "SECTION"), "section")
 
 
 def test_a_plugins_analysis_reaches_the_results_the_json_and_the_npz(registry_with, tmp_path):
@@ -133,7 +171,6 @@ def test_a_broken_analysis_is_one_warning_and_the_rest_still_runs(registry_with)
 def test_a_broken_plugin_section_names_its_distribution_and_the_page_still_renders(entry_points, monkeypatch, tmp_path):
     module = plugin_module("posembed_broken_view", sections=[Section("broken_view", "broken view", boom, order=25)])
     entry_points("broken-view", module, dist="posembed-broken-view", version="0.3")
-    monkeypatch.delenv("POSEMBED_DEBUG", raising=False)
     with pytest.warns(PosembedWarning, match=r"^section 'broken_view' of plugin 'broken-view' \(posembed-broken-view "
                                              r"0\.3\) failed and is skipped: RuntimeError: boom$"):
         html = explorer.report(explorer.load(SMALL), tmp_path / "r.html")
@@ -142,8 +179,9 @@ def test_a_broken_plugin_section_names_its_distribution_and_the_page_still_rende
 
 def test_debug_shows_a_broken_plugins_own_traceback(registry_with, monkeypatch):
     registry = registry_with(plugin_module("posembed_broken", analyses=[Analysis("broken", "raises", run=boom)]))
-    monkeypatch.setenv("POSEMBED_DEBUG", "1")
-    with pytest.raises(RuntimeError, match="boom") as raised:
+    from explorer.plugins.units import plugin_errors_raise
+
+    with pytest.raises(RuntimeError, match="boom") as raised, plugin_errors_raise():
         explorer.analyze(explorer.load(SMALL), registry=registry)
     assert raised.traceback[-1].name == "boom"
 
@@ -175,7 +213,9 @@ def test_a_name_taken_twice_keeps_the_first(registry_with):
 def test_registering_something_else_is_reported(registry_with):
     with pytest.warns(PosembedWarning, match=r"registered 'not a section', which is not an explorer.Section"):
         sections = registry_with(plugin_module("posembed_odd", sections=["not a section"])).sections
-    assert len(sections) == 19
+    from explorer.reporting.sections import builtin_sections
+
+    assert len(sections) == len(builtin_sections())  # the built-ins only: the odd registration was left out
 
 
 @pytest.mark.parametrize("bad", ["Offset", "a-b", "", "1st"])
@@ -216,11 +256,12 @@ def test_the_command_line_names_a_broken_plugin_analysis_in_one_line_and_debug_r
         "posembed: warning: analysis 'broken' of plugin 'broken' (posembed-broken 1.0) failed and is skipped: "
         "RuntimeError: boom"]
     assert "offset_spread_max" in json.loads(result.stdout)["tables"][0]["scalars"]
+    environment = dict(os.environ)
     with pytest.raises(RuntimeError, match="boom"):
         CliRunner().invoke(cli, ["--debug", "analyze", SMALL], catch_exceptions=False)
-    import os
-
-    assert "POSEMBED_DEBUG" not in os.environ  # the switch ends with the command
+    assert dict(os.environ) == environment  # --debug is passed down, not put into the environment
+    with pytest.warns(PosembedWarning, match="analysis 'broken' of plugin 'broken'"):  # the switch ended with it
+        explorer.analyze(explorer.load(SMALL))
 
 
 def test_an_analysis_sees_the_embedding_it_analyses(registry_with):

@@ -12,7 +12,7 @@ Memory stays O(N D + R^2) for an N x D table at display resolution R: nothing N 
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -81,17 +81,15 @@ def _run(analyses: Sequence[Analysis], call: Callable[[Analysis], Any],
 def analyze(x: np.ndarray, resolution: int = RESOLUTION, *, seed: int = 0,
             analyses: Sequence[Analysis] | None = None, term: str = "absolute",
             embedding: PositionEmbedding | None = None, progress: Callable[[str], None] | None = None,
-            probe_protocol: str = "ridge") -> Results:
+            options: Mapping[str, Any] | None = None) -> Results:
     """Run the analyses (default: the built-in ones) that take ``term`` on the table ``x`` (positions x dims).
 
     ``embedding`` is the ``PositionEmbedding`` ``x`` came from, when there is one (analyses may read its
-    provenance). ``progress(name)`` is called before each analysis; ``probe_protocol`` chooses the probes'
-    (``ridge`` or ``wang-chen``, ``explorer.analysis.probes``). Memory stays O(N D + R^2): no analysis forms an
+    provenance). ``progress(name)`` is called before each analysis; ``options`` are the run's settings, which
+    the analyses read from ``TableContext.options`` (``probe_protocol``: ``ridge`` or ``wang-chen``). Memory stays O(N D + R^2): no analysis forms an
     N x N matrix.
     """
-    from explorer.analysis.probes import check_protocol
-
-    context = TableContext(as_table(x), check_resolution(resolution), seed, embedding, check_protocol(probe_protocol))
+    context = TableContext(as_table(x), check_resolution(resolution), seed, embedding, options)
     chosen = [a for a in (builtin_analyses() if analyses is None else analyses) if not a.pair and term in a.terms]
     return _run(chosen, lambda unit: unit.run(context), progress)
 

@@ -288,8 +288,8 @@ def _rotary_scalars(result: RotaryAttention) -> dict[str, float]:
 
 ANALYSES = (
     Analysis("attention", "a layer's attention from positions alone (attention=L): per-head maps, distance, "
-             "previous-token and diagonal shares, entropy", run=_run, scalars=_scalars, arrays=_arrays),
+             "previous-token and diagonal shares, entropy", order=140, run=_run, scalars=_scalars, arrays=_arrays),
     Analysis("rotary_attention", "a rotary model's layer (attention=L): each head's query/key weight energy per "
-             "frequency pair and the score of a unit input against distance", run=_run_rotary,
+             "frequency pair and the score of a unit input against distance", order=141, run=_run_rotary,
              scalars=_rotary_scalars),
 )

@@ -1,24 +1,24 @@
 """The built-in analyses, registered through ``register_analyses`` exactly as a plugin's would be.
 
-Each analysis module declares its units in a tuple ``ANALYSES``; this plugin registers them in the order
-below, which is also the order of ``posembed analyze``'s numbers.
+Each module of ``explorer.analysis`` that computes analyses declares them in a tuple ``ANALYSES``; this plugin
+finds them all (``explorer.plugins.discovery``), so a new analysis is one module and nothing else. They run, and
+``posembed analyze`` prints their numbers, by ascending ``Analysis.order``.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Callable
 
+from explorer.plugins.discovery import check_orders, declared
 from explorer.plugins.hookspecs import hookimpl
-from explorer.plugins.units import Analysis
-
-MODULES = ("summary", "matrix", "traces", "similarity", "offset", "norms", "decomposition", "frequencies",
-           "probes", "compare", "relative", "rope", "grid", "attention")
+from explorer.plugins.units import Analysis, in_order
 
 
 def builtin_analyses() -> list[Analysis]:
-    """Every built-in analysis, in order (the modules are imported here, on first use: they need numpy)."""
-    return [unit for name in MODULES for unit in importlib.import_module(f"explorer.analysis.{name}").ANALYSES]
+    """Every built-in analysis, in order (their modules are imported here, on first use: they need numpy)."""
+    analyses = in_order(declared("explorer.analysis", "ANALYSES"))
+    check_orders(analyses, "analysis")
+    return analyses
 
 
 @hookimpl

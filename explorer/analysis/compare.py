@@ -91,7 +91,7 @@ def compare(a: np.ndarray, b: np.ndarray, resolution: int = 1024) -> Comparison:
 
 ANALYSES = (
     Analysis("comparison", "linear CKA, similarity correlation and offset profiles on the common positions",
-             run=lambda a, b: compare(a.matrix, b.matrix, min(a.resolution, b.resolution)), pair=True,
+             order=100, run=lambda a, b: compare(a.matrix, b.matrix, min(a.resolution, b.resolution)), pair=True,
              scalars=lambda c: {"cka": c.cka, "similarity_correlation": c.similarity_correlation,
                                 "positions": float(c.positions)}),
 )

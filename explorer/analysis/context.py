@@ -5,7 +5,8 @@ it without looking up into the plugin contract."""
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Callable
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 if TYPE_CHECKING:
     import numpy as np
@@ -18,13 +19,14 @@ class TableContext:
 
     ``matrix`` is the C-contiguous float32 table (positions x dimensions). ``memo(key, compute)`` computes a
     value once per table for every analysis that asks (the centred eigen-decomposition behind PCA, the spectrum
-    and the probes is ``eigen``). ``probe_protocol`` is the probes' protocol (``ridge`` or ``wang-chen``).
+    and the probes is ``eigen``). ``options`` holds the run's settings by name, read-only; an analysis reads
+    its own with a default (the probes: ``options.get("probe_protocol", "ridge")``, ``explorer.core.choices``).
     """
 
     def __init__(self, matrix: "np.ndarray", resolution: int, seed: int = 0,
-                 embedding: "PositionEmbedding | None" = None, probe_protocol: str = "ridge") -> None:
+                 embedding: "PositionEmbedding | None" = None, options: Mapping[str, Any] | None = None) -> None:
         self.matrix, self.resolution, self.seed, self.embedding = matrix, resolution, seed, embedding
-        self.probe_protocol = probe_protocol
+        self.options: Mapping[str, Any] = MappingProxyType(dict(options or {}))
         self._memo: dict[str, Any] = {}
 
     def memo(self, key: str, compute: Callable[[], Any]) -> Any:

@@ -188,7 +188,7 @@ def _spectrum_scalars(result: Spectrum) -> dict[str, float]:
 
 ANALYSES = (
     Analysis("pca", "principal components of the centred positions: explained variance and scores",
-             run=lambda ctx: pca(ctx.matrix, eigen=ctx.eigen), scalars=_pca_scalars),
+             order=70, run=lambda ctx: pca(ctx.matrix, eigen=ctx.eigen), scalars=_pca_scalars),
     Analysis("spectrum", "singular values of the raw table and its effective rank",
-             run=lambda ctx: spectrum(ctx.matrix, ctx.eigen), scalars=_spectrum_scalars),
+             order=71, run=lambda ctx: spectrum(ctx.matrix, ctx.eigen), scalars=_spectrum_scalars),
 )

@@ -80,5 +80,5 @@ def dimension_frequencies(x: np.ndarray) -> DimensionFrequencies:
 
 ANALYSES = (
     Analysis("frequencies", "each dimension's dominant frequency, wavelength and power share",
-             run=lambda ctx: ctx.memo("dimension_frequencies", lambda: dimension_frequencies(ctx.matrix))),
+             order=80, run=lambda ctx: ctx.memo("dimension_frequencies", lambda: dimension_frequencies(ctx.matrix))),
 )

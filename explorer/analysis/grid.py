@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from explorer.analysis.context import TableContext
-from explorer.analysis.offset import _directions, fft_length
+from explorer.analysis.offset import unit_directions, fft_length
 from explorer.analysis.resample import block_mean
 from explorer.plugins.units import Analysis
 
@@ -83,7 +83,7 @@ def _centred_lags(full: np.ndarray, keep_y: int, keep_x: int) -> np.ndarray:
 def grid_offset(x: np.ndarray, grid: tuple[int, int], resolution: int = 1024) -> GridOffset:
     """The 2-D offset profile m(dy, dx) and the 2-D translation invariance (see the module docstring)."""
     height, width = grid
-    unit, valid = _directions(x)
+    unit, valid = unit_directions(x)
     sums = autocorrelation_2d(unit.reshape(height, width, -1))
     if valid.all():
         counts = np.outer(height - np.abs(np.arange(-(height - 1), height)), width - np.abs(np.arange(-(width - 1), width)))
@@ -120,7 +120,7 @@ class Separability:
 def separability(x: np.ndarray, grid: tuple[int, int]) -> Separability:
     """Row and column shares of the centred cosine structure (see the module docstring); O(N D)."""
     height, width = grid
-    unit, _ = _directions(x)
+    unit, _ = unit_directions(x)
     centred = (unit - unit.mean(axis=0)).reshape(height, width, -1)
     total = float(np.sum(centred ** 2))
     if total == 0.0:
@@ -178,7 +178,7 @@ def patch_similarity(x: np.ndarray, grid: tuple[int, int], resolution: int = 102
     height, width = grid
     if height > resolution or width > resolution:
         return None
-    unit, _ = _directions(x)
+    unit, _ = unit_directions(x)
     unit = np.nan_to_num(unit)
     rows, cols = _evenly(height, min(MAX_TILES, max(1, resolution // height))), \
         _evenly(width, min(MAX_TILES, max(1, resolution // width)))
@@ -209,16 +209,16 @@ def _when_grid(compute):
 
 ANALYSES = (
     Analysis("grid_offset", "the 2-D offset profile m(dy, dx) of a patch grid and its translation invariance",
-             run=_when_grid(lambda ctx, g: grid_offset(ctx.matrix, g, ctx.resolution)),
+             order=130, run=_when_grid(lambda ctx, g: grid_offset(ctx.matrix, g, ctx.resolution)),
              scalars=lambda r: {"grid_translation_invariance": r.invariance}),
     Analysis("separability", "the share of a patch grid's centred cosine structure a row plus a column term explain",
-             run=_when_grid(lambda ctx, g: separability(ctx.matrix, g)),
+             order=131, run=_when_grid(lambda ctx, g: separability(ctx.matrix, g)),
              scalars=lambda r: {"separability": r.total, "separability_rows": r.rows,
                                 "separability_columns": r.columns},
              arrays=lambda r: {}),
     Analysis("grid_pca", "the top principal components of a patch grid as H x W images",
-             run=_when_grid(grid_components)),
+             order=132, run=_when_grid(grid_components)),
     Analysis("patch_similarity", "each patch's cosine with every patch, as H x W images (ViT's Fig. 7)",
-             run=_when_grid(lambda ctx, g: patch_similarity(ctx.matrix, g, ctx.resolution)),
+             order=133, run=_when_grid(lambda ctx, g: patch_similarity(ctx.matrix, g, ctx.resolution)),
              arrays=lambda r: {"tiles": r.tiles, "tile_rows": r.tile_rows, "tile_cols": r.tile_cols}),
 )

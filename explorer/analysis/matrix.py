@@ -27,5 +27,5 @@ def matrix_image(x: np.ndarray, resolution: int = 1024) -> MatrixImage:
 
 ANALYSES = (
     Analysis("matrix", "the table as an image at display resolution (block means)",
-             run=lambda ctx: ctx.memo("matrix_image", lambda: matrix_image(ctx.matrix, ctx.resolution))),
+             order=20, run=lambda ctx: ctx.memo("matrix_image", lambda: matrix_image(ctx.matrix, ctx.resolution))),
 )

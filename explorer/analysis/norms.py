@@ -40,5 +40,5 @@ def norm_profile(x: np.ndarray, resolution: int = 1024) -> RowNorms:
 
 ANALYSES = (
     Analysis("norms", "|p_i| across positions (min-max bands for long tables)",
-             run=lambda ctx: norm_profile(ctx.matrix, ctx.resolution)),
+             order=60, run=lambda ctx: norm_profile(ctx.matrix, ctx.resolution)),
 )

@@ -80,7 +80,7 @@ def autocorrelation_sum(columns: np.ndarray) -> np.ndarray:
     return np.fft.irfft(power, n=length)[:n]
 
 
-def _directions(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def unit_directions(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unit rows in float64 with zero rows set to 0 (so they add nothing), and the mask of rows with a direction."""
     unit = unit_rows(x, "position", dtype=np.float64)
     valid = ~np.isnan(unit[:, 0])
@@ -106,7 +106,7 @@ def _mean_from(unit: np.ndarray, pairs: np.ndarray) -> np.ndarray:
 
 def offset_mean(x: np.ndarray) -> np.ndarray:
     """m(k) = mean_i cos(p_i, p_{i+k}) for every lag k = 0 .. N-1, float64, by FFT in O(N D log N)."""
-    unit, valid = _directions(as_table(x))
+    unit, valid = unit_directions(as_table(x))
     return _mean_from(unit, _pair_counts(valid))
 
 
@@ -151,7 +151,7 @@ def offset_spread(x: np.ndarray, lags: np.ndarray, samples: int = SPREAD_SAMPLES
     drawn uniformly (fixed ``seed``) from each of ``samples`` equal strata of starting positions. Cost
     O(len(lags) * min(N, samples) * D). ``offset_moments`` gives the exact value at every lag.
     """
-    unit, valid = _directions(as_table(x))
+    unit, valid = unit_directions(as_table(x))
     return _spread_from(unit, valid, np.asarray(lags), int(samples), seed)[0]
 
 
@@ -161,7 +161,7 @@ def offset_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     s(k)^2 = E_i[c_i(k)^2] - m(k)^2 and c_i(k)^2 = (u_i u_i^T) . (u_{i+k} u_{i+k}^T): the second moment is the
     autocorrelation sum of the D(D+1)/2 outer-product features u_a u_b (weight 2 when a != b).
     """
-    unit, valid = _directions(as_table(x))
+    unit, valid = unit_directions(as_table(x))
     pairs = _pair_counts(valid)
     mean = _mean_from(unit, pairs)
     n, d = unit.shape
@@ -191,7 +191,7 @@ def translation_invariance(x: np.ndarray) -> float:
 
     Computed from the offset profile and ||U^T U||_F, never forming C (see the module docstring).
     """
-    unit, valid = _directions(as_table(x))
+    unit, valid = unit_directions(as_table(x))
     pairs = _pair_counts(valid)
     return _invariance_from(unit, _mean_from(unit, pairs), pairs)
 
@@ -252,7 +252,7 @@ def offset_analysis(x: np.ndarray, resolution: int = 1024, samples: int = SPREAD
                     seed: int = 0) -> tuple[OffsetProfile, float]:
     """``offset_profile`` and ``translation_invariance`` together, sharing the unit rows and the FFT."""
     resolution = check_resolution(resolution)
-    unit, valid = _directions(as_table(x))
+    unit, valid = unit_directions(as_table(x))
     pairs = _pair_counts(valid)
     mean = _mean_from(unit, pairs)
     n = len(unit)
@@ -274,9 +274,9 @@ def _spread_max(profile: OffsetProfile) -> dict[str, float]:
 
 
 ANALYSES = (
-    Analysis("offset", "the offset profile m(k) with its spread s(k)", run=lambda ctx: _offset_analysis(ctx)[0],
+    Analysis("offset", "the offset profile m(k) with its spread s(k)", order=50, run=lambda ctx: _offset_analysis(ctx)[0],
              scalars=_spread_max),
     Analysis("translation_invariance", "how far cosine similarity depends on the offset alone",
-             run=lambda ctx: _offset_analysis(ctx)[1], scalars=lambda ti: {"translation_invariance": ti},
+             order=51, run=lambda ctx: _offset_analysis(ctx)[1], scalars=lambda ti: {"translation_invariance": ti},
              arrays=lambda ti: {}),
 )

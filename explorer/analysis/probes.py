@@ -41,6 +41,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from explorer.core.choices import PROBE_PROTOCOL, PROBE_PROTOCOLS
+
 from explorer.analysis.decomposition import CentredEigen, centred_eigen
 from explorer.analysis.table import as_table
 from explorer.plugins.units import Analysis
@@ -53,7 +55,7 @@ TEST_PAIRS = 4096
 STEPS = 300
 L2 = 1e-4
 #: The probe protocols: the project's (ridge, every row) and the paper's code (``wang_chen_probes``).
-PROTOCOLS = ("ridge", "wang-chen")
+PROTOCOLS = PROBE_PROTOCOLS
 #: The published protocol cuts every table to this many rows.
 WANG_CHEN_ROWS = 512
 
@@ -407,7 +409,7 @@ def probes(x: np.ndarray, ridge: float = RIDGE, seed: int = 0, eigen: CentredEig
 
 ANALYSES = (
     Analysis("probes", "how much position linear read-outs recover (absolute, order, interpolation)",
-             run=lambda ctx: probes(ctx.matrix, seed=ctx.seed, eigen=ctx.eigen,
-                                    protocol=getattr(ctx, "probe_protocol", "ridge")),
+             order=90, run=lambda ctx: probes(ctx.matrix, seed=ctx.seed, eigen=ctx.eigen,
+                                    protocol=ctx.options.get("probe_protocol", PROBE_PROTOCOL)),
              scalars=Probes.numbers),
 )

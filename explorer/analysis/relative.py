@@ -126,8 +126,8 @@ def _head_scalars(stats: HeadStats) -> dict[str, float]:
 
 ANALYSES = (
     Analysis("relative_profile", "a relative term's value against distance, per head and averaged over heads",
-             run=_profile, terms=("relative",),
+             order=110, run=_profile, terms=("relative",),
              scalars=lambda p: {"relative_distances": float(len(p.distance))}),
     Analysis("relative_heads", "per head: value at distance 0, decay distance, symmetry and monotonicity",
-             run=_stats, terms=("relative",), scalars=_head_scalars),
+             order=111, run=_stats, terms=("relative",), scalars=_head_scalars),
 )

@@ -82,12 +82,13 @@ def cosine_image(x: np.ndarray, resolution: int = 1024, *, centred: bool = False
     return SimilarityImage(values, bounds, centred, axis)
 
 
-def _cosine(axis: str, centred: bool) -> Analysis:
+def _cosine(axis: str, centred: bool, order: int) -> Analysis:
     kind = "centred " if centred else ""
     return Analysis(f"cosine_{axis}{'_centred' if centred else ''}",
                     f"{kind}cosine similarity {'between positions' if axis == 'positions' else 'between dimensions'}"
                     ", block means at display resolution",
-                    run=lambda ctx: cosine_image(ctx.matrix, ctx.resolution, centred=centred, axis=axis))
+                    order=order, run=lambda ctx: cosine_image(ctx.matrix, ctx.resolution, centred=centred, axis=axis))
 
 
-ANALYSES = tuple(_cosine(axis, centred) for axis in ("positions", "dimensions") for centred in (False, True))
+ANALYSES = (_cosine("positions", False, 40), _cosine("positions", True, 41), _cosine("dimensions", False, 42),
+            _cosine("dimensions", True, 43))

@@ -37,5 +37,5 @@ def summarize(x: np.ndarray) -> dict[str, float]:
 
 ANALYSES = (
     Analysis("summary", "value range and spread, row-norm statistics, mean neighbour cosine",
-             run=lambda ctx: summarize(ctx.matrix), scalars=lambda summary: summary, arrays=lambda summary: {}),
+             order=10, run=lambda ctx: summarize(ctx.matrix), scalars=lambda summary: summary, arrays=lambda summary: {}),
 )

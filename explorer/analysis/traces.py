@@ -138,7 +138,7 @@ def _fine_codes(ctx) -> FineCodes:
 
 ANALYSES = (
     Analysis("traces", "four readable dimensions across positions (min/max envelopes) and why they were chosen",
-             run=_traces),
+             order=30, run=_traces),
     Analysis("fine_codes", "the display-resolution matrix as 12-bit codes per dimension (what traces are drawn from)",
-             run=_fine_codes),
+             order=31, run=_fine_codes),
 )

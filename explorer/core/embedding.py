@@ -168,7 +168,7 @@ class PositionEmbedding:
             "dtype": self.dtype,
             "tensor": self.tensor,
             "revision": self.revision,
-            "params": {k: _plain(v) for k, v in self.params.items()},
+            "params": {k: plain_value(v) for k, v in self.params.items()},
             "description": self.description,
             "grid": list(self.grid) if self.grid is not None else None,
             "rows": self.rows.as_dict() if self.rows is not None else None,
@@ -213,7 +213,8 @@ def parse_grid(text: str, where: str) -> tuple[int, int]:
     return int(parts[0]), int(parts[1])
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
+    """``value`` as JSON takes it: a str, number, bool or None as it is, anything else as its text."""
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)

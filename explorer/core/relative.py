@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from explorer.core import validate
-from explorer.core.embedding import _plain, term_label
+from explorer.core.embedding import plain_value, term_label
 from explorer.errors import EmbeddingError
 from explorer.runtime.console import utf8_text
 
@@ -161,7 +161,7 @@ class RelativePositionTerm:
             "dtype": self.dtype,
             "tensor": self.tensor,
             "revision": self.revision,
-            "params": {k: _plain(v) for k, v in self.params.items()},
+            "params": {k: plain_value(v) for k, v in self.params.items()},
             "description": self.description,
         }
 

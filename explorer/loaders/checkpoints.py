@@ -7,6 +7,7 @@ Local folders in the Hugging Face layout: ``config.json`` and ``model.safetensor
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,12 @@ def read_config(path: Path, where: str) -> dict[str, Any]:
     return st.json_object(raw, where, CONFIG_FILE)
 
 
+def missing_shard(where: str, index: str, shard: str) -> ProviderError:
+    """The one line for an index naming a shard the model does not have (a half-uploaded repository is normal)."""
+    return ProviderError(f"{where}: {index} names the shard {shard!r}, which is missing (an upload not finished, "
+                         f"or a shard deleted)")
+
+
 def tensor_shape(tensor: Any) -> tuple[int, ...]:
     """A tensor's shape, or ``()`` for a nested tensor, which has none (so it is never taken for a 2-D table)."""
     return () if getattr(tensor, "is_nested", False) else tuple(tensor.shape)
@@ -85,8 +92,8 @@ def load_torch_file(path: Path) -> Any:
 
     import torch
 
-    require_regular(path)  # torch.load would wait for ever on a FIFO
     try:
+        require_regular(path)  # torch.load would wait for ever on a FIFO
         try:
             return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except RuntimeError as exc:
@@ -186,6 +193,8 @@ class LocalCheckpoint(Checkpoint):
                 filename = self._map(layout)[name]
             except KeyError:
                 raise ProviderError(f"{self.source}: no tensor {name!r} in {layout}") from None
+            if not os.path.lexists(self.dir / filename):
+                raise missing_shard(self.source, layout, filename)
         if filename.endswith(".safetensors"):
             info = self._header(filename).get(name, str(self.dir / filename))
             where = f"{self.source}: {name}"

@@ -1,25 +1,31 @@
 """One HTTP GET to the hub, bounded in every way: a total deadline, a byte limit, a few redirects, no decoding.
 
-Why not huggingface_hub's downloads (``hf_hub_download``, ``get_session``): they use the server's ETag
-as a blob file name and its commit header as a folder name (a hostile ``HF_ENDPOINT`` could choose where
-files land), retry for tens of seconds with their own log lines, obey any ``Retry-After``, decode gzip
-they were not asked for, and httpx has only per-read timeouts, so a server dripping a byte every half
-second is never cut off. This adapter uses the standard library's ``http.client``: a host name is looked
-up within the exchange's deadline (``getaddrinfo`` heeds no socket timeout), every socket read
-(headers included) waits at most the time left before that deadline, the body stops at a
-limit known before it arrives, a body with a ``Content-Encoding`` is refused (posembed asks for
-``identity``), and redirects are followed at most ``MAX_REDIRECTS`` times, never in a loop, dropping
-the ``Authorization`` header when they leave the host or its scheme (https to http). huggingface_hub is
-still used for what it does well: the user's token, URLs and its cache's layout. Proxies come from the
-usual ``*_proxy`` variables.
+Why not huggingface_hub's HTTP (``get_session``, ``hf_hub_download``, ``parse_safetensors_file_metadata``;
+read in its 2.4 source, and the table in docs/architecture.md): its httpx2 client has connect, read, write
+and pool timeouts but no total one, so a server dripping a byte every half second (headers included) is
+never cut off, and its name lookup waits as long as the system's resolver; ``parse_safetensors_file_metadata``
+reads ``response.content`` whole, so a server ignoring the Range header sends the whole checkpoint into
+memory; its downloads name blob files after the server's ETag. This adapter uses the standard library's
+``http.client``: a host name is looked up within the exchange's deadline (``getaddrinfo`` heeds no socket
+timeout), every socket read (headers included) waits at most the time left before that deadline, a
+status line is printed every ``STATUS_EVERY`` seconds while an exchange lasts, the body stops at a limit
+known before it arrives, a body with a ``Content-Encoding`` is refused (posembed asks for ``identity``),
+and redirects are followed at most ``MAX_REDIRECTS`` times, never in a loop, dropping the
+``Authorization`` header when they leave the first URL's origin for one that is not the hub's. What it takes
+from huggingface_hub's stack: the TLS context its session uses (the system's trust store, ``SSL_CERT_FILE``)
+and its reading of ``RateLimit`` headers. Proxies come from the usual ``*_proxy`` variables.
 """
 
 from __future__ import annotations
 
 import base64
+import email.utils
+import functools
 import http.client
 import io
 import ipaddress
+import math
+import re
 import socket
 import ssl
 import threading
@@ -33,6 +39,10 @@ from urllib.request import getproxies_environment, proxy_bypass_environment
 MAX_REDIRECTS = 5
 CHUNK = 1 << 20
 REDIRECTS = (301, 302, 303, 307, 308)
+#: Seconds between two status lines while one exchange lasts (a hub dripping bytes is never silent for longer); the
+#: first comes after half of it, so even with start-up before the exchange it is within 10 s of the command.
+STATUS_EVERY = 10.0
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class ExchangeError(Exception):
@@ -72,11 +82,14 @@ class Answer:
 
 
 class Deadline:
-    """The moment an exchange must be over, and how long the next socket operation may wait for it."""
+    """The moment an exchange must be over, how long the next socket operation may wait for it, and the status
+    lines: ``note(seconds, bytes_received)`` is called every ``STATUS_EVERY`` seconds while the exchange lasts."""
 
-    def __init__(self, seconds: float, per_read: float) -> None:
-        self.seconds, self.per_read = seconds, per_read
-        self.end = time.monotonic() + seconds
+    def __init__(self, seconds: float, per_read: float, note: Callable[[float, int], None] | None = None) -> None:
+        self.seconds, self.per_read, self.note = seconds, per_read, note
+        self.start = time.monotonic()
+        self.end, self.next_note = self.start + seconds, self.start + STATUS_EVERY / 2
+        self.received = 0
 
     def wait(self, cap: float | None = None) -> float:
         """Seconds the next read or connect may block; ExchangeError when the deadline has passed."""
@@ -84,6 +97,17 @@ class Deadline:
         if left <= 0:
             raise ExchangeError(f"took longer than the deadline of {self.seconds:g} s")
         return min(left, self.per_read, cap if cap is not None else self.per_read)
+
+    def until_note(self) -> float:
+        """Seconds until the next status line is due (no limit without a ``note``)."""
+        return max(self.next_note - time.monotonic(), 0.01) if self.note else math.inf
+
+    def tick(self) -> None:
+        """Print the status line when it is due."""
+        now = time.monotonic()
+        if self.note is not None and now >= self.next_note:
+            self.next_note = now + STATUS_EVERY
+            self.note(now - self.start, self.received)
 
 
 class _DeadlineReader(io.RawIOBase):
@@ -103,12 +127,21 @@ class _DeadlineReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:  # type: ignore[override]
-        self.sock.settimeout(self.deadline.wait())
-        try:
-            return self.sock.recv_into(buffer)
-        except TimeoutError:
-            self.deadline.wait()  # raises when it was the deadline, not one read's timeout, that ran out
-            raise
+        deadline, began = self.deadline, time.monotonic()
+        while True:  # woken for each status line that falls due while this read waits
+            waited = time.monotonic() - began
+            if waited >= deadline.per_read:
+                raise TimeoutError
+            self.sock.settimeout(deadline.wait(min(deadline.per_read - waited, deadline.until_note())))
+            try:
+                count = self.sock.recv_into(buffer)
+            except TimeoutError:
+                deadline.wait()  # raises when it was the deadline, not one read's timeout, that ran out
+                deadline.tick()
+                continue
+            deadline.received += count
+            deadline.tick()
+            return count
 
 
 class _Response(http.client.HTTPResponse):
@@ -152,7 +185,9 @@ def _lookup(host: str, port: int, deadline: Deadline) -> list:
 
     thread = threading.Thread(target=look, name=f"posembed-lookup-{host}", daemon=True)
     thread.start()
-    thread.join(max(deadline.end - time.monotonic(), 0))
+    while not found and time.monotonic() < deadline.end:
+        thread.join(max(min(deadline.end - time.monotonic(), deadline.until_note()), 0))
+        deadline.tick()
     if not found:  # the thread is left to the resolver; being a daemon, it never holds the process up
         raise OSError(f"looking up {host} took longer than the deadline of {deadline.seconds:g} s")
     if isinstance(found[0], OSError):
@@ -196,7 +231,7 @@ def _connect(url: str, deadline: Deadline, connect_timeout: float) -> tuple[http
     proxy = _proxy_for(parts.scheme, host)
     extra: dict[str, str] = {}
     if parts.scheme == "https":
-        context = ssl.create_default_context()
+        context = tls_context()
         if proxy:
             conn: http.client.HTTPConnection = http.client.HTTPSConnection(proxy[0], proxy[1], timeout=wait,
                                                                           context=context)
@@ -212,6 +247,19 @@ def _connect(url: str, deadline: Deadline, connect_timeout: float) -> tuple[http
     return conn, target, extra
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The TLS context huggingface_hub's own session uses (``httpx2.create_ssl_context``): ``SSL_CERT_FILE`` or
+    ``SSL_CERT_DIR`` when set, the system's trust store on macOS and Windows (truststore), OpenSSL's paths on
+    Linux; so a company CA or a python.org macOS build works for posembed where it works for transformers.
+    Without httpx2 (huggingface_hub before 2.0), Python's default context."""
+    try:
+        from httpx2 import create_ssl_context
+    except ImportError:
+        return ssl.create_default_context()
+    return create_ssl_context()
+
+
 def _describe(exc: BaseException) -> str:
     """An OS or protocol error in a few words (``Connection refused``, ``Name or service not known``)."""
     if isinstance(exc, OSError) and exc.strerror:
@@ -219,20 +267,62 @@ def _describe(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(parts.scheme, 0)
+
+
 def same_origin(url: str, origin: str) -> bool:
-    """Whether ``url`` has ``origin``'s scheme, host and port: where a redirect may take the user's token (not to
-    another host, nor from https down to http on the same one)."""
-    a, b = urlsplit(url), urlsplit(origin)
-    return (a.scheme, a.netloc) == (b.scheme, b.netloc)
+    """Whether ``url`` has ``origin``'s scheme, host and port (``host`` and ``host:443`` are one https origin): where
+    a redirect may take the user's token (not to another host, nor from https down to http on the same one)."""
+    return _origin(url) == _origin(origin)
+
+
+def asked_wait(status: int, headers: http.client.HTTPMessage) -> float | None:
+    """Seconds a 429 or 5xx answer asks the client to wait: the hub's ``RateLimit`` header when no request is left
+    (read by huggingface_hub's ``parse_ratelimit_headers``), else ``Retry-After``; None when it says nothing."""
+    from huggingface_hub.utils import parse_ratelimit_headers
+
+    limit = parse_ratelimit_headers(dict(headers.items())) if status == 429 else None
+    if limit is not None and limit.remaining == 0:
+        return float(limit.reset_in_seconds)
+    value = (headers.get("Retry-After") or "").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None or when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+
+
+def check_content_range(value: str | None, start: int, stop: int, exact: bool, where: str) -> None:
+    """Refuse a 206 answer whose ``Content-Range`` is not the range asked for (a cache must never hold it)."""
+    from explorer.errors import ProviderError
+
+    match = _CONTENT_RANGE.fullmatch((value or "").strip())
+    if not match:
+        raise ProviderError(f"{where}: the server answered a range request without a valid Content-Range "
+                            f"({value!r})")
+    first, last = int(match.group(1)), int(match.group(2))
+    if first != start or last > stop - 1 or (exact and last != stop - 1):
+        raise ProviderError(f"{where}: asked for bytes {start}-{stop - 1}, the server sent {first}-{last}")
 
 
 def get(url: str, headers: dict[str, str], *, limit: int, deadline: Deadline, connect_timeout: float,
-        sink: BinaryIO | None = None, on_bytes: Callable[[int], None] | None = None,
-        stop_at: int | None = None) -> Answer:
+        sink: BinaryIO | None = None, on_bytes: Callable[[int, int | None], None] | None = None,
+        stop_at: int | None = None, trusted: tuple[str, ...] = ()) -> Answer:
     """GET ``url``: the final answer with at most ``limit`` body bytes (read into memory, or into ``sink``).
 
     An error answer (4xx, 5xx) is returned with its (bounded) body for the caller to judge. ``stop_at``
     stops reading after that many bytes (a range longer than wanted); a body beyond ``limit`` is refused.
+    The ``Authorization`` header goes to ``url``'s origin and to the ``trusted`` ones (the hub's own hosts); from
+    the first redirect anywhere else (a CDN's signed URL) on, it is dropped.
     """
     headers = {**headers, "Accept-Encoding": "identity"}
     seen: list[str] = []
@@ -244,7 +334,7 @@ def get(url: str, headers: dict[str, str], *, limit: int, deadline: Deadline, co
         if len(seen) > MAX_REDIRECTS:
             raise ExchangeError(f"more than {MAX_REDIRECTS} redirects (last to {url})")
         seen.append(url)
-        if not same_origin(url, origin):
+        if not any(same_origin(url, keeper) for keeper in (origin, *trusted)):
             headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
         conn = None
         try:
@@ -278,7 +368,8 @@ def get(url: str, headers: dict[str, str], *, limit: int, deadline: Deadline, co
             announced = int(length) if length is not None and length.strip().isdigit() else None
             if announced is not None and announced > limit and (stop_at is None or stop_at > limit):
                 raise ExchangeError(f"announced {announced} bytes, more than the {limit}-byte limit")
-            body = _read_body(response, limit, sink, on_bytes, stop_at)
+            body = _read_body(response, limit, sink, partial(on_bytes, announced=announced) if on_bytes else None,
+                              stop_at)
             return Answer(response.status, response.msg, body, seen, firsts)
         except ExchangeError:
             raise

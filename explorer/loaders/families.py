@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 from explorer.errors import ProviderError
 from explorer.loaders.checkpoints import Checkpoint
-from explorer.plugins.provider import _closest
+from explorer.runtime.console import did_you_mean
 
 #: ``offset`` value meaning "the padding index plus one" (RoBERTa's position ids start at padding_idx + 1).
 PADDING = "padding_idx + 1"
@@ -179,7 +179,7 @@ def choose(checkpoint: Checkpoint, which: str = "auto", tensor: str | None = Non
         names = checkpoint.names()
         if tensor not in names:
             raise ProviderError(f"{source}: no tensor {tensor!r} among its {len(names)} tensors"
-                                f"{_closest(tensor, names)}")
+                                f"{did_you_mean(tensor, names)}")
         for rule in FAMILIES.get(model_type, {}).values():
             if _find([tensor], rule.suffix):
                 return Choice(tensor, _offset(rule.offset, config, source), rule.kind, f"{model_type}: {rule.note}",
@@ -262,7 +262,7 @@ def positional_scheme(config: dict[str, Any]) -> str | None:
         theta = _positive(config.get("rope_theta") or rope.get("rope_theta") or config.get("rotary_emb_base")) or 10000
         dim = _head_dim(config)
         hint = f"sinusoidal,base={float(theta):g}" + (f",dim={dim}" if dim else "") + ",layout=split"
-        from explorer.plugins.manager import left_out
+        from explorer.plugins.selection import left_out
 
         setting = left_out("posembed-rotary")
         plugin = (f"; the posembed-rotary plugin, with which hf: reads its rotary table, is installed, but {setting} "

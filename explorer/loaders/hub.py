@@ -4,35 +4,31 @@ What a remote read costs: ``config.json`` (and, for sharded models, the index) w
 header by one or two range requests; and exactly the position tensor's bytes by one more. Everything
 fetched is kept in ``$HF_HOME/posembed/`` (or ``$POSEMBED_CACHE``) under the resolved commit, so a
 second run, or any run with ``HF_HUB_OFFLINE=1``, needs no network. Files a transformers download left
-in the shared cache (``HF_HUB_CACHE``) are read from there, never written. A repository whose only
-weights are a pickled ``pytorch_model.bin`` is the one case downloaded whole (then loaded with
+in the shared cache (``HF_HUB_CACHE``) are read from there, never written; posembed's own cache is not in
+huggingface_hub's layout, so its tools (``hf cache``, ``local_files_only``) do not see it. A repository
+whose only weights are a pickled ``pytorch_model.bin`` is the one case downloaded whole (then loaded with
 ``weights_only=True``).
 
-Every GET goes through ``explorer.loaders.exchange`` (why not huggingface_hub's downloads: see there):
-each exchange ends within ``POSEMBED_HUB_DEADLINE`` seconds (default 120) and each read waits at most
-``POSEMBED_HUB_TIMEOUT`` (default huggingface_hub's download timeout); looking up the host's name waits at
-most what the deadline leaves, connecting at most ``CONNECT_TIMEOUT``, and a hub that cannot be reached is
-one line at once, no retries. Transient faults (a 429 or 5xx answer, a read timeout, a body cut short)
-are retried ``POSEMBED_HUB_RETRIES`` times (0 to 10, default 3), after ``POSEMBED_HUB_RETRY_WAIT`` seconds
-(0 to 60, default 1) doubling up to a minute, or after the server's ``Retry-After`` when that is at most
-``MAX_RETRY_AFTER`` seconds (a longer one fails at once). A 206 answer whose ``Content-Range`` is not the
-range asked for is refused, and a slice is cached only once its size is right.
+Every GET goes through ``explorer.loaders.exchange`` (why not huggingface_hub's HTTP: see there), with the
+settings of ``explorer.loaders.hub_settings``: each exchange ends within ``POSEMBED_HUB_DEADLINE`` seconds
+(default 120), printing a status line every 10 s while it lasts, and each read waits at most
+``POSEMBED_HUB_TIMEOUT``; a hub that cannot be reached is one line at once, no retries. Transient faults (a
+429 or 5xx answer, a read timeout, a body cut short) are retried ``POSEMBED_HUB_RETRIES`` times after
+``POSEMBED_HUB_RETRY_WAIT`` seconds doubling up to a minute, or after the time the hub asks for
+(``RateLimit``'s ``t`` when no request is left, else ``Retry-After``) when it fits ``POSEMBED_HUB_DEADLINE``;
+a longer wait is one line saying when to try again. As huggingface_hub does, a commit already cached is
+used when the hub is unreachable, busy or failing. A 206 answer whose ``Content-Range`` is not the range
+asked for is refused, and a slice is cached only once its size is right.
 
 What the server sends never chooses a path: the revision is checked to be a branch, tag or commit name
 (``revision_name``), the commit a server names must be 40 hex digits, ETags are not used, and every
 cache path is built by ``_cache_path`` from these checked parts. Sizes are checked before a download:
 ``config.json`` at most 10 MB, an index at most 50 MB, a tensor or whole checkpoint at most
 ``explorer.runtime.limits.max_download_bytes()`` (``POSEMBED_MAX_DOWNLOAD_MB``).
-
-The user's conventions hold: ``HF_TOKEN`` or the saved login (``huggingface_hub.get_token``; not sent with
-``HF_HUB_DISABLE_IMPLICIT_TOKEN=1``), ``HF_ENDPOINT``,
-``HF_HOME``, ``HF_HUB_OFFLINE`` and ``revision``. They are read when a checkpoint is opened, not when
-huggingface_hub was imported. huggingface_hub is imported here only, inside functions.
 """
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import math
 import os
@@ -42,81 +38,29 @@ import time
 import warnings
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import numpy as np
 
-from explorer.errors import OutputError, PosembedWarning, ProviderError, SpecError
+from explorer.errors import OutputError, PosembedWarning, ProviderError
 from explorer.loaders import exchange
 from explorer.loaders import safetensors_io as st
 from explorer.loaders.checkpoints import (BIN_FILE, BIN_INDEX_FILE, CONFIG_FILE, MAX_CONFIG_BYTES, Checkpoint,
-                                          load_torch_file, read_config, state_dict_of, torch_to_numpy)
-from explorer.runtime import environment, limits
+                                          load_torch_file, missing_shard, read_config, state_dict_of,
+                                          torch_to_numpy)
+from explorer.loaders.hub_settings import (CONNECT_TIMEOUT, HUB_ORIGINS, MAX_RETRY_WAIT, OFFLINE_HINT, deadline,
+                                           endpoint, hub_cache_dir, is_offline, request_headers, retries, retry_wait,
+                                           revision_name, slice_cache_dir, timeout)
+from explorer.runtime import limits
 from explorer.runtime.console import Progress, info
 
 #: The first header read; most safetensors headers fit (huggingface_hub makes the same bet).
 HEADER_FIRST_READ = 100_000
 #: Downloads at least this large show progress on stderr.
 PROGRESS_MIN_BYTES = 4_000_000
-#: The longest back-off between two attempts: doubling from POSEMBED_HUB_RETRY_WAIT stops here.
-MAX_RETRY_WAIT = 60.0
-#: The longest ``Retry-After`` obeyed; a server asking for more is one error line at once.
-MAX_RETRY_AFTER = 10.0
-#: Seconds to wait for a connection (at most POSEMBED_HUB_TIMEOUT): an unreachable hub fails fast.
-CONNECT_TIMEOUT = 5.0
-DEFAULT_ENDPOINT = "https://huggingface.co"
-#: How to carry on without a network, said whenever the hub cannot be reached.
-OFFLINE_HINT = ("to work without a network, set HF_HUB_OFFLINE=1 to use what is cached, or read a local copy "
-                "with file:PATH or hf:FOLDER")
 _COMMIT = re.compile(r"[0-9a-f]{40}")
-#: Characters git refuses in a ref name, and control characters.
-_BAD_REF = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|//|@\{|^[/.-]|/\.|[/.]$|\.lock$|\.lock/")
-_MAX_REF = 255
-
-
-def endpoint() -> str:
-    """The hub's base URL: ``HF_ENDPOINT`` now (an http(s) URL, else one error), else the public hub."""
-    return environment.url("HF_ENDPOINT", DEFAULT_ENDPOINT)
-
-
-def is_offline() -> bool:
-    """``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) as set now, or as huggingface_hub saw it at import."""
-    from huggingface_hub import constants
-
-    # huggingface_hub's precedence: HF_HUB_OFFLINE when set, else TRANSFORMERS_OFFLINE
-    name = "HF_HUB_OFFLINE" if os.environ.get("HF_HUB_OFFLINE") else "TRANSFORMERS_OFFLINE"
-    return environment.flag(name) or constants.is_offline_mode()
-
-
-def hf_home() -> Path:
-    """``HF_HOME`` as huggingface_hub computes it, read now."""
-    default = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache")),
-                           "huggingface")
-    return Path(os.path.expandvars(os.path.expanduser(os.environ.get("HF_HOME", default))))
-
-
-def hub_cache_dir() -> Path:
-    """The shared model cache: ``HF_HUB_CACHE``, else ``$HF_HOME/hub`` (posembed reads it, never writes it)."""
-    explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
-    return Path(os.path.expanduser(explicit)) if explicit else hf_home() / "hub"
-
-
-def slice_cache_dir() -> Path:
-    """Where posembed keeps what it fetched: ``POSEMBED_CACHE``, else ``$HF_HOME/posembed``."""
-    explicit = environment.text("POSEMBED_CACHE")
-    return Path(os.path.expanduser(explicit)) if explicit else hf_home() / "posembed"
-
-
-def revision_name(value: str) -> str:
-    """``value`` when it can name a git branch, tag or commit (``main``, ``v1.0``, ``refs/pr/1``, a sha).
-
-    It becomes part of URLs and is looked up in caches, so an absolute path, ``..``, a backslash or a
-    control character is refused with one SpecError, by git's own rules for ref names.
-    """
-    if not value or len(value) > _MAX_REF or _BAD_REF.search(value):
-        raise SpecError(f"revision={value!r} is not a branch, tag or commit name (no absolute paths, '..', "
-                        f"spaces, backslashes or control characters)")
-    return value
+#: What the hub's X-Error-Message may add to a line (it is the server's text: cut short, escaped where printed).
+_MAX_SAID = 200
 
 
 def _cache_component(text: str) -> str:
@@ -130,8 +74,9 @@ def _cache_component(text: str) -> str:
     return "sha256-" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-class _NotFound(Exception):
-    """A file the repository does not have (HTTP 404 EntryNotFound)."""
+class _NotFound(ProviderError):
+    """A file the repository does not have (HTTP 404 EntryNotFound); a ProviderError, so it is one line wherever
+    a caller does not expect it."""
 
 
 class _Transient(Exception):
@@ -142,87 +87,13 @@ class _Transient(Exception):
         self.wait = wait
 
 
+class _GaveUp(ProviderError):
+    """The hub is busy or failing (429, 5xx, timeouts) past what posembed waits for: a cached copy may stand in."""
+
+
 class _Unreachable(ProviderError):
     """The hub cannot be reached at all (no such host, its name not looked up in time, connection refused, no
     connection in time)."""
-
-
-def timeout() -> float:
-    """Seconds one read may wait for the hub: ``POSEMBED_HUB_TIMEOUT``, else huggingface_hub's download timeout."""
-    from huggingface_hub import constants
-
-    return environment.number("POSEMBED_HUB_TIMEOUT", float(constants.HF_HUB_DOWNLOAD_TIMEOUT), 0.1, 3600)
-
-
-def deadline() -> float:
-    """Seconds one whole exchange may take, headers and body: ``POSEMBED_HUB_DEADLINE`` (default 120)."""
-    return environment.number("POSEMBED_HUB_DEADLINE", 120.0, 0.1, 86400)
-
-
-def retries() -> int:
-    """Extra attempts after a transient fault: ``POSEMBED_HUB_RETRIES`` (default 3)."""
-    return environment.integer("POSEMBED_HUB_RETRIES", 3, 0, 10)
-
-
-def retry_wait() -> float:
-    """The first back-off in seconds, doubled on each retry: ``POSEMBED_HUB_RETRY_WAIT`` (default 1)."""
-    return environment.number("POSEMBED_HUB_RETRY_WAIT", 1.0, 0, MAX_RETRY_WAIT)
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds a ``Retry-After`` header asks for (delay-seconds or an HTTP date); None when absent or unusable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None or when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
-
-
-def _check_content_range(value: str | None, start: int, stop: int, exact: bool, where: str) -> None:
-    """Refuse a 206 answer whose ``Content-Range`` is not the range asked for (a cache must never hold it)."""
-    match = _CONTENT_RANGE.fullmatch((value or "").strip())
-    if not match:
-        raise ProviderError(f"{where}: the server answered a range request without a valid Content-Range "
-                            f"({value!r})")
-    first, last = int(match.group(1)), int(match.group(2))
-    if first != start or last > stop - 1 or (exact and last != stop - 1):
-        raise ProviderError(f"{where}: asked for bytes {start}-{stop - 1}, the server sent {first}-{last}")
-
-
-
-def request_headers() -> dict[str, str]:
-    """Every hub request's headers: posembed's user agent, and the user's token (``HF_TOKEN`` or the saved login,
-    unless ``HF_HUB_DISABLE_IMPLICIT_TOKEN`` is set) as a bearer token.
-
-    Built here, not by huggingface_hub's ``build_hf_headers``, which also fetches the hub's agent registry through
-    its own client (once a process, unless telemetry is off): a request outside the exchange's deadline, whose
-    name lookup nothing bounds."""
-    import platform
-
-    from huggingface_hub import __version__ as hub_version
-    from huggingface_hub import get_token
-
-    from explorer import __version__
-    from explorer.runtime import environment
-
-    headers = {"user-agent": f"posembed-explorer/{__version__}; hf_hub/{hub_version}; "
-                             f"python/{platform.python_version()}"}
-    # huggingface_hub's reading of its own variable: 1/on/yes/true in any case turns it on, anything else off
-    implicit_off = (environment.text("HF_HUB_DISABLE_IMPLICIT_TOKEN") or "").strip().upper()
-    token = None if implicit_off in ("1", "ON", "YES", "TRUE") else get_token()
-    if token:
-        headers["authorization"] = f"Bearer {token}"
-    return headers
 
 
 class RemoteCheckpoint(Checkpoint):
@@ -262,11 +133,15 @@ class RemoteCheckpoint(Checkpoint):
             return cached[0], read_config(cached[1], self.repo_id), cached[1].parent
         if self.offline:
             raise self._not_cached(CONFIG_FILE)
-        try:
-            answer = self._get(CONFIG_FILE, revision=self.requested, limit=MAX_CONFIG_BYTES)
-        except _Unreachable:
+        try:  # with a cached commit to fall back on, one attempt: a busy hub costs no quota and no waiting
+            answer = self._get(CONFIG_FILE, revision=self.requested, limit=MAX_CONFIG_BYTES,
+                               attempts=1 if cached else None)
+        except (_Unreachable, _GaveUp) as exc:
             if cached is None:
                 raise
+            if isinstance(exc, _GaveUp):  # an unreachable hub is the usual offline case: quiet, as before
+                info(f"posembed: {self.repo_id}: using the cached commit {cached[0][:12]} for {self.requested!r}: "
+                     f"{str(exc).removeprefix(f'{self.repo_id}: ')}")
             return cached[0], read_config(cached[1], self.repo_id), cached[1].parent
         except _NotFound:
             raise ProviderError(f"{self.repo_id}: the repository has no {CONFIG_FILE}") from None
@@ -321,35 +196,42 @@ class RemoteCheckpoint(Checkpoint):
                                  f"HF_HUB_OFFLINE is set; run once with network access first")
         return ProviderError(f"{self.repo_id}: cannot reach {self.endpoint} and {what} is not in the cache")
 
-    def _status_error(self, answer: exchange.Answer, what: str) -> Exception:
-        """The error for a 4xx answer: no such model, revision or file, gated, refused access."""
+    def _status_error(self, answer: exchange.Answer, what: str, token_sent: bool) -> ProviderError:
+        """The error for a 4xx answer (no such model, revision or file, gated, refused access), with what the hub
+        said in ``X-Error-Message``: a token that was refused must not read like a missing one."""
         status, code = answer.status, answer.headers.get("X-Error-Code") or ""
+        said = " ".join((answer.headers.get("X-Error-Message") or "").split())[:_MAX_SAID]
+        said = f" (the hub said: {said})" if said else ""
+        token = ("; the token posembed sent (HF_TOKEN or the saved login) may not read it, or is not valid"
+                 if token_sent else "; if the model is private or gated, set HF_TOKEN to a token that may read it")
         if code == "GatedRepo":
-            return ProviderError(f"{self.repo_id} is gated: accept its terms on the hub and set HF_TOKEN")
+            return ProviderError(f"{self.repo_id} is gated: accept its terms on the hub and set HF_TOKEN{said}")
         if code == "RepoNotFound":
-            return ProviderError(f"{self.repo_id}: no such model on {self.endpoint} (if it is private, set HF_TOKEN)")
+            hint = "or the token sent may not read it" if token_sent else "if it is private, set HF_TOKEN"
+            return ProviderError(f"{self.repo_id}: no such model on {self.endpoint} ({hint}){said}")
         if code == "RevisionNotFound":
-            return ProviderError(f"{self.repo_id}: no revision {self.requested!r}")
+            return ProviderError(f"{self.repo_id}: no revision {self.requested!r}{said}")
         if code == "EntryNotFound":
-            return _NotFound(what)
+            return _NotFound(f"{self.repo_id}: {self.endpoint} has no {what} (HTTP 404){said}")
         if status in (401, 403):
-            return ProviderError(f"{self.repo_id}: {self.endpoint} refused access to {what} (HTTP {status}); "
-                                 f"if the model is private or gated, set HF_TOKEN to a token that may read it")
+            return ProviderError(f"{self.repo_id}: {self.endpoint} refused access to {what} (HTTP {status})"
+                                 f"{token}{said}")
         if status == 404:
-            return ProviderError(f"{self.repo_id}: {self.endpoint} has no {what} (HTTP 404)")
-        return ProviderError(f"{self.repo_id}: {self.endpoint} answered HTTP {status} for {what}")
+            return ProviderError(f"{self.repo_id}: {self.endpoint} has no {what} (HTTP 404){said}")
+        return ProviderError(f"{self.repo_id}: {self.endpoint} answered HTTP {status} for {what}{said}")
 
     # -- every GET -------------------------------------------------------------------------------------------------
 
     def _get(self, filename: str, *, revision: str | None = None, start: int | None = None, stop: int = 0,
-             exact: bool = True, limit: int, label: str = "", sink: Any = None) -> exchange.Answer:
+             exact: bool = True, limit: int, label: str = "", sink: Any = None,
+             attempts: int | None = None) -> exchange.Answer:
         """One file of the repository, or bytes ``[start, stop)`` of it, with the user's auth headers.
 
-        Transient faults are retried ``retries()`` times with a short back-off (or the server's short
-        ``Retry-After``); anything else (4xx, an unreachable hub, a wrong ``Content-Range``, a deadline
-        passed) fails at once.
+        Transient faults are tried ``attempts`` times (default ``retries() + 1``) with a back-off, or after the
+        wait the hub asks for when it fits ``deadline()``; anything else (4xx, an unreachable hub, a wrong
+        ``Content-Range``, a deadline passed) fails at once.
         """
-        attempts = retries() + 1
+        attempts = attempts or retries() + 1
         for attempt in range(attempts):
             if sink is not None:
                 sink.seek(0)
@@ -358,8 +240,12 @@ class RemoteCheckpoint(Checkpoint):
                 return self._get_once(filename, revision or self.revision, start, stop, exact, limit, label, sink)
             except _Transient as exc:
                 if attempt + 1 == attempts:
-                    raise ProviderError(f"{self.repo_id}: {exc} (gave up after {attempts} attempts)") from None
-                time.sleep(exc.wait if exc.wait is not None else min(retry_wait() * (2 ** attempt), MAX_RETRY_WAIT))
+                    raise _GaveUp(f"{self.repo_id}: {exc} (gave up after {attempts} "
+                                  f"attempt{'s' if attempts > 1 else ''})") from None
+                wait = exc.wait if exc.wait is not None else min(retry_wait() * (2 ** attempt), MAX_RETRY_WAIT)
+                if wait >= 1:
+                    info(f"posembed: {self.repo_id}: {exc}; trying again in {wait:.0f} s")
+                time.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _get_once(self, filename: str, revision: str, start: int | None, stop: int, exact: bool, limit: int,
@@ -369,17 +255,32 @@ class RemoteCheckpoint(Checkpoint):
         if self.offline:
             raise self._not_cached(label or filename)
         headers = request_headers()
+        token_sent = "authorization" in headers
         want = None if start is None else stop - start
         if start is not None:
             headers["Range"] = f"bytes={start}-{stop - 1}"
         url = hf_hub_url(self.repo_id, filename, revision=revision, endpoint=self.endpoint)
-        size = want if want is not None else limit if sink is not None else 0
-        progress = Progress(label or filename, size) if size >= PROGRESS_MIN_BYTES else None
+        progress: list[Progress] = []
+
+        def on_bytes(done: int, announced: int | None) -> None:  # sized by what the server announces
+            if not progress and (announced or 0) >= PROGRESS_MIN_BYTES:
+                progress.append(Progress(label or filename, announced or 0))
+            for bar in progress:
+                bar.update(done)
+
+        host, allowed = urlsplit(url).netloc, deadline()
+
+        def note(seconds: float, received: int) -> None:
+            info(f"posembed: {self.repo_id}: still fetching {filename} from {host} after {seconds:.0f} s "
+                 f"({received} bytes received); posembed gives up after {allowed:g} s (POSEMBED_HUB_DEADLINE "
+                 f"sets it)")
+
         try:
             answer = exchange.get(url, headers, limit=limit if want is None else min(limit, stop),
-                                  deadline=exchange.Deadline(deadline(), timeout()),
+                                  deadline=exchange.Deadline(allowed, timeout(), note),
                                   connect_timeout=min(timeout(), CONNECT_TIMEOUT), sink=sink,
-                                  on_bytes=progress.update if progress else None, stop_at=want)
+                                  on_bytes=on_bytes, stop_at=want,
+                                  trusted=(*HUB_ORIGINS, self.endpoint))
         except exchange.ExchangeError as exc:
             if exc.unreachable:
                 raise _Unreachable(f"{self.repo_id}: {exc} and {filename} is not in the cache; {OFFLINE_HINT}") from None
@@ -389,24 +290,25 @@ class RemoteCheckpoint(Checkpoint):
                 raise _Transient(f"{self.endpoint} {words}") from None
             raise ProviderError(f"{self.repo_id}: {self.endpoint} {exc} (fetching {filename})") from None
         finally:
-            if progress:
-                progress.close()
+            for bar in progress:
+                bar.close()
         if answer.status == 429 or answer.status >= 500:
-            wait = _retry_after(answer.headers.get("Retry-After"))
-            if wait is not None and wait > MAX_RETRY_AFTER:
-                raise ProviderError(f"{self.repo_id}: {self.endpoint} answered HTTP {answer.status} for {filename} "
-                                    f"and asks to wait {wait:.0f} s; posembed waits at most {MAX_RETRY_AFTER:g} s, "
-                                    f"so try again later")
+            wait = exchange.asked_wait(answer.status, answer.headers)
+            if wait is not None and wait > allowed:
+                when = time.strftime("%H:%M:%S UTC", time.gmtime(time.time() + wait))
+                raise _GaveUp(f"{self.repo_id}: {self.endpoint} answered HTTP {answer.status} for {filename} and "
+                              f"asks to wait {wait:.0f} s; posembed waits at most {allowed:g} s "
+                              f"(POSEMBED_HUB_DEADLINE), so try again after {when}")
             raise _Transient(f"{self.endpoint} answered HTTP {answer.status} for {filename}", wait)
         if answer.status >= 400:
-            raise self._status_error(answer, filename)
+            raise self._status_error(answer, filename, token_sent)
         if start is not None:
             if answer.status != 206 and start != 0:
                 raise ProviderError(f"{self.repo_id}: {self.endpoint} ignored the byte-range request for "
                                     f"{filename}; refusing to download the whole file")
             if answer.status == 206:
-                _check_content_range(answer.headers.get("Content-Range"), start, stop, exact,
-                                     f"{self.repo_id}: {filename}")
+                exchange.check_content_range(answer.headers.get("Content-Range"), start, stop, exact,
+                                             f"{self.repo_id}: {filename}")
             if exact and len(answer.body) != want:
                 raise _Transient(f"{filename} sent {len(answer.body)} of the {want} bytes asked for")
         return answer
@@ -503,7 +405,7 @@ class RemoteCheckpoint(Checkpoint):
                     self._layout = name
                     return name
             if self.offline:
-                raise self._not_cached("the weights")
+                raise self._not_cached(f"a weights file ({st.SINGLE_FILE}, {st.INDEX_FILE} or {BIN_FILE})")
             try:
                 self._header(st.SINGLE_FILE)
                 self._layout = st.SINGLE_FILE
@@ -528,12 +430,14 @@ class RemoteCheckpoint(Checkpoint):
         if filename not in self._torch:
             local = self.snapshot / filename
             if not local.is_file():
-                info(f"posembed: {self.repo_id} has no safetensors weights, only pickled {filename}: "
-                     f"downloading it whole")
                 local = self._file(filename, limits.max_download_bytes())
+                if local is None and filename != BIN_FILE:
+                    raise missing_shard(self.repo_id, BIN_INDEX_FILE, filename)
                 if local is None:
                     raise ProviderError(f"{self.repo_id}: no weights found ({st.SINGLE_FILE}, {st.INDEX_FILE} "
                                         f"or {BIN_FILE})")
+                info(f"posembed: {self.repo_id} has no safetensors weights, only pickled {filename}: read it whole "
+                     f"({local.stat().st_size / 1e6:.1f} MB)")
             self._torch[filename] = state_dict_of(load_torch_file(local), f"{self.repo_id}/{filename}")
         return self._torch[filename]
 
@@ -557,7 +461,12 @@ class RemoteCheckpoint(Checkpoint):
             if name not in tensors:
                 raise ProviderError(f"{self.repo_id}: no tensor {name!r} in {filename}")
             return torch_to_numpy(tensors[name])
-        tensor = self._header(filename).get(name, f"{self.repo_id}/{filename}")
+        try:
+            tensor = self._header(filename).get(name, f"{self.repo_id}/{filename}")
+        except _NotFound:
+            if layout == st.SINGLE_FILE:
+                raise
+            raise missing_shard(self.repo_id, layout, filename) from None
         where = f"{self.repo_id}: {name!r}"
         local = self.snapshot / filename
         cached = self._cache_path(self.revision, filename, name, suffix=".bin")

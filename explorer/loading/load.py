@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from explorer.errors import PluginError, PosembedError, ProviderError, SpecError
 from explorer.loading.spec import Spec, file_hint, parse_spec
-from explorer.plugins.manager import Registry, get_registry
+from explorer.plugins.registry import Registry, get_registry
 
 if TYPE_CHECKING:
     from explorer.core.embedding import PositionEmbedding
@@ -29,7 +29,7 @@ def load(spec: str | Spec = DEFAULT_SPEC, registry: Registry | None = None, **pa
     from explorer.core.embedding import PositionEmbedding
 
     parsed = spec if isinstance(spec, Spec) else parse_spec(spec)
-    registry = registry or get_registry()
+    registry = get_registry() if registry is None else registry
     try:
         provider = registry.get(parsed.name)
     except SpecError as exc:

@@ -26,7 +26,7 @@ from explorer.loading.spec import Spec, parse_spec
 
 if TYPE_CHECKING:
     from explorer.core.embedding import PositionEmbedding
-    from explorer.plugins.manager import Registry
+    from explorer.plugins.registry import Registry
 
 #: At most this many tables are fetched at once (the hub is asked politely; four hide most of the latency).
 WORKERS = 4
@@ -124,14 +124,9 @@ def load_many(requests: Sequence[Request], registry: Registry | None = None, *, 
     stands for the whole set.
     """
     from explorer.loading.load import load
-    from explorer.plugins.manager import get_registry
+    from explorer.plugins.registry import get_registry
 
-    registry = registry or get_registry()
-    for request in requests:  # the registry may import a plugin: done once, here, not from several threads
-        try:
-            registry.get(parse_spec(request.spec).name)
-        except PosembedError:
-            pass  # reported with its spec by the load below
+    registry = get_registry() if registry is None else registry  # built here, once, not from several threads
     outcomes: dict[int, PositionEmbedding | PosembedError] = {}
     total = len(requests)
     console.step(f"loading {requests[0].spec}" if total == 1 else f"loading {total} tables")

@@ -2,7 +2,8 @@
 
 Examples: ``sinusoidal``, ``sinusoidal,positions=2048,dim=512``, ``hf:facebook/opt-350m,revision=main``,
 ``file:/data/table.npz,key=wpe``. The target runs up to the first comma that starts a
-``key=value`` pair, so paths and ids may hold colons and commas of their own.
+``key=value`` pair, so paths and ids may hold colons and commas of their own. ``NAME:`` with nothing after the
+colon (``hf:``, as the docs name the provider) is ``NAME`` with no target.
 """
 
 from __future__ import annotations
@@ -55,10 +56,8 @@ def parse_spec(text: str) -> Spec:
     target: str | None = None
     if rest.startswith(":"):
         parts = _OPTION_START.split(rest[1:], maxsplit=1)
-        target = parts[0]
+        target = parts[0] or None  # ``hf:`` alone, as the docs name a provider: no target
         rest = "," + parts[1] if len(parts) > 1 else ""
-        if not target:
-            raise SpecError(f"bad provider spec {text!r}: empty target after ':'")
     elif rest and not rest.startswith(","):
         raise SpecError(f"bad provider spec {text!r}: expected ':' or ',' after {name!r}")
     options: dict[str, str] = {}

@@ -8,10 +8,15 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from explorer.errors import SpecError
+from explorer.runtime.console import did_you_mean
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _TYPES = {int: "int", float: "float", str: "str", bool: "bool"}
+
+
+#: Names a parameter may not take: ``explorer.load(spec, registry=None, **params)`` keeps them for itself.
+RESERVED = ("spec", "registry")
 
 
 @dataclass(frozen=True)
@@ -19,32 +24,88 @@ class Param:
     """One typed parameter of a provider.
 
     ``type`` is ``int``, ``float``, ``str`` or ``bool`` (a bool takes 1/true/yes/on or
-    0/false/no/off, in any case); ``choices`` restricts the value to a fixed set;
-    ``minimum`` bounds numbers from below. A ``default`` of ``None`` means the parameter
-    is optional with no value; ``required=True`` (with no default) makes a spec without it
-    a ``SpecError`` before ``load`` runs.
+    0/false/no/off, in any case); ``choices`` restricts the value to a fixed set of that type;
+    ``minimum`` and ``maximum`` bound numbers, inclusive unless ``min_open`` or ``max_open``
+    (``Param("decay", float, 0.5, minimum=0, min_open=True, maximum=1)`` takes (0, 1]). A
+    ``default`` of ``None`` means the parameter is optional with no value; ``required=True``
+    (with no default) makes a spec without it a ``SpecError`` before ``load`` runs.
+
+    A malformed declaration does not raise here: the provider declaring it is skipped when it
+    is registered, with one warning naming it and what is wrong (``problem``).
     """
 
     name: str
     type: type = str
     default: Any = None
     help: str = ""
-    choices: tuple[str, ...] | None = None
+    choices: tuple[Any, ...] | None = None
     minimum: float | None = None
     required: bool = False
+    maximum: float | None = None
+    min_open: bool = False
+    max_open: bool = False
 
     def __post_init__(self) -> None:
-        if self.required and self.default is not None:
-            raise TypeError(f"Param {self.name!r}: a required parameter has no default")
+        if self.choices is not None and not isinstance(self.choices, (str, bytes)):
+            try:
+                object.__setattr__(self, "choices", tuple(self.choices))
+            except TypeError:
+                pass  # reported by problem()
+
+    def problem(self) -> str | None:
+        """What is wrong with this declaration, or None."""
+        name = f"parameter {self.name!r}"
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            return f"{name}: its name must be a Python identifier"
+        if self.name in RESERVED:
+            return f"{name}: {', '.join(map(repr, RESERVED))} are explorer.load's own arguments; choose another name"
         if self.type not in _TYPES:
-            raise TypeError(f"Param {self.name!r}: type must be one of int, float, str, bool")
-        if not self.name.isidentifier():
-            raise TypeError(f"Param {self.name!r}: name must be a Python identifier")
+            return f"{name}: type must be one of int, float, str, bool"
+        if self.required and self.default is not None:
+            return f"{name}: a required parameter has no default"
+        if self.choices is not None:
+            if not isinstance(self.choices, tuple) or not self.choices:
+                return f"{name}: choices must be a non-empty tuple of {_TYPES[self.type]} values"
+            wrong = [c for c in self.choices if not _is_a(c, self.type)]
+            if wrong:
+                return f"{name}: choices must be {_TYPES[self.type]} values, got {wrong[0]!r}"
+        bounds = {"minimum": self.minimum, "maximum": self.maximum}
+        if any(v is not None for v in bounds.values()) and self.type not in (int, float):
+            return f"{name}: minimum and maximum bound numbers (int or float), not {_TYPES[self.type]}"
+        for key, value in bounds.items():
+            if value is not None and not (_is_a(value, float) and math.isfinite(value)):
+                return f"{name}: {key} must be a finite number, got {value!r}"
+        if self.minimum is not None and self.maximum is not None and (
+                self.minimum > self.maximum or (self.minimum == self.maximum and (self.min_open or self.max_open))):
+            return f"{name}: no value lies within {self.bounds()}"
+        return None
+
+    def bounds(self) -> str:
+        """The allowed range as ``(0, 1]``, ``>= 1`` or ``< 10``; ``""`` when unbounded."""
+        low, high = self.minimum, self.maximum
+        if low is not None and high is not None:
+            return f"{'(' if self.min_open else '['}{low:g}, {high:g}{')' if self.max_open else ']'}"
+        if low is not None:
+            return f"{'>' if self.min_open else '>='} {low:g}"
+        if high is not None:
+            return f"{'<' if self.max_open else '<='} {high:g}"
+        return ""
+
+    def _within(self, value: Any) -> bool:
+        low, high = self.minimum, self.maximum
+        if low is not None and (value < low or (self.min_open and value == low)):
+            return False
+        return not (high is not None and (value > high or (self.max_open and value == high)))
+
+    def _bounds_phrase(self) -> str:
+        """``>= 0``, ``in (0, 1]``: what the error says a value must be."""
+        both = self.minimum is not None and self.maximum is not None
+        return f"in {self.bounds()}" if both else self.bounds()
 
     @property
     def type_name(self) -> str:
         """``int``, ``float``, ``str``, ``bool`` or ``a|b|c`` for choices."""
-        return "|".join(self.choices) if self.choices else _TYPES[self.type]
+        return "|".join(map(str, self.choices)) if self.choices else _TYPES[self.type]
 
     def convert(self, value: Any, provider: str) -> Any:
         """Turn a spec string (or an already typed value) into this parameter's type, or raise SpecError."""
@@ -76,12 +137,12 @@ class Param:
         except (TypeError, ValueError):
             raise SpecError(f"{where} expects {self.type_name}, got {value!r}") from None
         if self.choices is not None and result not in self.choices:
-            hint = _closest(str(result), self.choices)
+            hint = did_you_mean(str(result), [str(c) for c in self.choices])
             raise SpecError(
-                f"{where} must be one of {', '.join(self.choices)}, got {result!r}{hint}"
+                f"{where} must be one of {', '.join(map(str, self.choices))}, got {result!r}{hint}"
             )
-        if self.minimum is not None and result < self.minimum:
-            raise SpecError(f"{where} must be >= {self.minimum:g}, got {result!r}")
+        if not self._within(result):
+            raise SpecError(f"{where} must be {self._bounds_phrase()}, got {result!r}")
         return result
 
 
@@ -93,7 +154,8 @@ class Provider:
     defaults filled in) and returns a ``PositionEmbedding``. ``target`` names the
     parameter that the ``NAME:TARGET`` part of a spec fills, e.g. ``hf:gpt2`` sets
     the ``model`` parameter of ``hf``; it must be one of ``params``. When registered,
-    ``load``'s signature is checked against ``params`` (``load_problem``).
+    ``load``'s signature is checked against ``params``; a malformed provider is skipped then, with
+    one warning (``problem``), rather than raising where it is made (so the rest of its plugin loads).
     """
 
     name: str
@@ -103,16 +165,32 @@ class Provider:
     target: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "params", tuple(self.params))
-        if not self.name or any(ch in self.name for ch in ":,= \t") :
-            raise TypeError(f"provider name {self.name!r} must be non-empty without ':', ',', '=' or spaces")
+        try:
+            object.__setattr__(self, "params", tuple(self.params))
+        except TypeError:
+            pass  # reported by problem()
+
+    def problem(self) -> str | None:
+        """What is wrong with this declaration (its name, its parameters, its target, ``load``'s signature), or
+        None. A provider with a problem is skipped when registered, with one warning naming it and the problem;
+        the plugin's other providers, analyses and sections still count."""
+        if not isinstance(self.name, str) or not self.name or any(ch in self.name for ch in ":,= \t"):
+            return f"its name {self.name!r} must be non-empty text without ':', ',', '=' or spaces"
+        if not isinstance(self.params, tuple) or not all(isinstance(p, Param) for p in self.params):
+            return "params must be a tuple of explorer.Param"
+        for param in self.params:
+            problem = param.problem()
+            if problem:
+                return problem
         names = [p.name for p in self.params]
-        if len(set(names)) != len(names):
-            raise TypeError(f"provider {self.name!r} declares a parameter twice")
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            return f"it declares the parameter {twice[0]!r} twice"
         if self.target is not None and self.target not in names:
-            raise TypeError(f"provider {self.name!r}: target {self.target!r} is not one of its parameters")
+            return f"its target {self.target!r} is not one of its parameters"
         if not callable(self.load):
-            raise TypeError(f"provider {self.name!r}: load must be callable")
+            return "its load must be callable"
+        return self.load_problem()
 
     def param(self, name: str) -> Param:
         """The declared parameter called ``name``, or SpecError suggesting the closest one."""
@@ -122,7 +200,7 @@ class Provider:
         known = [p.name for p in self.params]
         listing = ", ".join(known) if known else "none"
         raise SpecError(
-            f"{self.name}: unknown parameter {name!r} (parameters: {listing}){_closest(name, known)}"
+            f"{self.name}: unknown parameter {name!r} (parameters: {listing}){did_you_mean(name, known)}"
         )
 
     def resolve(self, target: str | None, options: dict[str, Any]) -> dict[str, Any]:
@@ -164,9 +242,11 @@ class Provider:
         return None
 
 
-def _closest(word: str, candidates: Sequence[str]) -> str:
-    """``"; did you mean 'x'?"`` for the closest candidate, or ``""``."""
-    import difflib
 
-    match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.5)
-    return f"; did you mean {match[0]!r}?" if match else ""
+def _is_a(value: Any, kind: type) -> bool:
+    """Whether ``value`` is of the parameter type ``kind`` (a bool is not a number; an int is a float's)."""
+    if kind is bool:
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, (int, float)) if kind is float else isinstance(value, kind)

@@ -18,8 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
+
+from explorer.runtime.console import warn
 
 if TYPE_CHECKING:
     import numpy as np
@@ -54,6 +58,8 @@ class Analysis:
     """The result's arrays for ``analyze --npz``, keyed by field; default: every array field of a dataclass."""
     terms: tuple[str, ...] = ("absolute",)
     pair: bool = False
+    order: float = 1000.0
+    """Where it runs, and where its numbers come in ``posembed analyze``: ascending (the built-ins use 10 to 133)."""
     plugin: str | None = None
     """Set by the registry to the registering plugin's name for third-party analyses (None: built in)."""
     origin: str | None = None
@@ -129,7 +135,7 @@ class Results(Mapping[str, Any]):
             given = guarded(unit, lambda: unit.scalars_of(value))
             for key, number in ({} if given is FAILED else given).items():
                 if key in out:
-                    _warn(f"analysis {name!r} gives the scalar {key!r}, which analysis {given_by[key]!r} already "
+                    warn(f"analysis {name!r} gives the scalar {key!r}, which analysis {given_by[key]!r} already "
                           f"gives; keeping the first")
                     continue
                 out[key], given_by[key] = number, name
@@ -201,39 +207,36 @@ class SectionContext:
 
 #: What ``guarded`` returns when a plugin's unit failed (and was reported).
 FAILED = object()
-#: Set by ``posembed --debug``: a plugin's failure then raises with its own traceback instead of a warning.
-DEBUG_ENV = "POSEMBED_DEBUG"
+#: Whether a plugin's failure raises with its own traceback instead of a warning (``posembed --debug``).
+_RAISE_PLUGIN_ERRORS: ContextVar[bool] = ContextVar("posembed_raise_plugin_errors", default=False)
+
+
+@contextmanager
+def plugin_errors_raise() -> Iterator[None]:
+    """Within the block, a plugin's failing analysis or section raises with its own traceback instead of being
+    one warning line (``posembed --debug`` runs its command in this block)."""
+    token = _RAISE_PLUGIN_ERRORS.set(True)
+    try:
+        yield
+    finally:
+        _RAISE_PLUGIN_ERRORS.reset(token)
 
 
 def guarded(unit: Analysis | Section, call: Callable[[], Any]) -> Any:
     """``call()``, the code of ``unit``: a built-in unit's exception propagates (a bug keeps its own frames);
     a plugin's becomes one warning line naming the unit, its plugin and where that came from, and ``FAILED`` is
-    returned."""
-    if unit.plugin is None or _debugging():
+    returned (inside ``plugin_errors_raise``, it propagates too)."""
+    if unit.plugin is None or _RAISE_PLUGIN_ERRORS.get():
         return call()
     try:
         return call()
     except Exception as exc:  # noqa: BLE001 - one broken plugin must not cost the rest of the page
         kind = "analysis" if isinstance(unit, Analysis) else "section"
         where = f"{unit.plugin!r} ({unit.origin})" if unit.origin else repr(unit.plugin)
-        _warn(f"{kind} {unit.name!r} of plugin {where} failed and is skipped: {type(exc).__name__}: {exc}")
+        warn(f"{kind} {unit.name!r} of plugin {where} failed and is skipped: {type(exc).__name__}: {exc}")
         return FAILED
 
 
-def _warn(message: str) -> None:
-    import warnings
-
-    from explorer.errors import PosembedWarning
-
-    warnings.warn(PosembedWarning(" ".join(message.split())), stacklevel=3)
-
-
-def _debugging() -> bool:
-    from explorer.runtime import environment
-
-    return environment.flag(DEBUG_ENV)
-
-
-def in_order(sections: Sequence[Section]) -> list[Section]:
-    """Sections by ascending ``order``, ties in registration order."""
-    return sorted(sections, key=lambda s: s.order)
+def in_order(units: Sequence[Any]) -> list[Any]:
+    """Sections (or analyses) by ascending ``order``, ties in registration order."""
+    return sorted(units, key=lambda unit: unit.order)

@@ -17,7 +17,8 @@ from explorer.core.embedding import KINDS
 from explorer.errors import PosembedWarning, ProviderError
 from explorer.loaders.regular_files import require_regular
 from explorer.plugins.hookspecs import hookimpl
-from explorer.plugins.provider import Param, Provider, _closest
+from explorer.plugins.provider import Param, Provider
+from explorer.runtime.console import did_you_mean
 from explorer.runtime.console import one_line
 from explorer.runtime.limits import check_shape
 
@@ -36,7 +37,7 @@ def pick_key(shapes: Mapping[str, tuple[int, ...]], key: str | None, where: str)
     if key is not None:
         if key not in shapes:
             listing = ", ".join(sorted(shapes)[:20]) + (" ..." if len(shapes) > 20 else "")
-            raise ProviderError(f"{where}: no {key!r} (it holds: {listing}){_closest(key, list(shapes))}")
+            raise ProviderError(f"{where}: no {key!r} (it holds: {listing}){did_you_mean(key, list(shapes))}")
         return key
     candidates = [name for name, shape in shapes.items() if len(shape) == 2 or _batched(shape)]
     if len(candidates) == 1:

@@ -130,7 +130,7 @@ def claimed_provider(config: dict[str, Any]) -> str | None:
     """The provider a plugin claims ``config`` for (``provider_for_config``), asked only for a model without a
     table of its own."""
     from explorer.loaders import families
-    from explorer.plugins.manager import get_registry
+    from explorer.plugins.registry import get_registry
 
     if config.get("model_type") in families.FAMILIES or families.positional_scheme(config) is None:
         return None
@@ -141,7 +141,7 @@ def delegate(name: str, model: str, revision: str | None, table: str, positions:
              attention: int | None = None, tokens: str | None = None):
     """Load ``model`` with the provider ``name`` (claimed through ``provider_for_config``), passing on the hf
     parameters it has."""
-    from explorer.plugins.manager import get_registry
+    from explorer.plugins.registry import get_registry
 
     provider = get_registry().get(name)
     accepted = {p.name for p in provider.params}

@@ -23,6 +23,7 @@ from bokeh.palettes import RdBu11, interp_palette
 
 from explorer.analysis import MatrixImage
 from explorer.analysis.traces import FINE_LEVELS, FineCodes
+from explorer.core.choices import SCALES  # the matrix heatmap's colour scales, defined once for CLI, API and page
 
 LEVELS = 256
 #: Codes kept at each end for values beyond the robust range (they show in the end colours).
@@ -33,8 +34,6 @@ ROBUST_QUANTILE = 99.5
 SYMLOG_RATIO = 30.0
 #: Blue for negative, red for positive, white at zero (Bokeh's RdBu11 runs from blue to red).
 DIVERGING = tuple(interp_palette(RdBu11, LEVELS))
-#: The matrix heatmap's colour scales: ``auto`` chooses symlog for heavy-tailed tables, else linear.
-SCALES = ("auto", "linear", "symlog")
 #: Colour-bar labels closer than this many codes to an end label are dropped (they would overlap it).
 LABEL_GAP = 14
 

@@ -25,7 +25,7 @@ import sys
 import time
 import warnings
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from explorer.runtime import environment
 
@@ -60,6 +60,22 @@ def one_line(text: object) -> str:
     if text.isprintable():
         return text
     return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
+
+
+def did_you_mean(word: str, candidates: Sequence[str]) -> str:
+    """``"; did you mean 'x'?"`` for the candidate closest to ``word``, or ``""``."""
+    import difflib
+
+    match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.5)
+    return f"; did you mean {match[0]!r}?" if match else ""
+
+
+def warn(message: object, stacklevel: int = 3) -> None:
+    """Issue a ``PosembedWarning`` of exactly one line: the message's whitespace runs (a plugin's multi-line error)
+    collapsed; what the terminal would obey is escaped where the warning is printed (``warnings_as_lines``)."""
+    from explorer.errors import PosembedWarning
+
+    warnings.warn(PosembedWarning(" ".join(str(message).split())), stacklevel=stacklevel)
 
 
 def library_lines_off() -> None:

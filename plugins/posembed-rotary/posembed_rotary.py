@@ -183,14 +183,13 @@ def _derived_head_dim(config: Any) -> int | None:
 
 
 def load(model: str | None, revision: str | None, positions: int | None, dim: int | None, base: float | None,
-         layer: str | None, attention: int | None = None):
-    """The ``rotary`` provider's ``load``: from a model config when ``model`` is given, else from dim and base;
-    with ``attention=L`` also layer L's query and key weights (``attention_inputs``)."""
+         layer: str | None):
+    """The ``rotary`` provider's ``load``: from a model config when ``model`` is given, else from dim and base."""
     from explorer import PositionEmbedding
 
     if model is None:
-        if revision is not None or layer is not None or attention is not None:
-            raise SpecError("rotary: revision, layer and attention apply to a model: rotary:MODEL,...")
+        if revision is not None or layer is not None:
+            raise SpecError("rotary: revision and layer apply to a model: rotary:MODEL,...")
         dim = DEFAULT_DIM if dim is None else dim
         base = DEFAULT_BASE if base is None else base
         if dim % 2:
@@ -212,9 +211,7 @@ def load(model: str | None, revision: str | None, positions: int | None, dim: in
         source = model
     if not len(rope.inv_freq):
         raise ProviderError(f"rotary: {source} rotates no dimensions (rotary dim 0)")
-    params = {"model": model, "revision": revision, "positions": positions, "dim": dim, "base": base, "layer": layer,
-              "attention": attention}
-    inputs = None if attention is None else attention_inputs(model, revision, attention, rope, config)
+    params = {"model": model, "revision": revision, "positions": positions, "dim": dim, "base": base, "layer": layer}
     return PositionEmbedding(
         rotary_table(rope.inv_freq, positions, rope.attention_scaling),
         provider="rotary",
@@ -224,7 +221,6 @@ def load(model: str | None, revision: str | None, positions: int | None, dim: in
         params={k: v for k, v in params.items() if v is not None},
         revision=revision,
         description=rope.describe(),
-        attention=inputs,
     )
 
 
@@ -239,65 +235,9 @@ PROVIDER = Provider(
         Param("dim", int, None, "rotary dimension, even; without a model only (default 128)", minimum=2),
         Param("base", float, None, "RoPE base theta; without a model only (default 10000)", minimum=1e-12),
         Param("layer", str, None, "layer type, for configs with RoPE per layer type (e.g. sliding_attention)"),
-        Param("attention", int, None, "also read layer L's query/key weights: each head's energy per frequency "
-              "pair and its unit-input score against distance (Llama, Mistral, Qwen2 families)", minimum=0),
     ),
     target="model",
 )
-
-
-#: Families whose layers keep ``model.layers.L.self_attn.{q,k}_proj`` and ``input_layernorm`` with rotate_half RoPE.
-ATTENTION_TYPES = frozenset({"llama", "mistral", "mixtral", "qwen2", "qwen2_moe"})
-
-
-def attention_inputs(model: str, revision: str | None, layer: int, rope: Rope, config: Any):
-    """Layer ``layer``'s query and key weights (key heads repeated for grouped-query attention) and its input norm's
-    weight, read by byte range like any table (``explorer.core.attention.AttentionInputs``, with ``rotary``)."""
-    from explorer.core.attention import AttentionInputs, Norm
-    from explorer.loaders.families import _find
-    from explorer.providers.huggingface import open_checkpoint
-
-    model_type = getattr(config, "model_type", None)
-    if model_type not in ATTENTION_TYPES:
-        raise ProviderError(f"rotary: attention= is available for {', '.join(sorted(ATTENTION_TYPES))} models, "
-                            f"not {model_type}")
-    layers = getattr(config, "num_hidden_layers", None)
-    if isinstance(layers, int) and layer >= layers:
-        raise SpecError(f"rotary: attention={layer}, but {model} has {layers} layers (0 to {layers - 1})")
-    heads = int(config.num_attention_heads)
-    groups = int(getattr(config, "num_key_value_heads", None) or heads)
-    if heads % groups:
-        raise ProviderError(f"rotary: {heads} query heads do not share {groups} key heads evenly")
-    checkpoint = open_checkpoint(model, revision)
-    names, read = checkpoint.names(), []
-
-    def tensor(suffix: str, required: bool = True):
-        name = _find(names, f"layers.{layer}.{suffix}")
-        if name is None:
-            if required:
-                raise ProviderError(f"rotary: {model} has no tensor ending in layers.{layer}.{suffix}")
-            return None
-        read.append(name)
-        return checkpoint.read(name)[0]
-
-    query, key = tensor("self_attn.q_proj.weight"), tensor("self_attn.k_proj.weight")
-    width, head_dim = query.shape[1], rope.head_dim
-    if query.shape != (heads * head_dim, width) or key.shape != (groups * head_dim, width):
-        raise ProviderError(f"rotary: {model}'s layer {layer} projections have shapes {list(query.shape)} and "
-                            f"{list(key.shape)}, not {heads} and {groups} heads of {head_dim} over {width}")
-    repeat = heads // groups
-    key_bias = tensor("self_attn.k_proj.bias", required=False)
-    # key head g serves query heads g * repeat .. (g + 1) * repeat - 1, as transformers' repeat_kv repeats them
-    key = np.repeat(key.reshape(groups, head_dim, width), repeat, axis=0).reshape(heads * head_dim, width)
-    if key_bias is not None:
-        key_bias = np.repeat(key_bias.reshape(groups, head_dim), repeat, axis=0).reshape(-1)
-    norm = tensor("input_layernorm.weight", required=False)
-    return AttentionInputs(
-        layer, heads, query.T, key.T, tensor("self_attn.q_proj.bias", required=False), key_bias,
-        scale=head_dim ** -0.5, causal=True, pre_norm=None if norm is None else Norm(norm, None, 0.0),
-        tensors=tuple(read), rotary="half",
-        note=f"rotary: layer {layer}'s query and key weights under the model's RoPE; a unit-variance input as both "
-             f"query and key token")
 
 
 @hookimpl

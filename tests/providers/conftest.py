@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import numpy as np
 import pytest
@@ -142,11 +142,22 @@ class FakeHub:
         return [r["range"] for r in self.requests if r["method"] == "GET" and r["file"] == filename]
 
     def serve(self, handler: BaseHTTPRequestHandler, head: bool) -> None:
-        match = re.fullmatch(r"/(.+?)/resolve/([^/]+)/(.+)", handler.path.split("?")[0])
+        record = self.record(handler)
+        found = self.locate(handler, record)
+        if found is not None:
+            self.send_file(handler, head, found[1], {"X-Repo-Commit": found[0]})
+
+    def record(self, handler: BaseHTTPRequestHandler) -> dict:
+        """Note the request (method, path, Range, Authorization) in ``requests``."""
         record = {"method": handler.command, "path": handler.path, "range": handler.headers.get("Range"),
                   "auth": handler.headers.get("Authorization"), "file": None}
         with self.lock:
             self.requests.append(record)
+        return record
+
+    def locate(self, handler: BaseHTTPRequestHandler, record: dict) -> tuple[str, Path] | None:
+        """(commit, path) a ``/{repo}/resolve/{revision}/{file}`` request names, or None once its error is sent."""
+        match = re.fullmatch(r"/(.+?)/resolve/([^/]+)/(.+)", handler.path.split("?")[0])
         if not match:
             return self.error(handler, 404, "RepoNotFound")
         repo_id, revision, filename = match.group(1), unquote(match.group(2)), unquote(match.group(3))
@@ -160,6 +171,10 @@ class FakeHub:
         path = repo.commits[commit].get(filename)
         if path is None:
             return self.error(handler, 404, "EntryNotFound", commit)
+        return commit, path
+
+    def send_file(self, handler: BaseHTTPRequestHandler, head: bool, path: Path, headers: dict[str, str]) -> None:
+        """``path`` whole (200) or the one range asked for (206 with its Content-Range), counting the bytes sent."""
         size = path.stat().st_size
         start, stop, status = 0, size, 200
         wanted = handler.headers.get("Range")
@@ -167,9 +182,10 @@ class FakeHub:
             first, _, last = wanted.removeprefix("bytes=").partition("-")
             start, stop, status = int(first), min(int(last) + 1, size) if last else size, 206
             if start >= size:
-                return self.error(handler, 416, "RangeNotSatisfiable", commit)
+                return self.error(handler, 416, "RangeNotSatisfiable", headers.get("X-Repo-Commit"))
         handler.send_response(status)
-        handler.send_header("X-Repo-Commit", commit)
+        for key, value in headers.items():
+            handler.send_header(key, value)
         handler.send_header("ETag", f'"{hashlib.sha1(f"{path}{size}".encode()).hexdigest()}"')
         handler.send_header("Accept-Ranges", "bytes")
         handler.send_header("Content-Length", str(stop - start))
@@ -192,14 +208,132 @@ class FakeHub:
                 left -= len(chunk)
 
     @staticmethod
-    def error(handler: BaseHTTPRequestHandler, status: int, code: str, commit: str | None = None) -> None:
+    def error(handler: BaseHTTPRequestHandler, status: int, code: str | None, commit: str | None = None,
+              message: str | None = None, headers: dict[str, str] | None = None) -> None:
         handler.send_response(status)
-        handler.send_header("X-Error-Code", code)
-        handler.send_header("X-Error-Message", code)
+        if code:
+            handler.send_header("X-Error-Code", code)
+        handler.send_header("X-Error-Message", message or code or "")
         if commit:
             handler.send_header("X-Repo-Commit", commit)
+        for key, value in (headers or {}).items():
+            handler.send_header(key, value)
         handler.send_header("Content-Length", "0")
         handler.end_headers()
+
+
+class RealHub(FakeHub):
+    """The fake hub answering as huggingface.co does (its answers as huggingface_hub 2.4 expects them):
+
+    - a small (non-LFS) file: 307 to ``/api/resolve-cache/models/{repo}/{commit}/{file}`` on the same host, which
+      answers 200 (or 206 for a range);
+    - an LFS file (``.safetensors``, ``.bin``): 302 to a signed URL on another host (``self.cdn``, a Xet bridge:
+      ``/xet-bridge-us/{hash}?X-Amz-Signature=...``), which answers ranges with 206 and a Content-Range;
+    - the commit in ``X-Repo-Commit``, sizes in ``X-Linked-Size``; errors with ``X-Error-Code`` and
+      ``X-Error-Message``; a token that is not in ``valid_tokens`` (when set) is a 401 "Invalid credentials";
+    - while ``rate_limited`` is above 0, each resolve request is a 429 with ``RateLimit: "resolvers";r=0;t=T``
+      (``T`` = ``rate_reset``) and ``RateLimit-Policy``, as the hub's resolvers answer past their quota; while
+      ``down`` is above 0, a 503 with no hint of when to come back.
+    """
+
+    LFS = (".safetensors", ".bin")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cdn = Cdn()
+        self.valid_tokens: set[str] | None = None
+        self.rate_limited, self.rate_reset, self.down = 0, 120, 0
+
+    def start(self) -> "RealHub":
+        self.cdn.start()
+        return super().start()
+
+    def stop(self) -> None:
+        self.cdn.stop()
+        super().stop()
+
+    def serve(self, handler: BaseHTTPRequestHandler, head: bool) -> None:
+        record = self.record(handler)
+        auth = handler.headers.get("Authorization")
+        if self.valid_tokens is not None and auth and auth.removeprefix("Bearer ") not in self.valid_tokens:
+            return self.error(handler, 401, None, message="Invalid credentials in Authorization header")
+        cached = re.fullmatch(r"/api/resolve-cache/models/(.+)/([0-9a-f]{40})/(.+)", handler.path.split("?")[0])
+        if cached:
+            repo_id, commit, filename = cached.group(1), cached.group(2), unquote(cached.group(3))
+            record["file"] = filename
+            path = self.repos[repo_id].commits[commit][filename]
+            return self.send_file(handler, head, path, {"X-Repo-Commit": commit})
+        if self.down > 0:
+            self.down -= 1
+            return self.error(handler, 503, None, message="Service Unavailable")
+        if self.rate_limited > 0:
+            self.rate_limited -= 1
+            return self.error(handler, 429, None, message="You have exceeded our hourly quotas for action "
+                              "'resolve'. We had to rate limit your IP", headers={
+                                  "RateLimit": f'"resolvers";r=0;t={self.rate_reset}',
+                                  "RateLimit-Policy": '"fixed window";"resolvers";q=3000;w=300'})
+        found = self.locate(handler, record)
+        if found is None:
+            return None
+        commit, path = found
+        repo_id = handler.path.split("/resolve/")[0].lstrip("/")
+        headers = {"X-Repo-Commit": commit, "X-Linked-Size": str(path.stat().st_size), "Content-Length": "0"}
+        if path.name.endswith(self.LFS):
+            token = hashlib.sha256(str(path).encode()).hexdigest()
+            self.cdn.files[token] = path
+            location = f"{self.cdn.url}/xet-bridge-us/{token}?X-Amz-Expires=3600&X-Amz-Signature=0ff1ce"
+            status = 302
+        else:
+            location = f"/api/resolve-cache/models/{repo_id}/{commit}/{quote(record['file'])}?etag=x"
+            status = 307
+        handler.send_response(status)
+        handler.send_header("Location", location)
+        for key, value in headers.items():
+            handler.send_header(key, value)
+        handler.end_headers()
+
+
+class Cdn(FakeHub):
+    """The signed-URL host an LFS file is fetched from: its own origin, no token expected."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.files: dict[str, Path] = {}
+
+    def serve(self, handler: BaseHTTPRequestHandler, head: bool) -> None:
+        record = self.record(handler)
+        match = re.fullmatch(r"/xet-bridge-us/([0-9a-f]{64})", handler.path.split("?")[0])
+        path = self.files.get(match.group(1)) if match and "X-Amz-Signature=" in handler.path else None
+        if path is None:
+            return self.error(handler, 403, None, message="Signature expired")
+        record["file"] = path.name
+        return self.send_file(handler, head, path, {})
+
+
+class Mirror(FakeHub):
+    """A mirror that answers every request with a 308 to the same path on ``target`` (as hf-mirror.com does)."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__()
+        self.target = target
+
+    def serve(self, handler: BaseHTTPRequestHandler, head: bool) -> None:
+        self.record(handler)
+        handler.send_response(308)
+        handler.send_header("Location", self.target + handler.path)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+
+def publish_small_gpt2(fake: FakeHub, folder: Path, seed: int) -> FakeHub:
+    """Publish ``org/m``, a GPT-2-like model with a random 16 x 4 table (``fake.table``, commit ``fake.commit``)."""
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_positions": 16, "n_embd": 4}))
+    fake.table = np.random.default_rng(seed).normal(size=(16, 4)).astype(np.float32)
+    write_safetensors(folder / "model.safetensors", {"wte.weight": np.ones((10, 4), np.float32),
+                                                     "wpe.weight": fake.table})
+    fake.commit = fake.add("org/m", folder)
+    return fake
 
 
 def point_environment_at(monkeypatch, fake, home) -> None:

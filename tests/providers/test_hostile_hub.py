@@ -140,6 +140,26 @@ def retry_after(seconds: str) -> Callable:
     return trick
 
 
+def rate_limited(seconds: str) -> Callable:
+    """HTTP 429 as the hub's resolvers send it past their quota: ``RateLimit`` says no request is left for T s."""
+    def trick(hub, handler) -> None:
+        _answer(handler, 429, {"RateLimit": f'"resolvers";r=0;t={seconds}', "Content-Length": "0",
+                               "RateLimit-Policy": '"fixed window";"resolvers";q=3000;w=300'})
+    return trick
+
+
+def refused_saying(message: str) -> Callable:
+    """HTTP 403 whose ``X-Error-Message`` is the server's own text."""
+    def trick(hub, handler) -> None:
+        _answer(handler, 403, {"X-Error-Message": message, "Content-Length": "0"})
+    return trick
+
+
+def silent(hub, handler) -> None:
+    """Accept the request, then say nothing for 20 s (the test's deadline ends it first)."""
+    time.sleep(20)
+
+
 def redirect_loop(hub, handler) -> None:
     """Redirect to itself, for ever."""
     _answer(handler, 302, {"Location": handler.path, "Content-Length": "0"})
@@ -212,7 +232,11 @@ HOSTILE_CASES = [
     HostileCase("drip-headers", "the answer's header lines dripped, one byte every 0.5 s", "config", drip_headers,
                 f"took longer than the deadline of {DEADLINE:g} s"),
     HostileCase("retry-after-hour", "HTTP 429 with `Retry-After: 3600`", "config", retry_after("3600"),
-                "asks to wait 3600 s; posembed waits at most 10 s, so try again later"),
+                f"asks to wait 3600 s; posembed waits at most {DEADLINE:g} s (POSEMBED_HUB_DEADLINE), so try again after "),
+    HostileCase("ratelimit-120", 'HTTP 429 with `RateLimit: "resolvers";r=0;t=120` (no quick retries)', "config",
+                rate_limited("120"), f"asks to wait 120 s; posembed waits at most {DEADLINE:g} s"),
+    HostileCase("error-message-10kb", "a 403 whose `X-Error-Message` is a terminal escape and 10 kB more", "config",
+                refused_saying("\x1b[2J" + "A" * 10_000), "A" * 196 + ")"),
     HostileCase("gzip-range", "a range request answered with `Content-Encoding: gzip`", "slice", gzipped_range,
                 "Content-Encoding 'gzip' although posembed asked for identity"),
     HostileCase("redirect-loop", "config.json redirected to itself", "config", redirect_loop, "redirects in a loop"),
@@ -245,13 +269,7 @@ def hostile(monkeypatch, tmp_path):
     monkeypatch.setenv("POSEMBED_HUB_TIMEOUT", str(TIMEOUT))
     monkeypatch.setenv("POSEMBED_HUB_RETRIES", "1")
     monkeypatch.setenv("POSEMBED_HUB_RETRY_WAIT", "0")
-    folder = tmp_path / "m"
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_positions": 16, "n_embd": 4}))
-    fake.table = np.random.default_rng(3).normal(size=(16, 4)).astype(np.float32)
-    write_safetensors(folder / "model.safetensors", {"wte.weight": np.ones((10, 4), np.float32),
-                                                     "wpe.weight": fake.table})
-    fake.commit = fake.add("org/m", folder)
+    _hub_helpers().publish_small_gpt2(fake, tmp_path / "m", seed=3)
     fake.home = tmp_path / "hf-home"
     yield fake
     fake.stop()
@@ -487,3 +505,55 @@ def test_a_redirect_keeps_the_token_only_on_the_same_scheme_host_and_port():
     assert not same_origin("http://hub.test/a", "https://hub.test/x")  # a downgrade would send it in the clear
     assert not same_origin("https://other.test/a", "https://hub.test/x")
     assert not same_origin("https://hub.test:8443/a", "https://hub.test/x")
+
+
+@pytest.mark.parametrize("target, trick", [("slice", drip), ("config", drip_headers), ("config", silent)],
+                         ids=["drip-body", "drip-headers", "silent"])
+def test_a_slow_hub_gets_a_status_line_every_interval_naming_the_deadline(hostile, monkeypatch, target, trick):
+    """No long silence: a status line within ``STATUS_EVERY`` (10 s) and one every ``STATUS_EVERY`` after, until the
+    deadline; each names the deadline and the variable that sets it. The interval is shortened to keep this fast."""
+    from explorer.loaders import exchange, hub
+
+    assert exchange.STATUS_EVERY == 10
+    monkeypatch.setattr(exchange, "STATUS_EVERY", 0.4)
+    monkeypatch.setenv("POSEMBED_HUB_TIMEOUT", "30")  # only the deadline ends a silent server
+    monkeypatch.setenv("POSEMBED_HUB_RETRIES", "0")
+    explorer.load("hf:org/m")  # cached now; a second commit makes the next load fetch again
+    hostile.requests.clear()
+    notes: list[tuple[float, str]] = []
+    monkeypatch.setattr(hub, "info", lambda line: notes.append((time.monotonic(), line)))
+    hostile.tricks[target] = trick
+    monkeypatch.setenv("HF_HOME", str(hostile.home.with_name("fresh-home")))
+    started = time.monotonic()
+    with pytest.raises(explorer.errors.ProviderError, match=f"took longer than the deadline of {DEADLINE:g} s"):
+        explorer.load("hf:org/m")
+    times = [started] + [when for when, line in notes]
+    assert len(notes) >= 3, notes
+    assert all(b - a < 0.4 + 0.35 for a, b in zip(times, times[1:])), times
+    for _, line in notes:
+        assert line.startswith("posembed: org/m: still fetching ") and f"gives up after {DEADLINE:g} s" in line
+        assert "POSEMBED_HUB_DEADLINE" in line
+
+
+def test_tls_uses_the_context_of_huggingface_hubs_own_session(hostile, resolver, monkeypatch):
+    """huggingface_hub 2.x's client builds its TLS context with httpx2.create_ssl_context (the system trust store on
+    macOS and Windows, SSL_CERT_FILE, OpenSSL's paths on Linux); posembed connects with that same context."""
+    httpx2 = pytest.importorskip("httpx2")
+    from explorer.loaders import exchange
+
+    names = []
+
+    class Recording(ssl.SSLContext):
+        def wrap_socket(self, sock, *args, server_hostname=None, **kwargs):
+            names.append(server_hostname)
+            raise OSError("stopped before the handshake")
+
+    monkeypatch.setattr(httpx2, "create_ssl_context", lambda: Recording(ssl.PROTOCOL_TLS_CLIENT))
+    exchange.tls_context.cache_clear()
+    try:
+        with pytest.raises(exchange.ExchangeError, match="cannot reach https://hub.test:.*stopped before the handshake"):
+            exchange.get(hostile.url.replace("http://127.0.0.1", "https://hub.test") + "/x", {}, limit=10,
+                         deadline=exchange.Deadline(DEADLINE, TIMEOUT), connect_timeout=TIMEOUT)
+    finally:
+        exchange.tls_context.cache_clear()
+    assert names == ["hub.test"]

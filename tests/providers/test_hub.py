@@ -220,3 +220,17 @@ def test_server_ignoring_ranges_is_refused_not_downloaded_whole(hub, big_checkpo
     hub.ignore_ranges = True
     with pytest.raises(ProviderError, match="ignored the byte-range request.*refusing to download the whole file"):
         explorer.load("hf:big-org/big-model")
+
+
+def test_offline_with_only_the_config_cached_names_the_weights_files_it_looked_for(hub, tmp_path, st_tools,
+                                                                                   monkeypatch):
+    from explorer.loaders.hub import RemoteCheckpoint
+
+    folder = gpt2_config(tmp_path / "m", 16, 4)
+    st_tools.write(folder / "model.safetensors", {"wpe.weight": np.ones((16, 4), np.float32)})
+    hub.add("org/m", folder)
+    RemoteCheckpoint("org/m")  # fetches and caches config.json only
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ProviderError, match=r"org/m: a weights file \(model\.safetensors, model\.safetensors\.index"
+                                            r"\.json or pytorch_model\.bin\) is not in the cache \(.*HF_HUB_OFFLINE"):
+        explorer.load("hf:org/m")

@@ -2,25 +2,25 @@
 plugin's would be.
 
 Each module declares ``SECTION`` (an ``explorer.Section``: heading, order, the analyses it needs, the terms it
-takes and its ``build``). The modules import Bokeh, so they are imported here only when the page is built.
+takes and its ``build``); this plugin finds every module that does (``explorer.plugins.discovery``), so a new
+section is one module and nothing else. No two built-in sections share an ``order``. The modules import Bokeh, so
+they are imported here only when the page is built.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Callable
 
+from explorer.plugins.discovery import check_orders, declared
 from explorer.plugins.hookspecs import hookimpl
-from explorer.plugins.units import Section
-
-MODULES = ("comparison", "provenance", "matrix", "traces", "vectors", "cosine_positions", "offset_norms",
-           "cosine_dimensions", "pca", "spectra", "probes", "relative_term", "relative_matrix", "rope_kernel",
-           "distance_overlay", "patch_similarity", "grid_offset", "grid_pca", "attention", "atlas")
+from explorer.plugins.units import Section, in_order
 
 
 def builtin_sections() -> list[Section]:
-    """Every built-in section (importing its module, and so Bokeh)."""
-    return [importlib.import_module(f"{__name__}.{name}").SECTION for name in MODULES]
+    """Every built-in section in page order (importing its module, and so Bokeh)."""
+    sections = in_order(declared(__name__, "SECTION"))
+    check_orders(sections, "section")
+    return sections
 
 
 @hookimpl

@@ -43,4 +43,4 @@ def build(context: SectionContext):
     )
 
 
-SECTION = Section("rope_kernel", "RoPE as a relative kernel", build, order=65, needs=("rope_kernel",))
+SECTION = Section("rope_kernel", "RoPE as a relative kernel", build, order=64, needs=("rope_kernel",))
