@@ -57,17 +57,23 @@ def build_checkpoint(folder: Path) -> int:
 
 def run(command: list[str]) -> tuple[float, int]:
     """Wall seconds and peak RSS (bytes) of one child process, which must succeed."""
+    measured = usage(command)
+    return measured["wall"], measured["peak_rss"]
+
+
+def usage(command: list[str]) -> dict[str, float]:
+    """Wall seconds, CPU seconds (user + sys) and peak RSS (bytes) of one child process, which must succeed."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
            "TRANSFORMERS_VERBOSITY": "error", "POSEMBED_LOAD_PLUGINS": ""}
     start = time.perf_counter()
     child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
+    _, status, rusage = os.wait4(child.pid, 0)
     elapsed = time.perf_counter() - start
     err = child.stderr.read().decode(errors="replace")
     child.stderr.close()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"benchmark run failed: {' '.join(command)}\n{err}")
-    return elapsed, usage.ru_maxrss * 1024  # Linux reports KiB
+    return {"wall": elapsed, "cpu": rusage.ru_utime + rusage.ru_stime, "peak_rss": rusage.ru_maxrss * 1024}  # KiB
 
 
 def main() -> None:

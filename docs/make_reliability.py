@@ -1,7 +1,9 @@
 """Write docs/reliability.md from the test tables: ``python docs/make_reliability.py``.
 
-The rows come from ``CASES`` and ``INTERRUPT_COMMANDS`` in tests/test_bad_input.py, ``NETWORK_CASES`` in
-tests/test_network_faults.py, the test names of tests/providers/test_real_hub.py and test_missing_shards.py, ``REFUSED`` in tests/test_hostile_output.py, ``SIGNALS`` in tests/test_signals.py
+The rows come from ``CASES`` and ``INTERRUPT_COMMANDS`` in tests/test_bad_input.py, ``CASES`` and the test
+docstrings of tests/test_hostile_inputs.py and tests/test_plugin_faults.py, ``NETWORK_CASES`` in
+tests/test_network_faults.py, the test names of tests/providers/test_real_hub.py and test_missing_shards.py,
+``REFUSED`` in tests/test_hostile_output.py, ``SIGNALS`` in tests/test_signals.py
 and the test names of tests/test_security.py, tests/test_hostile_output.py, tests/test_signals.py and
 tests/test_properties.py,
 so the document says exactly what the tests try. ``tests/test_bad_input.py::test_reliability_doc_is_current``
@@ -42,6 +44,37 @@ def _case_section(heading: str, intro: list[str], rows: list[str], test_file: st
            "| case | what was tried | exit | the error line holds |", "|---|---|---|---|", *rows]
     out += ["", "Also tried (each a test):", ""]
     return out + [f"- `{name}`" for name in _test_names(test_file) if name != table_test]
+
+
+def _promises(filename: str, skip: str = "") -> list[str]:
+    """A table of the tests of ``filename`` (but ``skip``): each test's name and its docstring, the promise it keeps."""
+    tree = ast.parse((TESTS / filename).read_text(encoding="utf-8"))
+    rows = ["| test | what is promised |", "|---|---|"]
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("test_") and node.name != skip:
+            promise = " ".join((ast.get_docstring(node) or "").split())
+            rows.append(f"| `{node.name}` | {_cell(promise)} |")
+    return rows
+
+
+def _round_three() -> list[str]:
+    """The sections for tests/test_hostile_inputs.py and tests/test_plugin_faults.py (issue 24, round three)."""
+    inputs = _module("test_hostile_inputs.py", "_posembed_test_hostile_inputs")
+    out = ["", "## The hf: route, the spec file and degenerate tables (`tests/test_hostile_inputs.py`)", "",
+           "`hf:` hands a model without a table of its own to the provider a plugin claims it for through the",
+           "same door as every load (`explorer/loading/load.py` `call_provider`), so a plugin's fault is one line",
+           "naming it; a config's `model_type` must be a string. `--specs FILE` is read like every other input: a",
+           "regular file of at most 1 MB, UTF-8 text without NUL bytes, lines of at most 8192 characters counted at",
+           "line feeds alone; an error quotes a line only as a 60-character escaped excerpt; the file is an input no",
+           "output may replace.", "", "| case | what was tried | exit | the error line holds |", "|---|---|---|---|"]
+    out += [f"| `{case.id}` | {_cell(case.tried)}{f' (plugin {case.plugin})' if case.plugin else ''} "
+            f"| {case.exit_code} | `{_cell(case.fragment)}` |" for case in inputs.CASES]
+    out += ["", "Each other class, what is promised and the test that tries it:", ""]
+    out += _promises("test_hostile_inputs.py", "test_hostile_input_gives_one_clear_line")
+    out += ["", "## Plugin faults (`tests/test_plugin_faults.py`)", "",
+            "Plugins are trusted code, but a fault costs one line: each test installs a plugin written as a third",
+            "party would write it and runs the real command.", ""]
+    return out + _promises("test_plugin_faults.py") + [""]
 
 
 def _listed(heading: str, intro: list[str], test_file: str) -> list[str]:
@@ -205,6 +238,7 @@ def render() -> str:
         "naming the index and the shard.",
     ], "providers/test_missing_shards.py")
     out += _hostile_files()
+    out += _round_three()
     out += [
         "## Security (`tests/test_security.py`)",
         "",

@@ -13,6 +13,10 @@ console error, and saves:
 - ``three-tables.png``: GPT-2, the sinusoid and its split layout at 1280 px: the top of their atlas;
 - ``atlas.png``: the gallery's atlas at 1920 px, six tables that can be made here: the sinusoid at bases 100,
   1000 and 10000 (1024 x 768) and at widths 256 and 64 (base 10000), and GPT-2 small's real table.
+- ``dynamics.png``: the dynamics view of a real training series at 1280 px: a tiny GPT-2 (64 positions, 32
+  dimensions) trained here on CPU, two seeds, its checkpoints saved as transformers' Trainer names them
+  (``run/seed-1/checkpoint-0`` ... ``checkpoint-600``) and read back by the glob ``hf:run/seed-*/checkpoint-*``
+  (``--dynamics-only`` makes just this one);
 - ``grid-sinusoid2d.png``: the grid sections of MAE's 2-D sin-cos table on ViT-B/16's 14 x 14 grid (768
   dimensions) at 1280 px: no vision checkpoint can be downloaded here, so the formula stands in
   (``--grid-only`` makes just this one, without GPT-2).
@@ -72,9 +76,9 @@ def section_top(browser, name: str) -> int:
     }})()"""))
 
 
-def rendered_cleanly(browser, page: Path, what: str) -> bool:
+def rendered_cleanly(browser, page: Path, what: str, idle_timeout: float = 20.0) -> bool:
     """Open ``page``; False (and a line on stderr) when it logged errors or Bokeh never went idle."""
-    result = browser.open(page)
+    result = browser.open(page, idle_timeout=idle_timeout)
     if result.errors or not result.idle:
         print(f"{what} did not render cleanly: {result.errors}", file=sys.stderr)
         return False
@@ -87,9 +91,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=DOCS / "images")
     parser.add_argument("--all", action="store_true", help="also save whole pages at 1280 and 1920 px")
     parser.add_argument("--grid-only", action="store_true", help="only the grid page (needs no GPT-2 table)")
+    parser.add_argument("--dynamics-only", action="store_true", help="only the dynamics page (needs no GPT-2 table)")
     args = parser.parse_args()
     if args.grid_only:
         return grid_page(args.out)
+    if args.dynamics_only:
+        return dynamics_page(args.out)
     if not args.gpt2.exists():
         print(f"GPT-2 table not found at {args.gpt2}; pass --gpt2", file=sys.stderr)
         return 1
@@ -160,6 +167,58 @@ def grid_page(out: Path) -> int:
             return 1
         top = section_top(browser, "patch_tiles") - 30
         save_png(browser.screenshot(clip={"x": 0, "y": top, "width": 1280, "height": 720}), out / "grid-sinusoid2d.png")
+    return 0
+
+
+STEPS, EVERY, PERIOD = 600, 75, 8
+
+
+def train_run(folder: Path, seed: int) -> None:
+    """A tiny GPT-2 learning to continue sequences that repeat every ``PERIOD`` tokens (it must find the token
+    ``PERIOD`` positions back, so its position table has something to learn), saved every ``EVERY`` steps as
+    transformers' Trainer names its checkpoints."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.set_num_threads(1)  # a tiny model: more threads only wait for each other
+    torch.manual_seed(seed)
+    model = GPT2LMHeadModel(GPT2Config(n_positions=64, n_embd=32, n_layer=2, n_head=4, vocab_size=64,
+                                       bos_token_id=0, eos_token_id=0, loss_type="ForCausalLM"))
+    optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for step in range(STEPS + 1):
+        if step % EVERY == 0:
+            model.save_pretrained(folder / f"checkpoint-{step}")
+        pattern = torch.randint(0, 64, (32, PERIOD))
+        batch = pattern.repeat(1, 64 // PERIOD)
+        loss = model(batch, labels=batch).loss
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+
+
+def dynamics_page(out: Path) -> int:
+    """``dynamics.png``: the dynamics view of two seeds' training runs, read by a glob."""
+    import explorer
+    from explorer.loading.series import expand_series
+    sys.path.insert(0, str(TESTS))
+    from browser import Chromium
+
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="posembed-shots-") as tmp, \
+            Chromium(width=1280, height=1500, timeout=180) as browser:
+        for seed in (1, 2):
+            train_run(Path(tmp) / "run" / f"seed-{seed}", seed)
+        page = Path(tmp) / "dynamics.html"
+        specs = expand_series(f"hf:{tmp}/run/seed-*/checkpoint-*")
+        explorer.report([explorer.load(spec) for spec in specs], page,
+                        title=f"A tiny GPT-2 in training: two seeds, a checkpoint every {EVERY} steps")
+        for width in (1920, 1280):
+            browser.resize(width, 1500)
+            if not rendered_cleanly(browser, page, "dynamics page", 120) or not fits(browser, "dynamics page", width):
+                return 1
+        browser.evaluate("Bokeh.documents[0].get_model_by_name('dynamics_slider').value = 5")
+        top = section_top(browser, "dynamics") + 24  # from the section's heading to the player's caption
+        save_png(browser.screenshot(clip={"x": 0, "y": top, "width": 1280, "height": 1406}), out / "dynamics.png")
     return 0
 
 

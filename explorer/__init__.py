@@ -30,6 +30,7 @@ _LAZY = {
     "PositionEmbedding": "explorer.core.embedding",
     "RowAxis": "explorer.core.embedding",
     "RelativePositionTerm": "explorer.core.relative",
+    "WindowBias": "explorer.core.window",
     "load": "explorer.api",
     "analyze": "explorer.api",
     "report": "explorer.api",

@@ -124,18 +124,36 @@ def analyze_all(items: Sequence[PositionEmbedding], resolution: int | None = Non
                 registry: Registry | None = None, probe_protocol: str = PROBE_PROTOCOL,
                 ) -> tuple[list[Results], list[tuple[int, int, Results]]]:
     """Every table's results and every pair's (``(i, j, results)`` for i < j): what a report shows."""
+    from explorer.plugins.units import warnings_about
+
     registry = get_registry() if registry is None else registry
-    results = [analyze(e, resolution, registry, probe_protocol=probe_protocol) for e in items]
-    pairs = [(i, j, compare(items[i], items[j], resolution, registry))
-             for i in range(len(items)) for j in range(i + 1, len(items))]
+    many = len(items) > 1  # then each warning names its table (table 2 (label)), here and in scalars() and arrays()
+    results, pairs = [], []
+    for k, embedding in enumerate(items):
+        with warnings_about(f"table {k + 1} ({embedding.label})" if many else None):
+            results.append(analyze(embedding, resolution, registry, probe_protocol=probe_protocol))
+        results[-1].about = f"table {k + 1} ({embedding.label})" if many else None
+    for i in range(len(items)):
+        for j in range(i + 1, len(items)):
+            with warnings_about(f"tables {i + 1} and {j + 1}"):
+                pairs.append((i, j, compare(items[i], items[j], resolution, registry)))
+            pairs[-1][2].about = f"tables {i + 1} and {j + 1}"
     return results, pairs
+
+
+def _analysed(items: Sequence[PositionEmbedding], resolution: int | None, registry: Registry, probe_protocol: str):
+    """``analyze_all`` at the page's resolution: an atlas's default is ``ATLAS_RESOLUTION``."""
+    if resolution is None and len(items) >= ATLAS_TABLES:
+        resolution = ATLAS_RESOLUTION
+    return analyze_all(items, resolution, registry, probe_protocol)
 
 
 def _tables(embeddings: PositionEmbedding | Sequence[PositionEmbedding], what: str) -> list[PositionEmbedding]:
     from explorer.core.embedding import PositionEmbedding
     from explorer.core.relative import RelativePositionTerm
+    from explorer.core.window import WindowBias
 
-    single = isinstance(embeddings, (PositionEmbedding, RelativePositionTerm))
+    single = isinstance(embeddings, (PositionEmbedding, RelativePositionTerm, WindowBias))
     items = [embeddings] if single else list(embeddings)
     if not items:
         raise EmbeddingError(f"{what} needs at least one table")
@@ -166,9 +184,7 @@ def document(embeddings: PositionEmbedding | Sequence[PositionEmbedding], *, tit
     _options(probe_protocol)
     items = _tables(embeddings, "a report")
     registry = get_registry() if registry is None else registry
-    if resolution is None and len(items) >= ATLAS_TABLES:
-        resolution = ATLAS_RESOLUTION
-    results, pairs = analyze_all(items, resolution, registry, probe_protocol)
+    results, pairs = _analysed(items, resolution, registry, probe_protocol)
     console.step("building the page")
     from explorer.reporting.page import build_document  # imports Bokeh
 
@@ -208,6 +224,48 @@ def report(
         if path is not None:
             write_atomic(path, html, inputs=[v for e in _tables(embeddings, "a report") for v in e.inputs()])
     return html
+
+
+def site(
+    embeddings: Sequence[PositionEmbedding],
+    folder: str | Path,
+    *,
+    title: str | None = None,
+    resources: str = "inline",
+    resolution: int | None = None,
+    registry: Registry | None = None,
+    shared_scale: bool = False,
+    scale: str = "auto",
+    vmax: float | None = None,
+    probe_protocol: str = "ridge",
+) -> dict[str, int]:
+    """Write a folder site for many tables (``posembed report ... -o DIR/``): ``index.html`` with the atlas and the
+    series' dynamics, one page per table linked from it, BokehJS once (``explorer.reporting.site``).
+
+    The folder is replaced as a whole, or left as it was when anything fails; one that holds anything but an
+    earlier site is refused. Returns the bytes of each file written, by its name inside the folder.
+    """
+    from explorer.analysis.probes import check_protocol
+    from explorer.reporting.page import bokeh_resources
+    from explorer.runtime.output import check_folder
+
+    bokeh_resources(resources)  # a bad choice fails before any work
+    check_scale(scale, vmax)
+    check_protocol(probe_protocol)
+    items = _tables(embeddings, "a site")
+    if len(items) < ATLAS_TABLES:
+        raise OutputError(f"a folder site is an atlas's index and a page per table: it needs at least {ATLAS_TABLES} "
+                          f"tables, got {len(items)}; write one file instead (-o report.html)")
+    inputs = [v for e in items for v in e.inputs()]
+    check_folder(folder, inputs)
+    registry = registry or get_registry()
+    with console.stage("preparing the site"):
+        results, pairs = _analysed(items, resolution, registry, probe_protocol)
+        console.step("building the pages")
+        from explorer.reporting.site import write_site  # imports Bokeh
+
+        return write_site(folder, items, results, pairs, sections=registry.sections, title=title,
+                          resources=resources, shared_scale=shared_scale, scale=scale, vmax=vmax, inputs=inputs)
 
 
 def show(

@@ -6,7 +6,6 @@ that use them, so ``posembed --help`` and ``posembed providers`` start fast.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Any
@@ -129,7 +128,9 @@ def _spec_values(specs: tuple[str, ...]) -> list[str]:
 
 
 def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, allow_nan=False, default=str))
+    from explorer.export import json_text
+
+    click.echo(json_text(data, indent=2))  # NaN and Inf as null, in every --json (explorer.export.json_ready)
 
 
 @cli.command()
@@ -204,7 +205,7 @@ def plugins(as_json: bool) -> None:
 
 @cli.command()
 @click.argument("spec")
-@click.option("--json", "as_json", is_flag=True, help="Print the information as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the information as JSON (NaN and Inf as null).")
 def info(spec: str, as_json: bool) -> None:
     """Show a table's shape, provenance and a few summary numbers."""
     from explorer.analysis.summary import summarize
@@ -212,7 +213,7 @@ def info(spec: str, as_json: bool) -> None:
 
     embedding = load(spec, registry=_registry())
     summary = summarize(embedding.matrix)
-    if embedding.term == "relative":  # rows are heads: the row norms and neighbour cosines describe no position
+    if embedding.term != "absolute":  # rows are heads: the row norms and neighbour cosines describe no position
         summary = {k: v for k, v in summary.items() if k.startswith("value_")}
     data = {**embedding.provenance(), "summary": summary}
     if as_json:
@@ -260,7 +261,8 @@ def _load_requests(requests, registry, keep_going: bool) -> tuple[list, tuple[st
 @cli.command()
 @click.argument("specs", nargs=-1, metavar="[SPEC]...")
 @click.option("-o", "--output", default="report.html", show_default=True,
-              help="Where to write the HTML; - for standard output.")
+              help="Where to write the HTML; - for standard output; a folder (DIR/) for a site: an index and a "
+                   "page per table.")
 @click.option("--title", default=None, help="Title of the page (default: the tables' names).")
 @click.option("--resources", type=click.Choice(["inline", "cdn"]), default="inline", show_default=True,
               help="Bokeh's JavaScript inline (works offline) or from the CDN (smaller file).")
@@ -291,17 +293,33 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
     \b
     A revision series is one table per revision, in the order given:
       posembed report 'hf:EleutherAI/pythia-70m,revision=step1000|step2000|step4000'
-    Any one option may list values with '|' (sinusoidal,base=100|1000|10000). --specs FILE
-    reads one spec or series a line (blank lines and # comments skipped). Remote tables are
-    fetched at most 4 at once, offline from the cache with HF_HUB_OFFLINE=1.
+    Any option may list values with '|' (sinusoidal,base=100|1000|10000), two at once
+    (the first outer); a glob is a local training run in step order:
+      posembed report 'hf:runs/out/checkpoint-*' -o run/
+    An atlas also shows the tables as a series (CKA to the first and last, every scalar
+    against the step, a player). -o DIR/ writes a folder site: index.html, a page per
+    table, BokehJS once. --specs FILE reads one spec or series a line (blank lines and
+    # comments skipped). Remote tables are fetched at most 4 at once, offline from the
+    cache with HF_HUB_OFFLINE=1.
     """
-    from explorer.api import DEFAULT_SPEC
+    from explorer.api import ATLAS_TABLES, DEFAULT_SPEC
     from explorer.api import report as build_report
+    from explorer.errors import OutputError
     from explorer.loading.series import requests_of
-    from explorer.runtime.output import STDOUT, check_writable
+    from explorer.runtime.output import STDOUT, check_folder, check_writable, is_folder_output
 
     requests = requests_of(specs or (() if spec_file else (DEFAULT_SPEC,)), spec_file)  # bad lines fail first
-    check_writable(output, _spec_values(tuple(r.spec for r in requests)))  # fail before any expensive work
+    inputs = [spec_file, *_spec_values(tuple(r.spec for r in requests))]
+    if is_folder_output(output):
+        if len(requests) < ATLAS_TABLES:
+            raise OutputError(f"a folder site (-o {output}) needs at least {ATLAS_TABLES} tables, got "
+                              f"{len(requests)}; write one file instead (-o report.html)")
+        check_folder(output, inputs)  # fail before any expensive work
+        _report_site(requests, output, title=title, resources=resources, resolution=resolution,
+                     shared_scale=shared_scale, scale=scale, vmax=vmax, open_browser=open_browser,
+                     keep_going=keep_going, probe_protocol=probe_protocol)
+        return
+    check_writable(output, inputs)  # before any expensive work
     if output == STDOUT and open_browser:
         click.echo("posembed: warning: --open needs a file; ignored with -o -", err=True)
     registry = _registry()
@@ -321,16 +339,36 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
                                             f"{output} yourself"), err=True)
 
 
+def _report_site(requests, output: str, *, open_browser: bool, keep_going: bool, **options: Any) -> None:
+    """``report -o DIR/``: the folder site of the requested tables (``explorer.api.site``)."""
+    from explorer.api import site
+
+    registry = _registry()
+    with console.stage("starting"):
+        embeddings, _ = _load_requests(requests, registry, keep_going)
+        sizes = site(embeddings, output, registry=registry, **options)
+    index = os.path.join(output, "index.html")
+    console.info(f"wrote {index} ({sizes['index.html'] / 1e6:.1f} MB) and {len(sizes) - 1} more files "
+                 f"({(sum(sizes.values()) - sizes['index.html']) / 1e6:.1f} MB)")
+    if open_browser:
+        import pathlib
+        import webbrowser
+
+        webbrowser.open(pathlib.Path(index).resolve().as_uri())
+
+
 def _size(embedding: Any) -> str:
     """``1024 x 768`` for a table, ``12 heads x 255 distances`` for a relative term."""
     if embedding.term == "relative":
         return f"{embedding.heads} heads x {embedding.dim} distances"
+    if embedding.term == "window":
+        return f"{embedding.heads} heads x {embedding.dim} offsets"
     return f"{embedding.positions} x {embedding.dim}"
 
 
 @cli.command()
 @click.argument("specs", nargs=-1, metavar="SPEC...")
-@click.option("--json", "as_json", is_flag=True, help="Print every scalar result as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print every scalar result as JSON (NaN and Inf as null).")
 @click.option("--npz", "npz", default=None, metavar="FILE",
               help="Also save every result array to FILE (.npz, keys like 0.offset.mean, and 0-1.comparison.lag for pairs).")
 @click.option("--resolution", type=int, default=None, callback=_resolution_option,
@@ -343,8 +381,8 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
     """Run the shared analyses on each SPEC and print their scalar results.
 
     With several SPECs each pair is also compared (linear CKA, similarity correlation) on the
-    positions they have in common. A revision series ('hf:ORG/NAME,revision=a|b') and
-    --specs FILE work as for report. Formulas: docs/analyses.md.
+    positions they have in common. A series ('hf:ORG/NAME,revision=a|b', a glob such as
+    'hf:runs/out/checkpoint-*') and --specs FILE work as for report. Formulas: docs/analyses.md.
     """
     from explorer.api import analyze_all
     from explorer.export import analysis_json, analysis_npz
@@ -357,7 +395,7 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
         raise click.UsageError("Missing argument 'SPEC...' (or --specs FILE)")
     requests = requests_of(specs, spec_file)
     if npz is not None:
-        check_writable(npz, _spec_values(tuple(r.spec for r in requests)))  # fail before any expensive work
+        check_writable(npz, [spec_file, *_spec_values(tuple(r.spec for r in requests))])  # before expensive work
     registry = _registry()
     with console.stage("starting"):
         embeddings, specs = _load_requests(requests, registry, keep_going)
@@ -365,14 +403,15 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
         results, pairs = analyze_all(embeddings, resolution, registry, probe_protocol)
     data = analysis_json(specs, embeddings, results, pairs)
     if npz is not None:
-        write_atomic(npz, analysis_npz(results, pairs), _spec_values(specs))
+        write_atomic(npz, analysis_npz(results, pairs), [spec_file, *_spec_values(specs)])
         if npz == STDOUT:  # standard output carries the binary .npz alone
             return
     if as_json:
         _echo_json(data)
         return
     for table in data["tables"]:
-        what = "heads x distances" if table["term"] == "relative" else "positions x dimensions"
+        what = {"relative": "heads x distances", "window": "heads x offsets"}.get(table["term"],
+                                                                                 "positions x dimensions")
         click.echo(click.style(f"{table['spec']}  ({table['shape'][0]} x {table['shape'][1]} {what})", bold=True))
         for name, number in table["scalars"].items():
             click.echo(f"{name:>28}: {'n/a' if number is None else f'{number:.6g}'}")

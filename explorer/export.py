@@ -1,7 +1,9 @@
 """Writing a table out for other tools: ``.npy``, ``.safetensors`` (provenance in the metadata) or ``.csv``; and
 the results of ``posembed analyze`` as JSON (``analysis_json``) and ``.npz`` (``analysis_npz``).
 
-A relative term is written as its heads x distances values (``.csv``: one row per distance, one column per head).
+A relative term is written as its heads x distances values (``.csv``: one row per distance, one column per head);
+a 2-D relative bias (``WindowBias``) as its heads x columns values (``.npy``, ``.safetensors`` with the provenance that
+says its window and extra entries) or one row per offset and entry (``.csv``).
 
 Every format holds exactly the float32 matrix (CSV with 9 significant digits, enough to read back
 every float32 bit for bit). Files are written atomically through ``explorer.runtime.output.write_atomic``.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -27,6 +30,8 @@ FORMATS = ("npy", "safetensors", "csv")
 TENSOR_NAME = "position_embedding"
 #: The tensor names of a relative term in exported safetensors files: its values and their distances.
 RELATIVE_NAME, RELATIVE_DISTANCES = "relative_position_term", "distances"
+#: The tensor name of a 2-D relative bias in exported safetensors files (heads x columns: offsets, then extras).
+WINDOW_NAME = "window_bias"
 #: The metadata key holding the full provenance as JSON.
 PROVENANCE_KEY = "posembed.provenance"
 
@@ -53,9 +58,29 @@ def _npy(array) -> bytes:
     return buffer.getvalue()
 
 
+def json_ready(data: Any) -> Any:
+    """``data`` as JSON can hold it, by the one rule every JSON output of posembed follows (``--json``, the
+    provenance in exported files): NaN and +-Inf, which JSON cannot spell, become null; numpy numbers become
+    Python's; dicts, lists and tuples are followed."""
+    if isinstance(data, dict):
+        return {key: json_ready(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [json_ready(value) for value in data]
+    if type(data).__module__ == "numpy" and getattr(data, "ndim", None) == 0:  # np.float32(nan), np.int64(3)
+        data = data.item()
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    return data
+
+
+def json_text(data: Any, indent: int | None = None, sort_keys: bool = False) -> str:
+    """``data`` as JSON text by ``json_ready``'s rule (NaN and +-Inf as null); anything else JSON lacks as text."""
+    return json.dumps(json_ready(data), indent=indent, sort_keys=sort_keys, allow_nan=False, default=str)
+
+
 def _metadata(provenance: dict, keys: tuple[str, ...]) -> dict[str, str]:
     """Safetensors metadata: the whole provenance as JSON, and ``keys`` of it one by one (as UTF-8 text)."""
-    metadata = {PROVENANCE_KEY: json.dumps(provenance, sort_keys=True)}
+    metadata = {PROVENANCE_KEY: json_text(provenance, sort_keys=True)}
     metadata.update({f"posembed.{k}": utf8_text(str(v)) for k, v in provenance.items() if k in keys and v is not None})
     return metadata
 
@@ -66,6 +91,8 @@ def encode(embedding: PositionEmbedding, fmt: str) -> bytes:
 
     if embedding.term == "relative":
         return encode_relative(embedding, fmt)
+    if embedding.term == "window":
+        return encode_window(embedding, fmt)
     matrix = embedding.matrix
     if fmt == "npy":
         return _npy(matrix)
@@ -116,6 +143,34 @@ def encode_relative(term, fmt: str) -> bytes:
         buffer.write("distance," + ",".join(f"h{h}" for h in range(term.heads)) + "\n")
         rows = np.column_stack([term.distances.astype(np.float64), values.T.astype(np.float64)])
         np.savetxt(buffer, rows, delimiter=",", fmt=["%d"] + ["%.9g"] * term.heads)
+        return buffer.getvalue().encode("utf-8")
+    raise OutputError(f"unknown export format {fmt!r} (formats: {', '.join(FORMATS)})")
+
+
+def encode_window(term, fmt: str) -> bytes:
+    """A ``WindowBias`` in ``fmt``: ``.npy`` the heads x columns values (offsets row by row, then the extras);
+    ``.safetensors`` those (``WINDOW_NAME``) with the provenance, whose window and extras ``file:`` reads back;
+    ``.csv`` one row per offset (entry ``offset``, dy, dx) and per extra entry (its name, no dy and dx), one column
+    per head."""
+    import numpy as np
+
+    if fmt == "npy":
+        return _npy(np.ascontiguousarray(term.values))
+    if fmt == "safetensors":
+        from safetensors.numpy import save
+
+        metadata = _metadata(term.provenance(), ("provider", "source", "term", "kind", "dtype", "tensor", "revision"))
+        return save({WINDOW_NAME: np.ascontiguousarray(term.values)}, metadata=metadata)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        buffer.write("entry,dy,dx," + ",".join(f"h{h}" for h in range(term.heads)) + "\n")
+        rows, columns = term.span
+        dy, dx = np.divmod(np.arange(rows * columns), columns)
+        for column, (y, x) in enumerate(zip(dy - rows // 2, dx - columns // 2)):
+            buffer.write(f"offset,{y},{x}," + ",".join(f"{v:.9g}" for v in term.values[:, column].astype(np.float64))
+                         + "\n")
+        for name, values in zip(term.extras, term.extra_values.T.astype(np.float64)):
+            buffer.write(f"{_quoted(name)},,," + ",".join(f"{v:.9g}" for v in values) + "\n")
         return buffer.getvalue().encode("utf-8")
     raise OutputError(f"unknown export format {fmt!r} (formats: {', '.join(FORMATS)})")
 

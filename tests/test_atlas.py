@@ -21,7 +21,7 @@ def test_a_series_is_one_spec_per_value_in_the_order_given():
     assert series.expand_series("sinusoidal,dim=8") == ["sinusoidal,dim=8"]
 
 
-@pytest.mark.parametrize("text,reason", [("sinusoidal,dim=8|16,base=1|2", "only one option"),
+@pytest.mark.parametrize("text,reason", [("sinusoidal,dim=8|16,base=1|2,positions=4|8", "at most two things"),
                                          ("sinusoidal,dim=8||16", "empty value")])
 def test_a_bad_series_is_refused_with_its_reason(text, reason):
     with pytest.raises(SpecError, match=reason):
@@ -153,3 +153,13 @@ def test_a_series_over_any_parameter_names_each_tables_value_wherever_the_tables
     legend = " ".join(item.label.value for m in doc.models if type(m).__name__ == "Legend" for item in m.items
                       if item.label and getattr(item.label, "value", None))
     assert all(label in legend for label in labels)
+
+
+def test_the_atlas_tables_name_column_holds_the_longest_name_at_1280_px():
+    from explorer.api import document
+
+    tables = [explorer.load(f"sinusoidal,positions=32,dim={d}") for d in (8, 16, 32)]
+    table = next(m for m in document(tables).models if getattr(m, "name", None) == "atlas_numbers")
+    longest = max(len(text) for text in table.source.data["table"])
+    widths = [c.width for c in table.columns]  # shares of the table's width (Bokeh's force_fit)
+    assert widths[0] / sum(widths) * (1280 - 48) >= 7 * longest  # about 7 px a character at the table's font

@@ -17,6 +17,7 @@ OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 OTHERS = {
     "--help": "click, every command",
     "--grid-only": "docs/make_screenshots.py",
+    "--dynamics-only": "docs/make_screenshots.py",
     "--quick": "benchmarks",
     "--runs": "benchmarks",
     "--bogus": "a test's name in docs/reliability.md (an unknown option refused)",

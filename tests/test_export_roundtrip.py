@@ -155,7 +155,7 @@ HOSTILE = {
     "shape-mismatch": ("grid", _set(shape=[25, 8]), "shape is not the tensor's [24, 8]"),
     "kind-not-text": ("grid", _set(kind=5), "kind is not a text"),
     "kind-too-long": ("grid", _set(kind="k" * 500), "kind is not a text of 1 to 48 characters"),
-    "term-unknown": ("grid", _set(term="sideways"), "term is not 'absolute' or 'relative'"),
+    "term-unknown": ("grid", _set(term="sideways"), "term is not 'absolute', 'relative' or 'window'"),
     "term-relative-on-a-table": ("grid", _set(term="relative"),
                                  "its term is 'relative', which posembed does not export as 'position_embedding'"),
     "not-json": ("grid", "{nope", "is not valid JSON"),
@@ -176,13 +176,27 @@ HOSTILE = {
     "causal-flipped": ("relative", _set(causal=False), "bidirectional relative term has 2L-1 distances"),
     "term-absolute-on-a-term": ("relative", _set(term="absolute"),
                                 "its term is 'absolute', which posembed does not export as"),
+    # 2-D relative biases (a 2 x 2 window, 3 heads: 9 offsets and 2 extras)
+    "window-too-big": ("window", _set(window=[3, 3]), "a 3 x 3 window has 25 offsets and 2 extra entries"),
+    "window-huge": ("window", _set(window=[10**9, 1]), "window must be a pair (Wh, Ww) of integers from 1 to 512"),
+    "window-text": ("window", _set(window="2x2"), "window is not a pair [Wh, Ww]"),
+    "window-extras-not-names": ("window", _set(extras=[1, 2]), "extras not a list of names"),
+    "window-extras-repeated": ("window", _set(extras=["a", "a"]), "extra entries need distinct names"),
+    "term-window-on-a-table": ("grid", _set(term="window"),
+                               "its term is 'window', which posembed does not export as 'position_embedding'"),
 }
+
+
+def window_bias():
+    return explorer.WindowBias(np.arange(33, dtype=np.float32).reshape(3, 11), "test", "window test", window=(2, 2),
+                               extras=("a", "b"))
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_metadata_that_does_not_fit_is_one_warning_and_a_plain_table(tmp_path, case):
     which, change, fragment = HOSTILE[case]
-    source = {"rows": rows_table, "grid": lambda: explorer.load(GRID), "relative": lambda: explorer.load(ALIBI)}
+    source = {"rows": rows_table, "grid": lambda: explorer.load(GRID), "relative": lambda: explorer.load(ALIBI),
+              "window": window_bias}
     original = source[which]()
     path = exported(tmp_path, original)
     if isinstance(change, str):

@@ -13,14 +13,12 @@ import os
 import struct
 import tracemalloc
 import zipfile
-from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pytest
-from cli_run import assert_one_error_line
+from cli_run import Case, run_case
 from cli_run import run_cli as run
 
 import explorer
@@ -30,14 +28,6 @@ from explorer.runtime import limits
 
 SMALL_TABLE = np.arange(32, dtype=np.float32).reshape(8, 4)
 ROTARY, RANDOM_WALK = "posembed-rotary", "posembed-random-walk"
-
-
-def _installed(distribution: str) -> bool:
-    try:
-        metadata.distribution(distribution)
-    except metadata.PackageNotFoundError:
-        return False
-    return True
 
 
 @pytest.fixture(autouse=True)
@@ -181,20 +171,6 @@ def _wrapped_deep():
 
 # ---------------------------------------------------------------------------------------------------------------------
 # the table
-
-
-@dataclass(frozen=True)
-class Case:
-    """One row of hostile input: what was tried, how to build it, what must come back."""
-
-    id: str
-    tried: str
-    argv: Callable[[Path], list[str]]
-    fragment: str
-    exit_code: int = 1
-    plugin: str | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    needs_fifo: bool = False
 
 
 def _info(builder: Callable[[Path], Path | str], prefix: str = "file:", suffix: str = "") -> Callable[[Path], list[str]]:
@@ -397,16 +373,7 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_hostile_file_gives_one_clear_line(case, tmp_path, monkeypatch):
-    if case.plugin is not None:
-        if not _installed(case.plugin):
-            pytest.skip(f"{case.plugin} is not installed")
-        monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", case.plugin)
-    if case.needs_fifo and not hasattr(os, "mkfifo"):
-        pytest.skip("no FIFOs here")
-    for name, value in case.env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.chdir(tmp_path)
-    assert_one_error_line(run(case.argv(tmp_path)), case.fragment, case.exit_code)
+    run_case(case, tmp_path, monkeypatch)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

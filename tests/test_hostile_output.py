@@ -24,12 +24,11 @@ import subprocess
 import sys
 import threading
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
+from cli_run import Case as Refused  # one output or name that must be refused in one line
 from cli_run import error_line
 from cli_run import run_cli as run
 from modules import by_path
@@ -101,17 +100,6 @@ def _link_to_input(tmp: Path) -> tuple[Path, Path]:
     table = _table(tmp / "t.npy")
     (tmp / "link.html").symlink_to(table)
     return table, tmp / "link.html"
-
-
-@dataclass(frozen=True)
-class Refused:
-    """One output or name that must be refused in one line: what was tried, the command, what comes back."""
-
-    id: str
-    tried: str
-    argv: Callable[[Path], list[str]]
-    fragment: str
-    exit_code: int = 1
 
 
 INPUT = "it is an input of this command"

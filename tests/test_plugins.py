@@ -78,9 +78,9 @@ def test_load_plugins_env_chooses_which_load(entry_points, monkeypatch):
     entry_points("one", fake_plugin_module("posembed_fake_one", "p-one"))
     entry_points("two", fake_plugin_module("posembed_fake_two", "p-two"))
     monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "two")
-    assert set(get_registry(get_plugin_manager()).providers) == {"alibi", "file", "gpt2", "hf", "sinusoidal", "sinusoidal2d", "t5", "p-two"}
+    assert set(get_registry(get_plugin_manager()).providers) == {"alibi", "file", "gpt2", "hf", "sinusoidal", "sinusoidal2d", "t5", "window", "p-two"}
     monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
-    assert set(get_registry(get_plugin_manager()).providers) == {"alibi", "file", "gpt2", "hf", "sinusoidal", "sinusoidal2d", "t5"}
+    assert set(get_registry(get_plugin_manager()).providers) == {"alibi", "file", "gpt2", "hf", "sinusoidal", "sinusoidal2d", "t5", "window"}
 
 
 def test_unknown_provider_lists_what_exists_and_suggests(builtin_registry):

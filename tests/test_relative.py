@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 import explorer
 from explorer import hookimpl
-from explorer.analysis.relative import _ranks, head_stats
+from explorer.analysis.relative import ranks, head_stats
 from explorer.cli import cli
 from explorer.core.relative import RelativePositionTerm
 from explorer.errors import EmbeddingError
@@ -174,8 +174,8 @@ def test_symmetric_term_has_symmetry_one_and_a_flat_head_no_decay_distance():
 def test_monotonicity_is_spearman_rho_with_mean_ranks_for_ties():
     values = np.array([[3.0, 1.0, 4.0, 1.0, 5.0]], np.float32)
     distances = np.arange(-2, 3)
-    np.testing.assert_array_equal(_ranks(np.array([1.0, 3.0, 1.0])), [1.5, 3.0, 1.5])
-    a, b = _ranks(values[0].astype(np.float64)), _ranks(np.abs(distances).astype(np.float64))
+    np.testing.assert_array_equal(ranks(np.array([1.0, 3.0, 1.0])), [1.5, 3.0, 1.5])
+    a, b = ranks(values[0].astype(np.float64)), ranks(np.abs(distances).astype(np.float64))
     expected = np.corrcoef(a, b)[0, 1]
     assert head_stats(values, distances, False).monotonicity[0] == pytest.approx(expected, abs=1e-6)
 

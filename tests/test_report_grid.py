@@ -40,3 +40,17 @@ def test_a_grid_page_shows_the_grid_sections_after_their_one_dimensional_neighbo
         assert shown.index(grid_section) == shown.index(before) + 1, shown
     provenance = next(m for m in doc.models if m.name == "provenance")
     assert "6 x 5 (position r * 5 + c is row r, column c)" in provenance.text
+
+
+def test_grid_images_wrap_in_their_column_rather_than_overflow_or_squeeze():
+    """Fixed-size grid images in a row that wraps: two tables at 1280 px leave 596 px a column, less than two
+    principal-component images and the tiles beside the picker (they overlapped the next column, or were
+    squeezed to 179 px)."""
+    from explorer.api import document
+
+    doc = document([explorer.load("sinusoidal2d,grid=6x6,dim=32")])
+    rows = [m for m in doc.models if type(m).__name__ == "Row"
+            and any(getattr(c, "name", "") in ("grid_pc1", "patch_tiles") for c in m.children)]
+    assert len(rows) == 2 and all(r.styles.get("flex-wrap") == "wrap" for r in rows)
+    pcs = next(r for r in rows if r.children[0].name == "grid_pc1")
+    assert [c.name for c in pcs.children] == [f"grid_pc{k}" for k in range(1, len(pcs.children) + 1)]

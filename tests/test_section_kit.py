@@ -36,6 +36,7 @@ def test_the_house_figure_keeps_a_fixed_size_and_can_go_without_tools():
     fig = figures.figure("t", width=150, height=120, tools=None)
     assert fig.width == 150 and fig.height == 120 and fig.sizing_mode is None
     assert fig.toolbar_location is None and not fig.toolbar.tools and fig.toolbar.logo is None
+    assert fig.styles["flex"] == "0 0 auto"  # a flex row wraps it rather than squeeze it (ViT's tiles were 179 px)
 
 
 def test_captioned_puts_the_escaped_caption_under_the_view():
@@ -95,3 +96,13 @@ def test_the_tutorial_plugins_import_only_the_public_api(path):
     used |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
              if alias.name.split(".")[0] == "explorer"}
     assert used <= PUBLIC, used - PUBLIC
+
+
+def test_the_provenance_tables_label_column_does_not_wrap():
+    from explorer.api import document
+
+    for spec in ("sinusoidal,positions=16,dim=8", "alibi,heads=2,positions=8"):
+        doc = document([explorer.load(spec)])
+        [div] = [m for m in doc.models if getattr(m, "name", None) in ("provenance", "relative_provenance")]
+        headers = re.findall(r"<th style='([^']*)'>", div.text)
+        assert headers and all("white-space:nowrap" in style for style in headers)

@@ -31,7 +31,8 @@ from explorer.analysis.similarity import SimilarityImage, cosine_image
 from explorer.analysis.summary import summarize
 from explorer.analysis.table import as_table, check_resolution
 from explorer.analysis.traces import FineCodes, Traces, default_trace_dims, dimension_traces, fine_codes, trace_dims
-from explorer.plugins.units import FAILED, Analysis, Results, guarded
+from explorer.plugins.checks import array_budget
+from explorer.plugins.units import Analysis, Failed, Results, guarded
 
 if TYPE_CHECKING:
     from explorer.core.embedding import PositionEmbedding
@@ -53,7 +54,7 @@ __all__ = [
 
 
 def _run(analyses: Sequence[Analysis], call: Callable[[Analysis], Any],
-         progress: Callable[[str], None] | None = None) -> Results:
+         progress: Callable[[str], None] | None = None, max_elements: int | None = None) -> Results:
     """Each analysis's result, by name; a plugin's failure is one warning and leaves its result out.
 
     Each warning (e.g. zero rows, whose cosines are NaN) is issued once, however many analyses meet it.
@@ -67,7 +68,7 @@ def _run(analyses: Sequence[Analysis], call: Callable[[Analysis], Any],
             if progress is not None:
                 progress(unit.name)
             value = guarded(unit, lambda: call(unit))
-            if value is not FAILED:
+            if not isinstance(value, Failed):
                 values[unit.name] = value
     seen = set()
     for w in caught:
@@ -75,7 +76,7 @@ def _run(analyses: Sequence[Analysis], call: Callable[[Analysis], Any],
         if key not in seen:
             seen.add(key)
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return Results(values, {unit.name: unit for unit in analyses})
+    return Results(values, {unit.name: unit for unit in analyses}, max_elements)
 
 
 def analyze(x: np.ndarray, resolution: int = RESOLUTION, *, seed: int = 0,
@@ -91,7 +92,8 @@ def analyze(x: np.ndarray, resolution: int = RESOLUTION, *, seed: int = 0,
     """
     context = TableContext(as_table(x), check_resolution(resolution), seed, embedding, options)
     chosen = [a for a in (builtin_analyses() if analyses is None else analyses) if not a.pair and term in a.terms]
-    return _run(chosen, lambda unit: unit.run(context), progress)
+    return _run(chosen, lambda unit: unit.run(context), progress,
+                array_budget([context.matrix.shape], context.resolution))
 
 
 def analyze_pair(a: np.ndarray, b: np.ndarray, resolution: int = RESOLUTION, *,
@@ -104,7 +106,8 @@ def analyze_pair(a: np.ndarray, b: np.ndarray, resolution: int = RESOLUTION, *,
     first = TableContext(as_table(a), resolution, embedding=first_embedding)
     second = TableContext(as_table(b), resolution, embedding=second_embedding)
     chosen = [u for u in (builtin_analyses() if analyses is None else analyses) if u.pair and term in u.terms]
-    return _run(chosen, lambda unit: unit.run(first, second), progress)
+    return _run(chosen, lambda unit: unit.run(first, second), progress,
+                array_budget([first.matrix.shape, second.matrix.shape], resolution))
 
 
 def scalars(results: Results) -> dict[str, float]:

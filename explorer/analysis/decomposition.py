@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from explorer.analysis.table import as_table
+from explorer.analysis.table import as_table, stored
 from explorer.plugins.units import Analysis
 
 #: Explained-variance ratios reported.
@@ -42,7 +42,7 @@ class PCA:
 
     explained: np.ndarray  # float32
     index: np.ndarray  # int32
-    scores: np.ndarray  # float32, len(index) x 3
+    scores: np.ndarray  # float32 (float64 past float32's range: ``table.stored``), len(index) x 3
     mean_norm: float  # |mean position vector|: how far the table sits from the origin
 
 
@@ -60,7 +60,7 @@ class Spectrum:
     ``UNRESOLVED`` times the largest (neither can be drawn faithfully on a log axis).
     """
 
-    singular_values: np.ndarray  # float32
+    singular_values: np.ndarray  # float32 (float64 past float32's range: ``table.stored``)
     effective_rank: float
     zeros: int = 0
     unresolved: int = 0
@@ -134,11 +134,9 @@ def spectrum(x: np.ndarray, eigen: CentredEigen | None = None) -> Spectrum:
         gram = table64.T @ table64 if table64.shape[0] >= table64.shape[1] else table64 @ table64.T
         values = np.maximum(np.linalg.eigvalsh(gram)[::-1], 0.0)
     singular = np.sqrt(values)
-    with np.errstate(over="ignore"):  # a singular value beyond float32's range is stored as inf, not a warning
-        stored = singular.astype(np.float32)
     limit = UNRESOLVED * float(singular[0]) if len(singular) else 0.0
     zeros = int(np.count_nonzero(singular == 0))
-    return Spectrum(stored, effective_rank(singular), zeros, int(np.count_nonzero(singular < limit)) - zeros)
+    return Spectrum(stored(singular), effective_rank(singular), zeros, int(np.count_nonzero(singular < limit)) - zeros)
 
 
 def pca(x: np.ndarray, points: int = SCORE_POINTS, eigen: CentredEigen | None = None) -> PCA:
@@ -166,9 +164,9 @@ def pca(x: np.ndarray, points: int = SCORE_POINTS, eigen: CentredEigen | None = 
     with np.errstate(invalid="ignore", divide="ignore"):
         explained = values[:COMPONENTS] / total if total > 0 else np.full(min(COMPONENTS, len(values)), np.nan)
     index = even_index(n, points)
-    padded = np.zeros((len(index), 3), dtype=np.float32)
+    padded = np.zeros((len(index), 3))
     padded[:, :top] = scores[index]
-    return PCA(explained.astype(np.float32), index, padded, float(np.linalg.norm(mean)))
+    return PCA(explained.astype(np.float32), index, stored(padded), float(np.linalg.norm(mean)))
 
 
 def _pca_scalars(result: PCA) -> dict[str, float]:

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from explorer.analysis.resample import envelope
-from explorer.analysis.table import as_table
+from explorer.analysis.resample import block_bounds
+from explorer.analysis.table import as_table, stored
 from explorer.plugins.units import Analysis
 
 
@@ -17,8 +17,8 @@ class RowNorms:
     position of each block; short tables come back whole), and the mean, minimum and maximum over all rows."""
 
     index: np.ndarray  # int32
-    low: np.ndarray  # float32
-    high: np.ndarray  # float32
+    low: np.ndarray  # float32 (float64 past float32's range: ``table.stored``)
+    high: np.ndarray  # float32 (likewise)
     mean: float
     min: float
     max: float
@@ -33,9 +33,10 @@ def row_norms(x: np.ndarray) -> np.ndarray:
 def norm_profile(x: np.ndarray, resolution: int = 1024) -> RowNorms:
     """The row norms at display resolution, with their mean, minimum and maximum."""
     norms = row_norms(as_table(x))
-    with np.errstate(over="ignore"):  # a norm beyond float32's range is drawn as Inf; the scalars stay exact
-        index, low, high = envelope(norms, resolution)
-    return RowNorms(index.astype(np.int32), low, high, float(norms.mean()), float(norms.min()), float(norms.max()))
+    bounds = block_bounds(len(norms), resolution)  # the envelope, kept exact: float64 past float32's range
+    low, high = np.minimum.reduceat(norms, bounds[:-1]), np.maximum.reduceat(norms, bounds[:-1])
+    return RowNorms(bounds[:-1].astype(np.int32), stored(low), stored(high), float(norms.mean()), float(norms.min()),
+                    float(norms.max()))
 
 
 ANALYSES = (

@@ -65,14 +65,15 @@ def relative_profile(values: np.ndarray, distances: np.ndarray, causal: bool, re
                            .astype(np.float32), causal)
 
 
-def _ranks(x: np.ndarray) -> np.ndarray:
+def ranks(x: np.ndarray) -> np.ndarray:
     """Ranks 1..n with ties given their mean rank (as Spearman's rho needs)."""
     _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
     ends = np.cumsum(counts)
     return ((ends - (counts - 1) / 2.0))[inverse]
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson's r of ``a`` and ``b``; NaN when either is constant."""
     a = a - a.mean()
     b = b - b.mean()
     denominator = np.sqrt((a * a).sum() * (b * b).sum())
@@ -93,9 +94,9 @@ def head_stats(values: np.ndarray, distances: np.ndarray, causal: bool) -> HeadS
         symmetry = np.full(b.shape[0], np.nan)
     else:
         after, before = b[:, zero + 1:], b[:, :zero][:, ::-1]  # b(k) and b(-k) for k = 1 .. L-1
-        symmetry = np.array([_pearson(x, y) for x, y in zip(after, before)])
-    distance_ranks = _ranks(far)
-    monotonicity = np.array([_pearson(_ranks(row), distance_ranks) for row in b])
+        symmetry = np.array([pearson(x, y) for x, y in zip(after, before)])
+    distance_ranks = ranks(far)
+    monotonicity = np.array([pearson(ranks(row), distance_ranks) for row in b])
     as32 = lambda a: np.asarray(a, dtype=np.float32)  # noqa: E731
     return HeadStats(as32(at_0), as32(decay), as32(symmetry), as32(monotonicity))
 

@@ -24,3 +24,17 @@ def check_resolution(resolution: int) -> int:
         raise EmbeddingError(f"resolution must be an integer >= 1, got {resolution!r}")
     check_shape((int(resolution), int(resolution)), f"resolution {int(resolution)}", what="an image")
     return int(resolution)
+
+
+#: The largest float32.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def stored(values: np.ndarray) -> np.ndarray:
+    """Computed values as an analysis keeps them: float32, unless one lies beyond float32's range (row norms, scores
+    and singular values of a table near float32's maximum), then float64, so that nothing overflows to Inf."""
+    values = np.asarray(values)
+    finite = values[np.isfinite(values)]
+    if finite.size and float(np.abs(finite).max()) > FLOAT32_MAX:
+        return values.astype(np.float64, copy=False)
+    return values.astype(np.float32)

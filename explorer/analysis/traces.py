@@ -85,8 +85,10 @@ def fine_codes(image: MatrixImage) -> FineCodes:
 
 def decode_fine(codes: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
     """The values fine ``codes`` stand for, row d scaled by ``low[d]`` .. ``high[d]`` (as the browser does)."""
-    low, high = np.asarray(low, np.float32)[:, None], np.asarray(high, np.float32)[:, None]
-    return (low + codes.astype(np.float32) * ((high - low) / np.float32(FINE_LEVELS))).astype(np.float32)
+    # in float64, as the browser's JavaScript numbers: high - low of a table near float32's maximum overflows float32
+    low, high = np.asarray(low, np.float64)[:, None], np.asarray(high, np.float64)[:, None]
+    values = np.clip(low + codes * ((high - low) / FINE_LEVELS), low, high)
+    return values.astype(np.float32)
 
 
 def default_trace_dims(dim: int, count: int = 4) -> np.ndarray:

@@ -36,8 +36,66 @@ def _positions(columns: int, causal: bool) -> int:
     return columns if causal else (columns + 1) // 2
 
 
+class HeadValues:
+    """What every per-head term (a ``RelativePositionTerm``, an ``explorer.WindowBias``) says about its
+    heads x columns ``values`` and its provenance alike."""
+
+    values: np.ndarray
+    params: Mapping[str, Any]
+    source: str
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """The heads x columns values: the 2-D array the analysis loop hands over as ``context.matrix``."""
+        return self.values
+
+    @property
+    def heads(self) -> int:
+        """Number of attention heads (rows of ``values``)."""
+        return int(self.values.shape[0])
+
+    @property
+    def dim(self) -> int:
+        """Number of columns of ``values`` (distances, or offsets and extras)."""
+        return int(self.values.shape[1])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(heads, columns)``."""
+        return (self.heads, self.dim)
+
+    @property
+    def offset(self) -> int:
+        """No rows are dropped from a per-head term (kept for code that reads any term's provenance)."""
+        return 0
+
+    @property
+    def label(self) -> str:
+        """A short human name for legends and titles (``explorer.core.embedding.term_label``)."""
+        return term_label(self)
+
+    def inputs(self) -> list[Any]:
+        """The values the term was read from (what writing an output must not overwrite)."""
+        return [self.source, *self.params.values()]
+
+    def _settle(self, values: np.ndarray) -> None:
+        """Keep the checked ``values`` as a read-only copy the caller does not own, the stored dtype, a plain dict
+        of params and every text field as UTF-8 (call it from ``__post_init__`` once the values are checked)."""
+        check_heads(values.shape[0], self.provider)  # type: ignore[attr-defined]
+        if values is self.values or not values.flags.owndata:
+            values = values.copy()  # never freeze memory the caller still owns
+        values.setflags(write=False)
+        object.__setattr__(self, "dtype", self.dtype or str(np.asarray(self.values).dtype))  # type: ignore
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "params", dict(self.params))
+        for name in ("provider", "source", "kind", "dtype", "tensor", "revision", "description"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, utf8_text(value))
+
+
 @dataclass(frozen=True, eq=False)
-class RelativePositionTerm:
+class RelativePositionTerm(HeadValues):
     """Per head, a value as a function of the signed key-minus-query distance, plus its provenance.
 
     ``values`` is heads x distances, read-only C-contiguous float32: column c holds distance
@@ -60,23 +118,12 @@ class RelativePositionTerm:
         causal = bool(self.causal)
         values = validate.table(self.values, self.provider, at=lambda head, column, columns: (
             f"head {head}, distance {column - _positions(columns, causal) + 1}"))
-        check_heads(values.shape[0], self.provider)
-        if values is self.values or not values.flags.owndata:
-            values = values.copy()  # never freeze memory the caller still owns
-        values.setflags(write=False)
         columns = values.shape[1]
         if not causal and columns % 2 == 0:
             raise EmbeddingError(f"{self.provider}: a bidirectional relative term has 2L-1 distances (an odd "
                                  f"number of columns), got {columns}")
-        positions = _positions(columns, causal)
-        object.__setattr__(self, "_positions", positions)
-        object.__setattr__(self, "dtype", self.dtype or str(np.asarray(self.values).dtype))
-        object.__setattr__(self, "values", values)
-        object.__setattr__(self, "params", dict(self.params))
-        for name in ("provider", "source", "kind", "dtype", "tensor", "revision", "description"):
-            value = getattr(self, name)
-            if isinstance(value, str):
-                object.__setattr__(self, name, utf8_text(value))
+        self._settle(values)
+        object.__setattr__(self, "_positions", _positions(columns, causal))
 
     @property
     def term(self) -> str:
@@ -84,45 +131,15 @@ class RelativePositionTerm:
         return "relative"
 
     @property
-    def matrix(self) -> np.ndarray:
-        """The heads x distances values: the 2-D array the analysis loop hands over as ``context.matrix``."""
-        return self.values
-
-    @property
     def positions(self) -> int:
         """L: the longest sequence the term covers."""
         return int(self._positions)  # type: ignore[attr-defined]
-
-    @property
-    def heads(self) -> int:
-        """Number of attention heads (rows of ``values``)."""
-        return int(self.values.shape[0])
-
-    @property
-    def dim(self) -> int:
-        """Number of distances (columns of ``values``)."""
-        return int(self.values.shape[1])
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """``(heads, distances)``."""
-        return (self.heads, self.dim)
 
     @property
     def distances(self) -> np.ndarray:
         """The signed distance k = key - query of each column, int64, ascending."""
         last = 0 if self.causal else self.positions - 1
         return np.arange(-(self.positions - 1), last + 1, dtype=np.int64)
-
-    @property
-    def offset(self) -> int:
-        """No rows are dropped from a relative term (kept for code that reads any term's provenance)."""
-        return 0
-
-    @property
-    def label(self) -> str:
-        """A short human name for legends and titles (``explorer.core.embedding.term_label``)."""
-        return term_label(self)
 
     def value_at(self, k: int) -> np.ndarray:
         """The value of every head at distance ``k`` (IndexError outside the term's distances)."""
@@ -141,10 +158,6 @@ class RelativePositionTerm:
         if self.causal:
             out = np.where(k > 0, np.float32(np.nan), out)
         return out
-
-    def inputs(self) -> list[Any]:
-        """The values the term was read from (what writing an output must not overwrite)."""
-        return [self.source, *self.params.values()]
 
     def provenance(self) -> dict[str, Any]:
         """Everything known about where the term came from, as plain JSON-able values."""

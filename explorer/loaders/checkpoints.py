@@ -53,7 +53,19 @@ def read_config(path: Path, where: str) -> dict[str, Any]:
         raise ProviderError(f"{where}: no {CONFIG_FILE}, so this is not a Hugging Face model folder") from None
     except OSError as exc:
         raise ProviderError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return st.json_object(raw, where, CONFIG_FILE)
+    return parse_config(raw, where)
+
+
+def parse_config(raw: bytes, where: str) -> dict[str, Any]:
+    """``config.json``'s bytes as a dict (local or downloaded); a ``model_type`` that is given must be a string: it
+    names the family, and every later step looks it up."""
+    config = st.json_object(raw, where, CONFIG_FILE)
+    model_type = config.get("model_type")
+    if model_type is not None and not isinstance(model_type, str):
+        from explorer.runtime.console import excerpt
+
+        raise ProviderError(f"{where}: {CONFIG_FILE}'s model_type is {excerpt(model_type)}, not a string")
+    return config
 
 
 def missing_shard(where: str, index: str, shard: str) -> ProviderError:

@@ -128,6 +128,25 @@ _ROTARY_KEYS = ("rope_theta", "rope_scaling", "rope_parameters", "rotary_dim", "
 
 
 _RELATIVE = "it uses relative position biases"
+_DISTILBERT_SINUSOID = "sinusoidal absolute positions (sinusoidal_pos_embds), stored and frozen"
+_CONV = ("it uses a convolutional position embedding: a grouped, weight-normalised convolution over time "
+         "(pos_conv_embed) adds each frame's neighbourhood to it, so there is no table of positions")
+_VIDEO = ("it lays its positions out on a 3-D grid (frames x height x width), which posembed cannot read yet; "
+          "name the tensor with tensor=NAME to read it as a 1-D table")
+#: Model types whose scheme posembed knows but has no reader for: one sentence each, instead of "found no table".
+KNOWN_SCHEMES = {
+    **dict.fromkeys(("wav2vec2", "wav2vec2-conformer", "hubert", "wavlm", "data2vec-audio", "sew", "sew-d",
+                     "unispeech", "unispeech-sat"), _CONV),
+    "videomae": ("it computes its positions when it loads and stores none: a 1-D sinusoid over its patches numbered "
+                 "frame by frame, row by row (get_sinusoid_encoding_table), the `sinusoidal` table with "
+                 "layout=interleaved bit for bit{hint}; posembed cannot lay it out as a 3-D grid yet"),
+    "vivit": _VIDEO,
+    "timesformer": ("it keeps separate time and space tables (time_embeddings, position_embeddings), which "
+                    "posembed cannot read as one grid yet; name one with tensor=NAME to read it as a 1-D table"),
+    "funnel": _RELATIVE + " inside attention (relative sinusoidal terms computed per layer, nothing stored)",
+    "reformer": ("it uses axial position embeddings (weights factored over axial_pos_shape), which posembed cannot "
+                 "read as one table; name a factor with tensor=NAME"),
+}
 _TABLE_NAME = re.compile(r"(^|\.)(position_embeddings|embed_positions|wpe)\.weight$")
 
 
@@ -192,11 +211,11 @@ def choose(checkpoint: Checkpoint, which: str = "auto", tensor: str | None = Non
         if found is None:
             raise ProviderError(f"{source}: {model_type} keeps its position table in a tensor ending in "
                                 f"{rule.suffix!r}, but none of its {len(names)} tensors does")
-        kind = rule.kind
+        kind, described = rule.kind, rule.note
         if model_type == "distilbert" and config.get("sinusoidal_pos_embds"):
-            kind = "formula"
+            kind, described = "formula", _DISTILBERT_SINUSOID
         note = f"{model_type} {label if label != 'default' else ''}".strip()
-        return Choice(found, _offset(rule.offset, config, source), kind, f"{note}: {rule.note}",
+        return Choice(found, _offset(rule.offset, config, source), kind, f"{note}: {described}",
                       config_grid(rule, config, source))
     scheme = positional_scheme(config)
     # A config says enough for rotary, ALiBi and the known relative families, so no weights are touched.
@@ -272,12 +291,24 @@ def positional_scheme(config: dict[str, Any]) -> str | None:
         return (f"it uses rotary position embedding (RoPE, base {float(theta):g}): positions rotate query/key "
                 f"pairs inside attention. Its rotation angles are those of the sinusoidal table, so look at "
                 f"`posembed report {hint}` instead{plugin}")
+    if model_type in KNOWN_SCHEMES:
+        return KNOWN_SCHEMES[model_type].format(hint=_video_hint(config))
     if (model_type in _RELATIVE_TYPES or "relative_attention_num_buckets" in config
             or config.get("relative_attention")):
         return (_RELATIVE + " inside attention (a learned bias per distance bucket and head, "
                 "tensors named like '...relative_attention_bias.weight'); load one of those with "
                 "`file:<checkpoint>.safetensors,key=<tensor name>` to look at it")
     return None
+
+
+def _video_hint(config: dict[str, Any]) -> str:
+    """``: posembed report sinusoidal,positions=N,dim=D,...`` for a VideoMAE config whose sizes are whole numbers."""
+    sizes = [config.get(k) for k in ("num_frames", "tubelet_size", "image_size", "patch_size", "hidden_size")]
+    if not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v < 1 << 20 for v in sizes):
+        return ""
+    frames, tubelet, image, patch, width = sizes
+    patches = frames // tubelet * (image // patch) ** 2
+    return f" (`posembed report sinusoidal,positions={patches},dim={width},layout=interleaved`)" if patches else ""
 
 
 def from_structure(checkpoint: Checkpoint, which: str) -> Choice:
@@ -326,5 +357,8 @@ def from_structure(checkpoint: Checkpoint, which: str) -> Choice:
         offset = module.padding_idx + 1
     else:
         offset = 0
-    return Choice(min(stored, key=len), offset, "learned",
-                  f"{model_type}: {type(module).__name__} found in transformers' structure")
+    # Pegasus and Marian store the sinusoid they compute (an nn.Embedding subclass named for it), frozen
+    formula = "sinusoidal" in type(module).__name__.lower()
+    return Choice(min(stored, key=len), offset, "formula" if formula else "learned",
+                  f"{model_type}: {type(module).__name__} found in transformers' structure"
+                  + ("; a sinusoidal table, stored and frozen" if formula else ""))

@@ -46,7 +46,7 @@ from explorer.errors import OutputError, PosembedWarning, ProviderError
 from explorer.loaders import exchange
 from explorer.loaders import safetensors_io as st
 from explorer.loaders.checkpoints import (BIN_FILE, BIN_INDEX_FILE, CONFIG_FILE, MAX_CONFIG_BYTES, Checkpoint,
-                                          load_torch_file, missing_shard, read_config, state_dict_of,
+                                          load_torch_file, missing_shard, parse_config, read_config, state_dict_of,
                                           torch_to_numpy)
 from explorer.loaders.hub_settings import (CONNECT_TIMEOUT, HUB_ORIGINS, MAX_RETRY_WAIT, OFFLINE_HINT, deadline,
                                            endpoint, hub_cache_dir, is_offline, request_headers, retries, retry_wait,
@@ -146,7 +146,7 @@ class RemoteCheckpoint(Checkpoint):
         except _NotFound:
             raise ProviderError(f"{self.repo_id}: the repository has no {CONFIG_FILE}") from None
         commit = self._commit_of(answer)
-        config = st.json_object(answer.body, self.repo_id, CONFIG_FILE)
+        config = parse_config(answer.body, self.repo_id)
         path = self._cache_path(commit, CONFIG_FILE)
         written = self._cache_write(path, answer.body)
         if written and commit != self.requested:

@@ -26,8 +26,6 @@ def load(spec: str | Spec = DEFAULT_SPEC, registry: Registry | None = None, **pa
     not a ``PosembedError``, raised inside a plugin's provider, becomes one ``PluginError`` naming the provider and
     its distribution, chained to the original (a built-in provider's keeps its traceback: it is a bug).
     """
-    from explorer.core.embedding import PositionEmbedding
-
     parsed = spec if isinstance(spec, Spec) else parse_spec(spec)
     registry = get_registry() if registry is None else registry
     try:
@@ -37,7 +35,17 @@ def load(spec: str | Spec = DEFAULT_SPEC, registry: Registry | None = None, **pa
         if not hint:
             raise
         raise SpecError(f"{exc}{hint}") from None
-    kwargs = provider.resolve(parsed.target, {**parsed.options, **params})
+    return call_provider(provider, provider.resolve(parsed.target, {**parsed.options, **params}), registry)
+
+
+def call_provider(provider: Any, kwargs: dict[str, Any], registry: Registry) -> Any:
+    """``provider.load(**kwargs)``, its answer checked: the one place a provider runs (``load``, and ``hf:`` handing a
+    model to the provider a plugin claims it for). A plugin's exception that is not a ``PosembedError`` (SystemExit
+    too) becomes one ``PluginError`` naming the provider and its distribution; a built-in's keeps its traceback."""
+    from explorer.core.embedding import PositionEmbedding
+    from explorer.core.relative import RelativePositionTerm
+    from explorer.core.window import WindowBias
+
     try:
         result = provider.load(**kwargs)
     except PosembedError:
@@ -48,11 +56,9 @@ def load(spec: str | Spec = DEFAULT_SPEC, registry: Registry | None = None, **pa
         message = " ".join(str(exc).split())
         raise PluginError(f"provider {provider.name!r} ({registry.origin(provider.name)}) failed: "
                           f"{type(exc).__name__}{': ' + message if message else ''}") from exc
-    from explorer.core.relative import RelativePositionTerm
-
-    if not isinstance(result, (PositionEmbedding, RelativePositionTerm)):
+    if not isinstance(result, (PositionEmbedding, RelativePositionTerm, WindowBias)):
         raise ProviderError(
-            f"provider {provider.name!r} returned {type(result).__name__}, not a PositionEmbedding or a "
-            f"RelativePositionTerm"
+            f"provider {provider.name!r} returned {type(result).__name__}, not a PositionEmbedding, a "
+            f"RelativePositionTerm or a WindowBias"
         )
     return result

@@ -1,9 +1,11 @@
-"""Many tables at once: revision series, spec files, and loading a set of specs concurrently.
+"""Many tables at once: series, spec files, and loading a set of specs concurrently.
 
-A **revision series** is one spec whose option value lists several values separated by ``|``:
-``hf:EleutherAI/pythia-70m,revision=step1000|step2000|step3000`` is three specs, one per revision, in the order
-given. Exactly one option of a spec may be a series (``revision`` is the usual one; ``sinusoidal,base=100|10000``
-works too); empty members are refused.
+A **series** is one spec standing for several, in order. An option may list values separated by ``|``
+(``hf:EleutherAI/pythia-70m,revision=step1000|step2000|step3000``: one spec per revision, in the order given;
+``sinusoidal,base=100|10000`` too); the target may list targets the same way, or be a glob over local folders
+or files (``hf:runs/out/checkpoint-*``: every checkpoint of a training run, in step order;
+``explorer.loading.globs``). At most two things of a spec are swept (seeds x steps), the first the outer one;
+empty members are refused.
 
 A **spec file** (``--specs FILE``) holds one spec (or series) a line; blank lines and lines starting with ``#``
 are skipped, and a ``#`` after whitespace starts a comment. A bad line is named by its line number.
@@ -14,6 +16,8 @@ threads overlap their waiting; each still reads only its own bytes) and draws on
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -44,43 +48,106 @@ class Request:
 
     def named(self) -> str:
         """The spec, with its origin when it came from a file."""
-        return f"{self.spec!r}" + (f" ({self.origin})" if self.origin else "")
+        from explorer.runtime.console import excerpt
+
+        return excerpt(self.spec, 200) + (f" ({self.origin})" if self.origin else "")
 
 
 def expand_series(text: str) -> list[str]:
-    """The specs a spec stands for: itself, or one per member of its one ``|`` series, in the order given."""
+    """The specs a spec stands for, in series order: itself, or one per member of what it sweeps.
+
+    A spec sweeps at most two things: a target that is a glob (``hf:runs/out/checkpoint-*``,
+    ``explorer.loading.globs``) or lists targets with ``|``, and options listing values with ``|``. With two, the
+    first is the outer one (``sinusoidal,base=100|10000,dim=64|128``: both widths at base 100, then at 10000).
+    """
+    from explorer.loading.globs import expand_glob, is_glob
+
     parsed = parse_spec(text)
-    series = [key for key, value in parsed.options.items() if SERIES in value]
-    if not series:
+    swept: list[tuple[str | None, list[str]]] = []  # (option, values); None for the target
+    if parsed.target is not None and is_glob(parsed.target):
+        swept.append((None, expand_glob(parsed.target)))
+    elif parsed.target is not None and SERIES in parsed.target and not os.path.lexists(parsed.target):
+        swept.append((None, _members(text, "target", parsed.target)))
+    swept += [(key, _members(text, key, value)) for key, value in parsed.options.items() if SERIES in value]
+    if not swept:
         return [text.strip()]
-    if len(series) > 1:
-        raise SpecError(f"bad provider spec {text.strip()!r}: only one option may list several values with "
-                        f"'{SERIES}', got {', '.join(series)}")
-    key = series[0]
-    members = [member.strip() for member in parsed.options[key].split(SERIES)]
+    if len(swept) > 2:
+        names = ", ".join("the target" if key is None else key for key, _ in swept)
+        raise SpecError(f"bad provider spec {text.strip()!r}: at most two things may list several values "
+                        f"(with '{SERIES}' or a glob), got {names}")
+    specs = []
+    for choice in itertools.product(*(values for _, values in swept)):
+        target, options = parsed.target, dict(parsed.options)
+        for (key, _), value in zip(swept, choice):
+            if key is None:
+                target = value
+            else:
+                options[key] = value
+        spec = str(Spec(parsed.name, target, options))
+        again = parse_spec(spec)
+        if (again.target, again.options) != (target, options):  # a matched name holding ',key=' or ':'
+            raise SpecError(f"bad provider spec {text.strip()!r}: its member {spec!r} does not read back as itself "
+                            f"(a name with ',key=' in it); name it in a spec file line of its own")
+        specs.append(spec)
+    return specs
+
+
+def _members(text: str, key: str, value: str) -> list[str]:
+    members = [member.strip() for member in value.split(SERIES)]
     if not all(members):
-        raise SpecError(f"bad provider spec {text.strip()!r}: an empty value in the series {key}={parsed.options[key]}")
-    return [str(Spec(parsed.name, parsed.target, {**parsed.options, key: member})) for member in members]
+        raise SpecError(f"bad provider spec {text.strip()!r}: an empty value in the series {key}={value}")
+    return members
+
+
+#: A spec file is a short list read whole: larger files (``/dev/zero``, a sparse file of gigabytes) are refused.
+MAX_SPEC_FILE_BYTES = 1_000_000
+#: The longest line a spec file may hold (a path is at most 4096 bytes on Linux; a series of revisions is shorter).
+MAX_SPEC_LINE = 8192
 
 
 def read_spec_file(path: str | Path) -> list[Request]:
-    """The requests of a spec file, series expanded; a bad line raises ``SpecError`` naming its number."""
+    """The requests of a spec file, series expanded; a bad line raises ``SpecError`` naming its number.
+
+    The file is untrusted input like any other: a regular file of at most ``MAX_SPEC_FILE_BYTES`` (a FIFO, a device or
+    a folder is refused without reading), UTF-8 text without NUL bytes, lines of at most ``MAX_SPEC_LINE``
+    characters, counted at ``\\n`` alone as a person counts them (a form feed is not a line break); an error
+    quotes a line only as a short escaped excerpt (``explorer.runtime.console.excerpt``), never the whole file.
+    """
+    from explorer.errors import ProviderError
+    from explorer.loaders.regular_files import read_regular
+    from explorer.runtime.console import EXCERPT_CHARS, excerpt
+
+    name = excerpt(str(path))
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"cannot read the spec file {str(path)!r}: {getattr(exc, 'strerror', None) or exc}") from None
+        raw = read_regular(path, MAX_SPEC_FILE_BYTES, f"the spec file {name}", "it")
+    except ProviderError as exc:  # a FIFO, a device, a folder, too large: refused before reading
+        raise SpecError(str(exc)) from None
+    except OSError as exc:
+        raise SpecError(f"cannot read the spec file {name}: {exc.strerror or exc}") from None
+    if b"\0" in raw:
+        raise SpecError(f"the spec file {name} is not text: it holds NUL bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise SpecError(f"the spec file {name}, line {line}: not UTF-8 text") from None
     requests: list[Request] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
+        where = f"{path}, line {number}"
+        if len(line) > MAX_SPEC_LINE:
+            raise SpecError(f"the spec file {name}, line {number}: {len(line)} characters, more than the "
+                            f"{MAX_SPEC_LINE} a spec line may hold")
         line = _COMMENT.sub("", line).strip()
         if not line:
             continue
-        where = f"{path}, line {number}"
         try:
             requests += [Request(spec, where) for spec in expand_series(line)]
         except SpecError as exc:
-            raise SpecError(f"{where}: {exc}") from None
+            reason = str(exc).replace(repr(line), excerpt(line))  # the line itself, but only an excerpt of it
+            reason = reason if len(reason) <= 4 * EXCERPT_CHARS else reason[:4 * EXCERPT_CHARS] + "..."
+            raise SpecError(f"the spec file {name}, line {number}: {reason}") from None
     if not requests:
-        raise SpecError(f"the spec file {str(path)!r} names no spec")
+        raise SpecError(f"the spec file {name} names no spec")
     return requests
 
 

@@ -60,8 +60,9 @@ def provider_for_config(config: dict) -> str | None:
     """Claim a model config: return the name of a provider that reads such models, or None.
 
     ``config`` is the model's ``config.json`` as a plain dict (untrusted: check types before using a value).
-    ``hf:`` asks this hook when a checkpoint has no absolute table of its own (RoPE, ALiBi, T5's buckets);
-    the first provider named by a plugin (built-ins first) loads the model with ``model=`` set to the hf
-    spec's model and ``revision=``, ``table=`` and ``positions=`` passed when the provider has them. Read only
-    the dict here: no I/O, no heavy imports.
+    ``hf:`` asks this hook for every model type outside posembed's table families (RoPE, ALiBi, T5's buckets,
+    and types it does not know at all), before it searches the model's structure for a table; the first
+    provider named by a plugin (built-ins first) loads the model with ``model=`` set to the hf spec's model and
+    ``revision=``, ``table=`` and ``positions=`` passed when the provider has them. Read only the dict here: no
+    I/O, no heavy imports.
     """

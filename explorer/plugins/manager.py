@@ -48,6 +48,7 @@ BUILTIN_PLUGINS = (
     "explorer.providers.t5",
     "explorer.providers.alibi",
     "explorer.providers.sinusoidal2d",
+    "explorer.providers.window",
 )
 
 

@@ -159,7 +159,7 @@ class Registry:
         for impl in impls:
             try:
                 name = impl.function(**{arg: config for arg in impl.argnames})
-            except Exception as exc:  # noqa: BLE001 - one broken plugin must not stop hf: for every model
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - a broken plugin must not stop hf: for every model
                 warn(f"plugin {impl.plugin_name!r} failed in provider_for_config and is passed over: "
                      f"{type(exc).__name__}: {exc}")
                 continue

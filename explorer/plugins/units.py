@@ -10,7 +10,8 @@ exactly as the built-in ones are (``explorer/analysis/builtin.py``, ``explorer/r
   needs, and ``build``, from a ``SectionContext`` to a Bokeh model with its captions next to its figures.
 
 Both declare the kinds of position term they take (``terms``): ``"absolute"`` (the default), a table of
-positions x dimensions, or ``"relative"``, a ``RelativePositionTerm`` of heads x distances (``t5``, ``alibi``).
+positions x dimensions, ``"relative"``, a ``RelativePositionTerm`` of heads x distances (``t5``, ``alibi``), or
+``"window"``, a ``WindowBias`` of heads x 2-D offsets (``window``: Swin, BEiT).
 This module imports nothing heavy.
 """
 
@@ -23,6 +24,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
+from explorer.plugins.checks import check_array, real_number
 from explorer.runtime.console import warn
 
 if TYPE_CHECKING:
@@ -71,25 +73,35 @@ class Analysis:
             raise TypeError(f"analysis {self.name!r}: run must be callable")
 
     def scalars_of(self, result: Any) -> dict[str, float]:
-        """The declared scalars of ``result`` as plain floats."""
+        """The declared scalars of ``result`` as plain floats: a mapping of names to real numbers (an int becomes a
+        float; NaN stays NaN, and JSON writes it as null); anything else is a TypeError naming the key."""
         if result is None or self.scalars is None:
             return {}
-        return {str(k): float(v) for k, v in self.scalars(result).items()}
+        given = self.scalars(result)
+        if not isinstance(given, Mapping):
+            raise TypeError(f"it returned {type(given).__name__}, not a mapping of names to numbers")
+        return {str(key): real_number(key, value) for key, value in given.items()}
 
-    def arrays_of(self, result: Any) -> dict[str, "np.ndarray"]:
-        """The declared arrays of ``result``, keyed ``field`` (``name.field`` once collected)."""
+    def arrays_of(self, result: Any, max_elements: int | None = None) -> dict[str, "np.ndarray"]:
+        """The declared arrays of ``result``, keyed ``field`` (``name.field`` once collected), each checked against
+        the shape rule (``check_array``: numeric, at most ``max_elements`` elements) before it is kept."""
         import numpy as np
 
         if result is None:
             return {}
         if self.arrays is not None:
-            return {str(k): np.asarray(v) for k, v in self.arrays(result).items()}
-        if isinstance(result, np.ndarray):
-            return {"": result}
-        if dataclasses.is_dataclass(result):
-            return {f.name: getattr(result, f.name) for f in dataclasses.fields(result)
-                    if isinstance(getattr(result, f.name), np.ndarray)}
-        return {}
+            given = self.arrays(result)
+            if not isinstance(given, Mapping):
+                raise TypeError(f"it returned {type(given).__name__}, not a mapping of names to arrays")
+            items = [(str(k), v) for k, v in given.items()]
+        elif isinstance(result, np.ndarray):
+            items = [("", result)]
+        elif dataclasses.is_dataclass(result):
+            items = [(f.name, getattr(result, f.name)) for f in dataclasses.fields(result)
+                     if isinstance(getattr(result, f.name), np.ndarray)]
+        else:
+            items = []
+        return {key: check_array(key, value, max_elements) for key, value in items}
 
 
 class Results(Mapping[str, Any]):
@@ -99,9 +111,13 @@ class Results(Mapping[str, Any]):
     analyses declared for ``analyze --json`` and ``--npz``.
     """
 
-    def __init__(self, values: Mapping[str, Any], analyses: Mapping[str, Analysis]) -> None:
+    def __init__(self, values: Mapping[str, Any], analyses: Mapping[str, Analysis],
+                 max_elements: int | None = None) -> None:
         self._values = dict(values)
         self._analyses = dict(analyses)
+        self._max_elements = max_elements
+        #: Set on a page or command of several tables: the table these results are of, named in their warnings.
+        self.about: str | None = None
 
     def __getitem__(self, name: str) -> Any:
         return self._values[name]
@@ -130,25 +146,28 @@ class Results(Mapping[str, Any]):
         """
         out: dict[str, float] = {}
         given_by: dict[str, str] = {}
-        for name, value in self._values.items():
-            unit = self._analyses[name]
-            given = guarded(unit, lambda: unit.scalars_of(value))
-            for key, number in ({} if given is FAILED else given).items():
-                if key in out:
-                    warn(f"analysis {name!r} gives the scalar {key!r}, which analysis {given_by[key]!r} already "
-                          f"gives; keeping the first")
-                    continue
-                out[key], given_by[key] = number, name
+        with warnings_about(self.about):
+            for name, value in self._values.items():
+                unit = self._analyses[name]
+                given = guarded(unit, lambda: unit.scalars_of(value), "scalars()")
+                for key, number in ({} if isinstance(given, Failed) else given).items():
+                    if key in out:
+                        warn(f"analysis {name!r} gives the scalar {key!r}, which analysis {given_by[key]!r} "
+                             f"already gives; keeping the first")
+                        continue
+                    out[key], given_by[key] = number, name
         return out
 
     def arrays(self, prefix: str = "") -> dict[str, "np.ndarray"]:
-        """Every declared array, keyed ``prefix + "analysis.field"``."""
+        """Every declared array, keyed ``prefix + "analysis.field"``; an array breaking the shape rule
+        (``check_array``) is refused with its analysis's other arrays, before anything is written."""
         out = {}
-        for name, value in self._values.items():
-            unit = self._analyses[name]
-            given = guarded(unit, lambda: unit.arrays_of(value))
-            for key, array in ({} if given is FAILED else given).items():
-                out[f"{prefix}{name}.{key}" if key else f"{prefix}{name}"] = array
+        with warnings_about(self.about):
+            for name, value in self._values.items():
+                unit = self._analyses[name]
+                given = guarded(unit, lambda: unit.arrays_of(value, self._max_elements), "arrays()")
+                for key, array in ({} if isinstance(given, Failed) else given).items():
+                    out[f"{prefix}{name}.{key}" if key else f"{prefix}{name}"] = array
         return out
 
 
@@ -205,8 +224,13 @@ class SectionContext:
         return self._memo[key]
 
 
-#: What ``guarded`` returns when a plugin's unit failed (and was reported).
-FAILED = object()
+class Failed:
+    """What ``guarded`` returns when a plugin's unit failed: the warning line it gave (a page shows it in place)."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
 #: Whether a plugin's failure raises with its own traceback instead of a warning (``posembed --debug``).
 _RAISE_PLUGIN_ERRORS: ContextVar[bool] = ContextVar("posembed_raise_plugin_errors", default=False)
 
@@ -222,19 +246,49 @@ def plugin_errors_raise() -> Iterator[None]:
         _RAISE_PLUGIN_ERRORS.reset(token)
 
 
-def guarded(unit: Analysis | Section, call: Callable[[], Any]) -> Any:
+def guarded(unit: Analysis | Section, call: Callable[[], Any], callback: str | None = None,
+            table: str | None = None) -> Any:
     """``call()``, the code of ``unit``: a built-in unit's exception propagates (a bug keeps its own frames);
-    a plugin's becomes one warning line naming the unit, its plugin and where that came from, and ``FAILED`` is
-    returned (inside ``plugin_errors_raise``, it propagates too)."""
+    a plugin's (``SystemExit`` too) becomes one warning line naming the unit, its plugin and where that came from,
+    the ``callback`` that failed (``scalars()``, ``arrays()``; default: the unit itself) and the ``table`` when the
+    page has several, and a ``Failed`` holding that line is returned (inside ``plugin_errors_raise``, it
+    propagates too)."""
     if unit.plugin is None or _RAISE_PLUGIN_ERRORS.get():
         return call()
     try:
         return call()
-    except Exception as exc:  # noqa: BLE001 - one broken plugin must not cost the rest of the page
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - one broken plugin must not cost the rest of the page
         kind = "analysis" if isinstance(unit, Analysis) else "section"
         where = f"{unit.plugin!r} ({unit.origin})" if unit.origin else repr(unit.plugin)
-        warn(f"{kind} {unit.name!r} of plugin {where} failed and is skipped: {type(exc).__name__}: {exc}")
-        return FAILED
+        what = f": {callback}" if callback else ""
+        message = " ".join(f"{table + ': ' if table else ''}{kind} {unit.name!r} of plugin {where}{what} failed and "
+                           f"is skipped: {type(exc).__name__}: {exc}".split())
+        warn(message)
+        return Failed(message)
+
+
+@contextmanager
+def warnings_about(table: str | None) -> Iterator[None]:
+    """Every posembed warning given in the block led by ``table: `` (None: as it is), so that on a page or command
+    of several tables each warning names the table it is about."""
+    import warnings
+
+    from explorer.errors import PosembedWarning
+
+    if table is None:
+        yield
+        return
+    caught: list = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+    finally:
+        for w in caught:
+            message = w.message
+            if isinstance(message, PosembedWarning) and not str(message).startswith(f"{table}: "):
+                message = PosembedWarning(f"{table}: {message}")
+            warnings.warn_explicit(message, w.category, w.filename, w.lineno)
 
 
 def in_order(units: Sequence[Any]) -> list[Any]:

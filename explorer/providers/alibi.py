@@ -2,8 +2,17 @@
 
 No weights exist: the slopes follow from the number of heads (BLOOM, Falcon with ``alibi``) and MPT's
 ``alibi_bias_max``, computed as transformers computes them (``_get_alibi_slopes`` of BLOOM,
-``build_mpt_alibi_tensor`` of MPT; Falcon's are BLOOM's rounded to bfloat16, and so are its products), head
-counts that are not powers of two included. From a model only its ``config.json`` is read.
+``build_mpt_alibi_tensor`` of MPT), head counts that are not powers of two included. From a model only its
+``config.json`` is read.
+
+Two models add something other than m_h * k, and the term is what they add:
+- ``MptModel`` calls ``build_mpt_alibi_tensor`` without the config's ``alibi_bias_max``, so always with 8; a model
+  read from its config gets 8 too, and the description names the config's other value (MosaicML's own code uses
+  it) and the spec that shows that reading.
+- ``FalconModel`` adds bf16(bf16(m_h) * bf16(j)) / sqrt(head_dim) to the score of key j, the same for every query
+  (softmax drops a constant per query). Its bfloat16 rounding depends on j, not only on k = j - i, so no single
+  b_h(k) is exact for every query: the term is what the last query (i = L - 1, the only one that sees every
+  distance) gets, less its value at k = 0; other queries differ from it by that rounding (docs/providers.md).
 """
 
 from __future__ import annotations
@@ -20,6 +29,12 @@ DEFAULT_POSITIONS = 2048
 #: A config's context length is used up to this many positions (the bias is linear: longer shows nothing new).
 MAX_DEFAULT_POSITIONS = 8192
 _HEAD_KEYS = ("n_head", "num_attention_heads", "n_heads")
+#: The alibi_bias_max transformers' MptModel uses whatever its config says.
+MPT_MODEL_BIAS_MAX = 8.0
+#: Falcon's head size when none is given (Falcon-RW's 2048 / 32 heads): its bias is divided by sqrt(head_dim).
+FALCON_HEAD_DIM = 64
+#: The largest head_dim taken (real models use 64 to 256).
+MAX_HEAD_DIM = 1 << 20
 #: MPT's alibi_bias_max must lie below this (MPT uses 8; past a few hundred every slope is already 0 in float32).
 MAX_BIAS_MAX = 1e6
 
@@ -62,9 +77,20 @@ def bfloat16(values):
     return rounded.view(np.float32)
 
 
+def falcon_values(slopes, positions: int, head_dim: int):
+    """What ``FalconModel`` adds for the last query (i = L-1) to key i + k, k = -(L-1) .. 0, less its value at
+    k = 0: bf16(bf16(m_h) * bf16(j)) / sqrt(head_dim) (``build_alibi_tensor``, then ``FalconModel.forward``)."""
+    import numpy as np
+
+    keys = bfloat16(np.arange(positions, dtype=np.float32))  # the long key positions become bfloat16 too
+    added = bfloat16(bfloat16(slopes)[:, None] * keys[None, :]) / np.float32(math.sqrt(head_dim))
+    return added - added[:, -1:]
+
+
 def alibi_term(provider: str, source: str, heads: int, positions: int, scheme: str = "bloom",
-               alibi_bias_max: float = 8.0, params: dict[str, Any] | None = None, revision: str | None = None):
-    """ALiBi as a causal ``RelativePositionTerm``: value m_h * k for k = -(L-1) .. 0."""
+               alibi_bias_max: float = 8.0, params: dict[str, Any] | None = None, revision: str | None = None,
+               head_dim: int = FALCON_HEAD_DIM, note: str = ""):
+    """ALiBi as a causal ``RelativePositionTerm``: value m_h * k for k = -(L-1) .. 0 (Falcon's: ``falcon_values``)."""
     import numpy as np
 
     from explorer.core.relative import RelativePositionTerm, check_heads
@@ -74,17 +100,21 @@ def alibi_term(provider: str, source: str, heads: int, positions: int, scheme: s
     check_shape((heads, positions), provider, itemsize=8)
     slopes = mpt_slopes(heads, alibi_bias_max) if scheme == "mpt" else bloom_slopes(heads)
     distances = np.arange(-(positions - 1), 1, dtype=np.float32)
-    if scheme == "falcon":  # Falcon multiplies bfloat16 slopes and keeps bfloat16 products
-        values = bfloat16(bfloat16(slopes)[:, None] * distances[None, :])
+    if scheme == "falcon":
+        values = falcon_values(slopes, positions, head_dim)
+        description = (f"ALiBi as FalconModel adds it, {heads} heads: bf16(bf16(m_h) * bf16(j)) / sqrt({head_dim}) "
+                       f"on key j's score, slopes m_h = 2^(-8h/n) (Falcon's build_alibi_tensor); shown for the last "
+                       f"query (i = L-1) at key i + k, less its value at k = 0; the bfloat16 rounding makes other "
+                       f"queries' values differ a little")
     else:
         values = slopes[:, None] * distances[None, :]  # float32 products, as the models form them
-    rule = {"bloom": "2^(-8h/n) (BLOOM's _get_alibi_slopes)",
-            "falcon": "2^(-8h/n) in bfloat16 (Falcon's build_alibi_tensor)",
-            "mpt": f"2^(-h*{alibi_bias_max:g}/P) (MPT's build_mpt_alibi_tensor, alibi_bias_max {alibi_bias_max:g})"}[scheme]
+        rule = {"bloom": "2^(-8h/n) (BLOOM's _get_alibi_slopes)",
+                "mpt": f"2^(-h*{alibi_bias_max:g}/P) (MPT's build_mpt_alibi_tensor, alibi_bias_max "
+                       f"{alibi_bias_max:g})"}[scheme]
+        description = f"ALiBi, {heads} heads: value m_h * k for k = key - query <= 0, slopes m_h = {rule}"
     return RelativePositionTerm(
         values, provider=provider, source=source, causal=True, kind="alibi", dtype="float32",
-        params=params or {}, revision=revision,
-        description=f"ALiBi, {heads} heads: value m_h * k for k = key - query <= 0, slopes m_h = {rule}",
+        params=params or {}, revision=revision, description=description + note,
     )
 
 
@@ -104,16 +134,28 @@ def from_config(provider: str, config: dict[str, Any], source: str, positions: i
     heads = _positive_int(config[key], key, source)
     attn = config.get("attn_config") if isinstance(config.get("attn_config"), dict) else {}
     scheme = model_type if model_type in SCHEMES else "bloom"
-    bias_max = attn.get("alibi_bias_max", 8)
+    bias_max = attn.get("alibi_bias_max", MPT_MODEL_BIAS_MAX)
     if isinstance(bias_max, bool) or not isinstance(bias_max, (int, float)) or not 0 < bias_max < MAX_BIAS_MAX:
         raise ProviderError(f"{source}: config.json's attn_config.alibi_bias_max is {bias_max!r}, not a number "
                             f"between 0 and {MAX_BIAS_MAX:g}")
+    note = ""
+    if scheme == "mpt" and bias_max != MPT_MODEL_BIAS_MAX:  # MptModel never passes the config's value on
+        note = (f"; transformers' MptModel uses alibi_bias_max {MPT_MODEL_BIAS_MAX:g} whatever config.json says; "
+                f"its attn_config.alibi_bias_max {bias_max:g} (MosaicML's own code) is shown by "
+                f"alibi,heads={heads},scheme=mpt,alibi_bias_max={bias_max:g}")
+    head_dim = FALCON_HEAD_DIM
+    if scheme == "falcon":
+        width = config.get("hidden_size")
+        head_dim = _positive_int(width, "hidden_size", source) // heads
+        if head_dim < 1:
+            raise ProviderError(f"{source}: config.json's hidden_size {width} is smaller than its {heads} heads")
     if positions is None:
         context = next((config[k] for k in ("max_seq_len", "max_position_embeddings", "seq_length")
                         if isinstance(config.get(k), int) and not isinstance(config.get(k), bool)
                         and config[k] > 0), DEFAULT_POSITIONS)
         positions = min(context, MAX_DEFAULT_POSITIONS)
-    return alibi_term(provider, source, heads, positions, scheme, float(bias_max), params, revision)
+    return alibi_term(provider, source, heads, positions, scheme, MPT_MODEL_BIAS_MAX, params, revision, head_dim,
+                      note)
 
 
 def uses_alibi(config: dict[str, Any]) -> bool:
@@ -129,13 +171,14 @@ def uses_alibi(config: dict[str, Any]) -> bool:
 
 
 def load_alibi(model: str | None, revision: str | None, heads: int | None, positions: int | None, scheme: str,
-               alibi_bias_max: float | None):
+               alibi_bias_max: float | None, head_dim: int | None = None):
     """The ``alibi`` provider's ``load``: from a model's config, or from heads (and scheme) alone."""
     if model:
-        given = [name for name, value in (("heads", heads), ("alibi_bias_max", alibi_bias_max)) if value is not None]
+        given = [name for name, value in (("heads", heads), ("alibi_bias_max", alibi_bias_max),
+                                          ("head_dim", head_dim)) if value is not None]
         if given or scheme != "bloom":
             raise SpecError(f"alibi: {', '.join(given) or 'scheme'} come(s) from the model's config; "
-                            f"give heads, scheme and alibi_bias_max only without a model")
+                            f"give heads, scheme, alibi_bias_max and head_dim only without a model")
         from explorer.providers.huggingface import open_checkpoint
 
         checkpoint = open_checkpoint(model, revision)
@@ -151,9 +194,16 @@ def load_alibi(model: str | None, revision: str | None, heads: int | None, posit
     bias_max = 8.0 if alibi_bias_max is None else alibi_bias_max
     if not bias_max < MAX_BIAS_MAX:
         raise SpecError(f"alibi: parameter 'alibi_bias_max' must be < {MAX_BIAS_MAX:g}, got {bias_max!r}")
+    if head_dim is not None and scheme != "falcon":
+        raise SpecError("alibi: head_dim applies to scheme=falcon (Falcon divides its bias by sqrt(head_dim))")
+    head_dim = FALCON_HEAD_DIM if head_dim is None else head_dim
+    if head_dim > MAX_HEAD_DIM:  # sqrt of an int past float's range raises; no model has heads near this size
+        raise SpecError(f"alibi: parameter 'head_dim' must be <= {MAX_HEAD_DIM}, got {head_dim}")
     params = {"heads": heads, "positions": positions, "scheme": scheme,
-              **({"alibi_bias_max": bias_max} if scheme == "mpt" else {})}
-    return alibi_term("alibi", f"formula, {heads} heads ({scheme})", heads, positions, scheme, bias_max, params)
+              **({"alibi_bias_max": bias_max} if scheme == "mpt" else {}),
+              **({"head_dim": head_dim} if scheme == "falcon" else {})}
+    return alibi_term("alibi", f"formula, {heads} heads ({scheme})", heads, positions, scheme, bias_max, params,
+                      head_dim=head_dim)
 
 
 PROVIDER = Provider(
@@ -166,8 +216,10 @@ PROVIDER = Provider(
         Param("heads", int, None, "number of heads, without a model (default 8)", minimum=1),
         Param("positions", int, None, "L: distances -(L-1)..0 (default: the config's context up to 8192, else 2048)",
               minimum=1),
-        Param("scheme", str, "bloom", "slopes as BLOOM, MPT or Falcon (bfloat16) compute them", choices=SCHEMES),
+        Param("scheme", str, "bloom", "the bias as BLOOM, MPT or Falcon (bfloat16, over sqrt(head_dim)) add it",
+              choices=SCHEMES),
         Param("alibi_bias_max", float, None, "MPT's alibi_bias_max, without a model (default 8)", minimum=1e-6),
+        Param("head_dim", int, None, f"Falcon's head size, without a model (default {FALCON_HEAD_DIM})", minimum=1),
     ),
     target="model",
 )

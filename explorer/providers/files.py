@@ -32,8 +32,12 @@ def _batched(shape: tuple[int, ...]) -> bool:
     return len(shape) == 3 and shape[0] == 1
 
 
-def pick_key(shapes: Mapping[str, tuple[int, ...]], key: str | None, where: str) -> str:
-    """The name of the table to read: ``key`` if given, else the only 2-D entry or the only known table name."""
+def pick_key(shapes: Mapping[str, tuple[int, ...]], key: str | None, where: str,
+             kinds: Mapping[str, str] | None = None) -> str:
+    """The name of the table to read: ``key`` if given, else the only 2-D entry or the only known table name.
+
+    ``kinds`` says what an entry without a shape is (``a nested tensor``), for the message naming what the file
+    holds when it holds no 2-D table."""
     if key is not None:
         if key not in shapes:
             listing = ", ".join(sorted(shapes)[:20]) + (" ..." if len(shapes) > 20 else "")
@@ -48,7 +52,16 @@ def pick_key(shapes: Mapping[str, tuple[int, ...]], key: str | None, where: str)
     known = [n for n in candidates if any(n == s or n.endswith("." + s) for s in suffixes)]
     if len(known) == 1:
         return known[0]
-    listing = ", ".join(sorted(known or candidates)[:20]) or "none"
+    if not candidates:
+        def what(name: str) -> str:
+            if (kinds or {}).get(name):
+                return kinds[name]
+            return f"shape {' x '.join(map(str, shapes[name]))}" if shapes[name] else "a scalar"
+
+        held = [f"{one_line(n) or 'a bare tensor'}: {what(n)}" for n in sorted(shapes)[:5]]
+        listing = "; ".join(held) + (f"; and {len(shapes) - 5} more" if len(shapes) > 5 else "")
+        raise ProviderError(f"{where}: holds no 2-D table (it holds {listing or 'nothing'})")
+    listing = ", ".join(sorted(known or candidates)[:20])
     raise ProviderError(f"{where}: holds {len(candidates)} 2-D tables; choose one with key=NAME (e.g. {listing})")
 
 
@@ -66,7 +79,8 @@ def _from_torch(path: Path, key: str | None) -> tuple[Any, str, str, None]:
     from explorer.loaders.checkpoints import load_torch_file, state_dict_of, tensor_shape, torch_to_numpy
 
     tensors = state_dict_of(load_torch_file(path), str(path))
-    name = pick_key({n: tensor_shape(t) for n, t in tensors.items()}, key, str(path))  # "" = a bare tensor
+    kinds = {n: "a nested tensor (rows of different lengths)" for n, t in tensors.items() if getattr(t, "is_nested", 0)}
+    name = pick_key({n: tensor_shape(t) for n, t in tensors.items()}, key, str(path), kinds)  # "" = a bare tensor
     matrix, dtype = torch_to_numpy(tensors[name], f"{path}: {name or 'the tensor'}")
     return matrix, dtype, name, None
 
@@ -212,10 +226,10 @@ def exported(path: str, header: Any, name: str, matrix: Any, dtype: str, params:
     an export; None with one warning when the metadata (untrusted) does not fit the tensor: read it as a plain
     table then."""
     from explorer.errors import PosembedError
-    from explorer.export import PROVENANCE_KEY, RELATIVE_NAME, TENSOR_NAME
+    from explorer.export import PROVENANCE_KEY, RELATIVE_NAME, TENSOR_NAME, WINDOW_NAME
 
     raw = header.metadata.get(PROVENANCE_KEY)
-    if raw is None or name not in (TENSOR_NAME, RELATIVE_NAME):
+    if raw is None or name not in (TENSOR_NAME, RELATIVE_NAME, WINDOW_NAME):
         return None
     try:
         return _rebuild(path, header, name, matrix, dtype, params, kind, raw)
@@ -233,14 +247,14 @@ def _rebuild(path: str, header: Any, name: str, matrix: Any, dtype: str, params:
 
     from explorer.core.embedding import MAX_ROW_LABEL, PositionEmbedding, RowAxis
     from explorer.core.relative import RelativePositionTerm
-    from explorer.export import PROVENANCE_KEY, RELATIVE_DISTANCES, RELATIVE_NAME
+    from explorer.export import PROVENANCE_KEY, RELATIVE_DISTANCES, RELATIVE_NAME, WINDOW_NAME
     from explorer.loaders import safetensors_io as st
 
     provenance = st.json_object(raw.encode("utf-8"), path, PROVENANCE_KEY)
     term = provenance.get("term", "absolute")
-    if term not in ("absolute", "relative"):
-        raise ProviderError("its term is not 'absolute' or 'relative'")
-    if (term == "relative") != (name == RELATIVE_NAME):
+    if term not in ("absolute", "relative", "window"):
+        raise ProviderError("its term is not 'absolute', 'relative' or 'window'")
+    if (term == "relative") != (name == RELATIVE_NAME) or (term == "window") != (name == WINDOW_NAME):
         raise ProviderError(f"its term is {term!r}, which posembed does not export as {name!r}")
     if provenance.get("shape") != list(matrix.shape):
         raise ProviderError(f"its shape is not the tensor's {list(matrix.shape)}")
@@ -262,6 +276,14 @@ def _rebuild(path: str, header: Any, name: str, matrix: Any, dtype: str, params:
             raise ProviderError(f"its {RELATIVE_DISTANCES!r} are not {int(restored.distances[0])} .. "
                                 f"{int(restored.distances[-1])} in steps of 1")
         return restored
+    if term == "window":  # WindowBias checks the window, the names and that they fit the columns
+        from explorer.core.window import WindowBias
+
+        window, extras = provenance.get("window"), provenance.get("extras", [])
+        if not (isinstance(window, list) and len(window) == 2 and isinstance(extras, list)
+                and all(isinstance(name, str) for name in extras)):
+            raise ProviderError("its window is not a pair [Wh, Ww] or its extras not a list of names")
+        return WindowBias(matrix, window=tuple(window), extras=tuple(extras), **common)
     grid, rows = provenance.get("grid"), provenance.get("rows")
     if grid is not None and not (isinstance(grid, list) and len(grid) == 2):
         raise ProviderError("its grid is not a pair [H, W]")

@@ -127,12 +127,12 @@ def load_hf(model: str | None, revision: str | None, table: str, tensor: str | N
 
 
 def claimed_provider(config: dict[str, Any]) -> str | None:
-    """The provider a plugin claims ``config`` for (``provider_for_config``), asked only for a model without a
-    table of its own."""
+    """The provider a plugin claims ``config`` for (``provider_for_config``): asked for every model type outside
+    posembed's table families (an unknown one included), before its structure is searched for a table."""
     from explorer.loaders import families
     from explorer.plugins.registry import get_registry
 
-    if config.get("model_type") in families.FAMILIES or families.positional_scheme(config) is None:
+    if config.get("model_type") in families.FAMILIES:
         return None
     return get_registry().provider_for_config(config)
 
@@ -150,7 +150,11 @@ def delegate(name: str, model: str, revision: str | None, table: str, positions:
     refused = sorted(k for k, v in options.items() if v is not None and k not in accepted)
     if refused:
         raise SpecError(f"hf: {model} is read by provider {name!r}, which takes no {' or '.join(refused)}")
-    return provider.load(**provider.resolve(model, {k: v for k, v in options.items() if v is not None}))
+    from explorer.loading.load import call_provider
+
+    # through the same door as every load: a plugin's own fault is one line naming it (its traceback with --debug)
+    return call_provider(provider, provider.resolve(model, {k: v for k, v in options.items() if v is not None}),
+                         get_registry())
 
 
 def load_gpt2(model: str, revision: str | None, attention: int | None = None, tokens: str | None = None):

@@ -41,7 +41,10 @@ def figure(title: str, name: str | None = None, height: int = SIZE - 80, *, tool
     ``y_axis_type``, ...). A model belongs to one document: call it afresh for every figure of every page."""
     if tools == TOOLS:  # the TOOLS string's tools, made directly: resolving tool names costs more than the tools
         tools = [PanTool(), WheelZoomTool(), BoxZoomTool(), ResetTool(), SaveTool()]
-    size = ({} if "width" in kw or "frame_width" in kw else {"sizing_mode": "stretch_width", "min_width": MIN_WIDTH})
+    if "width" in kw or "frame_width" in kw:  # a fixed size is kept: a flex row must wrap it, never squeeze it
+        size = {"styles": {"flex": "0 0 auto", **kw.pop("styles", {})}}
+    else:
+        size = {"sizing_mode": "stretch_width", "min_width": MIN_WIDTH}
     if "frame_height" not in kw:
         size["height"] = height
     fig = bokeh_figure(title=title, name=name, tools=tools or "", toolbar_location=TOOLBAR if tools else None,

@@ -41,12 +41,14 @@ def grid_image(values: np.ndarray, title: str, name: str, limit: float | None = 
     mapper = LinearColorMapper(palette=palette, low=-1.0 if cosine else -top, high=1.0 if cosine else top,
                                nan_color="white")
     # the y axis runs downwards (_image_figure), so the array's row 0, drawn at y_start, is at the top
-    fig.image(image=[np.ascontiguousarray(values, dtype=np.float32)], x=x_start, y=y_start, dw=width, dh=height,
-              color_mapper=mapper)
+    image = fig.image(image=[np.ascontiguousarray(values, dtype=np.float32)], x=x_start, y=y_start, dw=width,
+                      dh=height, color_mapper=mapper)
     fig.add_layout(ColorBar(color_mapper=mapper, width=10, padding=2), "right")
     fig.xaxis.axis_label, fig.yaxis.axis_label = x_label, y_label
     # a cell spans [k, k + 1) from an integer start, [k - 0.5, k + 0.5) from a half-integer one (lags)
     cell = CustomJSHover(code="return String(Math.floor(value + START))".replace("START", repr(x_start % 1.0)))
-    fig.add_tools(HoverTool(tooltips=[(y_label, "$y{custom}"), (x_label, "$x{custom}"), (value_label, "@image{0.000}")],
+    # the hover reads the image alone (not the picker's marker drawn over it)
+    fig.add_tools(HoverTool(renderers=[image], tooltips=[(y_label, "$y{custom}"), (x_label, "$x{custom}"),
+                                                         (value_label, "@image{0.000}")],
                             formatters={"$x": cell, "$y": cell}))
     return fig

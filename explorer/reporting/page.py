@@ -19,12 +19,12 @@ from typing import Any, Sequence
 
 from bokeh.document import Document
 from bokeh.embed import file_html
-from bokeh.models import Column, Div, Range1d
+from bokeh.models import Column, Div, Range1d, UIElement
 from bokeh.resources import CDN, INLINE
 
 from explorer.core.embedding import PositionEmbedding
 from explorer.errors import OutputError
-from explorer.plugins.units import FAILED, PAGE, Results, Section, SectionContext, guarded, in_order
+from explorer.plugins.units import PAGE, Failed, Results, Section, SectionContext, guarded, in_order
 from explorer.reporting import encoding, figures, rows
 
 RESOURCES = ("inline", "cdn")
@@ -67,7 +67,8 @@ class Page:
     ``symlog``) and ``vmax`` (the end of the colour range; default: from the data).
 
     What a section may read (the plugin API, ``SectionContext.page``; docs/hooks.md lists the same): ``API``.
-    The rest (``drill``, ``drill_view``, ``drill_heading``: the atlas's panels) is the built-in atlas's own.
+    The rest (``drill``, ``drill_view``, ``drill_heading``: the atlas's panels; ``links``: a folder site's table pages) is
+    the built-in atlas's own.
     """
 
     #: The attributes and methods sections read, kept within a minor version (docs/plugins.md, "API version").
@@ -77,8 +78,11 @@ class Page:
 
     def __init__(self, embeddings: Sequence[PositionEmbedding], results: Sequence[Results],
                  pairs: Sequence[tuple[int, int, Results]] = (), title: str | None = None, *,
-                 shared_scale: bool = False, scale: str = "auto", vmax: float | None = None) -> None:
+                 shared_scale: bool = False, scale: str = "auto", vmax: float | None = None,
+                 links: Sequence[str] | None = None) -> None:
         self.embeddings, self.results, self.pairs = list(embeddings), list(results), list(pairs)
+        #: A folder site's index: each table's page (a relative URL), linked instead of its sections shown here.
+        self.links = list(links) if links is not None else None
         self.title = title or page_title(self.embeddings)
         self.shared_scale, self.scale, self.vmax = bool(shared_scale), scale, vmax
         self.max_positions = max(e.positions for e in self.embeddings)
@@ -97,7 +101,7 @@ class Page:
         #: section that chooses). The other panels are in the file but not in the layout: BokehJS builds a
         #: panel's views only when it is shown (hidden views of 6 tables took 30 s to settle, shown ones 2 s).
         self.drill = [Column(sizing_mode="stretch_width", name=f"drill_{k}") for k in range(self.tables)] \
-            if self.atlas else []
+            if self.atlas and self.links is None else []
         self.drill_view = Column(children=self.drill[:1], sizing_mode="stretch_width", name="atlas_drill")
         self.drill_heading: Div | None = None
 
@@ -186,6 +190,8 @@ def _title_block(page: Page) -> Div:
                    "each table's matrix on its own colour scale (--shared-scale for one)")
         layout = ("in an atlas: their numbers, pairs and thumbnails, then one table's sections at a time"
                   if page.atlas else "side by side")
+        if page.links is not None:
+            layout = "in an atlas: their numbers, pairs and thumbnails; each table's sections on a page of its own"
         intro = f"{page.tables} tables {layout}: {colours}; position axes linked across plots. {tools}"
     else:
         intro = tools
@@ -193,11 +199,25 @@ def _title_block(page: Page) -> Div:
                      f"posembed-explorer {html.escape(__version__)}. {html.escape(intro)}</p>", name="title")
 
 
+def _bokeh_model(block: Any) -> Any:
+    """A section's block when it is one Bokeh can lay out (or None: no block); else TypeError saying what it is."""
+    if block is not None and not isinstance(block, UIElement):
+        raise TypeError(f"build returned {type(block).__name__}, not a Bokeh model (a figure or a layout)")
+    return block
+
+
+def _failure_note(failed: Failed) -> Div:
+    """Where a plugin's section failed: the warning's line, on the page, instead of a blank column."""
+    return figures.div(f"<p style='color:#b2182b;border-left:3px solid #b2182b;padding-left:0.6em'>"
+                       f"{html.escape(failed.message)}</p>", sizing_mode="stretch_width")
+
+
 def _blocks(section: Section, page: Page, memos: list[dict]) -> list[Any]:
-    """The section's blocks: one for the page, or one per table (a spacer where a table has none)."""
-    def built(context: SectionContext) -> Any:
-        block = guarded(section, lambda: section.build(context))
-        return None if block is FAILED else block
+    """The section's blocks: one for the page, or one per table (a spacer where a table has none; a note where a
+    plugin's section failed)."""
+    def built(context: SectionContext, table: str | None = None) -> Any:
+        block = guarded(section, lambda: _bokeh_model(section.build(context)), table=table)
+        return _failure_note(block) if isinstance(block, Failed) else block
 
     if section.scope == PAGE:
         if page.tables < section.min_tables:
@@ -207,7 +227,8 @@ def _blocks(section: Section, page: Page, memos: list[dict]) -> list[Any]:
     blocks = []
     for k, (embedding, results) in enumerate(zip(page.embeddings, page.results)):
         applies = embedding.term in section.terms and all(need in results for need in section.needs)
-        blocks.append(built(SectionContext(page, embedding, results, k, memos[k])) if applies else None)
+        table = f"table {k + 1} ({embedding.label})" if page.tables > 1 else None  # as the analyses' warnings say
+        blocks.append(built(SectionContext(page, embedding, results, k, memos[k]), table) if applies else None)
     if all(block is None for block in blocks):
         return []
     return [block if block is not None else figures.spacer() for block in blocks]
@@ -216,9 +237,11 @@ def _blocks(section: Section, page: Page, memos: list[dict]) -> list[Any]:
 def build_document(embeddings: Sequence[PositionEmbedding], results: Sequence[Results],
                    pairs: Sequence[tuple[int, int, Results]] = (), *, title: str | None = None,
                    sections: Sequence[Section] | None = None, shared_scale: bool = False, scale: str = "auto",
-                   vmax: float | None = None) -> Document:
+                   vmax: float | None = None, links: Sequence[str] | None = None) -> Document:
     """The Bokeh document of the report: the title, then every section (default: the built-in ones) in order.
 
+    ``links`` (a folder site's index, ``explorer.reporting.site``): each table's page, linked from the atlas
+    instead of its sections built into this document; only the page sections are built.
     A section that needs an analysis a table lacks is left out for that table; a plugin's section that fails
     is named in one warning line and left out, and the rest of the page still renders. ``shared_scale``,
     ``scale`` and ``vmax`` choose the matrix colour scale (``Page``).
@@ -227,7 +250,9 @@ def build_document(embeddings: Sequence[PositionEmbedding], results: Sequence[Re
         from explorer.reporting.sections import builtin_sections
 
         sections = builtin_sections()
-    page = Page(embeddings, results, pairs, title, shared_scale=shared_scale, scale=scale, vmax=vmax)
+    page = Page(embeddings, results, pairs, title, shared_scale=shared_scale, scale=scale, vmax=vmax, links=links)
+    if links is not None:
+        sections = [section for section in sections if section.scope == PAGE]
     memos: list[dict] = [{} for _ in page.embeddings]
     body: list[Any] = [_title_block(page)]
     for section in in_order(sections):
@@ -245,7 +270,7 @@ def build_document(embeddings: Sequence[PositionEmbedding], results: Sequence[Re
             body.append(blocks[0])
         else:
             body.append(figures.side_by_side(*blocks, spacing=40, wrap=False))  # one column per table
-    if page.atlas:
+    if page.atlas and page.links is None:
         if page.drill_heading is None:  # no section chooses (a custom set of sections): every panel, labelled
             for k, panel in enumerate(page.drill):
                 panel.children.insert(0, figures.heading(f"{k + 1}. {page.label_of(k)}"))

@@ -62,6 +62,24 @@ def one_line(text: object) -> str:
     return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
 
 
+#: How many characters of an untrusted value an error line quotes (``excerpt``).
+EXCERPT_CHARS = 60
+
+
+def excerpt(value: object, limit: int = EXCERPT_CHARS) -> str:
+    """A short quotation of an untrusted value for an error line: its ``repr``, cut to ``limit`` characters with the
+    length said (``'abc...' (5000 characters)``), escaped as :func:`one_line` does; a file's whole text (a token, the
+    environment) is never repeated in full."""
+    if isinstance(value, str):
+        shown = repr(value[:limit]) + (f"... ({len(value)} characters)" if len(value) > limit else "")
+    else:
+        import reprlib
+
+        shown = reprlib.repr(value)
+        shown = shown if len(shown) <= limit else shown[:limit] + "..."
+    return one_line(shown)
+
+
 def did_you_mean(word: str, candidates: Sequence[str]) -> str:
     """``"; did you mean 'x'?"`` for the candidate closest to ``word``, or ``""``."""
     import difflib

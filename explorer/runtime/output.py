@@ -252,6 +252,137 @@ def write_atomic(path: str | Path, data: bytes | str, inputs: Iterable[object] =
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# a folder of files (a static site), replaced as a whole
+
+#: The file that marks a folder as written by ``write_folder`` (and so as one it may replace).
+FOLDER_MARK = ".posembed-site"
+
+
+def is_folder_output(path: str | Path) -> bool:
+    """Whether an output path names a folder: it ends with ``/`` or is an existing folder."""
+    given = os.fspath(path)
+    return given != STDOUT and (given.endswith(("/", os.sep)) or os.path.isdir(given))
+
+
+def check_folder(path: str | Path, inputs: Iterable[object] = ()) -> Path:
+    """The folder ``path`` names (symbolic links resolved), or OutputError when it must not be written: a file or
+    device, a folder holding anything but an earlier site (or nothing), or one that holds an input of the command.
+    """
+    given = os.fspath(path)
+    try:
+        real = Path(os.path.realpath(given.rstrip("/" + os.sep) or "/"))
+        existing = os.stat(real) if os.path.lexists(real) else None
+    except (OSError, ValueError) as exc:
+        raise OutputError(f"cannot write {given!r}: {getattr(exc, 'strerror', None) or exc}") from None
+    if real == Path(real.anchor):
+        raise OutputError(f"cannot write {given!r}: it is the root of the file system")
+    if existing is not None and not stat.S_ISDIR(existing.st_mode):
+        raise OutputError(f"cannot write {given!r}: it is not a folder")
+    if existing is not None:
+        try:
+            names = os.listdir(real)
+        except OSError as exc:
+            raise OutputError(f"cannot write {given!r}: {exc.strerror or exc}") from None
+        if names and FOLDER_MARK not in names:
+            raise OutputError(f"cannot write {given!r}: the folder holds files that posembed did not write; "
+                              f"choose a new or empty folder")
+    for value in inputs:
+        if isinstance(value, (str, os.PathLike)) and str(value) and os.path.exists(value):
+            inside = Path(os.path.realpath(value))
+            if inside == real or real in inside.parents:
+                raise OutputError(f"cannot write {given!r}: it holds {str(value)!r}, an input of this command")
+    _folder_checks(given, real)
+    return real
+
+
+class FolderWriter:
+    """Writes files into a new folder beside the target, which replaces the target as a whole on success.
+
+    Used as a context manager: every ``write(name, data)`` goes into a temporary sibling (``.NAME.xxxxxxxx.part``);
+    when the block ends without an error the target folder is swapped for it (an earlier site moved aside and then
+    removed), and on an error or an interrupt the temporary folder is removed and the target is left as it was.
+    Names are relative paths inside the folder: absolute names and ``..`` are refused, so nothing is written
+    outside it.
+    """
+
+    def __init__(self, path: str | Path, inputs: Iterable[object] = ()) -> None:
+        self.given = os.fspath(path)
+        self.target = check_folder(path, inputs)
+        self.root: Path | None = None
+        self.written = 0
+
+    def __enter__(self) -> "FolderWriter":
+        try:
+            self.root = Path(tempfile.mkdtemp(dir=self.target.parent, prefix=_temporary_prefix(self.target),
+                                              suffix=".part"))
+            os.chmod(self.root, 0o777 & ~_umask())
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.given!r}: {exc.strerror or exc}") from None
+        self.write(FOLDER_MARK, b"written by posembed report: this folder is replaced as a whole when rewritten\n")
+        return self
+
+    def path_of(self, name: str) -> Path:
+        """Where ``name`` (a relative path, ``/``-separated) goes in the folder being written."""
+        parts = name.split("/")
+        if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise OutputError(f"cannot write {name!r} into {self.given!r}: not a plain relative name")
+        assert self.root is not None, "write inside the with block"
+        return self.root.joinpath(*parts)
+
+    def write(self, name: str, data: bytes | str) -> None:
+        """Write one file of the folder (its folders made as needed)."""
+        payload = utf8_text(data).encode("utf-8") if isinstance(data, str) else data
+        path = self.path_of(name)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "xb") as handle:
+                handle.write(payload)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(path, 0o666 & ~_umask())
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.given!r}: {exc.strerror or exc}") from None
+        self.written += len(payload)
+
+    def __exit__(self, kind, exc, traceback) -> None:
+        import shutil
+
+        assert self.root is not None
+        if kind is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+            return
+        try:
+            self._swap()
+        except BaseException:
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise
+
+    def _swap(self) -> None:
+        import shutil
+
+        target, root = self.target, self.root
+        check_folder(self.given)  # again: the target may have changed while the pages were built
+        old = None
+        if os.path.lexists(target):
+            old = Path(tempfile.mkdtemp(dir=target.parent, prefix=_temporary_prefix(target), suffix=".old"))
+            os.rmdir(old)
+            try:
+                os.rename(target, old)
+            except OSError as exc:
+                raise OutputError(f"cannot write {self.given!r}: {exc.strerror or exc}") from None
+        try:
+            os.rename(root, target)
+        except BaseException as exc:
+            if old is not None:
+                os.rename(old, target)
+            if isinstance(exc, OSError):
+                raise OutputError(f"cannot write {self.given!r}: {exc.strerror or exc}") from None
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # standard streams that are closed or fail
 
 _closed_at_start = False

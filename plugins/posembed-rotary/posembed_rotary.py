@@ -59,6 +59,8 @@ class Rope:
     rotary_dim: int
     max_positions: int | None
     layer: str | None = None
+    mrope_section: tuple[int, ...] | None = None
+    """Multimodal RoPE's (Qwen2-VL's) frequency pairs per temporal, height and width section, when it has them."""
 
     def describe(self) -> str:
         """One line for the report's provenance."""
@@ -66,7 +68,18 @@ class Rope:
         part = f" of head_dim {self.head_dim}" if self.rotary_dim != self.head_dim else ""
         scale = f", attention scaling {self.attention_scaling:.6g}" if self.attention_scaling != 1.0 else ""
         return (f"RoPE {self.rope_type}{where}, theta {self.theta:g}, rotary dim {self.rotary_dim}{part}{scale}; "
-                f"row p = [cos(p*inv_freq), sin(p*inv_freq)] * scaling")
+                f"row p = [cos(p*inv_freq), sin(p*inv_freq)] * scaling" + self._mrope())
+
+    def _mrope(self) -> str:
+        if not self.mrope_section:
+            return ""
+        ends = np.cumsum(self.mrope_section)
+        spans = ", ".join(f"{name} pairs {end - size}-{end - 1}" for name, size, end in
+                          zip(("temporal", "height", "width"), self.mrope_section, ends) if size)
+        return (f"; M-RoPE, mrope_section {list(self.mrope_section)} ({spans}): shown is the 1-D text view, where a "
+                f"text token's temporal, height and width position ids are equal, so every pair turns by "
+                f"p*inv_freq as in plain RoPE; image and video tokens take their ids from their frame and patch "
+                f"grid instead (transformers' get_rope_index)")
 
 
 def read_config(model: str, revision: str | None = None) -> Any:
@@ -158,8 +171,12 @@ def rope_from_config(config: Any, positions: int | None = None, layer: str | Non
         raise ProviderError(f"rotary: the {model_type} config uses rope_type {rope_type!r}, which this version "
                             f"of transformers does not know (known: {known})")
     inv = inv_freq.detach().to(torch.float32).cpu().numpy()
+    section = params.get("mrope_section")  # Qwen2-VL and Qwen2.5-VL; a config's text, checked before it is named
+    if not (isinstance(section, list) and len(section) == 3 and all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in section) and sum(section) == len(inv)):
+        section = None
     return Rope(inv, float(scaling), rope_type, theta, int(head_dim), int(2 * len(inv)), max_positions,
-                layer if nested else None)
+                layer if nested else None, tuple(section) if section else None)
 
 
 def _config_number(value: Any, name: str, model_type: str, *, whole: bool = False, high: float = math.inf) -> float:
@@ -259,6 +276,7 @@ _ROPE_KEYS = ("rope_theta", "rope_scaling", "rope_parameters", "rotary_dim", "ro
 @hookimpl
 def provider_for_config(config: dict) -> str | None:
     """Claim configs of models with rotary position embeddings, so that ``hf:`` hands them to ``rotary``."""
+    text = config.get("text_config") if isinstance(config.get("text_config"), dict) else {}
     rotary = (config.get("model_type") in ROTARY_MODEL_TYPES or config.get("position_embedding_type") == "rotary"
-              or any(key in config for key in _ROPE_KEYS))
+              or any(key in config or key in text for key in _ROPE_KEYS))  # a multimodal model's text config too
     return "rotary" if rotary else None

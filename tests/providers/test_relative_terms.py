@@ -151,16 +151,40 @@ def test_bloom_alibi_equals_build_alibi_tensor(tmp_path, heads):
     np.testing.assert_allclose(bloom, -term.values[:, ::-1], rtol=TOL, atol=TOL)
 
 
-def test_mpt_alibi_equals_build_mpt_alibi_tensor_with_its_alibi_bias_max(tmp_path):
+def attention_of_position_alone(model, length: int) -> np.ndarray:
+    """heads x query x key attention of ``model``'s first layer when queries and keys are zero: softmax of the
+    position bias and the causal mask alone, as the model computes them (eager attention)."""
+    with torch.no_grad():
+        out = model(torch.zeros(1, length, dtype=torch.long), output_attentions=True)
+    return out.attentions[0][0].double().numpy()
+
+
+def softmax(values: np.ndarray) -> np.ndarray:
+    shifted = np.exp(values.astype(np.float64) - values.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def test_mpt_alibi_is_what_mpt_model_adds_with_alibi_bias_max_8_whatever_the_config_says(tmp_path):
     from transformers.models.mpt.modeling_mpt import build_mpt_alibi_tensor
 
     config = transformers.MptConfig(n_heads=6, d_model=24, n_layers=1, vocab_size=10, max_seq_len=L,
-                                    attn_config={"alibi_bias_max": 6})
+                                    attn_config={"alibi_bias_max": 6}, attn_implementation="eager")
     config.save_pretrained(tmp_path)
     term = explorer.load(f"hf:{tmp_path}")
     assert term.positions == L and term.heads == 6  # positions from max_seq_len
-    mpt = build_mpt_alibi_tensor(6, L, alibi_bias_max=6)[:, 0].numpy()  # heads x distance -(L-1)..0
-    np.testing.assert_allclose(term.values, mpt, rtol=TOL, atol=TOL)
+    model = transformers.MptModel(config).eval()
+    with torch.no_grad():
+        model.blocks[0].attn.Wqkv.weight.zero_()
+    probs = attention_of_position_alone(model, L)
+    for query in range(L):  # MPT's bias is m_h * k exactly for every query
+        np.testing.assert_allclose(probs[:, query, :query + 1], softmax(term.values[:, L - 1 - query:]),
+                                   rtol=0, atol=TOL)
+    assert "MptModel uses alibi_bias_max 8" in term.description
+    other = explorer.load("alibi,heads=6,scheme=mpt,alibi_bias_max=6,positions=40")  # the spec the note names
+    assert "alibi,heads=6,scheme=mpt,alibi_bias_max=6" in term.description
+    np.testing.assert_allclose(other.values, build_mpt_alibi_tensor(6, L, alibi_bias_max=6)[:, 0].numpy(),
+                               rtol=TOL, atol=TOL)
+    assert not np.allclose(other.values, term.values)
 
 
 def test_mpt_alibi_with_a_large_alibi_bias_max_is_zero_as_in_transformers_and_warns_of_nothing():
@@ -175,15 +199,33 @@ def test_mpt_alibi_with_a_large_alibi_bias_max_is_zero_as_in_transformers_and_wa
     np.testing.assert_array_equal(term.values, mpt)
 
 
-def test_falcon_with_alibi_equals_its_build_alibi_tensor(tmp_path):
+@pytest.mark.parametrize("length", [40, 300])  # past 256 the key positions themselves round in bfloat16
+def test_falcon_alibi_is_what_falcon_model_adds_for_the_last_query(tmp_path, length):
+    config = transformers.FalconConfig(alibi=True, num_attention_heads=12, hidden_size=96, num_hidden_layers=1,
+                                       vocab_size=10, bos_token_id=0, eos_token_id=0, attn_implementation="eager")
+    config.save_pretrained(tmp_path)
+    term = explorer.load(f"hf:{tmp_path},positions={length}")
+    assert term.provider == "alibi" and "sqrt(8)" in term.description  # head_dim = 96 / 12
+    torch.manual_seed(3)
+    model = transformers.FalconModel(config).eval()
+    with torch.no_grad():
+        model.h[0].self_attention.query_key_value.weight.zero_()
+    probs = attention_of_position_alone(model, length)
+    np.testing.assert_allclose(probs[:, -1, :], softmax(term.values), rtol=0, atol=TOL)
+    same = explorer.load(f"alibi,heads=12,scheme=falcon,head_dim=8,positions={length}")
+    np.testing.assert_array_equal(same.values, term.values)
+
+
+@pytest.mark.parametrize("length, documented", [(64, 0.03125), (512, 0.625)])  # docs/providers.md, Falcon
+def test_falcon_queries_before_the_last_differ_from_the_term_by_bfloat16_rounding(length, documented):
+    import math
+
     from transformers.models.falcon.modeling_falcon import build_alibi_tensor
 
-    transformers.FalconConfig(alibi=True, num_attention_heads=12, hidden_size=48, num_hidden_layers=1,
-                              vocab_size=10).save_pretrained(tmp_path)
-    term = explorer.load(f"hf:{tmp_path},positions={L}")
-    # the mask FalconModel.forward makes (long): its bfloat16 slopes then give bfloat16 products
-    falcon = build_alibi_tensor(torch.ones(1, L, dtype=torch.long), 12, torch.float32)[:, 0].numpy()
-    np.testing.assert_allclose(falcon, -term.values[:, ::-1], rtol=TOL, atol=TOL)
+    added = build_alibi_tensor(torch.ones(1, length, dtype=torch.long), 12, torch.float32)[:, 0].numpy() / math.sqrt(64)
+    term = explorer.load(f"alibi,heads=12,scheme=falcon,head_dim=64,positions={length}").values
+    worst = max(np.abs((added[:, :i + 1] - added[:, i:i + 1]) - term[:, length - 1 - i:]).max() for i in range(length))
+    assert worst == pytest.approx(documented, abs=1e-5)
 
 
 def test_alibi_from_heads_alone_needs_no_model_and_its_slopes_halve_per_head():

@@ -36,6 +36,8 @@ COLUMNS = (
     ("attention_previous_max", "max previous-token share"),
     ("attention_distance_mean", "mean attention distance"),
 )
+#: The atlas table's widths: pixels per character of a name, and of a number column.
+NAME_PX, NUMBER_PX = 7, 96
 #: Thumbnails: images at most this many pixels a side, scatters at most this many points.
 THUMB_PIXELS, THUMB_POINTS, THUMB_SIZE = 96, 256, 150
 
@@ -46,6 +48,11 @@ if (k < 0) { return; }
 if (view.children[0] !== panels[k]) { view.children = [panels[k]]; }
 note.text = notes[k];
 if (source.selected.indices.length !== 1 || source.selected.indices[0] !== k) { source.selected.indices = [k]; }
+"""
+#: On a folder site's index: opens table ``chosen``'s page (or the chosen row's).
+_OPEN = """
+const k = (typeof chosen === 'number') ? chosen : (source.selected.indices.length ? source.selected.indices[0] : -1);
+if (k >= 0) { window.location.href = links[k]; }
 """
 
 
@@ -69,10 +76,13 @@ def numbers_table(page: Any, labels: Sequence[str]) -> tuple[DataTable, ColumnDa
         data[key] = [_number(s.get(key)) for s in scalars]
     source = ColumnDataSource(data, name="atlas_numbers_source")
     number = NumberFormatter(format="0.0000", nan_format="n/a")
-    columns = [TableColumn(field="table", title="table", formatter=StringFormatter(), width=340),
-               TableColumn(field="positions", title="N", formatter=NumberFormatter(format="0"), width=60),
-               TableColumn(field="dims", title="D", formatter=NumberFormatter(format="0"), width=50)]
-    columns += [TableColumn(field=key, title=title, formatter=number, width=110) for key, title in shown]
+    # widths are shares of the table's width (Bokeh's default force_fit): the name column's share holds its
+    # longest label whole at 1280 px, and the number columns keep what their headers need
+    name = max(160, NAME_PX * max(map(len, labels), default=0) + 16)
+    columns = [TableColumn(field="table", title="table", formatter=StringFormatter(), width=name),
+               TableColumn(field="positions", title="N", formatter=NumberFormatter(format="0"), width=50),
+               TableColumn(field="dims", title="D", formatter=NumberFormatter(format="0"), width=40)]
+    columns += [TableColumn(field=key, title=title, formatter=number, width=NUMBER_PX) for key, title in shown]
     # Bokeh's default column sizing (autosize_mode "fit_columns" fails in BokehJS 3.9 with a ReferenceError)
     table = DataTable(source=source, columns=columns, sortable=True, selectable=True, index_position=None,
                       height=min(32 + 28 * page.tables, 400), sizing_mode="stretch_width", name="atlas_numbers")
@@ -98,9 +108,10 @@ def pair_heatmap(page: Any, labels: Sequence[str], field: str, title: str, low: 
     size = min(420, 120 + 26 * n)
     fig = figures.figure(title, name, size, x_range=ticks, y_range=list(reversed(ticks)), width=size + 60, tools="save",
                          x_axis_location="above", title_size="10pt")
-    fig.rect(x="x", y="y", width=1, height=1, source=source, fill_color={"field": "value", "transform": mapper},
+    cells = fig.rect(x="x", y="y", width=1, height=1, source=source, fill_color={"field": "value", "transform": mapper},
              line_color="white")
-    fig.add_tools(HoverTool(tooltips=[("table A", "@a"), ("table B", "@b"), (title, "@value{0.0000}")]))
+    fig.add_tools(HoverTool(renderers=[cells],
+                            tooltips=[("table A", "@a"), ("table B", "@b"), (title, "@value{0.0000}")]))
     fig.add_layout(ColorBar(color_mapper=mapper, width=10, ticker=BasicTicker(desired_num_ticks=5)), "right")
     fig.grid.visible = False
     fig.axis.major_tick_line_color = None
@@ -123,7 +134,8 @@ def _codes(values: np.ndarray, low: float, high: float) -> np.ndarray:
 
 
 def thumbnails(page: Any, k: int, label: str) -> tuple[Any, list]:
-    """Table ``k``'s thumbnails (matrix, cosine over positions, PCA PC1/PC2) under its label, and the figures."""
+    """Table ``k``'s thumbnails (matrix, cosine over positions, PCA PC1/PC2) under its label (a link to its page on
+    a folder site), and the figures."""
     results, figs = page.results[k], []
     mapper = LinearColorMapper(palette=encoding.DIVERGING, low=1, high=255, low_color="#dddddd")
     rows = row_axis(page.embeddings[k])
@@ -156,7 +168,11 @@ def thumbnails(page: Any, k: int, label: str) -> tuple[Any, list]:
                     color={"field": "position", "transform": LinearColorMapper(
                         palette=Viridis256, low=0, high=max(1, page.embeddings[k].positions - 1))})
         figs.append(fig)
-    head = figures.div(f"<b style='font-size:10pt'>{html.escape(label)}</b>", width=3 * THUMB_SIZE + 20,
+    text = f"<b style='font-size:10pt'>{html.escape(label)}</b>"
+    links = getattr(page, "links", None)
+    if links is not None:
+        text = f"<a href='{html.escape(links[k], quote=True)}' class='posembed-table-link'>{text}</a>"
+    head = figures.div(text, width=3 * THUMB_SIZE + 20,
                      styles={"overflow": "hidden", "white-space": "nowrap", "text-overflow": "ellipsis", "cursor": "pointer"})
     group = column(head, row(*figs, spacing=6) if figs else Div(text="(no thumbnails)"), name=f"thumbs_{k}",
                    styles={"border": "1px solid #ddd", "padding": "6px", "cursor": "pointer"})
@@ -164,7 +180,8 @@ def thumbnails(page: Any, k: int, label: str) -> tuple[Any, list]:
 
 
 def build(context: SectionContext):
-    """The atlas overview; its choices show one table's panel of full sections (``page.drill``)."""
+    """The atlas overview; its choices show one table's panel of full sections (``page.drill``), or open its page
+    on a folder site (``page.links``)."""
     page = context.page
     if not getattr(page, "atlas", False):
         return None
@@ -174,13 +191,17 @@ def build(context: SectionContext):
              "<p style='color:#555;margin:0'>Choose a thumbnail or a row of the table above to show another.</p>"
              for label in labels]
     note = figures.div(notes[0], sizing_mode="stretch_width", name="atlas_chosen")
-    page.drill_heading = note  # the page builder puts it above the panels
     args = {"panels": page.drill, "view": page.drill_view, "source": source, "note": note, "notes": notes}
-    source.selected.js_on_change("indices", CustomJS(args={**args, "chosen": None}, code=_CHOOSE))
+    code = _CHOOSE
+    if getattr(page, "links", None) is not None:  # a folder site's index: each table has a page of its own
+        args, code = {"source": source, "links": page.links}, _OPEN
+    else:
+        page.drill_heading = note  # the page builder puts it above the panels
+    source.selected.js_on_change("indices", CustomJS(args={**args, "chosen": None}, code=code))
     groups = []
     for k, label in enumerate(labels):
         group, figs = thumbnails(page, k, label)
-        choose = CustomJS(args={**args, "chosen": k}, code=_CHOOSE)
+        choose = CustomJS(args={**args, "chosen": k}, code=code)
         for fig in figs:
             fig.js_on_event(Tap, choose)
         groups.append(group)
@@ -191,8 +212,9 @@ def build(context: SectionContext):
     parts = [
         table,
         figures.caption(
-            "Every table's numbers (docs/analyses.md has each formula); click a header to sort, a row to show that "
-            "table's sections below." + (f" Probes by the {protocol} protocol (--probe-protocol)." if protocol else "")
+            "Every table's numbers (docs/analyses.md has each formula); click a header to sort, a row to "
+            + ("open that table's page." if getattr(page, "links", None) is not None else
+               "show that table's sections below.") + (f" Probes by the {protocol} protocol (--probe-protocol)." if protocol else "")
             + " n/a: not defined for that table."),
     ]
     if page.pairs:
@@ -211,8 +233,9 @@ def build(context: SectionContext):
     parts += offsets_overlaid(page, labels, hideable=True)
     parts += [figures.heading("thumbnails"), grid, figures.caption(
         "Each table's matrix (on its own colour scale), cosine over positions (position 0 at the top left) and PCA "
-        "PC1 / PC2 (coloured by position), small. The grid wraps with the window; click one to show the table's "
-        "sections below.")]
+        "PC1 / PC2 (coloured by position), small. The grid wraps with the window; click one to "
+        + ("open the table's page." if getattr(page, "links", None) is not None else
+           "show the table's sections below."))]
     return figures.stack(*parts, name="atlas")
 
 

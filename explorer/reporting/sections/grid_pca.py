@@ -19,8 +19,9 @@ def build(context: SectionContext):
                           size=200, value_label="score")
                for k, (image, share) in enumerate(zip(components.images, components.explained))]
     shown = "" if components.images.shape[1:] == (height, width) else " (block means: the grid exceeds the resolution)"
-    pairs = [row(*images[k:k + 2], spacing=12) for k in range(0, len(images), 2)]  # 2 x 2: fits any column
-    return column(*pairs, figures.caption(
+    # a row that wraps: as many images a line as the column holds (two tables at 1280 px: one a line)
+    grid = row(*images, spacing=12, styles={"flex-wrap": "wrap", "row-gap": "12px"})
+    return column(grid, figures.caption(
         "Each patch's score X_c v_k on the top principal components of the centred table, laid out on the "
         f"{height} x {width} grid{shown}; each image on its own symmetric colour range. Learned ViT tables often show "
         "smooth gradients along the rows and columns; the 2-D sin-cos table shows its lowest frequencies."),

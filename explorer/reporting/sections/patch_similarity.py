@@ -101,7 +101,7 @@ def build(context: SectionContext):
     first = quantised_cosines(result.codes, start[0] * width + start[1])
     row_slider, col_slider, picked = patch_picker(result.codes, grid, first, start)
     return column(
-        row(tiles, column(row_slider, col_slider, picked), spacing=24),
+        row(tiles, column(row_slider, col_slider, picked), spacing=24, styles={"flex-wrap": "wrap", "row-gap": "12px"}),
         figures.caption(
             f"Position embedding similarity as in the ViT paper (Dosovitskiy et al. 2021, Fig. 7, centre): tile (r, c) "
             f"is the {height} x {width} image of cos(p_(r,c), p_(r',c')) over every patch (r', c'), coloured on [-1, 1] as in the paper; "

@@ -55,6 +55,10 @@ def build(context: SectionContext):
         from explorer.reporting.sections.relative_term import provenance
 
         return provenance(context.embedding)
+    if context.embedding.term == "window":  # a 2-D relative bias: its own table too
+        from explorer.reporting.sections.window_bias import provenance as window_provenance
+
+        return window_provenance(context.embedding)
     if "summary" not in results:
         return None
     extra = {}
@@ -70,4 +74,4 @@ def build(context: SectionContext):
     return provenance_header(context.embedding, results["summary"], extra)
 
 
-SECTION = Section("provenance", None, build, order=10, terms=("absolute", "relative"))
+SECTION = Section("provenance", None, build, order=10, terms=("absolute", "relative", "window"))

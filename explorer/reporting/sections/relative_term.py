@@ -29,10 +29,16 @@ def provenance(term) -> "object":
                       f"{info['distances'][1]}" + (" (causal)" if term.causal else "")),
             ("stored dtype", info["dtype"]), ("tensor", info["tensor"]), ("revision", info["revision"]),
             ("parameters", ", ".join(f"{k}={v}" for k, v in info["params"].items())), ("note", info["description"])]
-    cells = "".join(f"<tr><th style='text-align:left;padding-right:1em;font-weight:600;white-space:nowrap;vertical-align:top'>{html.escape(str(k))}</th>"
-                    f"<td>{html.escape(str(v))}</td></tr>" for k, v in rows if v not in (None, ""))
-    return figures.div(f"<h2 style='margin-bottom:0.3em'>{html.escape(term.label)}</h2><table>{cells}</table>",
-                     name="relative_provenance", sizing_mode="stretch_width")
+    return provenance_table(term.label, rows, "relative_provenance")
+
+
+def provenance_table(label: str, rows, name: str) -> "object":
+    """A term's heading and its (label, value) rows as an escaped table; rows without a value left out."""
+    cells = "".join(f"<tr><th style='text-align:left;padding-right:1em;font-weight:600;white-space:nowrap;"
+                    f"vertical-align:top'>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+                    for k, v in rows if v not in (None, ""))
+    return figures.div(f"<h2 style='margin-bottom:0.3em'>{html.escape(label)}</h2><table>{cells}</table>",
+                       name=name, sizing_mode="stretch_width")
 
 
 def curves(profile) -> "object":

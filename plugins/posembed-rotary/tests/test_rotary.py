@@ -275,3 +275,25 @@ def test_importing_the_plugin_imports_neither_torch_nor_transformers():
 
 def test_module_docstring_documents_the_layout():
     assert "[s*cos(p*inv_freq[0])" in posembed_rotary.__doc__
+
+
+@pytest.mark.parametrize("spelling", ["nested", "legacy"])
+def test_qwen2_vl_mrope_text_view_equals_its_rotary_embedding_and_says_so(tmp_path, spelling):
+    import explorer
+    from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VLRotaryEmbedding
+
+    text = {**SMALL, "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]}}
+    if spelling == "nested":  # as transformers 5 saves it: RoPE inside text_config
+        transformers.Qwen2VLConfig(text_config=text).save_pretrained(tmp_path)
+    else:  # as Qwen2-VL's hub config.json spells it
+        raw_config(tmp_path, model_type="qwen2_vl", **SMALL, rope_theta=1e6,
+                   rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]})
+    emb = explorer.load(f"hf:{tmp_path},positions=40")
+    assert emb.provider == "rotary" and "mrope_section [2, 3, 3]" in emb.description
+    assert "temporal pairs 0-1, height pairs 2-4, width pairs 5-7" in emb.description
+    assert "1-D text view" in emb.description
+    config = transformers.AutoConfig.from_pretrained(tmp_path).get_text_config()
+    with torch.no_grad():  # text tokens: the same position id in all three sections
+        cos, sin = Qwen2VLRotaryEmbedding(config=config)(torch.zeros(1), torch.arange(40)[None])
+    table = torch.cat([cos[0, :, :8], sin[0, :, :8]], dim=1).numpy()
+    np.testing.assert_allclose(emb.matrix, table, rtol=0, atol=1e-6)
