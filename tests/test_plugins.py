@@ -323,7 +323,7 @@ def test_plugins_command_lists_each_plugins_analyses_and_sections(entry_points):
     assert ("units  posembed-units 0.5\n    clashed: section 'matrix' is kept by plugin 'explorer.reporting.sections'\n"
             "    hooks: register_analyses, register_sections\n    analyses: jitter, wobble\n    sections: wobble\n"
             ) in text
-    assert "    hooks: register_analyses\n    analyses: comparison, cosine_dimensions," in text
+    assert "    hooks: register_analyses\n    analyses: attention, comparison, cosine_dimensions," in text
 
 
 def test_plugins_command_with_load_plugins_empty_loads_only_built_ins_and_lists_the_rest_as_excluded(

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
 from explorer.core import validate
 from explorer.errors import EmbeddingError
 from explorer.runtime.console import one_line, utf8_text
+
+if TYPE_CHECKING:
+    from explorer.core.attention import AttentionInputs
 
 #: Kinds a provider may declare; free text is allowed, these are the common ones.
 KINDS = ("learned", "formula", "rotary", "other")
@@ -79,6 +82,9 @@ class PositionEmbedding:
     rows: RowAxis | None = None
     """What the rows stand for when row i is not position i (DeBERTa's distance buckets), with one label per row;
     ``None``: row i is position i."""
+    attention: "AttentionInputs | None" = None
+    """What the provider read to compute a layer's attention from these positions (``attention=L`` on a model
+    provider; ``explorer.core.attention``); ``None``: not asked for."""
 
     def __post_init__(self) -> None:
         matrix = validate.table(self.matrix, self.provider)
@@ -104,6 +110,21 @@ class PositionEmbedding:
                                      f"{matrix.shape[0]} rows")
             if self.grid is not None:
                 raise EmbeddingError(f"{self.provider}: a table is a patch grid or has row labels, not both")
+        if self.attention is not None:
+            from explorer.core.attention import AttentionInputs
+
+            if not isinstance(self.attention, AttentionInputs):
+                raise EmbeddingError(f"{self.provider}: attention must be an AttentionInputs, got "
+                                     f"{type(self.attention).__name__}")
+            hidden = self.attention.hidden
+            if self.attention.rotary is None and self.attention.width != self.dim and hidden is None:
+                raise EmbeddingError(f"{self.provider}: layer {self.attention.layer}'s projections take "
+                                     f"{self.attention.width} dimensions, the table has {self.dim}")
+            if self.attention.rotary is not None and (self.kind != "rotary" or self.dim % 2):
+                raise EmbeddingError(f"{self.provider}: rotary attention inputs go with a rotary cos/sin table")
+            if hidden is not None and hidden.shape != (self.positions, self.attention.width):
+                raise EmbeddingError(f"{self.provider}: the stream entering layer {self.attention.layer} has shape "
+                                     f"{list(hidden.shape)}, not {self.positions} x {self.attention.width}")
 
     @property
     def positions(self) -> int:
@@ -151,6 +172,7 @@ class PositionEmbedding:
             "description": self.description,
             "grid": list(self.grid) if self.grid is not None else None,
             "rows": self.rows.as_dict() if self.rows is not None else None,
+            **({"attention": self.attention.summary()} if self.attention is not None else {}),
         }
 
     def __repr__(self) -> str:

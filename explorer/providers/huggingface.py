@@ -48,8 +48,10 @@ def open_checkpoint(model: str, revision: str | None = None):
 
 
 def read_table(provider: str, checkpoint: Any, params: dict[str, Any], which: str = "auto",
-               tensor: str | None = None, offset: int | None = None):
-    """The position table ``which`` of ``checkpoint`` as a PositionEmbedding, offset rows dropped and recorded."""
+               tensor: str | None = None, offset: int | None = None, attention: int | None = None,
+               tokens: str | None = None):
+    """The position table ``which`` of ``checkpoint`` as a PositionEmbedding, offset rows dropped and recorded;
+    with ``attention=L``, also what layer L's attention from positions alone needs (``loaders.attention_weights``)."""
     from explorer.core.embedding import PositionEmbedding, RowAxis
     from explorer.loaders import deberta, families
 
@@ -85,15 +87,23 @@ def read_table(provider: str, checkpoint: Any, params: dict[str, Any], which: st
         else:
             rows = RowAxis(axis.name, axis.labels[drop:], axis.reverse)
             description += "; rows labelled with the key - query distances they serve, from config.json"
+    inputs = None
+    if attention is not None:
+        from explorer.loaders.attention_weights import read_attention
+
+        inputs = read_attention(checkpoint, attention, matrix[drop:].shape, tokens or "zero")
+    elif tokens is not None:
+        raise SpecError(f"{provider}: tokens={tokens} applies to the attention; give attention=L too")
     return PositionEmbedding(
         matrix[drop:], provider=provider, source=checkpoint.source, kind=choice.kind, offset=drop, dtype=dtype,
         params=params, tensor=choice.tensor, revision=checkpoint.revision, description=description, grid=grid,
-        rows=rows,
+        rows=rows, attention=inputs,
     )
 
 
 def load_hf(model: str | None, revision: str | None, table: str, tensor: str | None, offset: int | None,
-            positions: int | None = None, tower: str = "auto"):
+            positions: int | None = None, tower: str = "auto", attention: int | None = None,
+            tokens: str | None = None):
     """The ``hf`` provider's ``load``: the model's own table, or the provider a plugin claims its config for."""
     if not model:
         raise ProviderError("hf needs a model: hf:ORG/NAME (a hub id) or hf:PATH (a local folder)")
@@ -103,15 +113,17 @@ def load_hf(model: str | None, revision: str | None, table: str, tensor: str | N
     if tensor is None and offset is None:
         claimed = claimed_provider(checkpoint.config)
         if claimed is not None:
-            return delegate(claimed, model, revision, table, positions)
+            return delegate(claimed, model, revision, table, positions, attention, tokens)
     if positions is not None:
         raise SpecError(f"hf: positions applies to relative terms and rotary tables; {checkpoint.source} has a "
                         f"table of its own")
-    params = {"model": model, "revision": revision, "table": table, "tensor": tensor, "offset": offset}
+    params = {"model": model, "revision": revision, "table": table, "tensor": tensor, "offset": offset,
+              "attention": attention, "tokens": tokens}
     if tower != "auto":
         params["tower"] = tower
     which = tower if tower != "auto" else table
-    return read_table("hf", checkpoint, {k: v for k, v in params.items() if v is not None}, which, tensor, offset)
+    return read_table("hf", checkpoint, {k: v for k, v in params.items() if v is not None}, which, tensor, offset,
+                      attention, tokens)
 
 
 def claimed_provider(config: dict[str, Any]) -> str | None:
@@ -125,14 +137,16 @@ def claimed_provider(config: dict[str, Any]) -> str | None:
     return get_registry().provider_for_config(config)
 
 
-def delegate(name: str, model: str, revision: str | None, table: str, positions: int | None):
+def delegate(name: str, model: str, revision: str | None, table: str, positions: int | None,
+             attention: int | None = None, tokens: str | None = None):
     """Load ``model`` with the provider ``name`` (claimed through ``provider_for_config``), passing on the hf
     parameters it has."""
     from explorer.plugins.registry import get_registry
 
     provider = get_registry().get(name)
     accepted = {p.name for p in provider.params}
-    options = {"revision": revision, "positions": positions, **({"table": table} if table != "auto" else {})}
+    options = {"revision": revision, "positions": positions, "attention": attention, "tokens": tokens,
+               **({"table": table} if table != "auto" else {})}
     refused = sorted(k for k, v in options.items() if v is not None and k not in accepted)
     if refused:
         raise SpecError(f"hf: {model} is read by provider {name!r}, which takes no {' or '.join(refused)}")
@@ -143,7 +157,7 @@ def delegate(name: str, model: str, revision: str | None, table: str, positions:
                          get_registry())
 
 
-def load_gpt2(model: str, revision: str | None):
+def load_gpt2(model: str, revision: str | None, attention: int | None = None, tokens: str | None = None):
     """The ``gpt2`` provider's ``load``: a short name, a hub id or a local folder of the GPT-2 family."""
     name = _GPT2_ALIASES.get(model, model)
     checkpoint = open_checkpoint(GPT2_MODELS.get(name, name), revision)
@@ -151,9 +165,16 @@ def load_gpt2(model: str, revision: str | None):
     if model_type != "gpt2":
         raise ProviderError(f"{checkpoint.source} is a {model_type or 'model of unknown type'} model, not GPT-2; "
                             f"use hf:{model}")
-    params = {"model": model, **({"revision": revision} if revision else {})}
-    return read_table("gpt2", checkpoint, params)
+    params = {"model": model, **{k: v for k, v in (("revision", revision), ("attention", attention),
+                                                   ("tokens", tokens)) if v is not None}}
+    return read_table("gpt2", checkpoint, params, attention=attention, tokens=tokens)
 
+
+#: ``attention=L``: also read what layer L's attention from positions alone needs (off by default: more bytes).
+ATTENTION = Param("attention", int, None, "also compute layer L's attention from positions alone (reads that "
+                  "layer's norm and query/key weights; L > 0 only for a local folder)", minimum=0)
+TOKENS = Param("tokens", str, None, "with attention: what stands in for the tokens, zero (default) or mean (the "
+               "mean token embedding; reads the token table)", choices=("zero", "mean"))
 
 HF = Provider(
     name="hf",
@@ -170,6 +191,7 @@ HF = Provider(
               "relative term or rotary table covers", minimum=1),
         Param("tower", str, "auto", "which tower of a CLIP or SigLIP model: vision (its patch grid; auto) or text",
               choices=TOWER_CHOICES),
+        ATTENTION, TOKENS,
     ),
     target="model",
 )
@@ -181,6 +203,7 @@ GPT2 = Provider(
     params=(
         Param("model", str, "gpt2", "short name, hub id or local folder (network on first use only)"),
         Param("revision", str, None, "hub branch, tag or commit (default: main)"),
+        ATTENTION, TOKENS,
     ),
     target="model",
 )

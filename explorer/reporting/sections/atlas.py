@@ -33,6 +33,8 @@ COLUMNS = (
     ("probe_absolute_mae", "absolute probe MAE"),
     ("probe_order_error", "order probe error"),
     ("probe_interpolation_mae", "interpolation MAE"),
+    ("attention_previous_max", "max previous-token share"),
+    ("attention_distance_mean", "mean attention distance"),
 )
 #: The atlas table's widths: pixels per character of a name, and of a number column.
 NAME_PX, NUMBER_PX = 7, 96
