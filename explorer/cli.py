@@ -347,10 +347,16 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
 def _report_site(requests, output: str, *, open_browser: bool, keep_going: bool, **options: Any) -> None:
     """``report -o DIR/``: the folder site of the requested tables (``explorer.api.site``)."""
     from explorer.api import site
+    from explorer.errors import SpecError
+    from explorer.loading.series import load_many
 
     registry = _registry()
     with console.stage("starting"):
-        embeddings, _ = _load_requests(requests, registry, keep_going)
+        embeddings, failures = load_many(requests, registry, keep_going=keep_going)
+        for failure in failures:
+            click.echo(f"posembed: warning: left out: {failure.line()}", err=True)
+        if not embeddings:
+            raise SpecError("every spec failed to load; nothing was written")
         sizes = site(embeddings, output, registry=registry, **options)
     index = os.path.join(output, "index.html")
     console.info(f"wrote {index} ({sizes['index.html'] / 1e6:.1f} MB) and {len(sizes) - 1} more files "
