@@ -346,7 +346,7 @@ def site(
     shared_scale: bool = False,
     scale: str = "auto",
     vmax: float | None = None,
-    probe_protocol: str = "ridge",
+    probe_protocol: str = PROBE_PROTOCOL,
 ) -> dict[str, int]:
     """Write a folder site for many tables (``posembed report ... -o DIR/``): ``index.html`` with the atlas and the
     series' dynamics, one page per table linked from it, BokehJS once (``explorer.reporting.site``).
