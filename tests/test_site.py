@@ -183,3 +183,58 @@ def test_the_links_work_in_chromium(site):
         assert back == [(site / "index.html").as_uri()]
         chromium.evaluate(find % "posembed-index-link" + "[0].click()")
         assert arrived(chromium, back[0])
+
+
+def _site_documents(folder: Path) -> dict[str, list]:
+    """Every page's embedded Bokeh documents, by page (Bokeh's ids are counted in order, so equal builds are equal)."""
+    import json
+
+    found = {}
+    for page in sorted(folder.rglob("*.html")):
+        scripts = re.findall(r'<script type="application/json" id="[^"]+">\s*(.*?)\s*</script>',
+                             page.read_text(encoding="utf-8"), re.S)
+        found[str(page.relative_to(folder))] = [list(json.loads(s).values()) for s in scripts]
+    return found
+
+
+def test_a_site_through_a_process_pool_is_the_serial_site(tmp_path):
+    from test_many_tables import _posembed
+
+    sites = {}
+    for name, extra in (("serial", ()), ("pool", ("--jobs", "2"))):
+        done = _posembed("-q", "report", *SPECS, "-o", f"{tmp_path / name}/", *extra)
+        assert done.returncode == 0, done.stderr
+        sites[name] = _site_documents(tmp_path / name)
+    assert len(sites["pool"]) == 4 and all(sites["pool"].values())  # the index and three table pages
+    assert sites["pool"] == sites["serial"]  # every number of every page
+
+
+def test_a_site_loads_and_analyses_through_the_runs_executor(tmp_path):
+    pytest.importorskip("distributed")
+    from test_many_tables import _posembed
+
+    done = _posembed("report", *SPECS, "-o", f"{tmp_path / 'site'}/", "--executor", "tcp://127.0.0.1:9",
+                     env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "1s"})
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("posembed: error: cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'")
+    assert not (tmp_path / "site").exists()
+
+
+def test_with_a_shared_scale_every_table_page_is_on_the_sites_one_scale(tmp_path):
+    from test_report_fidelity import bar_labels, heavy_table
+    from test_report_html import div_texts, document
+
+    tables = [explorer.load("sinusoidal,positions=256,dim=48"), heavy_table(),
+              explorer.load("sinusoidal,positions=256,dim=48,base=100")]
+    labels, notes = {}, {}
+    for shared in (False, True):
+        folder = tmp_path / f"shared-{shared}"
+        explorer.api.site(tables, folder, shared_scale=shared, resolution=64)
+        docs = [document((folder / f"tables/00{k}.html").read_text(encoding="utf-8")) for k in (1, 2, 3)]
+        labels[shared] = [bar_labels(doc) for doc in docs]
+        notes[shared] = [" ".join(div_texts(doc)) for doc in docs]
+    assert labels[False][0] != labels[False][1]  # each its own: the sinusoid's scale is not the heavy table's
+    assert labels[True][0] == labels[True][1] == labels[True][2]  # one scale, on every table's page
+    assert labels[True][0] != labels[False][0]
+    assert all("every table of the site shares (--shared-scale)" in text for text in notes[True])
+    assert not any("--shared-scale)" in text and "site shares" in text for text in notes[False])

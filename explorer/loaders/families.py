@@ -255,10 +255,30 @@ def _positive(value: Any) -> float | None:
     return None
 
 
+def _config_count(config: dict[str, Any], keys: Sequence[str]) -> int | None:
+    """The first of ``keys`` that ``config`` gives as a whole number >= 1 (a bool is not one), else None."""
+    return next((config[k] for k in keys if isinstance(config.get(k), int) and not isinstance(config.get(k), bool)
+                 and config[k] >= 1), None)
+
+
+#: Where a config gives a model's width and the positions of its table.
+WIDTH_KEYS = ("hidden_size", "n_embd", "d_model")
+POSITION_KEYS = ("max_position_embeddings", "n_positions")
+
+
+def config_table_shape(config: dict[str, Any]) -> tuple[int, int] | None:
+    """positions x width of the table of a model of a known family, as its ``config.json`` gives them (for a run's
+    memory estimate: ``Provider.expected_shape``); None when the family or either number is not known."""
+    if config.get("model_type") not in FAMILIES:
+        return None
+    rows, width = _config_count(config, POSITION_KEYS), _config_count(config, WIDTH_KEYS)
+    return (rows, width) if rows and width else None
+
+
 def _head_dim(config: dict[str, Any]) -> int | None:
     if isinstance(config.get("rotary_dim"), int):
         return config["rotary_dim"]
-    width = next((config[k] for k in ("hidden_size", "n_embd", "d_model") if isinstance(config.get(k), int)), None)
+    width = next((config[k] for k in WIDTH_KEYS if isinstance(config.get(k), int)), None)
     heads = next((config[k] for k in ("num_attention_heads", "n_head") if isinstance(config.get(k), int)), None)
     head = config.get("head_dim") if isinstance(config.get("head_dim"), int) else (
         width // heads if width and heads else None)

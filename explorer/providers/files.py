@@ -175,6 +175,32 @@ def _read(path: str | None, key: str | None) -> tuple[Any, str, str | None, Any]
     return reader(target, key)
 
 
+def expected_shape(path: str | None, key: str | None, offset: int, **_: Any) -> tuple[int, int] | None:
+    """The table's shape from its file's header alone (``.npy``, ``.npz``, ``.safetensors``; None for a pickle),
+    read with every check ``load`` makes and nothing past the header (``Provider.expected_shape``)."""
+    from explorer.loaders import safetensors_io as st
+    from explorer.loaders.regular_files import open_regular
+
+    if not path:
+        return None
+    target = Path(path).expanduser()
+    require_regular(target, path)  # a FIFO, a device or a folder: not opened
+    suffix = target.suffix.lower()
+    if suffix == ".npy":
+        with open_regular(target) as handle:
+            shape = _npy_header(handle)[0]
+    elif suffix == ".npz":
+        shapes = {name: shape for name, (shape, _) in _npz_headers(target).items()}
+        shape = shapes[pick_key(shapes, key, path)]
+    elif suffix == ".safetensors":
+        tensors = st.read_header(target).tensors
+        shape = tensors[pick_key({name: info.shape for name, info in tensors.items()}, key, path)].shape
+    else:
+        return None
+    shape = tuple(shape[1:]) if _batched(tuple(shape)) else tuple(shape)
+    return (max(shape[0] - offset, 0), shape[1]) if len(shape) == 2 else None
+
+
 #: With ``grid`` and no ``offset``, at most this many leading rows are taken for class, distillation or register
 #: tokens (timm's ``num_prefix_tokens``) and dropped.
 MAX_PREFIX_ROWS = 8
@@ -312,6 +338,7 @@ PROVIDER = Provider(
               "beyond H*W are dropped as offset)"),
     ),
     target="path",
+    expected_shape=expected_shape,
 )
 
 

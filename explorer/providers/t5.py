@@ -134,6 +134,19 @@ def load_t5(model: str | None, revision: str | None, table: str, positions: int 
     return read_bias("t5", checkpoint, {k: v for k, v in params.items() if v is not None}, table, positions, layer)
 
 
+def expected_shape(model: str | None, table: str, positions: int | None, **_: Any) -> tuple[int, int] | None:
+    """heads x distances of a local folder's bias, from its ``config.json`` (``Provider.expected_shape``); None
+    for a hub id or a config that does not say."""
+    from explorer.providers.huggingface import local_config
+
+    config = local_config(model)
+    heads = config.get("num_heads") if config is not None else None
+    if not isinstance(heads, int) or isinstance(heads, bool) or heads < 1:
+        return None
+    length = positions or DEFAULT_SPAN * _config_int(config, "relative_attention_max_distance", 128, str(model), 2)
+    return heads, length if table == "decoder" else 2 * length - 1
+
+
 PROVIDER = Provider(
     name="t5",
     description="T5's relative attention bias (t5, mt5, longt5, umt5, switch_transformers): a value per head and "
@@ -149,6 +162,7 @@ PROVIDER = Provider(
         Param("layer", int, 0, "the block whose bias to read (UMT5 has one per block; T5 only block 0)", minimum=0),
     ),
     target="model",
+    expected_shape=expected_shape,
 )
 
 
