@@ -21,14 +21,16 @@ TOKENS = ("zero", "mean")
 
 @dataclass(frozen=True, eq=False)
 class Norm:
-    """A LayerNorm: ``(x - mean) / sqrt(var + eps) * weight + bias`` over the last axis."""
+    """A LayerNorm, ``(x - mean) / sqrt(var + eps) * weight + bias`` over the last axis, or with ``rms`` an RMSNorm,
+    ``x / sqrt(mean(x^2) + eps) * weight (+ bias)`` (Llama's: no centring)."""
 
     weight: np.ndarray
     bias: np.ndarray | None
     eps: float
+    rms: bool = False
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        centred = x - x.mean(axis=-1, keepdims=True)
+        centred = x if self.rms else x - x.mean(axis=-1, keepdims=True)
         out = centred / np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + self.eps) * self.weight
         return out if self.bias is None else out + self.bias
 

@@ -19,7 +19,7 @@ import numpy as np
 from explorer.core.attention import AttentionInputs, Norm
 from explorer.errors import ProviderError, SpecError
 from explorer.loaders.checkpoints import Checkpoint, LocalCheckpoint
-from explorer.loaders.families import _find
+from explorer.loaders.model_tensors import ModelTensors
 
 
 @dataclass(frozen=True)
@@ -89,32 +89,9 @@ def _config_int(config: dict[str, Any], keys: tuple[str, ...], what: str, source
     raise ProviderError(f"{source}: config.json gives no {what} ({' or '.join(keys)} as a whole number >= 1)")
 
 
-class _Reader:
-    """Reads tensors by suffix from one checkpoint, remembering every name read (for the provenance)."""
-
-    def __init__(self, checkpoint: Checkpoint) -> None:
-        self.checkpoint, self.names, self.read = checkpoint, checkpoint.names(), []
-
-    def find(self, suffix: str) -> str | None:
-        return _find(self.names, suffix)
-
-    def tensor(self, suffix: str, shape: tuple[int, ...] | None = None, required: bool = True) -> np.ndarray | None:
-        name = self.find(suffix)
-        if name is None:
-            if required:
-                raise ProviderError(f"{self.checkpoint.source}: no tensor ending in {suffix!r}, needed for the "
-                                    f"attention")
-            return None
-        array, _ = self.checkpoint.read(name)
-        if shape is not None and tuple(array.shape) != shape:
-            raise ProviderError(f"{self.checkpoint.source}: {name!r} has shape {list(array.shape)}, expected "
-                                f"{list(shape)}")
-        self.read.append(name)
-        return array
-
-    def norm(self, prefix: str, width: int, eps: float) -> Norm:
-        weight = self.tensor(prefix + ".weight", (width,))
-        return Norm(weight, self.tensor(prefix + ".bias", (width,), required=False), eps)
+def _norm(reader: ModelTensors, prefix: str, width: int, eps: float) -> Norm:
+    weight = reader.tensor(prefix + ".weight", (width,))
+    return Norm(weight, reader.tensor(prefix + ".bias", (width,), required=False), eps)
 
 
 def recipe_for(config: dict[str, Any], source: str) -> LayerRecipe:
@@ -154,7 +131,7 @@ def read_attention(checkpoint: Checkpoint, layer: int, table: tuple[int, int], t
         raise ProviderError(f"{source}: {width} dimensions do not split into {heads} heads")
     eps = config.get(recipe.eps[0], recipe.eps[1])
     eps = float(eps) if isinstance(eps, (int, float)) and not isinstance(eps, bool) and 0 <= eps < 1 else recipe.eps[1]
-    reader = _Reader(checkpoint)
+    reader = ModelTensors(checkpoint, "for the attention")
     at = {"L": layer}
     query, query_bias, key, key_bias = _projections(reader, recipe, at, width)
     head_dim = width // heads
@@ -165,8 +142,8 @@ def read_attention(checkpoint: Checkpoint, layer: int, table: tuple[int, int], t
             scale /= layer + 1
     pre_norm = None
     if recipe.pre_norm and config.get("do_layer_norm_before", True):
-        pre_norm = reader.norm(recipe.pre_norm.format(**at), width, eps)
-    embed_norm = reader.norm(recipe.embed_norm, width, eps) if recipe.embed_norm else None
+        pre_norm = _norm(reader, recipe.pre_norm.format(**at), width, eps)
+    embed_norm = _norm(reader, recipe.embed_norm, width, eps) if recipe.embed_norm else None
     shift = None
     if recipe.token_type and config.get("type_vocab_size", 2):
         types = reader.tensor(recipe.token_type, required=False)
@@ -185,10 +162,10 @@ def read_attention(checkpoint: Checkpoint, layer: int, table: tuple[int, int], t
     if layer > 0:
         note += f"; layers 0 to {layer - 1} run with torch on those inputs"
     return AttentionInputs(layer, heads, query, key, query_bias, key_bias, scale, recipe.causal, pre_norm, embed_norm,
-                           shift, hidden, tokens, tuple(reader.read), note)
+                           shift, hidden, tokens, tuple(reader.read_names), note)
 
 
-def _projections(reader: _Reader, recipe: LayerRecipe, at: dict[str, int], width: int):
+def _projections(reader: ModelTensors, recipe: LayerRecipe, at: dict[str, int], width: int):
     """Query and key as D x D matrices (x @ W + b) and their biases."""
     if recipe.key is None:  # Conv1D stores (in, out): x @ W; c_attn is [Q | K | V]
         fused = reader.tensor(recipe.query.format(**at) + ".weight", (width, 3 * width))
@@ -202,7 +179,7 @@ def _projections(reader: _Reader, recipe: LayerRecipe, at: dict[str, int], width
     return out[0], out[1], out[2], out[3]
 
 
-def _mean_token(reader: _Reader, recipe: LayerRecipe, width: int) -> tuple[np.ndarray, np.ndarray]:
+def _mean_token(reader: ModelTensors, recipe: LayerRecipe, width: int) -> tuple[np.ndarray, np.ndarray]:
     """The mean token embedding as the model takes it in (``inputs_embeds``) and as it enters the stream (projected
     in, where the model projects its tokens: OPT-350m); a grid's patch projection bias for both."""
     table = reader.tensor(recipe.tokens)
