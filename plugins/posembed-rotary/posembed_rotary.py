@@ -200,13 +200,16 @@ def _derived_head_dim(config: Any) -> int | None:
 
 
 def load(model: str | None, revision: str | None, positions: int | None, dim: int | None, base: float | None,
-         layer: str | None):
-    """The ``rotary`` provider's ``load``: from a model config when ``model`` is given, else from dim and base."""
+         layer: str | None, attention: int | None = None, tokens: str | None = None):
+    """The ``rotary`` provider's ``load``: from a model config when ``model`` is given, else from dim and base;
+    with ``attention=L``, also layer L's norm and query/key weights (``posembed_rotary_attention``)."""
     from explorer import PositionEmbedding
 
+    if tokens is not None and attention is None:
+        raise SpecError(f"rotary: tokens={tokens} applies to the attention; give attention=L too")
     if model is None:
-        if revision is not None or layer is not None:
-            raise SpecError("rotary: revision and layer apply to a model: rotary:MODEL,...")
+        if revision is not None or layer is not None or attention is not None:
+            raise SpecError("rotary: revision, layer and attention apply to a model: rotary:MODEL,...")
         dim = DEFAULT_DIM if dim is None else dim
         base = DEFAULT_BASE if base is None else base
         if dim % 2:
@@ -228,7 +231,13 @@ def load(model: str | None, revision: str | None, positions: int | None, dim: in
         source = model
     if not len(rope.inv_freq):
         raise ProviderError(f"rotary: {source} rotates no dimensions (rotary dim 0)")
-    params = {"model": model, "revision": revision, "positions": positions, "dim": dim, "base": base, "layer": layer}
+    inputs = None
+    if attention is not None:
+        from posembed_rotary_attention import read_layer
+
+        inputs = read_layer(model, revision, attention, tokens, len(rope.inv_freq))
+    params = {"model": model, "revision": revision, "positions": positions, "dim": dim, "base": base, "layer": layer,
+              "attention": attention, "tokens": tokens}
     return PositionEmbedding(
         rotary_table(rope.inv_freq, positions, rope.attention_scaling),
         provider="rotary",
@@ -238,6 +247,7 @@ def load(model: str | None, revision: str | None, positions: int | None, dim: in
         params={k: v for k, v in params.items() if v is not None},
         revision=revision,
         description=rope.describe(),
+        attention=inputs,
     )
 
 
@@ -252,6 +262,10 @@ PROVIDER = Provider(
         Param("dim", int, None, "rotary dimension, even; without a model only (default 128)", minimum=2),
         Param("base", float, None, "RoPE base theta; without a model only (default 10000)", minimum=1e-12),
         Param("layer", str, None, "layer type, for configs with RoPE per layer type (e.g. sliding_attention)"),
+        Param("attention", int, None, "also describe layer L's attention from its own query/key weights (reads "
+              "that layer's norm and projections)", minimum=0),
+        Param("tokens", str, None, "with attention=0: the token whose score by distance is shown, zero (default) or "
+              "mean (the mean token embedding)", choices=("zero", "mean")),
     ),
     target="model",
 )

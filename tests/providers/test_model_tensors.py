@@ -53,20 +53,11 @@ def test_a_missing_tensor_a_wrong_shape_and_a_missing_folder_are_one_line(tiny, 
 
 
 def test_the_hub_reads_only_the_asked_tensors_bytes_by_range(hub, st_tools, tmp_path, monkeypatch):
-    from safetensors.numpy import load_file
-
     from explorer.loaders.hub import HEADER_FIRST_READ
 
     config = T.GPT2Config(n_embd=64, n_layer=2, n_head=4, n_positions=64, vocab_size=50, bos_token_id=0,
                           eos_token_id=0)
-    T.GPT2Model(config).save_pretrained(tmp_path / "small")
-    tensors = load_file(tmp_path / "small" / "model.safetensors")
-    folder = tmp_path / "padded"
-    folder.mkdir()
-    (folder / "config.json").write_bytes((tmp_path / "small" / "config.json").read_bytes())
-    padded = {"a.filler": ("F32", (4096, 4096)), **tensors, "b.filler": ("F32", (4096, 4096))}
-    st_tools.write(folder / "model.safetensors", padded, {"format": "pt"})
-    hub.add("org/tiny", folder)
+    tensors, folder = padded_on_the_hub(hub, st_tools, tmp_path, T.GPT2Model(config), "org/tiny")
     opened = explorer.open_model("org/tiny")
     wanted = ["h.1.attn.c_attn.weight", "h.1.ln_1.weight"]
     for name in wanted:
@@ -76,7 +67,41 @@ def test_the_hub_reads_only_the_asked_tensors_bytes_by_range(hub, st_tools, tmp_
     assert len(ranges) == 1 + len(wanted)  # the header, then one range per tensor
     overhead = HEADER_FIRST_READ + (folder / "config.json").stat().st_size
     assert needed < hub.bytes_sent <= 1.1 * needed + overhead
-    assert opened.folder is None and len(opened.names()) == len(padded)
+    assert opened.folder is None and len(opened.names()) == len(tensors) + 2
     monkeypatch.setenv("POSEMBED_MAX_DOWNLOAD_MB", "1")
     with pytest.raises((ProviderError, SizeLimitError), match="a.filler"):  # 64 MB: refused before any byte
         explorer.open_model("org/tiny").read("a.filler")
+
+
+def padded_on_the_hub(hub, st_tools, tmp_path, model, repo):
+    """``model`` saved, then published as ``repo`` with 64 MB of zeros (a hole on disk) before and after its
+    tensors; returns its tensors by name and the published folder."""
+    from safetensors.numpy import load_file
+
+    model.save_pretrained(tmp_path / "small")
+    tensors = load_file(tmp_path / "small" / "model.safetensors")
+    folder = tmp_path / "padded"
+    folder.mkdir()
+    (folder / "config.json").write_bytes((tmp_path / "small" / "config.json").read_bytes())
+    padded = {"a.filler": ("F32", (4096, 4096)), **tensors, "z.filler": ("F32", (4096, 4096))}
+    st_tools.write(folder / "model.safetensors", padded, {"format": "pt"})
+    hub.add(repo, folder)
+    return tensors, folder
+
+
+def test_a_rotary_layer_on_the_hub_reads_its_tensors_by_range_within_a_tenth(hub, st_tools, tmp_path):
+    """posembed-rotary's attention=L reads through open_model: the layer's norm and projections, one range each."""
+    rotary = pytest.importorskip("posembed_rotary_attention")
+    from explorer.loaders.hub import HEADER_FIRST_READ
+
+    config = T.LlamaConfig(hidden_size=128, num_attention_heads=4, num_key_value_heads=2, num_hidden_layers=2,
+                           intermediate_size=256, vocab_size=64, max_position_embeddings=64)
+    tensors, folder = padded_on_the_hub(hub, st_tools, tmp_path, T.LlamaModel(config), "org/tiny-llama")
+    inputs = rotary.read_layer("org/tiny-llama", None, 1, None, 16)
+    assert inputs.tensors == ("layers.1.input_layernorm.weight", "layers.1.self_attn.q_proj.weight",
+                              "layers.1.self_attn.k_proj.weight")
+    needed = sum(tensors[name].nbytes for name in inputs.tensors)
+    ranges = [r for r in hub.requests if r["file"] == "model.safetensors" and r["method"] == "GET"]
+    assert len(ranges) == 1 + len(inputs.tensors)
+    overhead = HEADER_FIRST_READ + (folder / "config.json").stat().st_size
+    assert needed < hub.bytes_sent <= 1.1 * needed + overhead
