@@ -87,11 +87,13 @@ def queries_and_keys(table: np.ndarray, inputs) -> tuple[np.ndarray, np.ndarray]
     return (q.reshape(n, heads, -1).transpose(1, 0, 2), k.reshape(n, heads, -1).transpose(1, 0, 2))
 
 
-def softmax_rows(scores: np.ndarray, rows: np.ndarray, causal: bool) -> np.ndarray:
-    """Row-wise softmax of ``scores`` (query ``rows`` x all keys) with the causal mask when asked."""
+def softmax_rows(scores: np.ndarray, rows: np.ndarray, causal: bool, window: int | None = None) -> np.ndarray:
+    """Row-wise softmax of ``scores`` (query ``rows`` x all keys) with the causal mask when asked (keys within
+    ``window`` of the query only, for a local layer)."""
     s = scores.copy()
     if causal:
-        s[np.arange(s.shape[1])[None, :] > rows[:, None]] = -np.inf
+        back = rows[:, None] - np.arange(s.shape[1])[None, :]
+        s[(back < 0) | (back >= window if window else False)] = -np.inf
     s -= s.max(axis=1, keepdims=True)
     np.exp(s, out=s)
     s /= s.sum(axis=1, keepdims=True)
@@ -136,7 +138,7 @@ def layer_attention(table: np.ndarray, inputs, resolution: int = 1024,
         for b0, b1 in bands:
             rows = np.arange(bounds[b0], bounds[b1])
             s = (q[h, rows] @ k[h].T) * inputs.scale
-            a = softmax_rows(s, rows, inputs.causal)
+            a = softmax_rows(s, rows, inputs.causal, inputs.window)
             local = bounds[b0:b1 + 1] - bounds[b0]
             for image, values in ((scores, s), (probs, a)):
                 block = np.add.reduceat(np.add.reduceat(values, bounds[:-1], axis=1), local[:-1], axis=0)

@@ -8,6 +8,7 @@ import pytest
 
 import explorer
 from explorer.errors import ProviderError, SizeLimitError
+from model_kit import padded_on_the_hub  # tests/model_kit.py
 
 T = pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
@@ -71,22 +72,6 @@ def test_the_hub_reads_only_the_asked_tensors_bytes_by_range(hub, st_tools, tmp_
     monkeypatch.setenv("POSEMBED_MAX_DOWNLOAD_MB", "1")
     with pytest.raises((ProviderError, SizeLimitError), match="a.filler"):  # 64 MB: refused before any byte
         explorer.open_model("org/tiny").read("a.filler")
-
-
-def padded_on_the_hub(hub, st_tools, tmp_path, model, repo):
-    """``model`` saved, then published as ``repo`` with 64 MB of zeros (a hole on disk) before and after its
-    tensors; returns its tensors by name and the published folder."""
-    from safetensors.numpy import load_file
-
-    model.save_pretrained(tmp_path / "small")
-    tensors = load_file(tmp_path / "small" / "model.safetensors")
-    folder = tmp_path / "padded"
-    folder.mkdir()
-    (folder / "config.json").write_bytes((tmp_path / "small" / "config.json").read_bytes())
-    padded = {"a.filler": ("F32", (4096, 4096)), **tensors, "z.filler": ("F32", (4096, 4096))}
-    st_tools.write(folder / "model.safetensors", padded, {"format": "pt"})
-    hub.add(repo, folder)
-    return tensors, folder
 
 
 def test_a_rotary_layer_on_the_hub_reads_its_tensors_by_range_within_a_tenth(hub, st_tools, tmp_path):

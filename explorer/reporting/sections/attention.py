@@ -247,6 +247,8 @@ def build(context: SectionContext):
     shown = ("" if len(result.bounds) - 1 >= result.positions else
              f" Shown as block means of {len(result.bounds) - 1} x {len(result.bounds) - 1} blocks of positions.")
     mask = "causal: a query attends to itself and earlier keys only" if result.causal else "none (every key)"
+    if inputs.window:
+        mask = f"causal within a window: a query attends to itself and its {inputs.window - 1} previous keys only"
     what = (f"Layer {result.layer}'s attention computed from positions alone ({inputs.note}), through the model's "
             f"own LayerNorm and query/key projections; tokens: {inputs.tokens}. Row i is query position i, "
             f"column j key position j; colours are probabilities on a log scale (10^{LOW_DECADE} and below, and "
