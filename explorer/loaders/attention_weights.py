@@ -218,7 +218,7 @@ def read_attention(checkpoint: Checkpoint, layer: int, table: tuple[int, int], t
         embed_norm, shift = None, None  # the stream already holds them; the layer's own pre_norm still applies
     note = recipe.note + ("; plus the mean token embedding" if tokens == "mean" else "")
     if layer > 0:
-        note += f"; layers 0 to {layer - 1} run with torch on those inputs"
+        note += ("; layer 0 runs" if layer == 1 else f"; layers 0 to {layer - 1} run") + " with torch on those inputs"
     window = local_window(config, layer, source) if config.get("model_type") == "gpt_neo" else None
     if window is not None:
         note += f"; layer {layer} is local: each query sees its last {window} keys"

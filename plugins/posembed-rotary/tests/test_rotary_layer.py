@@ -142,3 +142,24 @@ def test_the_reader_reads_only_the_layers_tensors_and_bad_requests_are_one_line(
         with pytest.raises(ProviderError, match="not available for phi models"):
             load(f"rotary:{other},attention=0")
         assert json.loads((folder / "config.json").read_text())["model_type"] == "llama"
+
+
+def test_an_atlas_of_rotary_checkpoints_shows_their_attention_numbers(tmp_path):
+    """The token's attention numbers are scalars under the absolute models' names: the atlas's columns."""
+    from explorer.reporting.page import build_document
+
+    registry = registry_with(posembed_rotary)
+    tables = []
+    for seed in range(3):  # three "checkpoints" of one model, as a training series would give
+        torch.manual_seed(seed)
+        folder = tmp_path / f"step{seed}"
+        T.LlamaModel(T.LlamaConfig(**{**COMMON, "num_hidden_layers": 1})).save_pretrained(folder)
+        tables.append(explorer.load(f"rotary:{folder},attention=0,tokens=mean", registry=registry))
+    results, pairs = explorer.api.analyze_all(tables, registry=registry)
+    doc = build_document(tables, results, pairs)
+    numbers = next(m for m in doc.models if getattr(m, "name", None) == "atlas_numbers_source").data
+    assert numbers["attention_previous_max"] == pytest.approx(
+        [float(r["rotary_attention"].previous.max()) for r in results])
+    assert numbers["attention_distance_mean"] == pytest.approx(
+        [float(r["rotary_attention"].mean_distance.mean()) for r in results])
+    assert len(set(numbers["attention_previous_max"])) == 3
