@@ -136,6 +136,9 @@ def test_the_reader_reads_only_the_layers_tensors_and_bad_requests_are_one_line(
     with pytest.raises(SpecError, match="apply to a model"):
         load("rotary,attention=0")
     if family == "llama":
+        through_hf = explorer.load(f"hf:{folder},attention=0,tokens=mean")  # hf: hands it to the installed plugin
+        assert through_hf.provider == "rotary" and through_hf.attention.tensors == load(
+            f"rotary:{folder},attention=0,tokens=mean").attention.tensors
         other = tmp_path / "phi"
         T.PhiModel(T.PhiConfig(hidden_size=16, num_attention_heads=2, num_hidden_layers=1, intermediate_size=32,
                                vocab_size=40)).save_pretrained(other)
