@@ -31,7 +31,9 @@ class Norm:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         centred = x if self.rms else x - x.mean(axis=-1, keepdims=True)
-        out = centred / np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + self.eps) * self.weight
+        spread = np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + self.eps)
+        # a constant row with eps 0 (spread 0) has centred 0: its limit is 0, not 0/0
+        out = centred / np.where(spread > 0, spread, 1.0) * self.weight
         return out if self.bias is None else out + self.bias
 
 
