@@ -233,7 +233,8 @@ ANALYSES = (
     Analysis("grid_offset", "the offset profile m(dy, dx) of a patch grid (m(dt, dy, dx) on a video grid) and its translation invariance",
              order=130, run=_when_grid(lambda ctx, g: grid_offset(ctx.matrix, g, ctx.resolution)),
              scalars=lambda r: {"grid_translation_invariance": r.invariance}),
-    Analysis("separability", "the share of a patch grid's centred cosine structure a row plus a column term explain",
+    Analysis("separability", "the share of a patch grid's centred cosine structure a row plus a column term (plus "
+             "a frame term on a video grid) explain",
              order=131, run=_when_grid(lambda ctx, g: separability(ctx.matrix, g)),
              scalars=lambda r: {"separability": r.total, "separability_rows": r.rows,
                                 "separability_columns": r.columns,

@@ -79,7 +79,7 @@ def patch_picker(codes: np.ndarray, grid: tuple[int, ...], first: np.ndarray, st
         fig = grid_image(first.reshape(height, width), title, "patch_picked", value_label="cosine", cosine=True)
     target = fig.renderers[0].data_source
     y, x = strip.corner(picked[0])
-    marker = ColumnDataSource({"x": [x + picked[2] + 0.5], "y": [y + picked[1] + 0.5]})
+    marker = ColumnDataSource({"x": [x + picked[2] + 0.5], "y": [y + picked[1] + 0.5]}, name="patch_marker")
     fig.scatter(x="x", y="y", source=marker, marker="square", size=9, fill_color=None, line_color="black",
                 line_width=2)
     source = ColumnDataSource({"codes": [np.ascontiguousarray(codes).reshape(-1)]}, name="patch_codes")
