@@ -382,3 +382,12 @@ def test_sections_and_images_need_an_mrope_model(tmp_path):
         load(folder, None, None, None, None, None, section="height")
     with pytest.raises(SpecError, match="apply to a model"):
         load(None, None, None, None, None, None, section="height")
+
+
+def test_an_images_table_has_the_grid_views_and_no_rope_kernel(tmp_path):
+    import explorer
+
+    folder, _ = multimodal(tmp_path, "qwen2_vl")
+    image = explorer.analyze(load(folder, None, None, None, None, None, image="1x8x8"))
+    assert image.rope_kernel is None and image.grid_offset is not None  # its rows are patches, not a line
+    assert explorer.analyze(load(folder, None, 16, None, None, None, section="width")).rope_kernel is not None
