@@ -124,3 +124,22 @@ def test_video_grid_scalars_and_arrays_reach_analyze_json():
         assert np.isfinite(results.scalars()[name])
     flat = analyze(x[:9], embedding=explorer.PositionEmbedding(x[:9], provider="t", source="t", grid=(3, 3)))
     assert flat.frame_similarity is None and "separability_frames" not in flat.scalars()
+
+
+def test_a_grid_of_very_many_frames_draws_a_bounded_page():
+    from explorer.analysis.grid import MAX_FRAMES
+    from explorer.api import document
+
+    grid = (MAX_FRAMES + 6, 1, 2)
+    emb = explorer.PositionEmbedding(video_table(*grid, dim=4, seed=1), provider="t", source="t", grid=grid)
+    results = analyze(emb.matrix, embedding=emb)
+    assert results.patch_similarity is None and results.frame_similarity.cosine.shape == (70, 70)
+    doc = document([emb])
+    texts = " ".join(m.text for m in doc.models if isinstance(getattr(m, "text", None), str))
+    assert f"more than {MAX_FRAMES} frames" in texts and f"lags beyond {MAX_FRAMES - 1} are not drawn" in texts
+    labels = [m for m in doc.models if getattr(m, "name", None) == "grid_pc1"]
+    strip = labels[0].renderers[0].data_source.data["image"][0]
+    assert strip.shape[1] < MAX_FRAMES * 3  # the first MAX_FRAMES frames only, 2 columns and a gap each
+    few = analyze(emb.matrix[:24], embedding=explorer.PositionEmbedding(
+        emb.matrix[:24], provider="t", source="t", grid=(12, 1, 2)), resolution=8)
+    assert few.frame_similarity is None  # more frames than the display resolution: no T x T image

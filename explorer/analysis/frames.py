@@ -5,7 +5,7 @@ With unit rows u(t, r, c) = p(t, r, c) / |p(t, r, c)|, the frame similarity is t
 F[t, t'] = mean over the H W patches (r, c) of u(t, r, c) . u(t', r, c): the cosine of a patch with itself in
 another frame, averaged over the patches (1 on the diagonal unless a row is zero). Its mean next to the diagonal,
 ``frame_cosine_adjacent`` = mean over t of F[t, t + 1], says how much one frame step changes a position vector.
-O(T N D) time, O(N D) memory: each frame's H W x D block is multiplied with every other's row by row.
+O(T N D) time, O(N D + T^2) memory; not computed for more frames than the display resolution.
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ def frame_similarity(x: np.ndarray, grid: tuple[int, int, int]) -> FrameSimilari
 
 def _run(ctx: TableContext) -> FrameSimilarity | None:
     grid = getattr(ctx.embedding, "grid", None)
-    return frame_similarity(ctx.matrix, grid) if grid is not None and len(grid) == 3 else None
+    if grid is None or len(grid) != 3 or grid[0] > ctx.resolution:  # T x T stays within the display resolution
+        return None
+    return frame_similarity(ctx.matrix, grid)
 
 
 ANALYSES = (

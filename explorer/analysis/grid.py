@@ -43,6 +43,9 @@ from explorer.plugins.units import Analysis
 
 #: At most this many patches per side are tiled in the overview (more would be unreadable).
 MAX_TILES = 16
+#: A video grid's views draw at most this many frames in a strip (video models have 8 to 32): the picker's strip is
+#: not drawn beyond it, the components' and offsets' strips show the first ones.
+MAX_FRAMES = 64
 #: Principal components shown as images.
 GRID_COMPONENTS = 4
 #: The largest code of the picker's quantised unit rows (int8's range, stored as uint8 + 128).
@@ -196,7 +199,7 @@ def _evenly(n: int, count: int) -> np.ndarray:
 def patch_similarity(x: np.ndarray, grid: tuple[int, ...], resolution: int = 1024) -> PatchSimilarity | None:
     """The tiled patch-similarity images and the picker's codes; None when a side exceeds the resolution."""
     height, width = grid[-2:]
-    if max(grid) > resolution:
+    if max(grid) > resolution or (len(grid) == 3 and grid[0] > MAX_FRAMES):
         return None
     unit, _ = unit_directions(x)
     unit = np.nan_to_num(unit)

@@ -13,10 +13,11 @@ from explorer.reporting.grid_views import grid_image
 
 def build(context: SectionContext):
     """The frame x frame image and its caption; None off a video grid."""
-    result = context.results["frame_similarity"]
+    result, grid = context.results["frame_similarity"], context.embedding.grid
     if result is None:
-        return None
-    frames, height, width = context.embedding.grid
+        return figures.caption("The same patch across frames: not shown, the grid has more frames than the display "
+                               "resolution.") if grid is not None and len(grid) == 3 else None
+    frames, height, width = grid
     fig = grid_image(result.cosine, "the same patch across frames: mean cosine", "frame_similarity",
                      x_label="frame t'", y_label="frame t", value_label="mean cosine", cosine=True)
     ticks = list(range(0, frames, max(1, frames // 16)))  # at the cells' centres, at most about 16

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from bokeh.layouts import column, row
 
+from explorer.analysis.grid import MAX_FRAMES
 from explorer.plugins.units import Section, SectionContext
 from explorer.reporting import figures
 from explorer.reporting.grid_views import frame_strip, grid_image
@@ -17,7 +18,8 @@ def build(context: SectionContext):
         return None
     video = offset.dt0 is not None
     if video:  # m(-dt, -dy, -dx) = m(dt, dy, dx): the lags dt >= 0 say everything
-        fig = frame_strip(offset.mean[offset.dt0:], "offset profile m(dt, dy, dx), one image per frame lag dt",
+        fig = frame_strip(offset.mean[offset.dt0:offset.dt0 + MAX_FRAMES],
+                          "offset profile m(dt, dy, dx), one image per frame lag dt",
                           "grid_offset", starts=(0, -offset.dy0, -offset.dx0), labels=("dt", "dy", "dx"),
                           value_label="m", cosine=True)
     else:
@@ -37,7 +39,7 @@ def build(context: SectionContext):
             "m(dt, dy, dx) = mean cos(p_(t,r,c), p_(t+dt,r+dy,c+dx)) over the (T - |dt|)(H - |dy|)(W - |dx|) pairs of "
             "patches that far apart in frames, rows and columns; image dt holds the (dy, dx) plane (dy down, dx "
             "right, the centre is dy = dx = 0; m(0, 0, 0) = 1), on [-1, 1]. Negative dt mirror these "
-            "(m(-dt, -dy, -dx) = m(dt, dy, dx)). 3-D translation invariance TI3 = 1 - ||C - T3(m)||_F / ||C||_F = "
+            f"(m(-dt, -dy, -dx) = m(dt, dy, dx)){f'; lags beyond {MAX_FRAMES - 1} are not drawn' if offset.dt0 >= MAX_FRAMES else ''}. 3-D translation invariance TI3 = 1 - ||C - T3(m)||_F / ||C||_F = "
             f"{figures.fmt(offset.invariance, '.3f')} (1: the cosine between two patches depends on their offset in "
             "time and space alone)." + split), sizing_mode="stretch_width")
     return column(row(fig), figures.caption(

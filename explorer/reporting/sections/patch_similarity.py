@@ -9,6 +9,7 @@ import numpy as np
 from bokeh.layouts import column, row
 from bokeh.models import ColumnDataSource, CustomJS, Slider
 
+from explorer.analysis.grid import MAX_FRAMES
 from explorer.plugins.units import Section, SectionContext
 from explorer.reporting import figures
 from explorer.reporting.grid_views import STRIP_INDEX_JS, TILES_SIZE, Strip, frame_strip, grid_image
@@ -103,7 +104,8 @@ def build(context: SectionContext):
     result, grid = context.results["patch_similarity"], context.embedding.grid
     if result is None:
         return None if grid is None else figures.caption(
-            "Patch similarity: not shown, the grid is wider than the display resolution.")
+            "Patch similarity: not shown, the grid is wider than the display resolution"
+            + (f" or has more than {MAX_FRAMES} frames." if len(grid) == 3 else "."))
     from explorer.analysis.grid import quantised_cosines  # only for a grid table: a 1-D page pays nothing
 
     *frames, height, width = grid
