@@ -17,7 +17,7 @@ import numpy as np
 
 from explorer.errors import ProviderError
 from explorer.loaders.checkpoints import Checkpoint, LocalCheckpoint
-from explorer.loaders.families import find_suffix
+from explorer.loaders.families import find_tensor
 
 #: Module names that hold a model's numbered layers (``model.layers.3.``, ``encoder.layer.3.``, GPT-2's ``h.3.``).
 LAYER_LISTS = ("layers", "layer", "h", "blocks", "block")
@@ -68,7 +68,7 @@ class ModelTensors:
 
     def find(self, suffix: str) -> str | None:
         """The tensor named ``suffix``, or the shortest name ending in ``"." + suffix``; None if there is none."""
-        return find_suffix(self.names(), suffix)
+        return find_tensor(self.names(), suffix)
 
     def read(self, name: str) -> tuple[np.ndarray, str]:
         """Tensor ``name`` as float32 and the dtype it was stored in (``float32``, ``bfloat16``, ...)."""
