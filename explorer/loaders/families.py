@@ -162,7 +162,8 @@ class Choice:
     """``(H, W)`` of an image's patches, from the config, for the rows after ``offset``."""
 
 
-def _find(names: Sequence[str], suffix: str) -> str | None:
+def find_tensor(names: Sequence[str], suffix: str) -> str | None:
+    """The shortest of ``names`` that is ``suffix`` or ends in ``.suffix`` (the outermost such tensor); None: none."""
     matches = [n for n in names if n == suffix or n.endswith("." + suffix)]
     return min(matches, key=len) if matches else None
 
@@ -200,14 +201,14 @@ def choose(checkpoint: Checkpoint, which: str = "auto", tensor: str | None = Non
             raise ProviderError(f"{source}: no tensor {tensor!r} among its {len(names)} tensors"
                                 f"{did_you_mean(tensor, names)}")
         for rule in FAMILIES.get(model_type, {}).values():
-            if _find([tensor], rule.suffix):
+            if find_tensor([tensor], rule.suffix):
                 return Choice(tensor, _offset(rule.offset, config, source), rule.kind, f"{model_type}: {rule.note}",
                               config_grid(rule, config, source))
         return Choice(tensor, 0, "other", f"tensor {tensor} named by the user")
     if model_type in FAMILIES:
         label, rule = family_rule(model_type, which, source)
         names = checkpoint.names()
-        found = _find(names, rule.suffix)
+        found = find_tensor(names, rule.suffix)
         if found is None:
             raise ProviderError(f"{source}: {model_type} keeps its position table in a tensor ending in "
                                 f"{rule.suffix!r}, but none of its {len(names)} tensors does")

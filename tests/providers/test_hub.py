@@ -56,6 +56,27 @@ def test_second_run_reads_the_cache_with_the_hub_stopped(hub, big_checkpoint):
     assert len(hub.requests) == before  # nothing reached a server
 
 
+def test_a_checkpoint_in_the_shared_cache_is_read_from_there_by_seek(hub, big_checkpoint, tmp_path, monkeypatch):
+    """A model transformers downloaded (huggingface_hub's layout under HF_HOME/hub: refs/main names the commit, the
+    files under snapshots/COMMIT/) is read there: online, only config.json is asked for; offline, nothing; and
+    posembed caches no slice of it."""
+    folder, table = big_checkpoint
+    commit = hub.add("big-org/big-model", folder)
+    repo = tmp_path / "hf-home" / "hub" / "models--big-org--big-model"
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    for name in ("config.json", "model.safetensors"):
+        (repo / "snapshots" / commit / name).symlink_to(folder / name)
+    np.testing.assert_array_equal(explorer.load("hf:big-org/big-model").matrix, table)
+    assert [r["file"] for r in hub.requests] == ["config.json"]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub.stop()
+    np.testing.assert_array_equal(explorer.load("hf:big-org/big-model").matrix, table)
+    assert len(hub.requests) == 1
+    assert not list((tmp_path / "hf-home" / "posembed").rglob("*.bin"))
+
+
 def test_offline_mode_uses_the_cache_and_sends_nothing(hub, big_checkpoint, monkeypatch):
     folder, table = big_checkpoint
     hub.add("big-org/big-model", folder)
