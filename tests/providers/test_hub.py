@@ -139,15 +139,23 @@ def test_implicit_tokens_can_be_turned_off_and_the_user_agent_is_posembeds(hub, 
 
 def test_huggingface_hubs_header_builder_is_not_used(hub, big_checkpoint, monkeypatch):
     """huggingface_hub's build_hf_headers also fetches the hub's agent registry through its own client, with a name
-    lookup no deadline bounds: posembed builds its headers itself, and every request goes through its exchange."""
+    lookup no deadline bounds: posembed builds its headers itself, and every request goes through its exchange.
+    Both doors are shut: the header builder, and the library's HTTP client itself (its factory refuses, so any call
+    of huggingface_hub that would make a request fails, wherever it imported its session from)."""
     import huggingface_hub.utils
+    from huggingface_hub.utils import _http, close_session
 
     def refuse(*args, **kwargs):
-        raise AssertionError("build_hf_headers makes a request outside posembed's exchange")
+        raise AssertionError("a request outside posembed's exchange")
 
     monkeypatch.setattr(huggingface_hub.utils, "build_hf_headers", refuse)
+    close_session()  # the next get_session() builds its client from the factory: the refusing one
+    monkeypatch.setattr(_http, "_GLOBAL_CLIENT_FACTORY", refuse)  # a test's patch; restored, then closed below
     hub.add("big-org/big-model", big_checkpoint[0])
-    explorer.load("hf:big-org/big-model")
+    try:
+        explorer.load("hf:big-org/big-model")
+    finally:
+        close_session()
     assert hub.requests and all(r["path"].split("?")[0].split("/")[3:4] == ["resolve"] or "/api/" in r["path"]
                                 for r in hub.requests)
 
