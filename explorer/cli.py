@@ -322,7 +322,7 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
         return
     check_writable(output, inputs)  # before any expensive work
     if output == STDOUT and open_browser:
-        click.echo("posembed: warning: --open needs a file; ignored with -o -", err=True)
+        console.warn("--open needs a file; ignored with -o -")
     if resolution is None:  # an atlas's default resolution, chosen by the number of tables asked for
         from explorer.analysis import RESOLUTION
 
@@ -342,8 +342,7 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
             import webbrowser
 
             if not webbrowser.open(pathlib.Path(output).resolve().as_uri()):
-                click.echo(console.one_line(f"posembed: warning: --open found no browser on this machine; open "
-                                            f"{output} yourself"), err=True)
+                console.warn(f"--open found no browser on this machine; open {output} yourself")
 
 
 def _report_site(requests, output: str, *, open_browser: bool, keep_going: bool, **options: Any) -> None:
@@ -356,7 +355,7 @@ def _report_site(requests, output: str, *, open_browser: bool, keep_going: bool,
     with console.stage("starting"):
         embeddings, failures = load_many(requests, registry, keep_going=keep_going)
         for failure in failures:
-            click.echo(f"posembed: warning: left out: {failure.line()}", err=True)
+            console.warn(f"left out: {failure.line()}")
         if not embeddings:
             raise SpecError("every spec failed to load; nothing was written")
         sizes = site(embeddings, output, registry=registry, **options)
