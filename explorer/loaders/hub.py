@@ -316,7 +316,7 @@ class RemoteCheckpoint(Checkpoint):
         """Bytes ``[start, stop)`` of a remote file by HTTP range requests."""
         return self._get(filename, start=start, stop=stop, exact=exact, limit=stop - start, label=label).body
 
-    # -- the caches ----------------------------------------------------------------------------------------
+    # -- the caches ----------------------------------------------------------------------------------------------------
 
     def _cache_path(self, *parts: str, suffix: str = "") -> Path:
         """The one place that names a cache file: each part (commit, file name, tensor name) one safe component."""
