@@ -155,7 +155,7 @@ HOSTILE = {
     "shape-mismatch": ("grid", _set(shape=[25, 8]), "shape is not the tensor's [24, 8]"),
     "kind-not-text": ("grid", _set(kind=5), "kind is not a text"),
     "kind-too-long": ("grid", _set(kind="k" * 500), "kind is not a text of 1 to 48 characters"),
-    "term-unknown": ("grid", _set(term="sideways"), "term is not 'absolute', 'relative' or 'window'"),
+    "term-unknown": ("grid", _set(term="sideways"), "term is not 'absolute', 'relative', 'window' or 'conv'"),
     "term-relative-on-a-table": ("grid", _set(term="relative"),
                                  "its term is 'relative', which posembed does not export as 'position_embedding'"),
     "not-json": ("grid", "{nope", "is not valid JSON"),

@@ -49,9 +49,8 @@ def test_distilbert_with_sinusoidal_positions_is_described_as_a_sinusoid(tmp_pat
 
 
 @pytest.mark.parametrize("model_type, scheme", [
-    ("wav2vec2", "convolutional position embedding"),
-    ("hubert", "convolutional position embedding"),
-    ("wavlm", "convolutional position embedding"),
+    ("sew", "convolutional position embedding"),  # Wav2Vec2, HuBERT and WavLM are read: providers/test_conv_positions
+    ("sew-d", "convolutional position embedding"),
     ("videomae", "1-D sinusoid over its patches numbered frame by frame"),
     ("vivit", "3-D grid"),
     ("timesformer", "separate time and space tables"),
