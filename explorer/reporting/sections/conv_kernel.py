@@ -34,7 +34,7 @@ def provenance(term) -> "object":
 def _ticks(tiles: int, values: np.ndarray, chosen: list[int]) -> dict[float, str]:
     """Labels ``values[i]`` for the chosen cells ``i`` of every tile along one axis, at the cells' centres."""
     side = len(values)
-    return {tile * (side + GAP) + i + 0.5: f"{values[i]:g}" for tile in range(tiles) for i in chosen}
+    return {tile * (side + GAP) + i + 0.5: f"{values[i]:.3g}" for tile in range(tiles) for i in chosen}
 
 
 def group_grid(images: np.ndarray, along: np.ndarray, title: str, name: str, x_label: str, what: str,
@@ -58,8 +58,9 @@ def group_grid(images: np.ndarray, along: np.ndarray, title: str, name: str, x_l
     image = fig.image(image="image", x=0, y=0, dw=wide, dh=down, source=source, color_mapper=mapper)
     fig.add_tools(HoverTool(renderers=[image], tooltips=[("channel", "@channel{0}"), (along_name, "@along{0.[000]}"),
                                                          (what, "@image{0.0000}")]))
-    # inner cells only: a tile's first and last labels would run into its neighbour's
-    x_ticks = _ticks(across, np.asarray(along), sorted({low_tick // 2, low_tick, min(columns - 1, low_tick + low_tick // 2)}))
+    # inner cells only (a tile's first and last labels would run into its neighbour's); three only on wide tiles
+    inner = [low_tick // 2, low_tick, min(columns - 1, low_tick + low_tick // 2)]
+    x_ticks = _ticks(across, np.asarray(along), sorted(set(inner)) if across <= 2 and columns >= 16 else [low_tick])
     y_ticks = _ticks(math.ceil(groups / across), np.arange(side), sorted({0, side // 2}))
     fig.xaxis.ticker = FixedTicker(ticks=list(x_ticks))
     fig.xaxis.major_label_overrides = x_ticks
