@@ -3,9 +3,10 @@ the results of ``posembed analyze`` as JSON (``analysis_json``) and ``.npz`` (``
 
 A relative term is written as its heads x distances values (``.csv``: one row per distance, one column per head);
 a 2-D relative bias (``WindowBias``) as its heads x columns values (``.npy``, ``.safetensors`` with the provenance that
-says its window and extra entries) or one row per offset and entry (``.csv``); a convolution kernel (``ConvKernel``) as its groups x (C/G * C/G * K)
-values (``.npy``, ``.safetensors`` with the provenance that says its taps; ``values.reshape(C, C // G, K)`` is the
-conv's own weight) or one row per output and input channel, one column per tap (``.csv``).
+says its window and extra entries) or one row per offset and entry (``.csv``); a convolution kernel (``ConvKernel``)
+as its groups x (C/G * C/G * K) values (``.npy``, ``.safetensors`` with the provenance that says its taps;
+``values.reshape(C, C // G, K)`` is the conv's own weight) or one row per output and input channel, one column per
+tap (``.csv``).
 
 Every format holds exactly the float32 matrix (CSV with 9 significant digits, enough to read back
 every float32 bit for bit). Files are written atomically through ``explorer.runtime.output.write_atomic``.

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from explorer.analysis.context import TableContext
 from explorer.plugins.units import Analysis
 
 #: Below this frequency (cycles per frame), power counts as low in ``low_share``.

@@ -15,8 +15,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from explorer.core import validate
-from explorer.core.embedding import plain_value
-from explorer.core.relative import HeadValues
+from explorer.core.relative import MAX_HEADS, HeadValues
 from explorer.errors import EmbeddingError
 
 #: The longest kernel taken: real models use 128 taps (wav2vec 2.0, HuBERT, WavLM) and fewer.
@@ -34,6 +33,8 @@ def check_layout(groups: Any, channels: Any, taps: Any, where: str) -> tuple[int
         raise EmbeddingError(f"{where}: {channels} channels do not split into {groups} groups")
     if taps > MAX_TAPS:
         raise EmbeddingError(f"{where}: a kernel of {taps} taps; posembed takes at most {MAX_TAPS}")
+    if groups > MAX_HEADS:  # each group is a block of the page, as a head is
+        raise EmbeddingError(f"{where}: a convolution of {groups} groups; posembed takes at most {MAX_HEADS}")
     return groups, channels, taps
 
 
@@ -117,24 +118,10 @@ class ConvKernel(HeadValues):
         """The conv's own weight, C x C/G x K (output channel c belongs to group c // (C/G))."""
         return self.values.reshape(self.channels, self.group_channels, self.taps)
 
-    def provenance(self) -> dict[str, Any]:
-        """Everything known about where the term came from, as plain JSON-able values."""
-        return {
-            "provider": self.provider,
-            "source": self.source,
-            "term": self.term,
-            "kind": self.kind,
-            "shape": list(self.shape),
-            "groups": self.groups,
-            "channels": self.channels,
-            "taps": self.taps,
-            "offsets": [int(self.offsets[0]), int(self.offsets[-1])],
-            "dtype": self.dtype,
-            "tensor": self.tensor,
-            "revision": self.revision,
-            "params": {k: plain_value(v) for k, v in self.params.items()},
-            "description": self.description,
-        }
+    def layout(self) -> dict[str, Any]:
+        """Groups, channels, taps and the frame offsets they read, for ``provenance``."""
+        return {"groups": self.groups, "channels": self.channels, "taps": self.taps,
+                "offsets": [int(self.offsets[0]), int(self.offsets[-1])]}
 
     def __repr__(self) -> str:
         return (f"ConvKernel({self.label!r}, groups={self.groups}, channels={self.channels}, taps={self.taps})")

@@ -165,7 +165,7 @@ def load_conv(model: str | None, revision: str | None, scheme: str, positions: i
     if scheme == "relative":
         return read_relative(checkpoint, params, positions)
     if positions is not None:
-        raise SpecError(f"conv: positions applies to scheme=relative (WavLM's bias); a kernel has its own taps")
+        raise SpecError("conv: positions applies to scheme=relative (WavLM's bias); a kernel has its own taps")
     kernel, groups, tensor, dtype, note = read_kernel(checkpoint)
     channels, side, taps = kernel.shape
     described = (f"{model_type}: convolutional position embedding (pos_conv_embed), {groups} groups of {side} "

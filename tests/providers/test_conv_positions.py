@@ -88,11 +88,9 @@ def test_kernel_is_the_weight_the_models_own_convolution_uses(tmp_path, family):
 def test_a_bin_checkpoint_and_the_old_weight_g_weight_v_keys_give_the_same_kernel(tmp_path, layout):
     model = build("wav2vec2", seed=1)
     folder = saved(model, tmp_path / layout, layout)
-    if layout == "legacy":
-        from safetensors.torch import load_file  # noqa: F401  (the .bin holds the old names)
-
+    if layout == "legacy":  # the .bin holds the names older torch wrote
         names = torch.load(folder / "pytorch_model.bin", weights_only=True)
-        assert "encoder.pos_conv_embed.conv.weight_g" in names
+        assert "encoder.pos_conv_embed.conv.weight_g" in names and not any("parametrizations" in n for n in names)
     term = explorer.load(f"hf:{folder}")
     reloaded = transformers.Wav2Vec2Model.from_pretrained(folder).eval()  # transformers reads the old keys too
     np.testing.assert_allclose(term.kernel, own_weight(reloaded), rtol=0, atol=TOL)
@@ -244,6 +242,9 @@ def _zero_tap(state):
     (lambda b, t: _changed_config(b, t, num_conv_pos_embeddings=10**9), "posembed takes at most 4096"),
     (lambda b, t: _changed_config(b, t, num_conv_pos_embedding_groups=5), "32 channels do not split into 5 groups"),
     (lambda b, t: _changed_config(b, t, num_conv_pos_embedding_groups=0), "not a whole number from 1"),
+    (lambda b, t: _changed_config(b, t, hidden_size=4096, num_conv_pos_embedding_groups=4096),
+     "a convolution of 4096 groups; posembed takes at most 1024"),
+    (lambda b, t: _changed_config(b, t, hidden_size=10**9), "has shape [32, 8, 12], but config.json"),
     (lambda b, t: _changed_config(b, t, num_conv_pos_embeddings="12"), "num_conv_pos_embeddings is '12'"),
     (lambda b, t: _changed_config(b, t, num_conv_pos_embeddings=13), "has shape [32, 8, 12], but config.json"),
     (lambda b, t: _changed_config(b, t, num_conv_pos_embedding_groups=8), "has shape [32, 8, 12], but config.json"),
