@@ -79,9 +79,9 @@ def _layout(config: dict[str, Any], source: str) -> tuple[int, int, int]:
     taps = config_int(config, "num_conv_pos_embeddings", 128, source, 1)
     groups = config_int(config, "num_conv_pos_embedding_groups", 16, source, 1)
     try:
-        return check_layout(groups, channels, taps, source)
-    except EmbeddingError as exc:
-        raise ProviderError(f"config.json: {exc}") from None
+        return check_layout(groups, channels, taps, f"{source}: config.json")
+    except EmbeddingError as exc:  # the config's fault, not a table's: a provider's error
+        raise ProviderError(str(exc)) from None
 
 
 def read_kernel(checkpoint: Any) -> tuple[Any, int, str, str, str]:

@@ -127,6 +127,15 @@ def test_wavlm_relative_bias_is_compute_bias_ungated(tmp_path, length):
     assert "scheme=relative" in kernel.description
 
 
+def test_a_ctc_model_keeps_its_encoder_under_a_prefix_and_is_read_too(tmp_path):
+    torch.manual_seed(9)
+    model = transformers.Wav2Vec2ForCTC(transformers.Wav2Vec2Config(**SIZES, vocab_size=12)).eval()
+    model.save_pretrained(tmp_path / "ctc")
+    term = explorer.load(f"hf:{tmp_path / 'ctc'}")
+    assert term.tensor == "wav2vec2.encoder.pos_conv_embed.conv"
+    np.testing.assert_allclose(term.kernel, own_weight(model.wav2vec2), rtol=0, atol=TOL)
+
+
 def test_the_kernel_is_read_by_its_bytes_alone_from_the_hub(hub, tmp_path):
     model = build("wav2vec2", seed=5, intermediate_size=4096)
     folder = saved(model, tmp_path / "w2v")
