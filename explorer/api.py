@@ -215,7 +215,7 @@ def bind(loaded: Sequence[Loaded], analysing: Analysing, registry: Registry | No
                                array_budget([item.embedding.matrix.shape], analysing.resolution)))
         results[-1].about = about
         contexts.append(TableContext(item.embedding.matrix, analysing.resolution, embedding=item.embedding,
-                                     options=_options(analysing.probe_protocol), memo=item.memo))
+                                     options=analysing.options, memo=item.memo))
     return embeddings, results, compare_all(embeddings, contexts, registry)
 
 
@@ -235,7 +235,7 @@ def analyze_requests(requests: Sequence[Request], registry: Registry | None = No
     from explorer.runtime.limits import check_run
 
     check_run(len(requests), resolution)
-    analysing = Analysing(resolution, probe_protocol)
+    analysing = Analysing(resolution, _options(probe_protocol))
     with open_executor(jobs, executor) as pool:
         loaded, failures = run_jobs(requests, registry, keep_going=keep_going, analysing=analysing, pool=pool)
     for failure in failures:

@@ -168,7 +168,9 @@ def _run(ctx: TableContext) -> LayerAttention | None:
     inputs = getattr(ctx.embedding, "attention", None)
     if inputs is None or inputs.rotary is not None:
         return None
-    return layer_attention(ctx.matrix, inputs, ctx.resolution, ctx.embedding.grid)
+    grid = ctx.embedding.grid
+    # the patch view is an image's: a video grid's attention is read along its positions alone
+    return layer_attention(ctx.matrix, inputs, ctx.resolution, grid if grid is not None and len(grid) == 2 else None)
 
 
 def _scalars(result: LayerAttention) -> dict[str, float]:

@@ -19,7 +19,7 @@ import numpy as np
 from explorer.core.attention import AttentionInputs, Norm
 from explorer.errors import ProviderError, SpecError
 from explorer.loaders.checkpoints import Checkpoint, LocalCheckpoint
-from explorer.loaders.families import _find
+from explorer.loaders.families import find_tensor
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ class _Reader:
         self.checkpoint, self.names, self.read = checkpoint, checkpoint.names(), []
 
     def find(self, suffix: str) -> str | None:
-        return _find(self.names, suffix)
+        return find_tensor(self.names, suffix)
 
     def tensor(self, suffix: str, shape: tuple[int, ...] | None = None, required: bool = True) -> np.ndarray | None:
         name = self.find(suffix)

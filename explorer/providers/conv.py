@@ -73,11 +73,10 @@ def normalised(g: Any, v: Any, source: str):
 def _layout(config: dict[str, Any], source: str) -> tuple[int, int, int]:
     from explorer.core.conv import check_layout
     from explorer.errors import EmbeddingError
-    from explorer.providers.t5 import config_int
+    from explorer.loaders.config_values import whole
 
-    channels = config_int(config, "hidden_size", 768, source, 1)
-    taps = config_int(config, "num_conv_pos_embeddings", 128, source, 1)
-    groups = config_int(config, "num_conv_pos_embedding_groups", 16, source, 1)
+    channels, taps, groups = (whole(config, key, source) for key in (
+        "hidden_size", "num_conv_pos_embeddings", "num_conv_pos_embedding_groups"))
     try:
         return check_layout(groups, channels, taps, f"{source}: config.json")
     except EmbeddingError as exc:  # the config's fault, not a table's: a provider's error

@@ -248,12 +248,13 @@ def _zero_tap(state):
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda b, t: _changed_config(b, t, num_conv_pos_embeddings=10**9), "posembed takes at most 4096"),
+    (lambda b, t: _changed_config(b, t, num_conv_pos_embeddings=5000), "a kernel of 5000 taps; posembed takes at most"),
+    (lambda b, t: _changed_config(b, t, num_conv_pos_embeddings=10**9), "not a whole number from 1 to 1048576"),
     (lambda b, t: _changed_config(b, t, num_conv_pos_embedding_groups=5), "32 channels do not split into 5 groups"),
     (lambda b, t: _changed_config(b, t, num_conv_pos_embedding_groups=0), "not a whole number from 1"),
     (lambda b, t: _changed_config(b, t, hidden_size=4096, num_conv_pos_embedding_groups=4096),
      "a convolution of 4096 groups; posembed takes at most 1024"),
-    (lambda b, t: _changed_config(b, t, hidden_size=10**9), "has shape [32, 8, 12], but config.json"),
+    (lambda b, t: _changed_config(b, t, hidden_size=2**20), "has shape [32, 8, 12], but config.json"),
     (lambda b, t: _changed_config(b, t, num_conv_pos_embeddings="12"), "num_conv_pos_embeddings is '12'"),
     (lambda b, t: _changed_config(b, t, num_conv_pos_embeddings=13), "has shape [32, 8, 12], but config.json"),
     (lambda b, t: _changed_config(b, t, num_conv_pos_embedding_groups=8), "has shape [32, 8, 12], but config.json"),
