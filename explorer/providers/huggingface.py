@@ -92,7 +92,7 @@ def read_table(provider: str, checkpoint: Any, params: dict[str, Any], which: st
     if attention is not None:
         from explorer.loaders.attention_weights import read_attention
 
-        inputs = read_attention(checkpoint, attention, matrix[drop:].shape, tokens or "zero")
+        inputs = read_attention(checkpoint, attention, matrix[drop:].shape, tokens or "zero", choice.tensor)
     elif tokens is not None:
         raise SpecError(f"{provider}: tokens={tokens} applies to the attention; give attention=L too")
     return PositionEmbedding(

@@ -286,9 +286,11 @@ def _derived_head_dim(config: Any) -> int | None:
 
 
 def load(model: str | None, revision: str | None, positions: int | None, dim: int | None, base: float | None,
-         layer: str | None, section: str | None = None, image: str | None = None, start: int | None = None):
+         layer: str | None, section: str | None = None, image: str | None = None, start: int | None = None,
+         attention: int | None = None, tokens: str | None = None):
     """The ``rotary`` provider's ``load``: from a model config when ``model`` is given, else from dim and base; for an
-    M-RoPE model, one section's pairs (``section``) or an image's tokens (``image``, after ``start`` ids)."""
+    M-RoPE model, one section's pairs (``section``) or an image's tokens (``image``, after ``start`` ids); with
+    ``attention=L``, also layer L's norm and query/key weights (``posembed_rotary_attention``)."""
     from explorer import PositionEmbedding
 
     grid_thw = parse_image(image) if image is not None else None
@@ -297,9 +299,13 @@ def load(model: str | None, revision: str | None, positions: int | None, dim: in
         raise SpecError("rotary: start applies to an image: give image=TxHxW too")
     if grid_thw is not None and positions is not None:
         raise SpecError("rotary: with image=TxHxW the rows are the image's tokens; drop positions")
+    if tokens is not None and attention is None:
+        raise SpecError(f"rotary: tokens={tokens} applies to the attention; give attention=L too")
+    if attention is not None and (section is not None or grid_thw is not None):
+        raise SpecError("rotary: attention describes the 1-D text view; drop section and image")
     if model is None:
-        if revision is not None or layer is not None or section is not None or grid_thw is not None:
-            raise SpecError("rotary: revision, layer, section and image apply to a model: rotary:MODEL,...")
+        if any(v is not None for v in (revision, layer, section, grid_thw, attention)):
+            raise SpecError("rotary: revision, layer, section, image and attention apply to a model: rotary:MODEL,...")
         dim = DEFAULT_DIM if dim is None else dim
         base = DEFAULT_BASE if base is None else base
         if dim % 2:
@@ -323,7 +329,7 @@ def load(model: str | None, revision: str | None, positions: int | None, dim: in
     if not len(rope.inv_freq):
         raise ProviderError(f"rotary: {source} rotates no dimensions (rotary dim 0)")
     params = {"model": model, "revision": revision, "positions": positions, "dim": dim, "base": base, "layer": layer,
-              "section": section, "image": image, "start": start}
+              "section": section, "image": image, "start": start, "attention": attention, "tokens": tokens}
     grid, view = None, None
     if section is not None or grid_thw is not None:
         if not rope.mrope_section:
@@ -333,6 +339,11 @@ def load(model: str | None, revision: str | None, positions: int | None, dim: in
         table, grid, view = mrope_view(rope, section, grid_thw, merge, start or 0, positions or 0)
     else:
         table = rotary_table(rope.inv_freq, positions, rope.attention_scaling)
+    inputs = None
+    if attention is not None:
+        from posembed_rotary_attention import read_layer
+
+        inputs = read_layer(model, revision, attention, tokens, len(rope.inv_freq))
     return PositionEmbedding(
         table,
         provider="rotary",
@@ -343,6 +354,7 @@ def load(model: str | None, revision: str | None, positions: int | None, dim: in
         revision=revision,
         description=rope.describe(view),
         grid=grid,
+        attention=inputs,
     )
 
 
@@ -363,6 +375,10 @@ PROVIDER = Provider(
               "with the position ids transformers' get_rope_index gives them"),
         Param("start", int, None, "with image: the position ids before the image (text tokens first; default 0)",
               minimum=0),
+        Param("attention", int, None, "also describe layer L's attention from its own query/key weights (reads "
+              "that layer's norm and projections)", minimum=0),
+        Param("tokens", str, None, "with attention=0: the token whose score by distance is shown, zero (default) or "
+              "mean (the mean token embedding)", choices=("zero", "mean")),
     ),
     target="model",
 )
