@@ -141,6 +141,17 @@ KNOWN_SCHEMES = {
     "reformer": ("it uses axial position embeddings (weights factored over axial_pos_shape), which posembed cannot "
                  "read as one table; name a factor with tensor=NAME"),
 }
+#: Wav2Vec2-BERT's encoder has no convolution; its scheme is the config's position_embeddings_type.
+_SPEECH_ATTENTION = {
+    "relative_key": ("it uses relative position keys inside attention (Shaw et al.): each layer learns a vector per "
+                     "clipped distance (distance_embedding, left_max_position_embeddings + "
+                     "right_max_position_embeddings + 1 rows); load one with "
+                     "`file:<checkpoint>.safetensors,key=<...distance_embedding.weight>` to look at it"),
+    "relative": ("it uses Transformer-XL relative positions inside attention (sinusoids of the distance computed "
+                 "per call, projected by each layer's linear_pos), so there is no table of positions"),
+    "rotary": ("it uses rotary position embedding inside attention (base rotary_embedding_base), so there is no "
+               "table of positions; its rotation angles are those of `posembed report sinusoidal,layout=split`"),
+}
 _TABLE_NAME = re.compile(r"(^|\.)(position_embeddings|embed_positions|wpe)\.weight$")
 
 
@@ -288,6 +299,9 @@ def positional_scheme(config: dict[str, Any]) -> str | None:
                 f"`posembed report {hint}` instead{plugin}")
     if model_type in KNOWN_SCHEMES:
         return KNOWN_SCHEMES[model_type]
+    if model_type == "wav2vec2-bert":
+        return _SPEECH_ATTENTION.get(str(config.get("position_embeddings_type")),
+                                     "it has no position embedding (position_embeddings_type is none)")
     if (model_type in _RELATIVE_TYPES or "relative_attention_num_buckets" in config
             or config.get("relative_attention")):
         return (_RELATIVE + " inside attention (a learned bias per distance bucket and head, "
