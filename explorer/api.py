@@ -277,9 +277,10 @@ def _analysed(items: Sequence[PositionEmbedding], resolution: int | None, regist
 def _tables(embeddings: PositionEmbedding | Sequence[PositionEmbedding], what: str) -> list[PositionEmbedding]:
     from explorer.core.embedding import PositionEmbedding
     from explorer.core.relative import RelativePositionTerm
+    from explorer.core.conv import ConvKernel
     from explorer.core.window import WindowBias
 
-    single = isinstance(embeddings, (PositionEmbedding, RelativePositionTerm, WindowBias))
+    single = isinstance(embeddings, (PositionEmbedding, RelativePositionTerm, WindowBias, ConvKernel))
     items = [embeddings] if single else list(embeddings)
     if not items:
         raise EmbeddingError(f"{what} needs at least one table")

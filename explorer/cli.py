@@ -375,6 +375,9 @@ def _size(embedding: Any) -> str:
         return f"{embedding.heads} heads x {embedding.dim} distances"
     if embedding.term == "window":
         return f"{embedding.heads} heads x {embedding.dim} offsets"
+    if embedding.term == "conv":
+        return f"{embedding.groups} groups x {embedding.group_channels} x {embedding.group_channels} channels x " \
+               f"{embedding.taps} taps"
     return f"{embedding.positions} x {embedding.dim}"
 
 
@@ -426,8 +429,8 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
         _echo_json(data)
         return
     for table in data["tables"]:
-        what = {"relative": "heads x distances", "window": "heads x offsets"}.get(table["term"],
-                                                                                 "positions x dimensions")
+        what = {"relative": "heads x distances", "window": "heads x offsets",
+                "conv": "groups x kernel weights"}.get(table["term"], "positions x dimensions")
         click.echo(click.style(f"{table['spec']}  ({table['shape'][0]} x {table['shape'][1]} {what})", bold=True))
         for name, number in table["scalars"].items():
             click.echo(f"{name:>28}: {'n/a' if number is None else f'{number:.6g}'}")

@@ -51,7 +51,7 @@ def relative_position_bucket(distances: Any, bidirectional: bool, num_buckets: i
     return (relative_buckets + torch.where(is_small, relative_position, if_large)).numpy()
 
 
-def _config_int(config: dict[str, Any], key: str, default: int, source: str, low: int) -> int:
+def config_int(config: dict[str, Any], key: str, default: int, source: str, low: int) -> int:
     """``config[key]`` as an int from ``low`` to ``MAX_CONFIG_INT``: an int, or a whole float (``128.0``, which
     transformers takes too); ProviderError for anything else (``128.5``, NaN, a bool, a string)."""
     value = config.get(key, default)
@@ -93,8 +93,8 @@ def read_bias(provider: str, checkpoint: Any, params: dict[str, Any], table: str
         raise ProviderError(f"{source} is a {model_type or 'model of unknown type'} model, not one of "
                             f"{', '.join(T5_TYPES)}")
     stack = "decoder" if table == "decoder" else "encoder"
-    buckets = _config_int(config, "relative_attention_num_buckets", 32, source, 2)
-    max_distance = _config_int(config, "relative_attention_max_distance", 128, source, 2)
+    buckets = config_int(config, "relative_attention_num_buckets", 32, source, 2)
+    max_distance = config_int(config, "relative_attention_max_distance", 128, source, 2)
     exact = buckets // (2 if stack == "encoder" else 1) // 2
     if exact < 1:  # transformers' _relative_position_bucket would divide by max_exact = 0
         raise ProviderError(f"{source}: relative_attention_num_buckets {buckets} leaves the {stack} no exact "
