@@ -143,7 +143,7 @@ def expected_shape(model: str | None, table: str, positions: int | None, **_: An
     heads = config.get("num_heads") if config is not None else None
     if not isinstance(heads, int) or isinstance(heads, bool) or heads < 1:
         return None
-    length = positions or DEFAULT_SPAN * _config_int(config, "relative_attention_max_distance", 128, str(model), 2)
+    length = positions or DEFAULT_SPAN * config_int(config, "relative_attention_max_distance", 128, str(model), 2)
     return heads, length if table == "decoder" else 2 * length - 1
 
 
