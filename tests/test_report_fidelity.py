@@ -226,7 +226,7 @@ def test_report_on_a_terminal_shows_each_stage_and_the_elapsed_seconds(tmp_path,
     assert result.exit_code == 0, result.output
     err = result.stderr
     assert f"posembed: loading {SINUSOID} ... " in err
-    for name in ("summary", "matrix", "fine_codes", "offset", "pca", "probes"):
+    for name in ("summary", "matrix", "traces", "offset", "pca", "probes"):
         assert re.search(rf"posembed: analysing [^\r]*: {name} \.\.\. \d+\.\d s", err), name
     assert "posembed: building the page ... " in err and "posembed: writing the page ... " in err
     assert err.index("loading") < err.index("analysing") < err.index("building") < err.index("writing")
@@ -245,4 +245,5 @@ def test_quiet_report_shows_no_stage_and_stdout_carries_only_the_html(monkeypatc
 def test_the_analysis_loop_reports_each_analysis_to_its_caller():
     seen = []
     explorer.analysis.analyze(explorer.load(SINUSOID).matrix, progress=seen.append)
-    assert seen[:3] == ["summary", "matrix", "traces"] and "fine_codes" in seen and "probes" in seen
+    assert seen[:3] == ["summary", "matrix", "traces"] and "probes" in seen
+    assert "fine_codes" not in seen  # an encoding the page computes from the matrix, not an analysis

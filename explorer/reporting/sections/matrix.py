@@ -10,7 +10,7 @@ from bokeh.layouts import column
 from bokeh.models import ColumnDataSource, HoverTool, Range1d
 
 from explorer.analysis import MatrixImage
-from explorer.analysis.traces import FINE_LEVELS, FineCodes
+from explorer.analysis.traces import FINE_LEVELS, FineCodes, fine_codes
 from explorer.core.embedding import RowAxis
 from explorer.plugins.units import Section, SectionContext
 from explorer.reporting import encoding, figures
@@ -52,9 +52,15 @@ def matrix_heatmap(image: MatrixImage, scale: CodeScale, fine: ColumnDataSource,
     return fig
 
 
+def fine_codes_of(context: SectionContext) -> FineCodes:
+    """The table's fine codes (an encoding of its ``matrix`` result, ``explorer.analysis.fine_codes``), computed
+    once per table for the heatmap, the traces and the position vectors."""
+    return context.memo("fine_codes", lambda: fine_codes(context.results["matrix"]))
+
+
 def fine_source(context: SectionContext) -> Any:
     """The table's fine codes in the document, made once per table for every section that reads them."""
-    return context.memo("fine_source", lambda: encoding.fine_source(context.results["fine_codes"]))
+    return context.memo("fine_source", lambda: encoding.fine_source(fine_codes_of(context)))
 
 
 def heatmap(context: SectionContext) -> Heatmap:
@@ -64,7 +70,7 @@ def heatmap(context: SectionContext) -> Heatmap:
         source = fine_source(context)
         fig = matrix_heatmap(img, scale, source, context.page.unpacker,
                              context.page.position_range(context.index), context.embedding.rows)
-        return Heatmap(fig, source, context.results["fine_codes"], scale)
+        return Heatmap(fig, source, fine_codes_of(context), scale)
     return context.memo("heatmap", make)
 
 
@@ -145,4 +151,4 @@ def build(context: SectionContext):
         "ends of the colour range." + note), sizing_mode="stretch_width")
 
 
-SECTION = Section("matrix", "the matrix", build, order=20, needs=("matrix", "fine_codes"))
+SECTION = Section("matrix", "the matrix", build, order=20, needs=("matrix",))
