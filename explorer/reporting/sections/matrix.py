@@ -40,10 +40,11 @@ def matrix_heatmap(image: MatrixImage, scale: CodeScale, fine: ColumnDataSource,
                   y_range=Range1d(0, d), x_axis_label=row_word(rows), y_axis_label="dimension")
     label_rows(fig.xaxis[0], rows)
     blank = np.zeros(image.values.shape, dtype=np.uint8)  # filled on load; zeros cost a few bytes gzipped
-    renderer = fig.image(image=[blank], x=0, y=0, dw=n, dh=d, color_mapper=code_mapper(scale))
+    mapper = code_mapper(scale)
+    renderer = fig.image(image=[blank], x=0, y=0, dw=n, dh=d, color_mapper=mapper)
     unpacker.add_coded(renderer.data_source, fine, scale)
     without_grid(fig)
-    colour_bar(fig, scale, "value")
+    colour_bar(fig, scale, "value", mapper)
     fig.add_tools(HoverTool(
         renderers=[renderer],
         tooltips=[(row_word(rows), "$x{custom}"), ("dimension", "$y{custom}"), ("value", "@image{custom}")],
