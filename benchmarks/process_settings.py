@@ -1,14 +1,15 @@
-"""Why ``explorer.cli.main`` sets two process-wide knobs: each measured with and without, in fresh processes.
+"""Why the command line sets two process-wide knobs (``explorer.runtime.environment.command_process``): each measured
+with and without, in fresh processes.
 
     python benchmarks/process_settings.py [--runs 5] [--positions 65536]
 
 - BLAS threads: ``posembed analyze sinusoidal,positions=N,dim=128`` with ``OPENBLAS_NUM_THREADS=1`` (what
-  ``main`` sets when the user set nothing) against ``=2``;
-- the garbage collector: ``posembed report`` (the default table) through ``main`` as shipped against ``main``
+  ``command_process`` sets when the user set nothing) against ``=2``;
+- the garbage collector: ``posembed report`` (the default table) through ``cli.main`` as shipped against it
   with ``gc.set_threshold`` and ``gc.freeze`` made no-ops.
 
 Runs alternate; the medians of CPU time (user + sys of the child) and wall time are printed. The figures in
-``main``'s comments come from this script; rerun it after changing either knob.
+``command_process``'s docstring come from this script; rerun it after changing either knob.
 """
 
 from __future__ import annotations

@@ -41,6 +41,10 @@ _LAZY = {
     "read_config": "explorer.loaders.checkpoints",
     "read_tensor": "explorer.api",
     "StoredTensor": "explorer.api",
+    "open_model": "explorer.api",
+    "ModelTensors": "explorer.loaders.model_tensors",
+    "AttentionInputs": "explorer.core.attention",
+    "Norm": "explorer.core.attention",
 }
 
 __all__ = ["API_VERSION", "Analysis", "Param", "PosembedError", "Provider", "Results", "Section", "SectionContext",

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from explorer.analysis.context import TableContext
     from explorer.core.embedding import PositionEmbedding
+    from explorer.loaders.model_tensors import ModelTensors
     from explorer.loading.series import Analysing, Loaded, Request
     from explorer.plugins.units import Results
 
@@ -79,6 +80,23 @@ def read_tensor(path: str | Path, key: str | None = None) -> StoredTensor:
         raise ProviderError(f"{path}: {name or 'the array'} has dtype {array.dtype}, expected numbers")
     with np.errstate(over="ignore"):  # float64 beyond float32's range becomes Inf, as in every table
         return StoredTensor(np.ascontiguousarray(array, dtype=np.float32), str(dtype))
+
+
+def open_model(model: str, revision: str | None = None) -> ModelTensors:
+    """A model's ``config.json`` and tensors, read one at a time: a local folder, or a hub repository read by range.
+
+    ``model`` is what ``hf:`` takes (``ORG/NAME`` on the hub, or a folder with ``config.json``). Nothing but the
+    config is read until a tensor is asked for; then only that tensor's bytes, with every limit and check a table
+    read has (``explorer.loaders.model_tensors``). A fault is a ``ProviderError``::
+
+        model = explorer.open_model("openai-community/gpt2")
+        names = model.names(layer=0)          # layer 0's tensors
+        q = model.tensor("h.0.attn.c_attn.weight", shape=(768, 2304))
+    """
+    from explorer.loaders.model_tensors import ModelTensors
+    from explorer.providers.huggingface import open_checkpoint
+
+    return ModelTensors(open_checkpoint(model, revision))
 
 
 def _options(probe_protocol: str) -> dict[str, Any]:
@@ -215,7 +233,7 @@ def bind(loaded: Sequence[Loaded], analysing: Analysing, registry: Registry | No
                                array_budget([item.embedding.matrix.shape], analysing.resolution)))
         results[-1].about = about
         contexts.append(TableContext(item.embedding.matrix, analysing.resolution, embedding=item.embedding,
-                                     options=_options(analysing.probe_protocol), memo=item.memo))
+                                     options=analysing.options, memo=item.memo))
     return embeddings, results, compare_all(embeddings, contexts, registry)
 
 
@@ -235,7 +253,7 @@ def analyze_requests(requests: Sequence[Request], registry: Registry | None = No
     from explorer.runtime.limits import check_run
 
     check_run(len(requests), resolution)
-    analysing = Analysing(resolution, probe_protocol)
+    analysing = Analysing(resolution, _options(probe_protocol))
     with open_executor(jobs, executor) as pool:
         loaded, failures = run_jobs(requests, registry, keep_going=keep_going, analysing=analysing, pool=pool)
     for failure in failures:

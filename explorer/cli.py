@@ -17,6 +17,7 @@ from explorer.core.choices import PROBE_PROTOCOL, PROBE_PROTOCOLS, SCALES
 from explorer.errors import PosembedError, PosembedWarning
 from explorer.runtime import console
 from explorer.runtime.console import one_line, warnings_as_lines
+from explorer.runtime.output import ReaderGone
 
 #: ``posembed`` alone prints its help through this usage error (click >= 8.2); it stays as click shows it.
 _HELP_REQUESTED = getattr(click.exceptions, "NoArgsIsHelpError", ())
@@ -59,7 +60,8 @@ class PosembedGroup(click.Group):
             except PosembedError as exc:
                 if ctx.params.get("debug"):
                     raise
-                _stderr_line(f"posembed: error: {one_line(exc)}")
+                if not isinstance(exc, ReaderGone):  # `posembed info gpt2 | head -1`: quiet, as cat is
+                    _stderr_line(f"posembed: error: {one_line(exc)}")
                 ctx.exit(exc.exit_code)
             except KeyboardInterrupt as exc:  # Ctrl-C, and SIGTERM / SIGHUP through explorer.runtime.interrupts
                 from explorer.runtime.interrupts import exit_code, signal_name
@@ -320,7 +322,7 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
         return
     check_writable(output, inputs)  # before any expensive work
     if output == STDOUT and open_browser:
-        click.echo("posembed: warning: --open needs a file; ignored with -o -", err=True)
+        console.warn("--open needs a file; ignored with -o -")
     if resolution is None:  # an atlas's default resolution, chosen by the number of tables asked for
         from explorer.analysis import RESOLUTION
 
@@ -340,8 +342,7 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
             import webbrowser
 
             if not webbrowser.open(pathlib.Path(output).resolve().as_uri()):
-                click.echo(console.one_line(f"posembed: warning: --open found no browser on this machine; open "
-                                            f"{output} yourself"), err=True)
+                console.warn(f"--open found no browser on this machine; open {output} yourself")
 
 
 def _report_site(requests, output: str, *, open_browser: bool, keep_going: bool, **options: Any) -> None:
@@ -354,7 +355,7 @@ def _report_site(requests, output: str, *, open_browser: bool, keep_going: bool,
     with console.stage("starting"):
         embeddings, failures = load_many(requests, registry, keep_going=keep_going)
         for failure in failures:
-            click.echo(f"posembed: warning: left out: {failure.line()}", err=True)
+            console.warn(f"left out: {failure.line()}")
         if not embeddings:
             raise SpecError("every spec failed to load; nothing was written")
         sizes = site(embeddings, output, registry=registry, **options)
@@ -465,37 +466,19 @@ def export(spec: str, output: str, fmt: str | None) -> None:
 
 def main() -> None:
     """Entry point of the ``posembed`` console script."""
-    import gc
-
     from explorer.runtime import interrupts
     from explorer.runtime.console import library_lines_off
+    from explorer.runtime.environment import command_process
     from explorer.runtime.output import guard_standard_streams, release_stdout
 
     interrupts.install()  # first: SIGTERM and SIGHUP clean up like Ctrl-C from here on
     guard_standard_streams()
     library_lines_off()
-
-    # Kept for what users see, measured by benchmarks/process_settings.py (2 busy cores, medians of 5-7 runs).
-    # One BLAS thread unless the user chose otherwise: the analyses are
-    # mostly FFT- and memory-bound, and a descheduled second BLAS thread stalls the first; `posembed analyze
-    # sinusoidal,positions=65536,dim=128` took 24 s (4.4 s CPU) with one thread, 59 s (12.4 s CPU) with two.
-    # Set before numpy is first imported, which is the only time OpenBLAS reads it.
-    if not any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")):
-        os.environ["OPENBLAS_NUM_THREADS"] = "1"
-    # Bokeh's document validation (its public BOKEH_VALIDATE_DOC setting) walks every model of the page once more
-    # to log layout warnings that only the page's code can cause; the suite asserts that every kind of page
-    # validates clean (tests/test_report_fidelity.py), so the command skips it: the default report's file_html
-    # took 0.43 s CPU with it, 0.35 s without (a 12-table atlas: about 1 s less).
-    os.environ.setdefault("BOKEH_VALIDATE_DOC", "false")
-    # A short-lived process (as mypy does): the cyclic garbage collector runs rarely, and the heap is frozen
-    # before exit so the final collection skips it. `posembed report` (the default table) took 2.3 s CPU with
-    # these two calls, 2.8 s without.
-    gc.set_threshold(200_000, 50, 50)
-    try:
-        cli(prog_name="posembed")
-    finally:
-        release_stdout()
-        gc.freeze()
+    with command_process():  # one BLAS thread, the garbage collector tuned: measured reasons in environment.py
+        try:
+            cli(prog_name="posembed")
+        finally:
+            release_stdout()
 
 
 if __name__ == "__main__":  # pragma: no cover

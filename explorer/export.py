@@ -182,26 +182,21 @@ def export(embedding: PositionEmbedding, path: str | Path, fmt: str | None = Non
     return fmt
 
 
-def _finite_or_none(values: dict[str, float]) -> dict[str, float | None]:
-    """NaN and Inf have no JSON spelling: they become null."""
-    return {k: (v if v == v and abs(v) != float("inf") else None) for k, v in values.items()}
-
-
 def analysis_json(specs: Sequence[str], embeddings: Sequence[Any], results: Sequence[Results],
                   pairs: Sequence[tuple[int, int, Results]]) -> dict[str, Any]:
     """What ``posembed analyze --json`` prints: each table's spec, label, shape, rows and scalars, and each pair's
-    scalars (NaN and Inf as null)."""
-    return {
+    scalars (NaN and Inf as null, by ``json_ready``'s rule)."""
+    return json_ready({
         "tables": [
             {"spec": spec, "label": e.label, "term": e.term, "shape": list(e.shape),
              "rows": e.rows.as_dict() if getattr(e, "rows", None) is not None else None,
-             "scalars": _finite_or_none(r.scalars())}
+             "scalars": r.scalars()}
             for spec, e, r in zip(specs, embeddings, results)
         ],
         "comparisons": [
-            {"a": specs[i], "b": specs[j], "scalars": _finite_or_none(c.scalars())} for i, j, c in pairs
+            {"a": specs[i], "b": specs[j], "scalars": c.scalars()} for i, j, c in pairs
         ],
-    }
+    })
 
 
 def analysis_npz(results: Sequence[Results], pairs: Sequence[tuple[int, int, Results]]) -> bytes:

@@ -89,8 +89,8 @@ def test_a_rotary_models_head_picker_shows_that_heads_curves(tmp_path, monkeypat
     rng = np.random.default_rng(0)
     theta = 100.0 ** -(np.arange(4) / 4)
     angles = np.arange(40)[:, None] * theta[None, :]
-    inputs = AttentionInputs(0, 3, rng.normal(size=(24, 24)), rng.normal(size=(24, 24)), scale=8 ** -0.5,
-                             causal=True, rotary="half")
+    inputs = AttentionInputs(0, 3, rng.normal(size=(24, 24)), rng.normal(size=(24, 24)), rng.normal(size=24),
+                             rng.normal(size=24), scale=8 ** -0.5, causal=True, rotary="half")  # biases: a token curve
     emb = explorer.PositionEmbedding(np.concatenate([np.cos(angles), np.sin(angles)], axis=1), provider="rotary",
                                      source="test", kind="rotary", attention=inputs)
     path = tmp_path / "rotary.html"
@@ -103,10 +103,13 @@ def test_a_rotary_models_head_picker_shows_that_heads_curves(tmp_path, monkeypat
           doc.get_model_by_name('rotary_head').value = 'head 2';
           await new Promise((resolve) => setTimeout(resolve, 300));
           const score = doc.get_model_by_name('rotary_score'), energy = doc.get_model_by_name('rotary_energy');
-          return [score.title.text, Array.from(score.renderers[0].data_source.data.score),
-                  Array.from(energy.renderers[0].data_source.data.query)];
+          const data = score.renderers[0].data_source.data;
+          return [score.title.text, Array.from(data.score), Array.from(energy.renderers[0].data_source.data.query),
+                  Array.from(data.token)];
         })()""")
     exact = rotary_attention(emb.matrix, emb.attention)
-    assert picked[0] == "head 2: score of a unit input against distance"
+    assert picked[0] == "head 2: score against distance"
     np.testing.assert_allclose(picked[1], exact.score[2], rtol=1e-6)
     np.testing.assert_allclose(picked[2], exact.query_energy[2], rtol=1e-6)
+    np.testing.assert_allclose(picked[3], exact.token_score[2], rtol=1e-6)  # the zero token: the biases alone
+    assert np.ptp(exact.token_score[2]) > 1e-3 and np.abs(exact.token_score[2] - exact.token_score[0]).max() > 1e-3

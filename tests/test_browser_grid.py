@@ -51,6 +51,23 @@ def test_comparison_of_a_grid_table_and_a_one_dimensional_table_renders_without_
     browser.resize(1400, 1100)
 
 
+PICK = """(async () => {
+  const doc = Bokeh.documents[0];
+  for (const [name, value] of Object.entries(%s)) doc.get_model_by_name(name).value = value;
+  await new Promise((resolve) => setTimeout(resolve, 200));  // CustomJS callbacks run asynchronously
+  const fig = doc.get_model_by_name('patch_picked');
+  const marker = doc.get_model_by_name('patch_marker').data;
+  return [fig.title.text, Array.from(fig.renderers[0].data_source.data.image[0]), marker.x[0], marker.y[0]];
+})()"""
+
+
+def pick(browser, **sliders):
+    """Set the picker's sliders and read back the picked image's title, values and marker (x, y)."""
+    import json
+
+    return browser.evaluate(PICK % json.dumps(sliders))
+
+
 def test_patch_picker_redraws_the_chosen_patchs_cosines(browser, tmp_path):
     emb = learned_grid()
     path = tmp_path / "picker.html"
@@ -59,19 +76,41 @@ def test_patch_picker_redraws_the_chosen_patchs_cosines(browser, tmp_path):
     browser.open(path)
     assert browser.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     browser.resize(1400, 1100)
-    image = browser.evaluate("""(async () => {
-      const doc = Bokeh.documents[0];
-      doc.get_model_by_name('patch_row').value = 4;
-      doc.get_model_by_name('patch_column').value = 1;
-      await new Promise((resolve) => setTimeout(resolve, 200));  // CustomJS callbacks run asynchronously
-      const fig = doc.get_model_by_name('patch_picked');
-      return [fig.title.text, Array.from(fig.renderers[0].data_source.data.image[0])];
-    })()""")
+    image = pick(browser, patch_row=4, patch_column=1)
     codes = patch_similarity(emb.matrix, emb.grid).codes
     unit = emb.matrix / np.linalg.norm(emb.matrix, axis=1, keepdims=True)
     assert image[0] == "cosine with patch (row 4, col 1)"
     np.testing.assert_allclose(image[1], quantised_cosines(codes, 4 * 5 + 1), atol=1e-6)
     assert np.abs(np.array(image[1]) - unit @ unit[21]).max() < 0.02
+    assert (image[2], image[3]) == (1.5, 4.5)
+
+
+def test_on_a_video_grid_the_picker_redraws_a_strip_of_every_frame(browser, tmp_path):
+    from explorer.reporting.grid_views import Strip
+
+    rng = np.random.default_rng(6)
+    grid = (5, 3, 4)
+    emb = explorer.PositionEmbedding(rng.normal(size=(60, 16)).astype(np.float32), provider="learned", source="video",
+                                     grid=grid)
+    path = tmp_path / "video.html"
+    explorer.report(emb, path)
+    for width in (1280, 1920):
+        browser.resize(width, 1100)
+        result = browser.open(path)
+        assert result.errors == [] and result.idle
+        assert browser.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    browser.resize(1400, 1100)
+    image = pick(browser, patch_frame=3, patch_row=1, patch_column=2)
+    codes = patch_similarity(emb.matrix, grid).codes
+    picked = (3 * 3 + 1) * 4 + 2
+    strip = Strip.of(*grid)
+    expected = strip.mosaic(quantised_cosines(codes, picked).reshape(grid))
+    assert image[0] == "cosine with patch (frame 3, row 1, col 2)"
+    shown = np.array(image[1], dtype=np.float64).reshape(strip.shape)
+    np.testing.assert_allclose(shown[np.isfinite(expected)], expected[np.isfinite(expected)], atol=1e-6)
+    assert np.isnan(shown[~np.isfinite(expected)]).all()  # the gaps between frames stay blank
+    y, x = strip.corner(3)
+    assert (image[2], image[3]) == (x + 2.5, y + 1.5)
 
 
 #: For every plot on the page: its name and how many pixels of its canvas's first two pixel columns hold anything but

@@ -272,6 +272,20 @@ def test_closed_standard_output_is_one_line(command, tmp_path):
     assert_one_error_line(done.stderr.decode(), "cannot write to standard output: it is closed", 1, done.returncode)
 
 
+@pytest.mark.parametrize("command", sorted(STDOUT_COMMANDS))
+def test_a_pipe_whose_reader_has_gone_ends_the_command_quietly(command, tmp_path):
+    """`posembed info gpt2 | head -1`: once the reader has gone (EPIPE), the command ends with nothing on stderr and
+    the status a tool killed by SIGPIPE leaves (141), as cat does; no file is left behind."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first byte
+    try:
+        done = posembed(*STDOUT_COMMANDS[command], stdout=write_end, cwd=tmp_path)
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr.decode()) == (141, "")
+    assert not list(tmp_path.iterdir())
+
+
 def test_closed_standard_output_does_not_leak_into_the_output_file(tmp_path):
     """With descriptor 1 closed, the next file opened would get it, and every print would land in the table."""
     done = posembed("export", SMALL, "-o", "t.csv", stdout=None, preexec_fn=lambda: os.close(1), cwd=tmp_path)

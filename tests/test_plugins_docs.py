@@ -67,3 +67,27 @@ def test_ci_installs_every_plugin_package_and_pytest_collects_their_tests():
     assert 'for plugin in plugins/*/' in ci and 'pip install -q -e "$plugin"' in ci
     options = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["pytest"]["ini_options"]
     assert "plugins" in options["testpaths"] and "--import-mode=importlib" in options["addopts"]
+
+
+#: What a plugin's own code may import from posembed: the modules section 14 of docs/plugins.md makes public.
+PUBLIC_MODULES = {"explorer", "explorer.errors", "explorer.testing", "explorer.plugins", "explorer.reporting.figures"}
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=lambda path: path.name)
+def test_every_plugin_uses_only_explorers_public_api(package):
+    """A plugin under plugins/ is written as a third party would: it imports only public modules, and from
+    ``explorer`` only the names it exports (so ``open_model``, not the loaders behind it)."""
+    import ast
+
+    import explorer
+
+    for path in package.glob("*.py"):  # the plugin's own modules (its tests may drive the CLI)
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "explorer":
+                assert node.module in PUBLIC_MODULES, f"{path.name} imports {node.module}"
+                if node.module == "explorer":
+                    assert {a.name for a in node.names} <= set(explorer.__all__), f"{path.name}: {node.names}"
+            elif isinstance(node, ast.Import):
+                names = {a.name for a in node.names if a.name.split(".")[0] == "explorer"}
+                assert names <= PUBLIC_MODULES, f"{path.name} imports {names}"

@@ -35,7 +35,7 @@ def test_a_grid_page_shows_the_grid_sections_after_their_one_dimensional_neighbo
     assert set(GRID_MODELS) <= names(doc)
     shown = headings(doc)
     for before, grid_section in (("the matrix", "patch similarity (grid)"),
-                                 ("offset profile and row norms", "2-D offset profile (grid)"),
+                                 ("offset profile and row norms", "offset profile on the grid"),
                                  ("principal components", "principal components on the grid")):
         assert shown.index(grid_section) == shown.index(before) + 1, shown
     provenance = next(m for m in doc.models if m.name == "provenance")

@@ -82,3 +82,16 @@ def test_energy_per_pair_is_each_pairs_share_of_the_heads_squared_weights(llama)
         group = h // 2  # query heads 0, 1 share key head 0; 2, 3 key head 1
         rows = (k[group * 8:(group + 1) * 8] ** 2).sum(axis=1)
         np.testing.assert_allclose(result.key_energy[h], (rows[:4] + rows[4:]) / rows.sum(), rtol=1e-5)
+
+
+def test_a_zero_token_without_biases_gives_uniform_causal_attention(llama):
+    """q = k = 0 (no biases, the norm of a zero row is zero even with eps 0): every score 0, so query m spreads
+    evenly over its m + 1 keys; the numbers are those of uniform causal attention, finite."""
+    table, inputs = inputs_of(llama, 0)
+    result = rotary_attention(table, inputs)
+    m = np.arange(POSITIONS)
+    assert np.all(result.token_score == 0)
+    np.testing.assert_allclose(result.mean_distance, (m / 2).mean(), rtol=1e-6)
+    np.testing.assert_allclose(result.diagonal, (1 / (m + 1)).mean(), rtol=1e-6)
+    np.testing.assert_allclose(result.previous, (1 / (m[1:] + 1)).mean(), rtol=1e-6)
+    np.testing.assert_allclose(result.entropy, np.log(m + 1).mean(), rtol=1e-6)

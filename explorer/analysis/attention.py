@@ -20,7 +20,7 @@ described by ``rotary_attention`` instead, per head, from the weights and the ro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -87,11 +87,13 @@ def queries_and_keys(table: np.ndarray, inputs) -> tuple[np.ndarray, np.ndarray]
     return (q.reshape(n, heads, -1).transpose(1, 0, 2), k.reshape(n, heads, -1).transpose(1, 0, 2))
 
 
-def softmax_rows(scores: np.ndarray, rows: np.ndarray, causal: bool) -> np.ndarray:
-    """Row-wise softmax of ``scores`` (query ``rows`` x all keys) with the causal mask when asked."""
+def softmax_rows(scores: np.ndarray, rows: np.ndarray, causal: bool, window: int | None = None) -> np.ndarray:
+    """Row-wise softmax of ``scores`` (query ``rows`` x all keys) with the causal mask when asked (keys within
+    ``window`` of the query only, for a local layer)."""
     s = scores.copy()
     if causal:
-        s[np.arange(s.shape[1])[None, :] > rows[:, None]] = -np.inf
+        back = rows[:, None] - np.arange(s.shape[1])[None, :]
+        s[(back < 0) | (back >= window if window else False)] = -np.inf
     s -= s.max(axis=1, keepdims=True)
     np.exp(s, out=s)
     s /= s.sum(axis=1, keepdims=True)
@@ -136,7 +138,7 @@ def layer_attention(table: np.ndarray, inputs, resolution: int = 1024,
         for b0, b1 in bands:
             rows = np.arange(bounds[b0], bounds[b1])
             s = (q[h, rows] @ k[h].T) * inputs.scale
-            a = softmax_rows(s, rows, inputs.causal)
+            a = softmax_rows(s, rows, inputs.causal, inputs.window)
             local = bounds[b0:b1 + 1] - bounds[b0]
             for image, values in ((scores, s), (probs, a)):
                 block = np.add.reduceat(np.add.reduceat(values, bounds[:-1], axis=1), local[:-1], axis=0)
@@ -168,21 +170,29 @@ def _run(ctx: TableContext) -> LayerAttention | None:
     inputs = getattr(ctx.embedding, "attention", None)
     if inputs is None or inputs.rotary is not None:
         return None
-    return layer_attention(ctx.matrix, inputs, ctx.resolution, ctx.embedding.grid)
+    grid = ctx.embedding.grid
+    # the patch view is an image's: a video grid's attention is read along its positions alone
+    return layer_attention(ctx.matrix, inputs, ctx.resolution, grid if grid is not None and len(grid) == 2 else None)
+
+
+def head_numbers(layer: int, distance: np.ndarray, previous: np.ndarray, diagonal: np.ndarray,
+                 entropy: np.ndarray) -> dict[str, float]:
+    """The per-head attention numbers as scalars: summaries over heads first (the atlas's columns), then every
+    head's own (the same names for a rotary model's token attention)."""
+    out = {"attention_layer": float(layer), "attention_previous_max": float(np.nanmax(previous)),
+           "attention_distance_mean": float(distance.mean()), "attention_entropy_mean": float(entropy.mean())}
+    for h in range(len(distance)):
+        out[f"attention_distance_h{h}"] = float(distance[h])
+        out[f"attention_previous_h{h}"] = float(previous[h])
+        out[f"attention_diagonal_h{h}"] = float(diagonal[h])
+        out[f"attention_entropy_h{h}"] = float(entropy[h])
+    return out
 
 
 def _scalars(result: LayerAttention) -> dict[str, float]:
-    # summaries over heads first (the atlas's columns), then every head's own numbers
-    out = {"attention_layer": float(result.layer), "attention_previous_max": float(np.nanmax(result.previous)),
-           "attention_distance_mean": float(result.mean_distance.mean()),
-           "attention_entropy_mean": float(result.entropy.mean())}
-    for h in range(result.heads):
-        out[f"attention_distance_h{h}"] = float(result.mean_distance[h])
-        out[f"attention_previous_h{h}"] = float(result.previous[h])
-        out[f"attention_diagonal_h{h}"] = float(result.diagonal[h])
-        out[f"attention_entropy_h{h}"] = float(result.entropy[h])
-        if result.patch_distance.size:
-            out[f"attention_patch_distance_h{h}"] = float(result.patch_distance[h])
+    out = head_numbers(result.layer, result.mean_distance, result.previous, result.diagonal, result.entropy)
+    for h in range(result.heads if result.patch_distance.size else 0):
+        out[f"attention_patch_distance_h{h}"] = float(result.patch_distance[h])
     return out
 
 
@@ -197,13 +207,21 @@ def _arrays(result: LayerAttention) -> dict[str, np.ndarray]:
 # --------------------------------------------------------------------------- rotary models
 
 
+def _empty(*shape: int) -> np.ndarray:
+    return np.zeros(shape or (0,), np.float32)
+
+
 @dataclass(frozen=True)
 class RotaryAttention:
-    """Per head, how the layer's query and key weights use each rotary frequency pair, and the score of a unit
-    input as query and key against their distance d = query - key position (``distance``, at most 2R of them).
+    """Per head, how the layer's query and key weights use each rotary frequency pair, and scores against the
+    distance d = query - key position (``distance``, at most 2R of them).
 
     ``query_energy[h, i]`` and ``key_energy[h, i]``: the share of head h's squared weight (over all its head
-    dimensions) in pair i's two dimensions; ``score[h, k]``: E[q_m . k_n] * scale at m - n = distance[k]."""
+    dimensions) in pair i's two dimensions; ``score[h, k]``: E[q_m . k_n] * scale at m - n = distance[k] for a unit
+    input. At layer 0, ``token_score[h, k]`` is q_m . k_n * scale of the token itself (``tokens``: zero or the
+    mean token embedding) at every position, and ``mean_distance``, ``previous``, ``diagonal``, ``entropy`` the
+    causal attention it gives over the table's positions, exact; past layer 0 (whose input depends on the layers
+    below) these are empty."""
 
     layer: int
     distance: np.ndarray  # int32
@@ -212,6 +230,12 @@ class RotaryAttention:
     key_energy: np.ndarray
     wavelength: np.ndarray  # float32, pairs (2 pi / theta_i, Inf for theta 0)
     context: int
+    tokens: str = "zero"
+    token_score: np.ndarray = field(default_factory=lambda: _empty(0, 0))  # heads x distances (empty past layer 0)
+    mean_distance: np.ndarray = field(default_factory=_empty)  # float32, heads (empty past layer 0)
+    previous: np.ndarray = field(default_factory=_empty)
+    diagonal: np.ndarray = field(default_factory=_empty)
+    entropy: np.ndarray = field(default_factory=_empty)
 
     @property
     def heads(self) -> int:
@@ -226,47 +250,93 @@ def rotary_pairs(head_dim: int, pairs: int, layout: str) -> tuple[np.ndarray, np
     return (i, i + pairs) if layout == "half" else (2 * i, 2 * i + 1)
 
 
+def rotated_score(c: np.ndarray, a: np.ndarray, b: np.ndarray, cos: np.ndarray, sin: np.ndarray,
+                  gain: float) -> np.ndarray:
+    """q_m . k_n against d = m - n (rows of ``cos``/``sin``: cos(d theta_i), sin(d theta_i)) for C = E[k q^T] (one
+    head's d x d): sum_i cos(d theta_i) (C_aa + C_bb) + sin(d theta_i) (C_ba - C_ab), times ``gain`` (the table's
+    scaling squared), plus the trace over the dimensions that do not rotate."""
+    diag = np.diag(c)
+    rest = diag.sum() - diag[a].sum() - diag[b].sum()
+    return gain * (cos @ (diag[a] + diag[b]) + sin @ (c[b, a] - c[a, b])) + rest
+
+
+def causal_numbers(f: np.ndarray) -> tuple[float, float, float, float]:
+    """Mean distance, previous-token share, diagonal share and entropy of causal attention whose score at distance
+    d = query - key is ``f[d]`` (d = 0 .. N-1, the same for every query), over the N queries, exactly, in O(N):
+    query m's probabilities are exp(f(d)) / Z_m over d <= m, and every sum over keys is a running one (in logs)."""
+    n = len(f)
+    f = f.astype(np.float64)
+    with np.errstate(divide="ignore"):
+        log_d = np.log(np.arange(n, dtype=np.float64))
+        low = f.min()
+        log_excess = np.log(f - low)
+    log_z = np.logaddexp.accumulate(f)
+    distance = np.exp(np.logaddexp.accumulate(f + log_d) - log_z)
+    expected_f = np.exp(np.logaddexp.accumulate(f + log_excess) - log_z) + low
+    entropy = log_z - expected_f
+    diagonal = np.exp(f[0] - log_z)
+    previous = np.exp(f[1] - log_z[1:]).mean() if n > 1 else np.nan
+    return float(distance.mean()), float(previous), float(diagonal.mean()), float(entropy.mean())
+
+
 def rotary_attention(table: np.ndarray, inputs, resolution: int = 1024) -> RotaryAttention:
-    """The per-pair weight energies and the unit-input score against distance of a rotary model's layer.
+    """The per-pair weight energies and the scores against distance of a rotary model's layer.
 
     ``table`` is the rotary table s [cos(p theta_i) | sin(p theta_i)] (N x 2F); theta_i and s are read from its rows
-    1 and 0. ``inputs.pre_norm``'s weight g scales the input's coordinates (x -> g * x after the RMS norm)."""
+    1 and 0. The unit input x (E[x] = 0, E[x x^T] = I) enters after the layer's norm: g * x + beta (weight g, bias
+    beta); the token (layer 0) goes through the norm itself."""
     n, width = table.shape
     pairs = width // 2
     t = np.asarray(table, dtype=np.float64)
-    scaling = float(np.hypot(t[0, 0], t[0, pairs])) or 1.0
+    gain = float(t[0, 0] ** 2 + t[0, pairs] ** 2) or 1.0
     theta = np.arctan2(t[1, pairs:], t[1, :pairs]) if n > 1 else np.zeros(pairs)
-    g = 1.0 if inputs.pre_norm is None else inputs.pre_norm.weight.astype(np.float64)[:, None]
-    wq = inputs.query.astype(np.float64) * g
-    wk = inputs.key.astype(np.float64) * g
+    norm = inputs.pre_norm
+    g = 1.0 if norm is None else norm.weight.astype(np.float64)[:, None]
+    wq, wk = inputs.query.astype(np.float64), inputs.key.astype(np.float64)
+    bq = np.zeros(wq.shape[1]) if inputs.query_bias is None else inputs.query_bias.astype(np.float64)
+    bk = np.zeros(wk.shape[1]) if inputs.key_bias is None else inputs.key_bias.astype(np.float64)
+    if norm is not None and norm.bias is not None:  # the norm's bias beta reaches q and k as a bias
+        beta = norm.bias.astype(np.float64)
+        unit_bq, unit_bk = bq + beta @ wq, bk + beta @ wk
+    else:
+        unit_bq, unit_bk = bq, bk
+    token = inputs.layer == 0 and inputs.hidden is None
+    if token:
+        x = np.zeros(wq.shape[0]) if inputs.shift is None else inputs.shift.astype(np.float64)
+        x = x if norm is None else norm(x[None])[0]
+        token_q, token_k = x @ wq + bq, x @ wk + bk
     heads, dim = inputs.heads, inputs.head_dim
     a, b = rotary_pairs(dim, pairs, inputs.rotary)
-    rotating = np.zeros(dim, dtype=bool)
-    rotating[np.concatenate([a, b])] = True
     distance = np.arange(n)
     if n > 2 * resolution:
         distance = np.unique(np.linspace(0, n - 1, 2 * resolution).round().astype(np.int64))
-    angles = distance[:, None] * theta[None, :]
+    shown = distance[:, None] * theta[None, :]
+    cos, sin = np.cos(shown), np.sin(shown)
+    every = np.arange(n)[:, None] * theta[None, :] if token else None
+    cos_all, sin_all = (np.cos(every), np.sin(every)) if token else (None, None)
     score = np.zeros((heads, len(distance)))
+    token_score = np.zeros((heads if token else 0, len(distance) if token else 0))
+    numbers = np.full((4, heads if token else 0), np.nan)
     q_energy, k_energy = np.zeros((heads, pairs)), np.zeros((heads, pairs))
     for h in range(heads):
         cols = slice(h * dim, (h + 1) * dim)
-        q, k = wq[:, cols], wk[:, cols]
+        q, k = wq[:, cols] * g, wk[:, cols] * g
         qq, kk = (q * q).sum(axis=0), (k * k).sum(axis=0)
         q_energy[h] = (qq[a] + qq[b]) / (qq.sum() or 1.0)
         k_energy[h] = (kk[a] + kk[b]) / (kk.sum() or 1.0)
-        # E[k q^T] for a random input of unit variance in every coordinate after the norm (E[x x^T] = I), plus
-        # the biases' outer product
-        c = k.T @ q
-        if inputs.query_bias is not None and inputs.key_bias is not None:
-            c += np.outer(inputs.key_bias[cols], inputs.query_bias[cols])
-        diag = np.diag(c)
-        rotated = np.cos(angles) @ (diag[a] + diag[b]) + np.sin(angles) @ (c[b, a] - c[a, b])
-        score[h] = (scaling * scaling * rotated + diag[~rotating].sum()) * inputs.scale
+        c = k.T @ q + np.outer(unit_bk[cols], unit_bq[cols])  # E[k q^T] for the unit input
+        score[h] = rotated_score(c, a, b, cos, sin, gain) * inputs.scale
+        if token:
+            c = np.outer(token_k[cols], token_q[cols])
+            f = rotated_score(c, a, b, cos_all, sin_all, gain) * inputs.scale
+            token_score[h] = f[distance]
+            numbers[:, h] = causal_numbers(f)
     with np.errstate(divide="ignore"):
         wavelength = np.where(theta > 0, 2 * np.pi / np.where(theta > 0, theta, 1.0), np.inf)
-    return RotaryAttention(int(inputs.layer), distance.astype(np.int32), score.astype(np.float32),
-                           q_energy.astype(np.float32), k_energy.astype(np.float32), wavelength.astype(np.float32), n)
+    f32 = np.float32
+    return RotaryAttention(int(inputs.layer), distance.astype(np.int32), score.astype(f32), q_energy.astype(f32),
+                           k_energy.astype(f32), wavelength.astype(f32), n, inputs.tokens, token_score.astype(f32),
+                           *(row.astype(f32) for row in numbers))
 
 
 def _run_rotary(ctx: TableContext) -> RotaryAttention | None:
@@ -278,6 +348,8 @@ def _run_rotary(ctx: TableContext) -> RotaryAttention | None:
 
 def _rotary_scalars(result: RotaryAttention) -> dict[str, float]:
     out = {"attention_layer": float(result.layer)}
+    if result.previous.size:  # layer 0: the token's causal attention, named as the absolute models' numbers
+        out.update(head_numbers(result.layer, result.mean_distance, result.previous, result.diagonal, result.entropy))
     long = result.wavelength > result.context
     for h in range(result.heads):
         both = np.sqrt(result.query_energy[h] * result.key_energy[h])
@@ -286,10 +358,17 @@ def _rotary_scalars(result: RotaryAttention) -> dict[str, float]:
     return out
 
 
+def _rotary_arrays(result: RotaryAttention) -> dict[str, np.ndarray]:
+    names = ("distance", "score", "query_energy", "key_energy", "wavelength")
+    if result.previous.size:
+        names += ("token_score", "mean_distance", "previous", "diagonal", "entropy")
+    return {name: getattr(result, name) for name in names}
+
+
 ANALYSES = (
     Analysis("attention", "a layer's attention from positions alone (attention=L): per-head maps, distance, "
              "previous-token and diagonal shares, entropy", order=140, run=_run, scalars=_scalars, arrays=_arrays),
     Analysis("rotary_attention", "a rotary model's layer (attention=L): each head's query/key weight energy per "
-             "frequency pair and the score of a unit input against distance", order=141, run=_run_rotary,
-             scalars=_rotary_scalars),
+             "frequency pair, the score of a unit input against distance; at layer 0 the token's score and the causal "
+             "attention numbers it gives", order=141, run=_run_rotary, scalars=_rotary_scalars, arrays=_rotary_arrays),
 )

@@ -20,7 +20,7 @@ class TableContext:
     ``matrix`` is the C-contiguous float32 table (positions x dimensions). ``memo(key, compute)`` computes a
     value once per table for every analysis that asks (the centred eigen-decomposition behind PCA, the spectrum
     and the probes is ``eigen``). ``options`` holds the run's settings by name, read-only; an analysis reads
-    its own with a default (the probes: ``options.get("probe_protocol", "ridge")``, ``explorer.core.choices``).
+    its own with a default (the probes: ``options.get("probe_protocol", PROBE_PROTOCOL)``, ``explorer.core.choices``).
     Pair analyses receive the contexts the tables' analyses filled, so what a pair needs of one table (its offset
     profile, its cosine image, what CKA needs) is computed once for every pair. ``memo`` starts the shared work
     from what another process computed (``memos``).

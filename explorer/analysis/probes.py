@@ -54,8 +54,6 @@ TRAIN_PAIRS = 8192
 TEST_PAIRS = 4096
 STEPS = 300
 L2 = 1e-4
-#: The probe protocols: the project's (ridge, every row) and the paper's code (``wang_chen_probes``).
-PROTOCOLS = PROBE_PROTOCOLS
 #: The published protocol cuts every table to this many rows.
 WANG_CHEN_ROWS = 512
 
@@ -70,7 +68,7 @@ class Probes:
     absolute_baseline: float  # MAE of always predicting the mean position: what "no information" scores
     order_pairs: int  # held-out pairs the order error is measured on
     ridge: float  # 0 for the published protocol's plain least squares
-    protocol: str = "ridge"  # which protocol measured these (``PROTOCOLS``)
+    protocol: str = PROBE_PROTOCOL  # which protocol measured these (``explorer.core.choices.PROBE_PROTOCOLS``)
     rows: int = 0  # the rows the probes used (the published protocol cuts tables to 512)
 
     def numbers(self) -> dict[str, float]:
@@ -373,16 +371,16 @@ def wang_chen_probes(x: np.ndarray, seed: int = 0) -> Probes | None:
 
 
 def check_protocol(protocol: str) -> str:
-    """``protocol`` if it is one of ``PROTOCOLS``; else a ``SettingError`` naming them."""
-    if protocol not in PROTOCOLS:
+    """``protocol`` if it is one of ``PROBE_PROTOCOLS``; else an ``OutputError`` naming them."""
+    if protocol not in PROBE_PROTOCOLS:
         from explorer.errors import OutputError
 
-        raise OutputError(f"probe protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+        raise OutputError(f"probe protocol must be one of {', '.join(PROBE_PROTOCOLS)}, got {protocol!r}")
     return protocol
 
 
 def probes(x: np.ndarray, ridge: float = RIDGE, seed: int = 0, eigen: CentredEigen | None = None,
-           protocol: str = "ridge") -> Probes | None:
+           protocol: str = PROBE_PROTOCOL) -> Probes | None:
     """All three probes, or None for tables with fewer than ``MIN_POSITIONS`` positions.
 
     ``eigen`` is ``decomposition.centred_eigen(x)`` when the caller already has it (``analyze`` shares it).

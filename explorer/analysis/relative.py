@@ -11,6 +11,7 @@ They declare ``terms=("relative",)``: the analysis loop never runs them on an ab
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -111,18 +112,21 @@ def _stats(ctx: TableContext) -> HeadStats:
     return head_stats(ctx.matrix, distances, causal)
 
 
-def _nanmean(a: np.ndarray) -> float:
-    finite = a[np.isfinite(a)]
-    return float(finite.mean()) if finite.size else float("nan")
+def per_head_scalars(stats: Any, names: Sequence[str], prefix: str = "") -> dict[str, float]:
+    """The per-head arrays ``names`` of ``stats`` as scalars: each one's mean over its finite heads
+    (``PREFIXname_mean``, NaN when none is finite), then one scalar per head (``PREFIXname_headH``)."""
+    out: dict[str, float] = {}
+    for name in names:
+        array = getattr(stats, name)
+        finite = array[np.isfinite(array)]
+        out[f"{prefix}{name}_mean"] = float(finite.mean()) if finite.size else float("nan")
+        out.update({f"{prefix}{name}_head{h}": float(v) for h, v in enumerate(array)})
+    return out
 
 
 def _head_scalars(stats: HeadStats) -> dict[str, float]:
-    out: dict[str, float] = {"heads": float(len(stats.value_at_0))}
-    for name in ("value_at_0", "decay_distance", "symmetry", "monotonicity"):
-        array = getattr(stats, name)
-        out[f"{name}_mean"] = _nanmean(array)
-        out.update({f"{name}_head{h}": float(v) for h, v in enumerate(array)})
-    return out
+    return {"heads": float(len(stats.value_at_0)),
+            **per_head_scalars(stats, ("value_at_0", "decay_distance", "symmetry", "monotonicity"))}
 
 
 ANALYSES = (

@@ -4,7 +4,8 @@ Row p of a rotary table is s * [cos(p theta_i) ..., sin(p theta_i) ...]; the que
 p + k then depends on k through cos(theta_i k) alone. The kernel K(k) = (1/F) sum_i cos(theta_i k) over the F
 frequency pairs is RoFormer's long-term decay; it is read off the table as K(k) = <row k, row 0> / <row 0, row 0>
 (row 0 is s on the cosines and 0 on the sines). The wavelength of pair i is 2 pi / theta_i, theta_i read from row 1
-as atan2(sin, cos). Any other table gives no result.
+as atan2(sin, cos). Any other table gives no result, nor does a rotary table on a grid (an image's tokens under
+M-RoPE), whose rows are not the positions of a line.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ def rope_kernel(x: np.ndarray, resolution: int = 1024) -> RopeKernel | None:
 def _run(ctx: TableContext) -> RopeKernel | None:
     if ctx.embedding is None or getattr(ctx.embedding, "kind", None) != "rotary":
         return None  # only a rotary table's rows are cos/sin of p * theta
+    if getattr(ctx.embedding, "grid", None) is not None:
+        return None  # an image's tokens (M-RoPE): its rows are patches, not the positions 0, 1, 2, ... of a line
     return rope_kernel(ctx.matrix, ctx.resolution)
 
 

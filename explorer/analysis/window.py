@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from explorer.analysis.context import TableContext
-from explorer.analysis.relative import pearson, ranks
+from explorer.analysis.relative import pearson, per_head_scalars, ranks
 from explorer.plugins.units import Analysis
 
 
@@ -61,18 +61,9 @@ def window_heads(images: np.ndarray) -> WindowHeads:
         as32(images.mean(axis=0)))
 
 
-def _nanmean(a: np.ndarray) -> float:
-    finite = a[np.isfinite(a)]
-    return float(finite.mean()) if finite.size else float("nan")
-
-
 def _scalars(stats: WindowHeads) -> dict[str, float]:
-    out: dict[str, float] = {"window_heads": float(len(stats.value_at_0))}
-    for name in ("value_at_0", "value_range", "symmetry", "decay", "anisotropy"):
-        array = getattr(stats, name)
-        out[f"window_{name}_mean"] = _nanmean(array)
-        out.update({f"window_{name}_head{h}": float(v) for h, v in enumerate(array)})
-    return out
+    return {"window_heads": float(len(stats.value_at_0)), **per_head_scalars(
+        stats, ("value_at_0", "value_range", "symmetry", "decay", "anisotropy"), prefix="window_")}
 
 
 ANALYSES = (

@@ -21,15 +21,19 @@ TOKENS = ("zero", "mean")
 
 @dataclass(frozen=True, eq=False)
 class Norm:
-    """A LayerNorm: ``(x - mean) / sqrt(var + eps) * weight + bias`` over the last axis."""
+    """A LayerNorm, ``(x - mean) / sqrt(var + eps) * weight + bias`` over the last axis, or with ``rms`` an RMSNorm,
+    ``x / sqrt(mean(x^2) + eps) * weight (+ bias)`` (Llama's: no centring)."""
 
     weight: np.ndarray
     bias: np.ndarray | None
     eps: float
+    rms: bool = False
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        centred = x - x.mean(axis=-1, keepdims=True)
-        out = centred / np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + self.eps) * self.weight
+        centred = x if self.rms else x - x.mean(axis=-1, keepdims=True)
+        spread = np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + self.eps)
+        # a constant row with eps 0 (spread 0) has centred 0: its limit is 0, not 0/0
+        out = centred / np.where(spread > 0, spread, 1.0) * self.weight
         return out if self.bias is None else out + self.bias
 
 
@@ -42,7 +46,7 @@ class AttentionInputs:
     (``shift``: the rows added to every position, e.g. BERT's token type 0 or the mean token; ``embed_norm``:
     a LayerNorm right after the embeddings, BERT's). The layer applies ``pre_norm`` (GPT-2's ``ln_1``, ViT's
     ``layernorm_before``; None for post-LN models), then the projections; score = q . k * ``scale``, with a
-    causal mask when ``causal``.
+    causal mask when ``causal`` (within ``window`` keys for a local layer).
     """
 
     layer: int
@@ -62,6 +66,8 @@ class AttentionInputs:
     """The checkpoint's tensors read for this layer (beyond the position table)."""
     note: str = ""
     """What "positions alone" means for this model family, one sentence."""
+    window: int | None = None
+    """A local layer's window (GPT-Neo): query i sees keys j with 0 <= i - j < window; None: no such limit."""
     rotary: str | None = None
     """For a rotary model (the table is its cos/sin table, ``kind="rotary"``): how its heads pair dimensions,
     ``"half"`` (i with i + F, transformers' rotate_half) or ``"interleaved"`` (2i with 2i + 1); None otherwise."""
@@ -74,6 +80,8 @@ class AttentionInputs:
                                  f"be D x (heads * head_dim) for {self.heads} heads")
         if self.rotary not in (None, "half", "interleaved"):
             raise EmbeddingError(f"attention: rotary must be 'half' or 'interleaved', got {self.rotary!r}")
+        if self.window is not None and (not isinstance(self.window, int) or self.window < 1 or not self.causal):
+            raise EmbeddingError(f"attention: window must be a whole number >= 1 on a causal layer, got {self.window!r}")
         if self.tokens not in TOKENS:
             raise EmbeddingError(f"attention: tokens must be one of {', '.join(TOKENS)}, got {self.tokens!r}")
         for name in ("query", "key", "query_bias", "key_bias", "shift", "hidden"):
@@ -98,6 +106,7 @@ class AttentionInputs:
     def summary(self) -> dict[str, Any]:
         """Plain JSON-able values for the provenance: the layer, heads, tokens, mask and the tensors read."""
         return {"layer": self.layer, "heads": self.heads, "head_dim": self.head_dim, "tokens": self.tokens,
-                "causal": self.causal, "scale": self.scale, "from_layers_below": self.hidden is not None,
+                "causal": self.causal, "scale": self.scale, **({"window": self.window} if self.window else {}),
+                "from_layers_below": self.hidden is not None,
                 "tensors": list(self.tensors), "note": self.note,
                 **({"rotary": self.rotary} if self.rotary else {})}

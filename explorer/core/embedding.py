@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
@@ -76,9 +77,11 @@ class PositionEmbedding:
     """Revision (commit, branch, tag) of a hub repository, where there is one."""
     description: str = ""
     """A short free-text note from the provider (model family, layout, ...)."""
-    grid: tuple[int, int] | None = None
+    grid: tuple[int, ...] | None = None
     """``(H, W)`` when the positions are patches of an image laid out row by row (row r, column c is position
-    r * W + c); ``H * W`` must equal the number of positions. ``None``: a 1-D sequence."""
+    r * W + c); ``(T, H, W)`` when they are a video's patches laid out frame by frame, then row by row (frame t,
+    row r, column c is position (t * H + r) * W + c). The product must equal the number of positions.
+    ``None``: a 1-D sequence."""
     rows: RowAxis | None = None
     """What the rows stand for when row i is not position i (DeBERTa's distance buckets), with one label per row;
     ``None``: row i is position i."""
@@ -188,29 +191,39 @@ def term_label(term: Any) -> str:
     return f"{label} ({', '.join(chosen)})" if chosen else label
 
 
-def check_grid(grid: Any, positions: int, where: str) -> tuple[int, int]:
-    """``grid`` as ``(H, W)`` of ints >= 1 whose product is ``positions``, or one ``EmbeddingError`` saying why."""
+def check_grid(grid: Any, positions: int, where: str) -> tuple[int, ...]:
+    """``grid`` as ``(H, W)`` or ``(T, H, W)`` of ints >= 1 whose product is ``positions``, or one
+    ``EmbeddingError`` saying why."""
     try:
-        height, width = (int(v) for v in grid)
+        sides = tuple(int(v) for v in grid)
         exact = all(int(v) == v and not isinstance(v, bool) for v in grid)
-    except (TypeError, ValueError):
-        raise EmbeddingError(f"{where}: grid must be a pair (H, W) of integers, got {grid!r}") from None
-    if not exact or height < 1 or width < 1:
-        raise EmbeddingError(f"{where}: grid must be a pair (H, W) of integers >= 1, got {grid!r}")
-    if height * width != positions:
-        raise EmbeddingError(f"{where}: a {height} x {width} grid has {height * width} patches, but the table has "
-                             f"{positions} positions")
-    return height, width
+    except (TypeError, ValueError, OverflowError):
+        raise EmbeddingError(f"{where}: grid must be (H, W) or (T, H, W) integers, got {grid!r}") from None
+    if len(sides) not in (2, 3) or not exact or min(sides) < 1:
+        raise EmbeddingError(f"{where}: grid must be (H, W) or (T, H, W) integers >= 1, got {grid!r}")
+    if math.prod(sides) != positions:
+        raise EmbeddingError(f"{where}: a {' x '.join(map(str, sides))} grid has {math.prod(sides)} patches, but "
+                             f"the table has {positions} positions")
+    return sides
 
 
-def parse_grid(text: str, where: str) -> tuple[int, int]:
-    """``"14x14"`` (or ``14X14``, ``14*14``) as ``(14, 14)``, or one ``SpecError`` naming ``where``."""
+def grid_text(grid: tuple[int, ...]) -> str:
+    """``"14 x 14"`` or ``"8 x 14 x 14"``: a grid as the pages and messages name it."""
+    return " x ".join(str(side) for side in grid)
+
+
+def parse_grid(text: str, where: str, video: bool = True) -> tuple[int, ...]:
+    """``"14x14"`` (or ``14X14``, ``14*14``) as ``(14, 14)``, ``"8x14x14"`` as ``(8, 14, 14)`` (frames first; only
+    with ``video``), or one ``SpecError`` naming ``where``."""
     from explorer.errors import SpecError
 
     parts = re.split(r"[xX*]", str(text).strip())
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts) or min(int(p) for p in parts) < 1:
-        raise SpecError(f"{where}: grid must be HxW with whole numbers >= 1, e.g. grid=14x14; got {text!r}")
-    return int(parts[0]), int(parts[1])
+    if (len(parts) not in ((2, 3) if video else (2,)) or not all(p.strip().isdigit() and len(p.strip()) <= 9
+                                                                   for p in parts) or min(int(p) for p in parts) < 1):
+        shapes = "HxW or TxHxW (frames first)" if video else "HxW"
+        raise SpecError(f"{where}: grid must be {shapes} with whole numbers >= 1, e.g. grid=14x14"
+                        f"{' or grid=8x14x14' if video else ''}; got {text!r}")
+    return tuple(int(p) for p in parts)
 
 
 def plain_value(value: Any) -> Any:

@@ -4,7 +4,8 @@ Only a local checkpoint: the whole model is loaded (``from_pretrained``, safeten
 once on the positions alone, exactly as ``attention=0`` defines them for the family (``attention_weights``):
 text models through their own forward with ``inputs_embeds`` (zeros, or the mean token) and
 ``output_hidden_states``; grid models (ViT, DeiT, DINOv2) through their own layers on the patch position rows
-(their forward takes pixels, and the class token is left out, as at layer 0).
+and CLIP and SigLIP's vision towers, through their own layers on the patch position rows (their forward takes
+pixels, and the class token is left out, as at layer 0); BART's and mBART's encoder through its own forward.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from explorer.errors import ProviderError
 from explorer.loaders.checkpoints import Checkpoint
 
 #: Families whose layers take the patch positions directly (no class token, no mask).
-GRID_TYPES = {"vit", "vit_msn", "deit", "dinov2"}
+GRID_TYPES = {"vit", "vit_msn", "deit", "dinov2", "clip", "clip_vision_model", "siglip", "siglip_vision_model"}
 
 
 def stream_below(checkpoint: Checkpoint, layer: int, mean_token: np.ndarray | None, positions: int) -> np.ndarray:
@@ -48,6 +49,8 @@ def stream_below(checkpoint: Checkpoint, layer: int, mean_token: np.ndarray | No
     with torch.no_grad():
         if checkpoint.config.get("model_type") in GRID_TYPES:
             return _grid_stream(model, layer, mean_token, checkpoint.source)
+        if checkpoint.config.get("is_encoder_decoder"):  # BART, mBART: the encoder's own stream
+            return _text_stream(model.get_encoder(), layer, mean_token, positions)
         return _text_stream(model, layer, mean_token, positions)
 
 
@@ -65,14 +68,21 @@ def _text_stream(model: Any, layer: int, mean_token: np.ndarray | None, position
 def _grid_stream(model: Any, layer: int, mean_token: np.ndarray | None, source: str) -> np.ndarray:
     import torch
 
-    table = model.embeddings.position_embeddings.detach()[0]
-    offset = table.shape[0] - model.embeddings.patch_embeddings.num_patches
-    x = table[offset:][None].clone()
+    tower = getattr(model, "vision_model", model)  # CLIP and SigLIP keep their vision tower apart
+    embeddings = tower.embeddings
+    if hasattr(embeddings, "position_embeddings"):  # ViT, DeiT, DINOv2: a (1, N, D) parameter
+        table = embeddings.position_embeddings.detach()[0]
+    else:  # CLIP, SigLIP: an nn.Embedding
+        table = embeddings.position_embedding.weight.detach()
+    patches = getattr(embeddings, "num_patches", None) or embeddings.patch_embeddings.num_patches
+    x = table[table.shape[0] - patches:][None].clone()
     if mean_token is not None:
         x += torch.from_numpy(np.asarray(mean_token, dtype=np.float32))
-    stack = _layer_list(model, layer, source)
+    if hasattr(tower, "pre_layrnorm"):  # CLIP's norm right after the embeddings
+        x = tower.pre_layrnorm(x)
+    stack = _layer_list(tower, layer, source)
     for block in stack[:layer]:
-        x = block(x)
+        x = block(x, None)  # no attention mask
         x = x[0] if isinstance(x, tuple) else x
     return x[0].numpy().astype(np.float32)
 

@@ -19,7 +19,6 @@ and its reading of ``RateLimit`` headers. Proxies come from the usual ``*_proxy`
 from __future__ import annotations
 
 import base64
-import email.utils
 import functools
 import http.client
 import io
@@ -242,6 +241,7 @@ def _connect(url: str, deadline: Deadline, connect_timeout: float) -> tuple[http
         conn, target, extra = http.client.HTTPConnection(proxy[0], proxy[1], timeout=wait), url, proxy[2]
     else:
         conn = http.client.HTTPConnection(host, port, timeout=wait)
+    # http.client's socket factory: the one hook through which the name lookup and each connect are bounded
     conn._create_connection = partial(_open_socket, deadline=deadline)  # type: ignore[attr-defined]
     conn.response_class = partial(_Response, deadline=deadline)  # type: ignore[assignment]
     return conn, target, extra
@@ -280,22 +280,15 @@ def same_origin(url: str, origin: str) -> bool:
 
 def asked_wait(status: int, headers: http.client.HTTPMessage) -> float | None:
     """Seconds a 429 or 5xx answer asks the client to wait: the hub's ``RateLimit`` header when no request is left
-    (read by huggingface_hub's ``parse_ratelimit_headers``), else ``Retry-After``; None when it says nothing."""
+    (read by huggingface_hub's ``parse_ratelimit_headers``), else ``Retry-After`` in seconds (an HTTP date is not
+    read, as huggingface_hub reads none); None when it says nothing."""
     from huggingface_hub.utils import parse_ratelimit_headers
 
     limit = parse_ratelimit_headers(dict(headers.items())) if status == 429 else None
     if limit is not None and limit.remaining == 0:
         return float(limit.reset_in_seconds)
     value = (headers.get("Retry-After") or "").strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None or when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    return float(value) if value.isdigit() else None
 
 
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")

@@ -21,8 +21,9 @@ from explorer.runtime.console import did_you_mean
 
 #: ``offset`` value meaning "the padding index plus one" (RoBERTa's position ids start at padding_idx + 1).
 PADDING = "padding_idx + 1"
-#: Values of the providers' ``table=`` parameter: which of a model's position tables to read.
-TABLE_CHOICES = ("auto", "encoder", "decoder")
+#: Values of the providers' ``table=`` parameter: which of a model's position tables to read (``space`` and
+#: ``time``: TimeSformer's, ``explorer.loaders.video``).
+TABLE_CHOICES = ("auto", "encoder", "decoder", "space", "time")
 #: Values of the ``tower=`` parameter: which tower of a CLIP-style model to read (auto = vision).
 TOWER_CHOICES = ("auto", "vision", "text")
 #: The table ``auto`` picks, by the labels a family's rules use.
@@ -131,18 +132,10 @@ _RELATIVE = "it uses relative position biases"
 _DISTILBERT_SINUSOID = "sinusoidal absolute positions (sinusoidal_pos_embds), stored and frozen"
 _CONV = ("it uses a convolutional position embedding: a grouped, weight-normalised convolution over time "
          "(pos_conv_embed) adds each frame's neighbourhood to it, so there is no table of positions")
-_VIDEO = ("it lays its positions out on a 3-D grid (frames x height x width), which posembed cannot read yet; "
-          "name the tensor with tensor=NAME to read it as a 1-D table")
 #: Model types whose scheme posembed knows but has no reader for: one sentence each, instead of "found no table".
 KNOWN_SCHEMES = {
     **dict.fromkeys(("wav2vec2", "wav2vec2-conformer", "hubert", "wavlm", "data2vec-audio", "sew", "sew-d",
                      "unispeech", "unispeech-sat"), _CONV),
-    "videomae": ("it computes its positions when it loads and stores none: a 1-D sinusoid over its patches numbered "
-                 "frame by frame, row by row (get_sinusoid_encoding_table), the `sinusoidal` table with "
-                 "layout=interleaved bit for bit{hint}; posembed cannot lay it out as a 3-D grid yet"),
-    "vivit": _VIDEO,
-    "timesformer": ("it keeps separate time and space tables (time_embeddings, position_embeddings), which "
-                    "posembed cannot read as one grid yet; name one with tensor=NAME to read it as a 1-D table"),
     "funnel": _RELATIVE + " inside attention (relative sinusoidal terms computed per layer, nothing stored)",
     "reformer": ("it uses axial position embeddings (weights factored over axial_pos_shape), which posembed cannot "
                  "read as one table; name a factor with tensor=NAME"),
@@ -162,7 +155,8 @@ class Choice:
     """``(H, W)`` of an image's patches, from the config, for the rows after ``offset``."""
 
 
-def _find(names: Sequence[str], suffix: str) -> str | None:
+def find_tensor(names: Sequence[str], suffix: str) -> str | None:
+    """The shortest of ``names`` that is ``suffix`` or ends in ``.suffix``; None when none does."""
     matches = [n for n in names if n == suffix or n.endswith("." + suffix)]
     return min(matches, key=len) if matches else None
 
@@ -200,14 +194,14 @@ def choose(checkpoint: Checkpoint, which: str = "auto", tensor: str | None = Non
             raise ProviderError(f"{source}: no tensor {tensor!r} among its {len(names)} tensors"
                                 f"{did_you_mean(tensor, names)}")
         for rule in FAMILIES.get(model_type, {}).values():
-            if _find([tensor], rule.suffix):
+            if find_tensor([tensor], rule.suffix):
                 return Choice(tensor, _offset(rule.offset, config, source), rule.kind, f"{model_type}: {rule.note}",
                               config_grid(rule, config, source))
         return Choice(tensor, 0, "other", f"tensor {tensor} named by the user")
     if model_type in FAMILIES:
         label, rule = family_rule(model_type, which, source)
         names = checkpoint.names()
-        found = _find(names, rule.suffix)
+        found = find_tensor(names, rule.suffix)
         if found is None:
             raise ProviderError(f"{source}: {model_type} keeps its position table in a tensor ending in "
                                 f"{rule.suffix!r}, but none of its {len(names)} tensors does")
@@ -292,23 +286,13 @@ def positional_scheme(config: dict[str, Any]) -> str | None:
                 f"pairs inside attention. Its rotation angles are those of the sinusoidal table, so look at "
                 f"`posembed report {hint}` instead{plugin}")
     if model_type in KNOWN_SCHEMES:
-        return KNOWN_SCHEMES[model_type].format(hint=_video_hint(config))
+        return KNOWN_SCHEMES[model_type]
     if (model_type in _RELATIVE_TYPES or "relative_attention_num_buckets" in config
             or config.get("relative_attention")):
         return (_RELATIVE + " inside attention (a learned bias per distance bucket and head, "
                 "tensors named like '...relative_attention_bias.weight'); load one of those with "
                 "`file:<checkpoint>.safetensors,key=<tensor name>` to look at it")
     return None
-
-
-def _video_hint(config: dict[str, Any]) -> str:
-    """``: posembed report sinusoidal,positions=N,dim=D,...`` for a VideoMAE config whose sizes are whole numbers."""
-    sizes = [config.get(k) for k in ("num_frames", "tubelet_size", "image_size", "patch_size", "hidden_size")]
-    if not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v < 1 << 20 for v in sizes):
-        return ""
-    frames, tubelet, image, patch, width = sizes
-    patches = frames // tubelet * (image // patch) ** 2
-    return f" (`posembed report sinusoidal,positions={patches},dim={width},layout=interleaved`)" if patches else ""
 
 
 def from_structure(checkpoint: Checkpoint, which: str) -> Choice:

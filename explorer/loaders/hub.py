@@ -113,7 +113,6 @@ class RemoteCheckpoint(Checkpoint):
         self.home = slice_cache_dir() / f"models--{repo_id.replace('/', '--')}"
         self.revision, config, self.config_dir = self._resolve()
         self.cache = self.home / self.revision
-        self.snapshot = hub_cache_dir() / f"models--{repo_id.replace('/', '--')}" / "snapshots" / self.revision
         self.config = config
         self._layout: str | None = None
         self._headers: dict[str, st.Header] = {}
@@ -317,12 +316,23 @@ class RemoteCheckpoint(Checkpoint):
         """Bytes ``[start, stop)`` of a remote file by HTTP range requests."""
         return self._get(filename, start=start, stop=stop, exact=exact, limit=stop - start, label=label).body
 
-    # -- the posembed cache ----------------------------------------------------------------------------------------
+    # -- the caches ----------------------------------------------------------------------------------------------------
 
     def _cache_path(self, *parts: str, suffix: str = "") -> Path:
         """The one place that names a cache file: each part (commit, file name, tensor name) one safe component."""
         return self.home.joinpath(*(_cache_component(part) for part in parts)).with_name(
             _cache_component(parts[-1]) + suffix)
+
+    def _shared(self, filename: str) -> Path | None:
+        """``filename`` of this commit in the shared cache (a transformers download's), found by huggingface_hub's
+        ``try_to_load_from_cache``; read, never written. None: not there."""
+        from huggingface_hub import try_to_load_from_cache
+
+        try:
+            found = try_to_load_from_cache(self.repo_id, filename, cache_dir=hub_cache_dir(), revision=self.revision)
+        except (OSError, ValueError):
+            return None
+        return Path(found) if isinstance(found, str) else None
 
     def _cache_write(self, path: Path, data: bytes) -> bool:
         """Cache ``data`` atomically; a cache that cannot be written is a warning, not an error."""
@@ -339,9 +349,8 @@ class RemoteCheckpoint(Checkpoint):
     def _file(self, filename: str, limit: int) -> Path | None:
         """A whole file of this commit: from the shared cache, posembed's, or fetched into posembed's; None: absent."""
         path = self._cache_path(self.revision, filename)
-        for found in (self.snapshot / filename, path):
-            if found.is_file():
-                return found
+        if (shared := self._shared(filename)) is not None or path.is_file():
+            return shared or path
         if self.offline:
             raise self._not_cached(filename)
         try:
@@ -369,8 +378,8 @@ class RemoteCheckpoint(Checkpoint):
     def _header(self, filename: str) -> st.Header:
         if filename in self._headers:
             return self._headers[filename]
-        local, cached = self.snapshot / filename, self._cache_path(self.revision, filename, suffix=".header.json")
-        if local.is_file():  # the whole file is in the shared cache already
+        local, cached = self._shared(filename), self._cache_path(self.revision, filename, suffix=".header.json")
+        if local is not None:  # the whole file is in the shared cache already
             header = st.read_header(local)
         elif cached.is_file() and (header := self._cached_header(cached)) is not None:
             pass
@@ -395,13 +404,12 @@ class RemoteCheckpoint(Checkpoint):
     def _find_layout(self) -> str:
         if self._layout is not None:
             return self._layout
-        snap = self.snapshot
-        if ((snap / st.SINGLE_FILE).is_file()
+        if (self._shared(st.SINGLE_FILE) is not None
                 or self._cache_path(self.revision, st.SINGLE_FILE, suffix=".header.json").is_file()):
             self._layout = st.SINGLE_FILE
         else:
             for name in (st.INDEX_FILE, BIN_INDEX_FILE, BIN_FILE):
-                if (snap / name).is_file() or self._cache_path(self.revision, name).is_file():
+                if self._shared(name) is not None or self._cache_path(self.revision, name).is_file():
                     self._layout = name
                     return name
             if self.offline:
@@ -428,8 +436,8 @@ class RemoteCheckpoint(Checkpoint):
 
     def _state_dict(self, filename: str) -> dict[str, Any]:
         if filename not in self._torch:
-            local = self.snapshot / filename
-            if not local.is_file():
+            local = self._shared(filename)
+            if local is None:
                 local = self._file(filename, limits.max_download_bytes())
                 if local is None and filename != BIN_FILE:
                     raise missing_shard(self.repo_id, BIN_INDEX_FILE, filename)
@@ -468,9 +476,8 @@ class RemoteCheckpoint(Checkpoint):
                 raise
             raise missing_shard(self.repo_id, layout, filename) from None
         where = f"{self.repo_id}: {name!r}"
-        local = self.snapshot / filename
-        cached = self._cache_path(self.revision, filename, name, suffix=".bin")
-        if local.is_file():
+        local, cached = self._shared(filename), self._cache_path(self.revision, filename, name, suffix=".bin")
+        if local is not None:
             raw = st.read_tensor_bytes(local, tensor)
         elif cached.is_file() and cached.stat().st_size == tensor.nbytes:
             raw = cached.read_bytes()

@@ -23,7 +23,7 @@ import re
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from explorer.runtime import console
 from explorer.errors import PosembedError, SpecError
@@ -196,10 +196,10 @@ class Loaded:
 
 @dataclass(frozen=True)
 class Analysing:
-    """How a job analyses its table: the display resolution and the probes' protocol."""
+    """How a job analyses its table: the display resolution and the run's settings (``TableContext.options``)."""
 
     resolution: int
-    probe_protocol: str = "ridge"
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _sendable(error: PosembedError) -> PosembedError:
@@ -255,7 +255,7 @@ def table_job(spec: str, analysing: Analysing | None = None,
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         context = analysis.table_context(embedding.matrix, analysing.resolution, embedding=embedding,
-                                         options={"probe_protocol": analysing.probe_protocol})
+                                         options=analysing.options)
         progress = None if remote else (lambda name: console.step(f"analysing {embedding.label}: {name}"))
         results = analysis.analyze_context(context, analyses=registry.analyses, term=embedding.term,
                                            progress=progress)

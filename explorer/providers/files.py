@@ -9,11 +9,12 @@ exported (a relative term, a table with its kind, row labels or grid), from its 
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from explorer.core.embedding import KINDS
+from explorer.core.embedding import KINDS, grid_text
 from explorer.errors import PosembedWarning, ProviderError
 from explorer.loaders.regular_files import require_regular
 from explorer.plugins.hookspecs import hookimpl
@@ -180,14 +181,14 @@ def _read(path: str | None, key: str | None) -> tuple[Any, str, str | None, Any]
 MAX_PREFIX_ROWS = 8
 
 
-def _grid_offset(rows: int, grid: tuple[int, int], offset: int, path: str) -> int:
-    """The rows to drop before a ``grid`` of patches: ``offset``, or (when 0) the rows beyond H * W."""
-    patches = grid[0] * grid[1]
+def _grid_offset(rows: int, grid: tuple[int, ...], offset: int, path: str) -> int:
+    """The rows to drop before a ``grid`` of patches: ``offset``, or (when 0) the rows beyond H * W (T * H * W)."""
+    patches = math.prod(grid)
     extra = rows - patches
     if offset == 0 and 0 < extra <= MAX_PREFIX_ROWS:
         return extra  # timm's pos_embed starts with its class (and distillation) tokens' rows
     if extra != offset:
-        raise ProviderError(f"{path}: a {grid[0]} x {grid[1]} grid has {patches} patches, but the table has {rows} "
+        raise ProviderError(f"{path}: a {grid_text(grid)} grid has {patches} patches, but the table has {rows} "
                             f"rows{f' ({rows - offset} after offset={offset})' if offset else ''}")
     return offset
 
@@ -285,8 +286,8 @@ def _rebuild(path: str, header: Any, name: str, matrix: Any, dtype: str, params:
             raise ProviderError("its window is not a pair [Wh, Ww] or its extras not a list of names")
         return WindowBias(matrix, window=tuple(window), extras=tuple(extras), **common)
     grid, rows = provenance.get("grid"), provenance.get("rows")
-    if grid is not None and not (isinstance(grid, list) and len(grid) == 2):
-        raise ProviderError("its grid is not a pair [H, W]")
+    if grid is not None and not (isinstance(grid, list) and len(grid) in (2, 3)):
+        raise ProviderError("its grid is not a list [H, W] or [T, H, W]")
     if rows is not None:
         labels = rows.get("labels") if isinstance(rows, dict) else None
         if not (isinstance(labels, list) and len(labels) == matrix.shape[0]
@@ -308,8 +309,8 @@ PROVIDER = Provider(
         Param("offset", int, 0, "rows to drop before position 0", minimum=0),
         Param("kind", str, None, "what the table is (default: other, or the kind a posembed export records)",
               choices=KINDS),
-        Param("grid", str, None, "HxW: the rows are an image's patches, row by row (leading class-token rows "
-              "beyond H*W are dropped as offset)"),
+        Param("grid", str, None, "HxW: the rows are an image's patches, row by row; TxHxW: a video's, frame by "
+              "frame (leading class-token rows beyond the grid's patches are dropped as offset)"),
     ),
     target="path",
 )

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from explorer.errors import PosembedWarning, ProviderError, SpecError
+from explorer.loaders import video
 from explorer.loaders.families import TABLE_CHOICES, TOWER_CHOICES
 from explorer.plugins.hookspecs import hookimpl
 from explorer.plugins.provider import Param, Provider
@@ -91,7 +92,7 @@ def read_table(provider: str, checkpoint: Any, params: dict[str, Any], which: st
     if attention is not None:
         from explorer.loaders.attention_weights import read_attention
 
-        inputs = read_attention(checkpoint, attention, matrix[drop:].shape, tokens or "zero")
+        inputs = read_attention(checkpoint, attention, matrix[drop:].shape, tokens or "zero", choice.tensor)
     elif tokens is not None:
         raise SpecError(f"{provider}: tokens={tokens} applies to the attention; give attention=L too")
     return PositionEmbedding(
@@ -110,6 +111,8 @@ def load_hf(model: str | None, revision: str | None, table: str, tensor: str | N
     if tower != "auto" and table != "auto":
         raise SpecError(f"hf: give table={table} or tower={tower}, not both")
     checkpoint = open_checkpoint(model, revision)
+    if tensor is None and offset is None and video.is_video(checkpoint.config):
+        return read_video_table(checkpoint, model, revision, table, positions, tower, attention, tokens)
     if tensor is None and offset is None:
         claimed = claimed_provider(checkpoint.config)
         if claimed is not None:
@@ -124,6 +127,21 @@ def load_hf(model: str | None, revision: str | None, table: str, tensor: str | N
     which = tower if tower != "auto" else table
     return read_table("hf", checkpoint, {k: v for k, v in params.items() if v is not None}, which, tensor, offset,
                       attention, tokens)
+
+
+def read_video_table(checkpoint: Any, model: str, revision: str | None, table: str, positions: int | None,
+                     tower: str, attention: int | None, tokens: str | None):
+    """A VideoMAE, ViViT or TimeSformer model's positions on their frames x rows x columns grid
+    (``explorer.loaders.video``); the parameters that mean nothing for them refused in one line."""
+    refused = [name for name, value in (("positions", positions), ("attention", attention), ("tokens", tokens))
+               if value is not None]
+    if tower != "auto":
+        refused.append("tower")
+    if refused:
+        raise SpecError(f"hf: {checkpoint.source} is a video model ({checkpoint.config['model_type']}), which takes "
+                        f"no {' or '.join(refused)}")
+    params = {k: v for k, v in {"model": model, "revision": revision, "table": table}.items() if v is not None}
+    return video.read_video(checkpoint, table, "hf", params)
 
 
 def claimed_provider(config: dict[str, Any]) -> str | None:
@@ -184,7 +202,8 @@ HF = Provider(
         Param("model", str, None, "hub id (ORG/NAME) or local folder with config.json"),
         Param("revision", str, None, "hub branch, tag or commit (default: main)"),
         Param("table", str, "auto", "which of the model's position tables: encoder or decoder of an "
-              "encoder-decoder model (auto = its only one, else the encoder's)", choices=TABLE_CHOICES),
+              "encoder-decoder model (auto = its only one, else the encoder's); space or time of TimeSformer (auto = "
+              "their sum on the frames x rows x columns grid)", choices=TABLE_CHOICES),
         Param("tensor", str, None, "tensor name, to override the automatic choice"),
         Param("offset", int, None, "rows to drop before position 0 (default: the model family's)", minimum=0),
         Param("positions", int, None, "for a model without a table (T5, ALiBi, RoPE): the positions L its "

@@ -40,7 +40,7 @@ def sincos_2d_table(height: int, width: int, dim: int, base: float = 10000.0) ->
 
 def load(grid: str, dim: int, base: float) -> PositionEmbedding:
     """The ``sinusoidal2d`` provider's ``load``."""
-    height, width = parse_grid(grid, "sinusoidal2d")
+    height, width = parse_grid(grid, "sinusoidal2d", video=False)
     return PositionEmbedding(
         sincos_2d_table(height, width, dim, base), provider="sinusoidal2d",
         source=f"formula, {height} x {width} grid, base {base:g}", kind="formula", dtype="float32",

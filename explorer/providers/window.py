@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from explorer.errors import ProviderError
+from explorer.loaders.config_values import pair, whole
 from explorer.plugins.hookspecs import hookimpl
 from explorer.plugins.provider import Param, Provider
 
@@ -29,22 +30,6 @@ _BEIT = re.compile(r"(^|\.)(encoder\.layer|layers)\.(\d+)\.(attention\.attention
                    r"relative_position_bias_table$")
 _BEIT_SHARED = re.compile(r"(^|\.)(encoder\.relative_position_bias|shared_position_bias)\."
                           r"relative_position_bias_table$")
-
-
-def _whole(config: dict[str, Any], key: str, source: str, where: dict[str, Any] | None = None) -> int:
-    value = (config if where is None else where).get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1 << 20:
-        raise ProviderError(f"{source}: config.json's {key} is {value!r}, not a whole number from 1 to {1 << 20}")
-    return value
-
-
-def _pair(config: dict[str, Any], key: str, source: str) -> tuple[int, int]:
-    value = config.get(key)
-    values = list(value) if isinstance(value, (list, tuple)) else [value, value]
-    if len(values) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1 << 20
-                                   for v in values):
-        raise ProviderError(f"{source}: config.json's {key} is {value!r}, not a whole number or a pair of them")
-    return values[0], values[1]
 
 
 def _found(names: list[str], pattern: re.Pattern, layer: int, block: int | None, source: str, what: str) -> list[str]:
@@ -78,7 +63,7 @@ def swin(checkpoint: Any, layer: int, block: int):
     from explorer.core.window import offsets_from_table
 
     config, source = checkpoint.config, checkpoint.source
-    size = _whole(config, "window_size", source)
+    size = whole(config, "window_size", source)
     [name] = _found(checkpoint.names(), _SWIN, layer, block, source, "a relative_position_bias_table")[:1]
     table, dtype = _table(checkpoint, name, (2 * size - 1) ** 2, source)
     note = (f"learned relative position bias of stage {layer}, block {block}: one value per head and 2-D offset "
@@ -96,7 +81,7 @@ def beit(checkpoint: Any, layer: int, block: int):
     config, source = checkpoint.config, checkpoint.source
     if block:
         raise ProviderError(f"{source}: a {config.get('model_type')} layer has one bias; block applies to Swin")
-    image, patch = _pair(config, "image_size", source), _pair(config, "patch_size", source)
+    image, patch = pair(config, "image_size", source), pair(config, "patch_size", source)
     window = (image[0] // patch[0], image[1] // patch[1])
     if min(window) < 1:
         raise ProviderError(f"{source}: config.json's patch_size {patch} is larger than its image_size {image}")
@@ -122,8 +107,8 @@ def beit(checkpoint: Any, layer: int, block: int):
 def swinv2_window(config: dict[str, Any], layer: int, source: str) -> tuple[int, int]:
     """Swin v2's window at stage ``layer``: ``window_size``, or the stage's resolution when that is smaller
     (``Swinv2Layer._compute_window_shift``, which keeps the first side for both)."""
-    size = _whole(config, "window_size", source)
-    image, patch = _pair(config, "image_size", source), _pair(config, "patch_size", source)
+    size = whole(config, "window_size", source)
+    image, patch = pair(config, "image_size", source), pair(config, "patch_size", source)
     side = min((image[0] // patch[0]) // 2 ** layer, size)
     if side < 1:
         raise ProviderError(f"{source}: stage {layer} of a {image[0]} x {image[1]} image has no patches left")

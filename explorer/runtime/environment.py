@@ -1,4 +1,5 @@
-"""posembed's environment variables, read in one place: text, yes/no flags, bounded numbers and URLs.
+"""posembed's environment variables, read in one place: text, yes/no flags, bounded numbers and URLs; and the two
+settings of the command line's own process (``command_process``).
 
 Each is read when asked, not at import, so a notebook or a test may change it at any time. A value
 posembed cannot use is one ``SettingError`` naming the variable and what it accepts: a flag that is not
@@ -9,8 +10,10 @@ would retry for ever, a back-off of 1e300 s overflows ``time.sleep``), a URL tha
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+from typing import Iterator
 
 from explorer.errors import SettingError
 
@@ -71,3 +74,36 @@ def url(name: str, default: str) -> str:
     if not valid or any(ord(c) < 33 or ord(c) == 127 for c in raw):
         raise SettingError(f"{name}={raw!r} is not a usable URL ({why})")
     return raw.rstrip("/")
+
+
+#: The variables through which a user chooses OpenBLAS's thread count; with none of them set, a command uses one.
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def command_process() -> Iterator[None]:
+    """The ``posembed`` process's three settings, kept for what users see; the Python API sets none of them.
+
+    Measured by ``python benchmarks/process_settings.py --runs 5`` (medians, 2 cores shared, load 2.1, 2026-12-06):
+
+    - one BLAS thread unless the user chose: the analyses are FFT- and memory-bound, and a descheduled second
+      thread stalls the first; ``posembed analyze sinusoidal,positions=65536,dim=128`` took 3.2 s (3.0 s CPU)
+      with one, 5.3 s (6.1 s CPU) with two. Set before numpy is first imported, the only time OpenBLAS reads it;
+    - a short-lived process (as mypy does): the cyclic garbage collector runs rarely, and the heap is frozen
+      before exit so that the final collection skips it; ``posembed report`` (the default table) took 1.7 s
+      (1.7 s CPU) so, 2.1 s (2.1 s CPU) without;
+    - Bokeh's document validation off unless the user set it (Bokeh's public ``BOKEH_VALIDATE_DOC``): it walks every
+      model of the page once more to log layout warnings only the page's own code can cause, and
+      tests/test_report_fidelity.py asserts that every kind of page validates clean; the default report's
+      ``file_html`` took 0.43 s of CPU with it, 0.35 s without (a 12-table atlas 7.6 s, 6.0 s).
+    """
+    import gc
+
+    if not any(name in os.environ for name in BLAS_THREADS):
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    os.environ.setdefault("BOKEH_VALIDATE_DOC", "false")
+    gc.set_threshold(200_000, 50, 50)
+    try:
+        yield
+    finally:
+        gc.freeze()

@@ -159,10 +159,20 @@ def _temporary_prefix(target: Path) -> str:
     return f".{name}."
 
 
+class ReaderGone(OutputError):
+    """Standard output's reader has gone (``posembed info gpt2 | head -1``): the command line ends quietly, with the
+    status a Unix tool killed by SIGPIPE leaves (128 + 13), as ``cat`` or ``git log`` do in such a pipe."""
+
+    exit_code = 141
+
+
 def stdout_error(exc: BaseException) -> OutputError:
-    """The one line for standard output that cannot be written (full, closed, a reader gone)."""
+    """The one line for standard output that cannot be written (full, closed); ``ReaderGone`` when its reader has
+    gone (EPIPE), which the command line does not print."""
     global _stdout_failed
     _stdout_failed = True
+    if getattr(exc, "errno", None) == errno.EPIPE:
+        return ReaderGone("cannot write to standard output: its reader has gone")
     closed = isinstance(exc, AttributeError) or getattr(exc, "errno", None) == errno.EBADF or _closed_at_start
     reason = "it is closed" if closed else getattr(exc, "strerror", None) or str(exc)
     return OutputError(f"cannot write to standard output: {reason}")

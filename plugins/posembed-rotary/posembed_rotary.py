@@ -8,6 +8,13 @@ Layout: with k = rotary_dim / 2 inverse frequencies ``inv_freq`` and attention s
 the ``cos`` and ``sin`` a Hugging Face model computes in its ``*RotaryEmbedding.forward``, without
 their duplicated second half. torch and transformers are imported inside ``load`` only, so this
 plugin does not slow the command line it joins.
+
+Multimodal RoPE (M-RoPE: Qwen2-VL, Qwen2.5-VL) splits the k frequency pairs into ``mrope_section`` =
+(temporal, height, width) runs: pair i turns by id_s * inv_freq[i], with id_s the token's temporal, height or
+width position id for the section s that pair i falls in. A text token's three ids are equal, so its row is the
+plain one above (the 1-D text view, the default). ``section=S`` keeps only section S's pairs, over its own ids;
+``image=TxHxW`` takes an image of that ``image_grid_thw`` and gives one row per image token (on its grid), its ids
+built as transformers' ``get_rope_index`` builds them.
 """
 
 from __future__ import annotations
@@ -62,28 +69,103 @@ class Rope:
     mrope_section: tuple[int, ...] | None = None
     """Multimodal RoPE's (Qwen2-VL's) frequency pairs per temporal, height and width section, when it has them."""
 
-    def describe(self) -> str:
-        """One line for the report's provenance."""
+    def describe(self, view: str | None = None) -> str:
+        """One line for the report's provenance (``view``: what an M-RoPE table shows, when not the text view)."""
         where = f" ({self.layer} layers)" if self.layer else ""
         part = f" of head_dim {self.head_dim}" if self.rotary_dim != self.head_dim else ""
         scale = f", attention scaling {self.attention_scaling:.6g}" if self.attention_scaling != 1.0 else ""
         return (f"RoPE {self.rope_type}{where}, theta {self.theta:g}, rotary dim {self.rotary_dim}{part}{scale}; "
-                f"row p = [cos(p*inv_freq), sin(p*inv_freq)] * scaling" + self._mrope())
+                f"row p = [cos(p*inv_freq), sin(p*inv_freq)] * scaling" + self._mrope(view))
 
-    def _mrope(self) -> str:
+    def section_pairs(self, only: int | None = None) -> str:
+        """Which frequency pairs each section (or section ``only``) turns: ``temporal pairs 0-15, ...``."""
+        ends = np.cumsum(self.mrope_section)
+        return ", ".join(f"{name} pairs {end - size}-{end - 1}" for k, (name, size, end) in
+                         enumerate(zip(SECTIONS, self.mrope_section, ends)) if size and only in (None, k))
+
+    def _mrope(self, view: str | None = None) -> str:
         if not self.mrope_section:
             return ""
-        ends = np.cumsum(self.mrope_section)
-        spans = ", ".join(f"{name} pairs {end - size}-{end - 1}" for name, size, end in
-                          zip(("temporal", "height", "width"), self.mrope_section, ends) if size)
-        return (f"; M-RoPE, mrope_section {list(self.mrope_section)} ({spans}): shown is the 1-D text view, where a "
-                f"text token's temporal, height and width position ids are equal, so every pair turns by "
-                f"p*inv_freq as in plain RoPE; image and video tokens take their ids from their frame and patch "
-                f"grid instead (transformers' get_rope_index)")
+        return (f"; M-RoPE, mrope_section {list(self.mrope_section)} ({self.section_pairs()}): " + (view or (
+                "shown is the 1-D text view, where a text token's temporal, height and width position ids are "
+                "equal, so every pair turns by p*inv_freq as in plain RoPE; image and video tokens take their ids "
+                "from their frame and patch grid instead (transformers' get_rope_index): section=temporal|height|"
+                "width shows one section's pairs, image=TxHxW an image's tokens")))
+
+
+#: M-RoPE's sections, in ``mrope_section``'s order.
+SECTIONS = ("temporal", "height", "width")
+
+
+def parse_image(text: str) -> tuple[int, int, int]:
+    """``"1x28x28"`` (an ``image_grid_thw``: frames, height and width in patches, before the merge) as ints."""
+    parts = str(text).strip().lower().split("x")
+    if len(parts) != 3 or not all(p.strip().isdigit() and len(p.strip()) <= 7 and int(p) >= 1 for p in parts):
+        raise SpecError(f"rotary: image must be TxHxW (image_grid_thw, in patches, whole numbers >= 1), e.g. "
+                        f"image=1x28x28; got {text!r}")
+    return int(parts[0]), int(parts[1]), int(parts[2])
+
+
+def mrope_position_ids(grid_thw: tuple[int, int, int], merge: int = 1, start: int = 0) -> np.ndarray:
+    """The (temporal, height, width) position ids (3 x tokens, int64) of an image's tokens after ``start`` earlier
+    ids, as transformers' ``get_rope_index`` builds them for an image (``get_vision_position_ids`` with
+    ``temp_merge_size`` 1 and ``time_interval`` 1): the LLM grid is T x H/merge x W/merge, token (t, r, c) (row by
+    row, frame by frame) has ids (start + t, start + r, start + c)."""
+    frames, height, width = grid_thw[0], grid_thw[1] // merge, grid_thw[2] // merge
+    t, h, w = np.meshgrid(np.arange(frames), np.arange(height), np.arange(width), indexing="ij")
+    return np.stack([t, h, w]).reshape(3, -1).astype(np.int64) + start
+
+
+def mrope_table(inv_freq: np.ndarray, ids: np.ndarray, section: tuple[int, ...], scaling: float = 1.0,
+                only: int | None = None) -> np.ndarray:
+    """The rows [cos(a), sin(a)] * scaling of tokens with position ids ``ids`` (3 x n), a_i = id_s(i) * inv_freq[i]
+    with s(i) the section pair i falls in (float32 products, as the models form them; cos and sin in float64, rounded
+    once); with ``only``, section ``only``'s pairs alone."""
+    owner = np.repeat(np.arange(3), section)
+    pairs = np.arange(len(inv_freq)) if only is None else np.flatnonzero(owner == only)
+    check_shape((ids.shape[1], 2 * len(pairs)), "rotary", itemsize=8)
+    inv = np.asarray(inv_freq, dtype=np.float32)[pairs]
+    angles = (ids[owner[pairs]].T.astype(np.float32) * inv[None, :]).astype(np.float64)
+    return (np.concatenate([np.cos(angles), np.sin(angles)], axis=1) * scaling).astype(np.float32)
+
+
+def spatial_merge(config: Any) -> int:
+    """``vision_config.spatial_merge_size`` of a multimodal config: image patches merged per side into one token."""
+    merge = getattr(getattr(config, "vision_config", None), "spatial_merge_size", None)
+    if isinstance(merge, bool) or not isinstance(merge, int) or not 1 <= merge <= 64:
+        raise ProviderError(f"rotary: the config's vision_config.spatial_merge_size is {merge!r}, not a whole number "
+                            f"from 1 to 64")
+    return merge
+
+
+def mrope_view(rope: Rope, section: str | None, image: tuple[int, int, int] | None, merge: int, start: int,
+               positions: int) -> tuple[np.ndarray, tuple[int, ...] | None, str]:
+    """An M-RoPE model's table for one section (``section``) or an image (``image``): the rows, the grid of an image's
+    tokens, and what the view is, for the description."""
+    only = SECTIONS.index(section) if section not in (None, "all") else None
+    if image is None:  # the section's own pairs over its own ids 0 .. positions - 1
+        ids = np.broadcast_to(np.arange(positions, dtype=np.int64), (3, positions))
+        pairs = rope.section_pairs(only)
+        return (mrope_table(rope.inv_freq, ids, rope.mrope_section, rope.attention_scaling, only), None,
+                f"shown is section {section} alone ({pairs}) over its own position ids 0 .. {positions - 1}: for a "
+                f"text token that is its position, as in the 1-D text view")
+    grid = (image[0], image[1] // merge, image[2] // merge)
+    if min(grid) < 1:
+        raise SpecError(f"rotary: image={'x'.join(map(str, image))} has fewer patches a side than the "
+                        f"spatial_merge_size {merge}")
+    ids = mrope_position_ids(image, merge, start)
+    table = mrope_table(rope.inv_freq, ids, rope.mrope_section, rope.attention_scaling, only)
+    which = "every pair" if only is None else f"section {section} alone ({rope.section_pairs(only)})"
+    return (table, grid if grid[0] > 1 else grid[1:],
+            f"shown is an image of image_grid_thw {list(image)} (spatial_merge_size {merge}: {grid[1]} x {grid[2]} "
+            f"tokens a frame, {grid[0]} frame{'s' if grid[0] > 1 else ''}) after {start} position ids, {which}: token "
+            f"(t, r, c) has the temporal, height and width ids ({start} + t, {start} + r, {start} + c), as "
+            f"transformers' get_rope_index builds them, one row per token laid out on its grid")
 
 
 def read_config(model: str, revision: str | None = None) -> Any:
-    """The text config of a hub id or local folder, through ``transformers.AutoConfig`` without remote code."""
+    """The config of a hub id or local folder, through ``transformers.AutoConfig`` without remote code (a
+    multimodal model's whole config: ``text_config`` reads its language model's)."""
     from pathlib import Path
 
     folder = Path(model).expanduser()
@@ -105,7 +187,11 @@ def read_config(model: str, revision: str | None = None) -> Any:
     except (OSError, ValueError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ProviderError(f"rotary: cannot read the config of {model}: {first}") from None
-    # Multimodal models keep the language model's RoPE in a nested text config.
+    return config
+
+
+def text_config(config: Any) -> Any:
+    """The language model's config: multimodal models keep their RoPE in a nested text config."""
     return config.get_text_config() if hasattr(config, "get_text_config") else config
 
 
@@ -200,13 +286,26 @@ def _derived_head_dim(config: Any) -> int | None:
 
 
 def load(model: str | None, revision: str | None, positions: int | None, dim: int | None, base: float | None,
-         layer: str | None):
-    """The ``rotary`` provider's ``load``: from a model config when ``model`` is given, else from dim and base."""
+         layer: str | None, section: str | None = None, image: str | None = None, start: int | None = None,
+         attention: int | None = None, tokens: str | None = None):
+    """The ``rotary`` provider's ``load``: from a model config when ``model`` is given, else from dim and base; for an
+    M-RoPE model, one section's pairs (``section``) or an image's tokens (``image``, after ``start`` ids); with
+    ``attention=L``, also layer L's norm and query/key weights (``posembed_rotary_attention``)."""
     from explorer import PositionEmbedding
 
+    grid_thw = parse_image(image) if image is not None else None
+    section = None if section == "all" and grid_thw is None else section  # every pair over positions: the text view
+    if start is not None and grid_thw is None:
+        raise SpecError("rotary: start applies to an image: give image=TxHxW too")
+    if grid_thw is not None and positions is not None:
+        raise SpecError("rotary: with image=TxHxW the rows are the image's tokens; drop positions")
+    if tokens is not None and attention is None:
+        raise SpecError(f"rotary: tokens={tokens} applies to the attention; give attention=L too")
+    if attention is not None and (section is not None or grid_thw is not None):
+        raise SpecError("rotary: attention describes the 1-D text view; drop section and image")
     if model is None:
-        if revision is not None or layer is not None:
-            raise SpecError("rotary: revision and layer apply to a model: rotary:MODEL,...")
+        if any(v is not None for v in (revision, layer, section, grid_thw, attention)):
+            raise SpecError("rotary: revision, layer, section, image and attention apply to a model: rotary:MODEL,...")
         dim = DEFAULT_DIM if dim is None else dim
         base = DEFAULT_BASE if base is None else base
         if dim % 2:
@@ -220,24 +319,42 @@ def load(model: str | None, revision: str | None, positions: int | None, dim: in
         if given:
             raise SpecError(f"rotary: {' and '.join(given)} {'come' if len(given) > 1 else 'comes'} from the "
                             f"model's config; give dim and base only without a model (rotary,dim=...,base=...)")
-        config = read_config(model, revision)
-        if positions is None:
+        whole = read_config(model, revision)
+        config = text_config(whole)
+        if positions is None and grid_thw is None:
             limit = getattr(config, "max_position_embeddings", None)
             positions = min(limit, MAX_DEFAULT_POSITIONS) if isinstance(limit, int) and limit > 0 else DEFAULT_POSITIONS
         rope = rope_from_config(config, positions, layer)
         source = model
     if not len(rope.inv_freq):
         raise ProviderError(f"rotary: {source} rotates no dimensions (rotary dim 0)")
-    params = {"model": model, "revision": revision, "positions": positions, "dim": dim, "base": base, "layer": layer}
+    params = {"model": model, "revision": revision, "positions": positions, "dim": dim, "base": base, "layer": layer,
+              "section": section, "image": image, "start": start, "attention": attention, "tokens": tokens}
+    grid, view = None, None
+    if section is not None or grid_thw is not None:
+        if not rope.mrope_section:
+            raise ProviderError(f"rotary: {source} has no mrope_section: section and image apply to multimodal "
+                                f"RoPE (Qwen2-VL, Qwen2.5-VL)")
+        merge = spatial_merge(whole) if grid_thw is not None else 1
+        table, grid, view = mrope_view(rope, section, grid_thw, merge, start or 0, positions or 0)
+    else:
+        table = rotary_table(rope.inv_freq, positions, rope.attention_scaling)
+    inputs = None
+    if attention is not None:
+        from posembed_rotary_attention import read_layer
+
+        inputs = read_layer(model, revision, attention, tokens, len(rope.inv_freq))
     return PositionEmbedding(
-        rotary_table(rope.inv_freq, positions, rope.attention_scaling),
+        table,
         provider="rotary",
         source=source,
         kind="rotary",
         dtype="float32",
         params={k: v for k, v in params.items() if v is not None},
         revision=revision,
-        description=rope.describe(),
+        description=rope.describe(view),
+        grid=grid,
+        attention=inputs,
     )
 
 
@@ -252,6 +369,16 @@ PROVIDER = Provider(
         Param("dim", int, None, "rotary dimension, even; without a model only (default 128)", minimum=2),
         Param("base", float, None, "RoPE base theta; without a model only (default 10000)", minimum=1e-12),
         Param("layer", str, None, "layer type, for configs with RoPE per layer type (e.g. sliding_attention)"),
+        Param("section", str, None, "M-RoPE (Qwen2-VL): one section's frequency pairs over its own position ids "
+              "(default: every pair, the 1-D text view)", choices=("all", *SECTIONS)),
+        Param("image", str, None, "M-RoPE: TxHxW, an image_grid_thw in patches; the rows are its tokens, on their grid, "
+              "with the position ids transformers' get_rope_index gives them"),
+        Param("start", int, None, "with image: the position ids before the image (text tokens first; default 0)",
+              minimum=0),
+        Param("attention", int, None, "also describe layer L's attention from its own query/key weights (reads "
+              "that layer's norm and projections)", minimum=0),
+        Param("tokens", str, None, "with attention=0: the token whose score by distance is shown, zero (default) or "
+              "mean (the mean token embedding)", choices=("zero", "mean")),
     ),
     target="model",
 )

@@ -11,21 +11,10 @@ import pytest
 import explorer
 from explorer.analysis.attention import layer_attention
 from explorer.errors import ProviderError, SpecError
+from model_kit import EAGER, randomised  # tests/model_kit.py
 
 torch = pytest.importorskip("torch")
 T = pytest.importorskip("transformers")
-
-EAGER = {"attn_implementation": "eager"}
-
-
-def randomised(model):
-    """Every parameter drawn N(0, 0.5): LayerNorms and biases far from their defaults, so a skipped one shows."""
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.normal_(0, 0.5)
-    return model.eval()
-
 
 def saved(model, folder):
     model.save_pretrained(folder)

@@ -56,6 +56,27 @@ def test_second_run_reads_the_cache_with_the_hub_stopped(hub, big_checkpoint):
     assert len(hub.requests) == before  # nothing reached a server
 
 
+def test_a_checkpoint_in_the_shared_cache_is_read_from_there_by_seek(hub, big_checkpoint, tmp_path, monkeypatch):
+    """A model transformers downloaded (huggingface_hub's layout under HF_HOME/hub: refs/main names the commit, the
+    files under snapshots/COMMIT/) is read there: online, only config.json is asked for; offline, nothing; and
+    posembed caches no slice of it."""
+    folder, table = big_checkpoint
+    commit = hub.add("big-org/big-model", folder)
+    repo = tmp_path / "hf-home" / "hub" / "models--big-org--big-model"
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    for name in ("config.json", "model.safetensors"):
+        (repo / "snapshots" / commit / name).symlink_to(folder / name)
+    np.testing.assert_array_equal(explorer.load("hf:big-org/big-model").matrix, table)
+    assert [r["file"] for r in hub.requests] == ["config.json"]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub.stop()
+    np.testing.assert_array_equal(explorer.load("hf:big-org/big-model").matrix, table)
+    assert len(hub.requests) == 1
+    assert not list((tmp_path / "hf-home" / "posembed").rglob("*.bin"))
+
+
 def test_offline_mode_uses_the_cache_and_sends_nothing(hub, big_checkpoint, monkeypatch):
     folder, table = big_checkpoint
     hub.add("big-org/big-model", folder)
@@ -118,15 +139,23 @@ def test_implicit_tokens_can_be_turned_off_and_the_user_agent_is_posembeds(hub, 
 
 def test_huggingface_hubs_header_builder_is_not_used(hub, big_checkpoint, monkeypatch):
     """huggingface_hub's build_hf_headers also fetches the hub's agent registry through its own client, with a name
-    lookup no deadline bounds: posembed builds its headers itself, and every request goes through its exchange."""
+    lookup no deadline bounds: posembed builds its headers itself, and every request goes through its exchange.
+    Both doors are shut: the header builder, and the library's HTTP client itself (its factory refuses, so any call
+    of huggingface_hub that would make a request fails, wherever it imported its session from)."""
     import huggingface_hub.utils
+    from huggingface_hub.utils import _http, close_session
 
     def refuse(*args, **kwargs):
-        raise AssertionError("build_hf_headers makes a request outside posembed's exchange")
+        raise AssertionError("a request outside posembed's exchange")
 
     monkeypatch.setattr(huggingface_hub.utils, "build_hf_headers", refuse)
+    close_session()  # the next get_session() builds its client from the factory: the refusing one
+    monkeypatch.setattr(_http, "_GLOBAL_CLIENT_FACTORY", refuse)  # a test's patch; restored, then closed below
     hub.add("big-org/big-model", big_checkpoint[0])
-    explorer.load("hf:big-org/big-model")
+    try:
+        explorer.load("hf:big-org/big-model")
+    finally:
+        close_session()
     assert hub.requests and all(r["path"].split("?")[0].split("/")[3:4] == ["resolve"] or "/api/" in r["path"]
                                 for r in hub.requests)
 

@@ -52,9 +52,6 @@ def test_distilbert_with_sinusoidal_positions_is_described_as_a_sinusoid(tmp_pat
     ("wav2vec2", "convolutional position embedding"),
     ("hubert", "convolutional position embedding"),
     ("wavlm", "convolutional position embedding"),
-    ("videomae", "1-D sinusoid over its patches numbered frame by frame"),
-    ("vivit", "3-D grid"),
-    ("timesformer", "separate time and space tables"),
     ("reformer", "axial position embeddings"),
 ])
 def test_a_model_type_whose_scheme_posembed_knows_names_it_in_one_line(tmp_path, monkeypatch, model_type, scheme):
@@ -65,20 +62,6 @@ def test_a_model_type_whose_scheme_posembed_knows_names_it_in_one_line(tmp_path,
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("posembed: error: ") and f"{model_type} has no position table: it" in line
     assert scheme in line and "found no position table" not in line
-
-
-def test_videomae_is_pointed_to_the_sinusoidal_table_it_computes_bit_for_bit(tmp_path, monkeypatch):
-    from transformers.models.videomae.modeling_videomae import get_sinusoid_encoding_table
-
-    config = transformers.VideoMAEConfig(image_size=32, patch_size=8, num_frames=4, tubelet_size=2, hidden_size=24)
-    config.save_pretrained(tmp_path)
-    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
-    result = CliRunner().invoke(cli, ["info", f"hf:{tmp_path}"])
-    spec = "sinusoidal,positions=32,dim=24,layout=interleaved"  # 4 / 2 frames x (32 / 8)^2 patches
-    assert result.exit_code == 1 and f"posembed report {spec}" in result.stderr
-    model = transformers.VideoMAEModel(config)
-    np.testing.assert_array_equal(explorer.load(spec).matrix, model.embeddings.position_embeddings[0].numpy())
-    assert np.array_equal(get_sinusoid_encoding_table(32, 24)[0].numpy(), explorer.load(spec).matrix)
 
 
 def test_an_unknown_model_type_is_offered_to_provider_for_config(tmp_path):

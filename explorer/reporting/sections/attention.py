@@ -123,11 +123,12 @@ PICK_ROTARY_JS = """
 const h = parseInt(select.value.split(" ")[1]);
 const n = score.data.d.length, f = energy.data.pair.length;
 score.data.score = full.data.score[0].slice(h * n, (h + 1) * n);
+if (full.data.token[0].length) score.data.token = full.data.token[0].slice(h * n, (h + 1) * n);
 energy.data.query = full.data.query[0].slice(h * f, (h + 1) * f);
 energy.data.key = full.data.key[0].slice(h * f, (h + 1) * f);
 score.change.emit();
 energy.change.emit();
-figs[0].title.text = `head ${h}: score of a unit input against distance`;
+figs[0].title.text = `head ${h}: score against distance`;
 figs[1].title.text = `head ${h}: query and key weight energy per frequency pair`;
 """
 
@@ -138,16 +139,26 @@ def rotary_view(result, inputs):
 
     heads = [f"head {h}" for h in range(result.heads)]
     select = Select(title="head", options=heads, value=heads[0], width=160, name="rotary_head")
-    score = ColumnDataSource({"d": result.distance, "score": result.score[0]})
+    token = result.token_score.size > 0
+    score = ColumnDataSource({"d": result.distance, "score": result.score[0],
+                              **({"token": result.token_score[0]} if token else {})})
     pairs = np.arange(len(result.wavelength), dtype=np.int32)
     energy = ColumnDataSource({"pair": pairs, "query": result.query_energy[0], "key": result.key_energy[0],
                                "wave": result.wavelength})
     full = ColumnDataSource({"score": [result.score.reshape(-1)], "query": [result.query_energy.reshape(-1)],
-                             "key": [result.key_energy.reshape(-1)]}, name="rotary_full")
-    curve = figures.figure("head 0: score of a unit input against distance", "rotary_score",
-                           x_axis_label="distance d = query - key position", y_axis_label="expected score")
-    curve.line(x="d", y="score", source=score, color="#08519c", line_width=1.6)
-    curve.add_tools(HoverTool(tooltips=[("d", "@d"), ("score", "@score{0.0000}")], mode="vline"))
+                             "key": [result.key_energy.reshape(-1)], "token": [result.token_score.reshape(-1)]},
+                            name="rotary_full")
+    curve = figures.figure("head 0: score against distance", "rotary_score",
+                           x_axis_label="distance d = query - key position", y_axis_label="score")
+    curve.line(x="d", y="score", source=score, color="#08519c", line_width=1.6, legend_label="unit input (expected)")
+    tips = [("d", "@d"), ("unit input", "@score{0.0000}")]
+    if token:
+        curve.line(x="d", y="token", source=score, color="#e6550d", line_width=1.6, line_dash="dashed",
+                   legend_label=f"{result.tokens} token")
+        tips.append((f"{result.tokens} token", "@token{0.0000}"))
+    curve.add_tools(HoverTool(tooltips=tips, mode="vline"))
+    curve.legend.location = "top_right"
+    curve.legend.background_fill_alpha = 0.6
     bars = figures.figure("head 0: query and key weight energy per frequency pair", "rotary_energy",
                           x_axis_label="frequency pair i (wavelength grows with i)",
                           y_axis_label="share of the head's energy")
@@ -160,28 +171,39 @@ def rotary_view(result, inputs):
     bars.legend.location = "top_right"
     select.js_on_change("value", CustomJS(args={"select": select, "score": score, "energy": energy, "full": full,
                                                 "figs": [curve, bars]}, code=PICK_ROTARY_JS))
-    rows = [[f"head {h}", float(result.score[h, 0]),
-             float(np.sqrt(result.query_energy[h] * result.key_energy[h])[result.wavelength > result.context].sum()
-                   / (np.sqrt(result.query_energy[h] * result.key_energy[h]).sum() or 1.0))]
-            for h in range(result.heads)]
+    header = ["head", "score at d = 0", "share in slow pairs"]
+    if token:
+        header += ["mean distance", "previous token", "diagonal", "entropy (nats)"]
+    rows = []
+    for h in range(result.heads):
+        both = np.sqrt(result.query_energy[h] * result.key_energy[h])
+        values = [float(result.score[h, 0]), float(both[result.wavelength > result.context].sum() / (both.sum() or 1.0))]
+        if token:
+            values += [float(result.mean_distance[h]), float(result.previous[h]), float(result.diagonal[h]),
+                       float(result.entropy[h])]
+        rows.append([f"head {h}", *values])
     return figures.stack(
         select,
         figures.side_by_side(
             figures.stack(curve, figures.caption(
-                f"Layer {result.layer}: E[q_m . k_n] * scale for a random input of unit variance in every coordinate "
-                "after the layer's RMS norm, used as both query and key token, at distance d = m - n: "
+                f"Layer {result.layer}, solid: E[q_m . k_n] * scale for a random input of unit variance in every "
+                "coordinate after the layer's input norm, used as both query and key token, at distance d = m - n: "
                 "sum_i cos(d theta_i) (C_aa + C_bb) + sin(d theta_i) (C_ba - C_ab) over the frequency pairs (a, b), "
-                "C = W_k^T diag(g)^2 W_q (+ the biases' outer product), times the table's scaling squared, plus "
-                "the trace over dimensions that do not rotate. It is what the head's weights alone prefer, "
-                "before any token content.")),
+                "C = E[k q^T] = W_k^T diag(g)^2 W_q + the outer product of the biases (the norm's bias through the "
+                "projections included), times the table's scaling squared, plus the trace over dimensions that do "
+                "not rotate: what the head's weights alone prefer, before any token content."
+                + (f" Dashed: the same sum with C = k q^T of the {result.tokens} token through the input norm and "
+                   "projections, the score the layer gives that token at every position." if token else ""))),
             figures.stack(bars, figures.caption(
                 "Share of the head's squared query (red) and key (green) weights, over its head dimensions, in each "
                 "frequency pair's two dimensions; pairs run from the fastest (wavelength 2 pi) to the slowest "
                 "frequency. A head that keeps its energy in slow pairs is nearly position-blind."))),
-        figures.number_grid(f"layer {result.layer}, per head", ["head", "score at d = 0", "share in slow pairs"],
-                          rows, name="rotary_heads"),
+        figures.number_grid(f"layer {result.layer}, per head", header, rows, name="rotary_heads"),
         figures.caption("share in slow pairs: sum over pairs whose wavelength exceeds the table's "
-                      f"{result.context} positions of sqrt(query share x key share), over the sum over all pairs."))
+                        f"{result.context} positions of sqrt(query share x key share), over the sum over all pairs."
+                        + (f" The other columns are the causal attention the {result.tokens} token gives at every "
+                           f"position, exact over all {result.context} queries (the formulas of the absolute "
+                           "models' numbers, with the dashed curve as the score)." if token else "")))
 
 
 def build(context: SectionContext):
@@ -225,6 +247,8 @@ def build(context: SectionContext):
     shown = ("" if len(result.bounds) - 1 >= result.positions else
              f" Shown as block means of {len(result.bounds) - 1} x {len(result.bounds) - 1} blocks of positions.")
     mask = "causal: a query attends to itself and earlier keys only" if result.causal else "none (every key)"
+    if inputs.window:
+        mask = f"causal within a window: a query attends to itself and its {inputs.window - 1} previous keys only"
     what = (f"Layer {result.layer}'s attention computed from positions alone ({inputs.note}), through the model's "
             f"own LayerNorm and query/key projections; tokens: {inputs.tokens}. Row i is query position i, "
             f"column j key position j; colours are probabilities on a log scale (10^{LOW_DECADE} and below, and "

@@ -63,8 +63,12 @@ def build(context: SectionContext):
         return None
     extra = {}
     if getattr(context.embedding, "grid", None) is not None:
-        height, width = context.embedding.grid
-        extra["patch grid"] = f"{height} x {width} (position r * {width} + c is row r, column c)"
+        *frames, height, width = context.embedding.grid
+        if frames:
+            extra["patch grid"] = (f"{frames[0]} x {height} x {width} frames x rows x columns (position "
+                                   f"(t * {height} + r) * {width} + c is frame t, row r, column c)")
+        else:
+            extra["patch grid"] = f"{height} x {width} (position r * {width} + c is row r, column c)"
     if "translation_invariance" in results:
         extra["translation invariance"] = figures.fmt(results["translation_invariance"], ".4f")
     if "spectrum" in results:

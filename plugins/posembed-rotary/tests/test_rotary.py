@@ -297,3 +297,97 @@ def test_qwen2_vl_mrope_text_view_equals_its_rotary_embedding_and_says_so(tmp_pa
         cos, sin = Qwen2VLRotaryEmbedding(config=config)(torch.zeros(1), torch.arange(40)[None])
     table = torch.cat([cos[0, :, :8], sin[0, :, :8]], dim=1).numpy()
     np.testing.assert_allclose(emb.matrix, table, rtol=0, atol=1e-6)
+
+
+# --- M-RoPE: sections and image tokens ------------------------------------------------------------------------------
+
+MROPE_TEXT = {**SMALL, "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]}}
+VISION = dict(depth=1, embed_dim=16, num_heads=2, hidden_size=64, spatial_merge_size=2, patch_size=4)
+
+
+def multimodal(tmp_path, family):
+    """A tiny Qwen2-VL or Qwen2.5-VL model saved with its config, and the model (for get_rope_index)."""
+    config_class, model_class = {"qwen2_vl": (transformers.Qwen2VLConfig, transformers.Qwen2VLModel),
+                                 "qwen2_5_vl": (transformers.Qwen2_5_VLConfig, transformers.Qwen2_5_VLModel)}[family]
+    vision = {**VISION, **({"out_hidden_size": 64, "intermediate_size": 32} if family == "qwen2_5_vl" else {})}
+    config = config_class(text_config=MROPE_TEXT, vision_config=vision, image_token_id=99, video_token_id=98,
+                          vision_start_token_id=97)
+    config.save_pretrained(tmp_path)
+    return str(tmp_path), model_class(config)
+
+
+def model_mrope_rows(folder, family, position_ids):
+    """What the model's rotary module computes for tokens of these (3, n) position ids: [cos | sin], first half."""
+    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLRotaryEmbedding
+    from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VLRotaryEmbedding
+
+    rotary_class = Qwen2VLRotaryEmbedding if family == "qwen2_vl" else Qwen2_5_VLRotaryEmbedding
+    config = transformers.AutoConfig.from_pretrained(folder).get_text_config()
+    with torch.no_grad():
+        cos, sin = rotary_class(config=config)(torch.zeros(1), position_ids[:, None, :])
+    return torch.cat([cos[0, :, :8], sin[0, :, :8]], dim=1).numpy()
+
+
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl"])
+@pytest.mark.parametrize("grid_thw, before", [((1, 4, 6), 3), ((2, 4, 4), 0), ((1, 6, 2), 5)])
+def test_an_images_position_ids_are_get_rope_index_s_and_its_rows_the_models(tmp_path, family, grid_thw, before):
+    folder, model = multimodal(tmp_path, family)
+    tokens = grid_thw[0] * (grid_thw[1] // 2) * (grid_thw[2] // 2)
+    types = torch.tensor([[0] * before + [1] * tokens + [0] * 2])
+    input_ids = torch.where(types == 1, 99, 5)
+    ids, _ = model.get_rope_index(input_ids, types, image_grid_thw=torch.tensor([grid_thw]))
+    image_ids = ids[:, 0, before:before + tokens]
+    assert np.array_equal(posembed_rotary.mrope_position_ids(grid_thw, 2, before), image_ids.numpy())
+    emb = load(folder, None, None, None, None, None, image="x".join(map(str, grid_thw)), start=before or None)
+    frames, height, width = grid_thw[0], grid_thw[1] // 2, grid_thw[2] // 2
+    assert emb.grid == ((frames, height, width) if frames > 1 else (height, width))
+    np.testing.assert_allclose(emb.matrix, model_mrope_rows(folder, family, image_ids), rtol=0, atol=1e-6)
+    assert "get_rope_index" in emb.description and "1-D text view" not in emb.description
+
+
+def test_each_section_is_its_own_pairs_over_its_own_position_ids(tmp_path):
+    folder, _ = multimodal(tmp_path, "qwen2_vl")
+    full = load(folder, None, 40, None, None, None)
+    assert "shown is the 1-D text view" in full.description
+    columns = []
+    for name, pairs in (("temporal", [0, 1]), ("height", [2, 3, 4]), ("width", [5, 6, 7])):
+        emb = load(folder, None, 40, None, None, None, section=name)
+        cos_sin = pairs + [8 + p for p in pairs]
+        assert emb.matrix.tobytes() == np.ascontiguousarray(full.matrix[:, cos_sin]).tobytes()
+        assert f"section {name} alone ({name} pairs {pairs[0]}-{pairs[-1]})" in emb.description
+        assert "1-D text view" in emb.description and emb.grid is None
+        columns += cos_sin
+    assert sorted(columns) == list(range(16))
+    # an image's tokens under one section: that section's pairs turn by that section's id alone
+    height = load(folder, None, None, None, None, None, section="height", image="1x4x6")
+    full_image = load(folder, None, None, None, None, None, image="1x4x6")
+    assert height.matrix.tobytes() == np.ascontiguousarray(full_image.matrix[:, [2, 3, 4, 10, 11, 12]]).tobytes()
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(positions=10, image="1x4x4"), SpecError, "drop positions"),
+    (dict(start=3), SpecError, "start applies to an image"),
+    (dict(image="1x4"), SpecError, "image must be TxHxW"),
+    (dict(image="1x1x1"), SpecError, "fewer patches a side than the spatial_merge_size 2"),
+])
+def test_bad_mrope_options_are_one_error(tmp_path, kwargs, error, message):
+    folder, _ = multimodal(tmp_path, "qwen2_vl")
+    with pytest.raises(error, match=message):
+        load(folder, None, kwargs.pop("positions", None), None, None, None, **kwargs)
+
+
+def test_sections_and_images_need_an_mrope_model(tmp_path):
+    folder = saved(tmp_path, transformers.Qwen2Config)
+    with pytest.raises(ProviderError, match="has no mrope_section: section and image apply to multimodal RoPE"):
+        load(folder, None, None, None, None, None, section="height")
+    with pytest.raises(SpecError, match="apply to a model"):
+        load(None, None, None, None, None, None, section="height")
+
+
+def test_an_images_table_has_the_grid_views_and_no_rope_kernel(tmp_path):
+    import explorer
+
+    folder, _ = multimodal(tmp_path, "qwen2_vl")
+    image = explorer.analyze(load(folder, None, None, None, None, None, image="1x8x8"))
+    assert image.rope_kernel is None and image.grid_offset is not None  # its rows are patches, not a line
+    assert explorer.analyze(load(folder, None, 16, None, None, None, section="width")).rope_kernel is not None
