@@ -256,8 +256,9 @@ def test_the_analysis_loop_reports_each_analysis_to_its_caller():
     ["sinusoidal2d,grid=6x5,dim=16", "alibi,heads=2,positions=8"],
 ], ids=["one", "two", "atlas", "grid-and-relative"])
 def test_every_kind_of_page_passes_bokehs_document_validation(specs, monkeypatch):
-    """``posembed`` skips Bokeh's document validation when it writes a page (BOKEH_VALIDATE_DOC, cli.main): it only
-    logs layout warnings the page's own code would cause, so this is where they are caught."""
+    """``posembed`` skips Bokeh's document validation when it writes a page (BOKEH_VALIDATE_DOC, set by
+    ``runtime.environment.command_process``): it only logs layout warnings the page's own code would cause, so this
+    is where they are caught."""
     from bokeh.core.validation.check import check_integrity
 
     monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
