@@ -31,6 +31,7 @@ _LAZY = {
     "RowAxis": "explorer.core.embedding",
     "RelativePositionTerm": "explorer.core.relative",
     "WindowBias": "explorer.core.window",
+    "ConvKernel": "explorer.core.conv",
     "load": "explorer.api",
     "analyze": "explorer.api",
     "report": "explorer.api",

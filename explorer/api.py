@@ -241,18 +241,20 @@ def analyze_requests(requests: Sequence[Request], registry: Registry | None = No
                      probe_protocol: str = PROBE_PROTOCOL, keep_going: bool = False, jobs: int = 1,
                      executor: str | None = None,
                      ) -> tuple[list[PositionEmbedding], tuple[str, ...], list[Results], list[tuple[int, int, Results]]]:
-    """What the command line runs on many tables: the table count and the memory the run needs checked before
-    anything is loaded, each table loaded and analysed as one job through the run's executor
+    """What the command line runs on many tables: the table count and the memory the run needs (from each spec's
+    expected shape, ``explorer.loading.shapes``) checked before anything is loaded, each table loaded and analysed as one job through the run's executor
     (``explorer.runtime.executor``), then the pairs. The tables, their specs, their results and the pairs'; with
     ``keep_going`` each failure is one warning and left out."""
     import warnings
 
     from explorer.errors import PosembedWarning, SpecError
     from explorer.loading.series import Analysing, run_jobs
+    from explorer.loading.shapes import expected_shapes
     from explorer.runtime.executor import executor as open_executor
     from explorer.runtime.limits import check_run
 
-    check_run(len(requests), resolution)
+    registry = get_registry() if registry is None else registry
+    check_run(expected_shapes([r.spec for r in requests], registry), resolution, [r.named() for r in requests])
     analysing = Analysing(resolution, _options(probe_protocol))
     with open_executor(jobs, executor) as pool:
         loaded, failures = run_jobs(requests, registry, keep_going=keep_going, analysing=analysing, pool=pool)
@@ -275,9 +277,10 @@ def _analysed(items: Sequence[PositionEmbedding], resolution: int | None, regist
 def _tables(embeddings: PositionEmbedding | Sequence[PositionEmbedding], what: str) -> list[PositionEmbedding]:
     from explorer.core.embedding import PositionEmbedding
     from explorer.core.relative import RelativePositionTerm
+    from explorer.core.conv import ConvKernel
     from explorer.core.window import WindowBias
 
-    single = isinstance(embeddings, (PositionEmbedding, RelativePositionTerm, WindowBias))
+    single = isinstance(embeddings, (PositionEmbedding, RelativePositionTerm, WindowBias, ConvKernel))
     items = [embeddings] if single else list(embeddings)
     if not items:
         raise EmbeddingError(f"{what} needs at least one table")
@@ -365,12 +368,14 @@ def site(
     scale: str = "auto",
     vmax: float | None = None,
     probe_protocol: str = PROBE_PROTOCOL,
+    analysed: tuple[list[Results], list[tuple[int, int, Results]]] | None = None,
 ) -> dict[str, int]:
     """Write a folder site for many tables (``posembed report ... -o DIR/``): ``index.html`` with the atlas and the
     series' dynamics, one page per table linked from it, BokehJS once (``explorer.reporting.site``).
 
     The folder is replaced as a whole, or left as it was when anything fails; one that holds anything but an
-    earlier site is refused. Returns the bytes of each file written, by its name inside the folder.
+    earlier site is refused. Returns the bytes of each file written, by its name inside the folder. The keywords
+    are :func:`report`'s (``shared_scale`` holds on every table's page too).
     """
     from explorer.analysis.probes import check_protocol
     from explorer.reporting.page import bokeh_resources
@@ -387,7 +392,7 @@ def site(
     check_folder(folder, inputs)
     registry = registry or get_registry()
     with console.stage("preparing the site"):
-        results, pairs = _analysed(items, resolution, registry, probe_protocol)
+        results, pairs = analysed or _analysed(items, resolution, registry, probe_protocol)
         console.step("building the pages")
         from explorer.reporting.site import write_site  # imports Bokeh
 

@@ -316,11 +316,8 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
             raise OutputError(f"a folder site (-o {output}) needs at least {ATLAS_TABLES} tables, got "
                               f"{len(requests)}; write one file instead (-o report.html)")
         check_folder(output, inputs)  # fail before any expensive work
-        _report_site(requests, output, title=title, resources=resources, resolution=resolution,
-                     shared_scale=shared_scale, scale=scale, vmax=vmax, open_browser=open_browser,
-                     keep_going=keep_going, probe_protocol=probe_protocol)
-        return
-    check_writable(output, inputs)  # before any expensive work
+    else:
+        check_writable(output, inputs)  # before any expensive work
     if output == STDOUT and open_browser:
         console.warn("--open needs a file; ignored with -o -")
     if resolution is None:  # an atlas's default resolution, chosen by the number of tables asked for
@@ -328,6 +325,11 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
 
         resolution = ATLAS_RESOLUTION if len(requests) >= ATLAS_TABLES else RESOLUTION
     registry = _registry()
+    if is_folder_output(output):
+        _report_site(requests, output, registry, title=title, resources=resources, resolution=resolution,
+                     shared_scale=shared_scale, scale=scale, vmax=vmax, open_browser=open_browser,
+                     keep_going=keep_going, probe_protocol=probe_protocol, jobs=jobs, executor=executor_address)
+        return
     with console.stage("starting"):  # one status line, its clock running from here to the write
         embeddings, _, results, pairs = analyze_requests(requests, registry, resolution=resolution, jobs=jobs,
                                                          probe_protocol=probe_protocol, keep_going=keep_going,
@@ -345,20 +347,18 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
                 console.warn(f"--open found no browser on this machine; open {output} yourself")
 
 
-def _report_site(requests, output: str, *, open_browser: bool, keep_going: bool, **options: Any) -> None:
-    """``report -o DIR/``: the folder site of the requested tables (``explorer.api.site``)."""
-    from explorer.api import site
-    from explorer.errors import SpecError
-    from explorer.loading.series import load_many
+def _report_site(requests, output: str, registry: Any, *, open_browser: bool, keep_going: bool, resolution: int,
+                 probe_protocol: str, jobs: int, executor: str | None, **options: Any) -> None:
+    """``report -o DIR/``: the folder site of the requested tables (``explorer.api.site``), loaded and analysed as
+    the single file's are (``analyze_requests``: the same executor, limits and warnings)."""
+    from explorer.api import analyze_requests, site
 
-    registry = _registry()
     with console.stage("starting"):
-        embeddings, failures = load_many(requests, registry, keep_going=keep_going)
-        for failure in failures:
-            console.warn(f"left out: {failure.line()}")
-        if not embeddings:
-            raise SpecError("every spec failed to load; nothing was written")
-        sizes = site(embeddings, output, registry=registry, **options)
+        embeddings, _, results, pairs = analyze_requests(requests, registry, resolution=resolution, jobs=jobs,
+                                                         probe_protocol=probe_protocol, keep_going=keep_going,
+                                                         executor=executor)
+        sizes = site(embeddings, output, registry=registry, resolution=resolution, probe_protocol=probe_protocol,
+                     analysed=(results, pairs), **options)
     index = os.path.join(output, "index.html")
     console.info(f"wrote {index} ({sizes['index.html'] / 1e6:.1f} MB) and {len(sizes) - 1} more files "
                  f"({(sum(sizes.values()) - sizes['index.html']) / 1e6:.1f} MB)")
@@ -375,6 +375,9 @@ def _size(embedding: Any) -> str:
         return f"{embedding.heads} heads x {embedding.dim} distances"
     if embedding.term == "window":
         return f"{embedding.heads} heads x {embedding.dim} offsets"
+    if embedding.term == "conv":
+        return f"{embedding.groups} groups x {embedding.group_channels} x {embedding.group_channels} channels x " \
+               f"{embedding.taps} taps"
     return f"{embedding.positions} x {embedding.dim}"
 
 
@@ -426,8 +429,8 @@ def analyze(specs: tuple[str, ...], as_json: bool, npz: str | None, resolution: 
         _echo_json(data)
         return
     for table in data["tables"]:
-        what = {"relative": "heads x distances", "window": "heads x offsets"}.get(table["term"],
-                                                                                 "positions x dimensions")
+        what = {"relative": "heads x distances", "window": "heads x offsets",
+                "conv": "groups x kernel weights"}.get(table["term"], "positions x dimensions")
         click.echo(click.style(f"{table['spec']}  ({table['shape'][0]} x {table['shape'][1]} {what})", bold=True))
         for name, number in table["scalars"].items():
             click.echo(f"{name:>28}: {'n/a' if number is None else f'{number:.6g}'}")

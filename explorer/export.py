@@ -3,7 +3,10 @@ the results of ``posembed analyze`` as JSON (``analysis_json``) and ``.npz`` (``
 
 A relative term is written as its heads x distances values (``.csv``: one row per distance, one column per head);
 a 2-D relative bias (``WindowBias``) as its heads x columns values (``.npy``, ``.safetensors`` with the provenance that
-says its window and extra entries) or one row per offset and entry (``.csv``).
+says its window and extra entries) or one row per offset and entry (``.csv``); a convolution kernel (``ConvKernel``)
+as its groups x (C/G * C/G * K) values (``.npy``, ``.safetensors`` with the provenance that says its taps;
+``values.reshape(C, C // G, K)`` is the conv's own weight) or one row per output and input channel, one column per
+tap (``.csv``).
 
 Every format holds exactly the float32 matrix (CSV with 9 significant digits, enough to read back
 every float32 bit for bit). Files are written atomically through ``explorer.runtime.output.write_atomic``.
@@ -32,6 +35,8 @@ TENSOR_NAME = "position_embedding"
 RELATIVE_NAME, RELATIVE_DISTANCES = "relative_position_term", "distances"
 #: The tensor name of a 2-D relative bias in exported safetensors files (heads x columns: offsets, then extras).
 WINDOW_NAME = "window_bias"
+#: The tensor name of a convolution kernel in exported safetensors files (groups x (C/G * C/G * K)).
+CONV_NAME = "conv_kernel"
 #: The metadata key holding the full provenance as JSON.
 PROVENANCE_KEY = "posembed.provenance"
 
@@ -93,6 +98,8 @@ def encode(embedding: PositionEmbedding, fmt: str) -> bytes:
         return encode_relative(embedding, fmt)
     if embedding.term == "window":
         return encode_window(embedding, fmt)
+    if embedding.term == "conv":
+        return encode_conv(embedding, fmt)
     matrix = embedding.matrix
     if fmt == "npy":
         return _npy(matrix)
@@ -171,6 +178,32 @@ def encode_window(term, fmt: str) -> bytes:
                          + "\n")
         for name, values in zip(term.extras, term.extra_values.T.astype(np.float64)):
             buffer.write(f"{_quoted(name)},,," + ",".join(f"{v:.9g}" for v in values) + "\n")
+        return buffer.getvalue().encode("utf-8")
+    raise OutputError(f"unknown export format {fmt!r} (formats: {', '.join(FORMATS)})")
+
+
+def encode_conv(term, fmt: str) -> bytes:
+    """A ``ConvKernel`` in ``fmt``: ``.npy`` the groups x (C/G * C/G * K) values; ``.safetensors`` those
+    (``CONV_NAME``) with the provenance, whose taps ``file:`` reads back; ``.csv`` one row per output channel and
+    input channel of its group (channel, input, group), one column per tap named by its frame offset."""
+    import numpy as np
+
+    if fmt == "npy":
+        return _npy(np.ascontiguousarray(term.values))
+    if fmt == "safetensors":
+        from safetensors.numpy import save
+
+        metadata = _metadata(term.provenance(), ("provider", "source", "term", "kind", "dtype", "tensor", "revision",
+                                                 "taps"))
+        return save({CONV_NAME: np.ascontiguousarray(term.values)}, metadata=metadata)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        buffer.write("channel,input,group," + ",".join(f"t{k:+d}" for k in term.offsets) + "\n")
+        kernel, side = term.kernel.astype(np.float64), term.group_channels
+        for channel in range(term.channels):
+            for inp in range(side):
+                buffer.write(f"{channel},{inp},{channel // side}," + ",".join(f"{v:.9g}" for v in kernel[channel, inp])
+                             + "\n")
         return buffer.getvalue().encode("utf-8")
     raise OutputError(f"unknown export format {fmt!r} (formats: {', '.join(FORMATS)})")
 

@@ -64,7 +64,7 @@ def test_report_of_two_specs_is_one_page(run, tmp_path):
 
 
 @pytest.mark.parametrize("args, code, message", [
-    (["info", "sinusodal"], 2, "unknown provider 'sinusodal' (providers: alibi, file, gpt2, hf, sinusoidal, sinusoidal2d, t5, window); did you mean 'sinusoidal'?"),
+    (["info", "sinusodal"], 2, "unknown provider 'sinusodal' (providers: alibi, conv, file, gpt2, hf, sinusoidal, sinusoidal2d, t5, window); did you mean 'sinusoidal'?"),
     (["info", "sinusoidal,dims=3"], 2, "did you mean 'dim'?"),
     (["info", "sinusoidal,dim=abc"], 2, "parameter 'dim' expects int, got 'abc'"),
     (["info", "sinusoidal,layout=spiral"], 2, "must be one of interleaved, split"),

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from bokeh.models import Div
 
 import explorer
 from explorer.api import analyze_all
@@ -146,3 +147,34 @@ def test_the_slider_and_the_picker_change_the_view_in_chromium(sweep, tmp_path):
     assert "3. " in state["note"] and "dim 32" in state["note"]
     assert state["y"] == state["total"]
     np.testing.assert_allclose(state["y"], [r.scalars()["total_abs"] for r in sweep.results], rtol=1e-6)
+
+
+@pytest.mark.parametrize("values,log", [
+    ([10, 100, 1000, 10000, 100000], True),  # a swept base: four of five would bunch at the left
+    ([2 ** k for k in range(11)], True),  # steps 1, 2, 4, ... 1024
+    ([500 * k for k in range(1, 101)], False),  # evenly spaced steps, two decades: linear
+    ([0, 10, 100, 1000, 10000], False),  # step 0 has no place on a log axis
+    ([8, 16, 32], False),  # within a decade
+])
+def test_the_x_axis_is_logarithmic_only_where_a_linear_one_would_bunch_the_members(values, log):
+    axis = series_axis([member("formula", base=v) for v in values])
+    assert axis.x.tolist() == values and axis.log_scale is log
+
+
+def _intro(document) -> str:
+    return " ".join(d.text for d in document.select({"type": Div}) if "as one series" in d.text)
+
+
+def test_a_sweep_over_decades_is_drawn_on_a_log_axis_and_the_caption_says_so():
+    from bokeh.models import LinearScale, LogScale
+
+    tables = [explorer.load(s) for s in expand_series("sinusoidal,positions=64,dim=16,base=10|100|1000|10000|100000")]
+    document = build_document(tables, *analyze_all(tables, 32))
+    for name in ("dynamics_cka_ends", "dynamics_scalar"):
+        assert isinstance(model(document, name).x_scale, LogScale), name
+        assert model(document, name).xaxis[0].axis_label == "base (log scale)"
+    assert "on a log scale (its values span 4.0 decades" in _intro(document)
+    tables = [explorer.load(s) for s in expand_series("sinusoidal,positions=64,dim=16,base=100|200|300")]
+    document = build_document(tables, *analyze_all(tables, 32))
+    assert isinstance(model(document, "dynamics_cka_ends").x_scale, LinearScale)
+    assert "log scale" not in _intro(document)

@@ -156,7 +156,7 @@ HOSTILE = {
     "shape-mismatch": ("grid", _set(shape=[25, 8]), "shape is not the tensor's [24, 8]"),
     "kind-not-text": ("grid", _set(kind=5), "kind is not a text"),
     "kind-too-long": ("grid", _set(kind="k" * 500), "kind is not a text of 1 to 48 characters"),
-    "term-unknown": ("grid", _set(term="sideways"), "term is not 'absolute', 'relative' or 'window'"),
+    "term-unknown": ("grid", _set(term="sideways"), "term is not 'absolute', 'relative', 'window' or 'conv'"),
     "term-relative-on-a-table": ("grid", _set(term="relative"),
                                  "its term is 'relative', which posembed does not export as 'position_embedding'"),
     "not-json": ("grid", "{nope", "is not valid JSON"),
@@ -185,7 +185,20 @@ HOSTILE = {
     "window-extras-repeated": ("window", _set(extras=["a", "a"]), "extra entries need distinct names"),
     "term-window-on-a-table": ("grid", _set(term="window"),
                                "its term is 'window', which posembed does not export as 'position_embedding'"),
+    # convolution kernels (2 groups of 2 channels, 3 taps: 2 x 12 values)
+    "conv-taps-wrong": ("conv", _set(taps=5), "values are groups x (channels x channels x taps)"),
+    "conv-taps-other-square": ("conv", _set(taps=4), "3 kernel rows are not its output x input channels"),
+    "conv-taps-not-square": ("conv", _set(taps=2), "kernel rows are not its output x input channels"),
+    "conv-taps-huge": ("conv", _set(taps=10**12), "values are groups x (channels x channels x taps)"),
+    "conv-taps-text": ("conv", _set(taps="3"), "taps is not a whole number"),
+    "conv-taps-bool": ("conv", _set(taps=True), "taps is not a whole number"),
+    "term-conv-on-a-table": ("grid", _set(term="conv"),
+                             "its term is 'conv', which posembed does not export as 'position_embedding'"),
 }
+
+
+def conv_kernel():
+    return explorer.ConvKernel(np.arange(24, dtype=np.float32).reshape(2, 12), "test", "conv test", taps=3)
 
 
 def window_bias():
@@ -197,7 +210,7 @@ def window_bias():
 def test_metadata_that_does_not_fit_is_one_warning_and_a_plain_table(tmp_path, case):
     which, change, fragment = HOSTILE[case]
     source = {"rows": rows_table, "grid": lambda: explorer.load(GRID), "relative": lambda: explorer.load(ALIBI),
-              "window": window_bias}
+              "window": window_bias, "conv": conv_kernel}
     original = source[which]()
     path = exported(tmp_path, original)
     if isinstance(change, str):

@@ -71,6 +71,12 @@ def _claiming_npy(tmp: Path) -> Path:
     return path
 
 
+def _spec_file(tmp: Path, lines: list[str]) -> Path:
+    path = tmp / "specs.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def _deep(levels: int) -> str:
     return "[" * levels + "]" * levels
 
@@ -206,6 +212,11 @@ CASES = [
          _info(_claiming_npz), "wpe: an array of 1000000 x 1000000 needs 4 TB"),
     Case("npy-claims-terabytes", "a .npy whose header claims 10^6 x 10^6 float32",
          _info(_claiming_npy), "an array of 1000000 x 1000000 needs 4 TB"),
+    Case("run-npy-claims-terabytes", "a spec file whose third line is a .npy claiming 10^6 x 10^6 float32, its "
+         "first a missing file: refused from the header before the first is loaded",
+         lambda tmp: ["analyze", "--specs", str(_spec_file(tmp, ["file:/nonexistent/a.npy", "sinusoidal,positions=8,dim=4",
+                                                                  f"file:{_claiming_npy(tmp)}"]))],
+         "line 3): a table of 1000000 x 1000000 needs 4 TB"),
     Case("tensor-over-the-limit", "a 4 MB safetensors table with `POSEMBED_MAX_ARRAY_BYTES=1e6`",
          _info(lambda tmp: _header_file(tmp / "big.safetensors", {"wpe.weight": _entry(0, 4_000_000, (1000, 1000))},
                                         b"\0" * 4_000_000)),

@@ -220,14 +220,14 @@ def test_the_cap_is_documented_with_its_variable():
 def test_a_run_that_would_not_fit_in_memory_is_refused_before_any_table_is_loaded(monkeypatch):
     from explorer.runtime.limits import run_bytes
 
-    need = run_bytes(3, 384)
+    need = run_bytes([(1024, 768)] * 3, 384)  # a missing file counts as GPT-2's 1024 x 768, as sinusoidal is
     monkeypatch.setenv("POSEMBED_MAX_RUN_BYTES", str(need - 1))
     result = run_cli(["analyze", "file:/nonexistent/a.npy", "sinusoidal", "sinusoidal,base=100", "--resolution", "384"])
     assert_one_error_line(result, "3 tables at resolution 384 need about")
     monkeypatch.setenv("POSEMBED_MAX_RUN_BYTES", str(need))
     result = run_cli(["analyze", "file:/nonexistent/a.npy", "sinusoidal", "sinusoidal,base=100", "--resolution", "384"])
     assert_one_error_line(result, "file:/nonexistent/a.npy")  # within the limit: loading starts
-    assert run_bytes(24, 384) > 2 * run_bytes(12, 384)  # pairs count: the estimate grows faster than the tables
+    assert run_bytes([None] * 24, 384) > 2 * run_bytes([None] * 12, 384)  # pairs count: it grows faster than T
 
 
 def test_progress_counts_each_stage_on_a_line_of_its_own_off_a_terminal(monkeypatch):

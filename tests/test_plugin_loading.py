@@ -107,7 +107,7 @@ def test_a_provider_named_like_a_plugin_that_failed_names_that_plugin_and_why(en
     result = posembed("info", "rho")
     assert result.exit_code == 2
     assert result.stderr.splitlines()[-1] == (
-        "posembed: error: unknown provider 'rho' (providers: alibi, file, gpt2, hf, sinusoidal, sinusoidal2d, t5, window); "
+        "posembed: error: unknown provider 'rho' (providers: alibi, conv, file, gpt2, hf, sinusoidal, sinusoidal2d, t5, window); "
         "plugin 'rho' (posembed-rho 2.0) failed to import and is skipped: ModuleNotFoundError: No module named "
         "'posembed_module_that_does_not_exist' (it may register 'rho')")
 
@@ -176,7 +176,7 @@ def test_a_provider_excluded_by_the_variable_says_so_naming_its_plugin(plugin_fi
         result = posembed("info", "nu")
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
-        "posembed: error: unknown provider 'nu' (providers: alibi, file, gpt2, hf, sinusoidal, sinusoidal2d, t5, window); "
+        "posembed: error: unknown provider 'nu' (providers: alibi, conv, file, gpt2, hf, sinusoidal, sinusoidal2d, t5, window); "
         "plugin 'nu' (posembed-nu 1.2) may register it, but POSEMBED_LOAD_PLUGINS='' leaves it out"]
     assert module not in sys.modules
 

@@ -78,13 +78,13 @@ def test_load_plugins_env_chooses_which_load(entry_points, monkeypatch):
     entry_points("one", fake_plugin_module("posembed_fake_one", "p-one"))
     entry_points("two", fake_plugin_module("posembed_fake_two", "p-two"))
     monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "two")
-    assert set(get_registry(get_plugin_manager()).providers) == {"alibi", "file", "gpt2", "hf", "sinusoidal", "sinusoidal2d", "t5", "window", "p-two"}
+    assert set(get_registry(get_plugin_manager()).providers) == {"alibi", "file", "gpt2", "hf", "sinusoidal", "sinusoidal2d", "t5", "window", "conv", "p-two"}
     monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
-    assert set(get_registry(get_plugin_manager()).providers) == {"alibi", "file", "gpt2", "hf", "sinusoidal", "sinusoidal2d", "t5", "window"}
+    assert set(get_registry(get_plugin_manager()).providers) == {"alibi", "file", "gpt2", "hf", "sinusoidal", "sinusoidal2d", "t5", "window", "conv"}
 
 
 def test_unknown_provider_lists_what_exists_and_suggests(builtin_registry):
-    with pytest.raises(SpecError, match=r"unknown provider 'sinusoid'.*providers: alibi, file, gpt2, hf, sinusoidal, sinusoidal2d, t5.*did you mean 'sinusoidal'"):
+    with pytest.raises(SpecError, match=r"unknown provider 'sinusoid'.*providers: alibi, conv, file, gpt2, hf, sinusoidal, sinusoidal2d, t5.*did you mean 'sinusoidal'"):
         builtin_registry.get("sinusoid")
 
 
@@ -323,7 +323,7 @@ def test_plugins_command_lists_each_plugins_analyses_and_sections(entry_points):
     assert ("units  posembed-units 0.5\n    clashed: section 'matrix' is kept by plugin 'explorer.reporting.sections'\n"
             "    hooks: register_analyses, register_sections\n    analyses: jitter, wobble\n    sections: wobble\n"
             ) in text
-    assert "    hooks: register_analyses\n    analyses: attention, comparison, cosine_dimensions," in text
+    assert "    hooks: register_analyses\n    analyses: attention, comparison, conv_kernel, cosine_dimensions," in text
 
 
 def test_plugins_command_with_load_plugins_empty_loads_only_built_ins_and_lists_the_rest_as_excluded(

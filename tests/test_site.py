@@ -155,10 +155,23 @@ def test_an_index_of_100_tables_is_at_most_20_mb(tmp_path):
 
 def arrived(chromium, url: str, seconds: float = 10.0) -> bool:
     """Whether the browser's page is ``url`` within ``seconds`` (a click navigates asynchronously)."""
+    browser = pytest.importorskip("browser")
     deadline = time.monotonic() + seconds
-    while chromium.evaluate("location.href") != url and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        try:
+            if chromium.evaluate("location.href") == url:
+                return True
+        except browser.BrowserError as error:  # asked while the page navigates: ask again
+            if "navigated or closed" not in str(error):
+                raise
         time.sleep(0.1)
-    return chromium.evaluate("location.href") == url
+    return False
+
+
+def click(chromium, element: str) -> None:
+    """Click ``element`` (a JavaScript expression) after the evaluation returns: a click that navigates inside
+    the evaluation can end it with "Inspected target navigated or closed" (seen under load)."""
+    chromium.evaluate(f"(() => {{ const el = {element}; setTimeout(() => el.click(), 0); }})()")
 
 
 @pytest.mark.browser
@@ -174,12 +187,67 @@ def test_the_links_work_in_chromium(site):
         assert result.idle and not result.errors, result.errors
         links = chromium.evaluate(find % "posembed-table-link" + ".map((a) => a.href)")
         assert links == [(site / f"tables/00{k}.html").as_uri() for k in (1, 2, 3)]
-        chromium.evaluate(find % "posembed-table-link" + "[1].click()")
+        click(chromium, find % "posembed-table-link" + "[1]")
         assert arrived(chromium, links[1])
         page = chromium.open(site / "tables/002.html", idle_timeout=60)  # BokehJS from ../bokeh/js: offline
         assert page.idle and not page.errors, page.errors
         assert chromium.evaluate("typeof window.Bokeh") == "object"
         back = chromium.evaluate(find % "posembed-index-link" + ".map((a) => a.href)")
         assert back == [(site / "index.html").as_uri()]
-        chromium.evaluate(find % "posembed-index-link" + "[0].click()")
+        click(chromium, find % "posembed-index-link" + "[0]")
         assert arrived(chromium, back[0])
+
+
+def _site_documents(folder: Path) -> dict[str, list]:
+    """Every page's embedded Bokeh documents, by page (Bokeh's ids are counted in order, so equal builds are equal)."""
+    import json
+
+    found = {}
+    for page in sorted(folder.rglob("*.html")):
+        scripts = re.findall(r'<script type="application/json" id="[^"]+">\s*(.*?)\s*</script>',
+                             page.read_text(encoding="utf-8"), re.S)
+        found[str(page.relative_to(folder))] = [list(json.loads(s).values()) for s in scripts]
+    return found
+
+
+def test_a_site_through_a_process_pool_is_the_serial_site(tmp_path):
+    from test_many_tables import _posembed
+
+    sites = {}
+    for name, extra in (("serial", ()), ("pool", ("--jobs", "2"))):
+        done = _posembed("-q", "report", *SPECS, "-o", f"{tmp_path / name}/", *extra)
+        assert done.returncode == 0, done.stderr
+        sites[name] = _site_documents(tmp_path / name)
+    assert len(sites["pool"]) == 4 and all(sites["pool"].values())  # the index and three table pages
+    assert sites["pool"] == sites["serial"]  # every number of every page
+
+
+def test_a_site_loads_and_analyses_through_the_runs_executor(tmp_path):
+    pytest.importorskip("distributed")
+    from test_many_tables import _posembed
+
+    done = _posembed("report", *SPECS, "-o", f"{tmp_path / 'site'}/", "--executor", "tcp://127.0.0.1:9",
+                     env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "1s"})
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("posembed: error: cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'")
+    assert not (tmp_path / "site").exists()
+
+
+def test_with_a_shared_scale_every_table_page_is_on_the_sites_one_scale(tmp_path):
+    from test_report_fidelity import bar_labels, heavy_table
+    from test_report_html import div_texts, document
+
+    tables = [explorer.load("sinusoidal,positions=256,dim=48"), heavy_table(),
+              explorer.load("sinusoidal,positions=256,dim=48,base=100")]
+    labels, notes = {}, {}
+    for shared in (False, True):
+        folder = tmp_path / f"shared-{shared}"
+        explorer.api.site(tables, folder, shared_scale=shared, resolution=64)
+        docs = [document((folder / f"tables/00{k}.html").read_text(encoding="utf-8")) for k in (1, 2, 3)]
+        labels[shared] = [bar_labels(doc) for doc in docs]
+        notes[shared] = [" ".join(div_texts(doc)) for doc in docs]
+    assert labels[False][0] != labels[False][1]  # each its own: the sinusoid's scale is not the heavy table's
+    assert labels[True][0] == labels[True][1] == labels[True][2]  # one scale, on every table's page
+    assert labels[True][0] != labels[False][0]
+    assert all("every table of the site shares (--shared-scale)" in text for text in notes[True])
+    assert not any("--shared-scale)" in text and "site shares" in text for text in notes[False])

@@ -78,6 +78,26 @@ class HeadValues:
         """The values the term was read from (what writing an output must not overwrite)."""
         return [self.source, *self.params.values()]
 
+    def layout(self) -> dict[str, Any]:
+        """What the term's kind says about its columns (heads, distances, a window, taps), for ``provenance``."""
+        return {}
+
+    def provenance(self) -> dict[str, Any]:
+        """Everything known about where the term came from, as plain JSON-able values."""
+        return {
+            "provider": self.provider,  # type: ignore[attr-defined]
+            "source": self.source,
+            "term": self.term,  # type: ignore[attr-defined]
+            "kind": self.kind,  # type: ignore[attr-defined]
+            "shape": list(self.shape),
+            **self.layout(),
+            "dtype": self.dtype,  # type: ignore[attr-defined]
+            "tensor": self.tensor,  # type: ignore[attr-defined]
+            "revision": self.revision,  # type: ignore[attr-defined]
+            "params": {k: plain_value(v) for k, v in self.params.items()},
+            "description": self.description,  # type: ignore[attr-defined]
+        }
+
     def _settle(self, values: np.ndarray) -> None:
         """Keep the checked ``values`` as a read-only copy the caller does not own, the stored dtype, a plain dict
         of params and every text field as UTF-8 (call it from ``__post_init__`` once the values are checked)."""
@@ -159,24 +179,10 @@ class RelativePositionTerm(HeadValues):
             out = np.where(k > 0, np.float32(np.nan), out)
         return out
 
-    def provenance(self) -> dict[str, Any]:
-        """Everything known about where the term came from, as plain JSON-able values."""
-        return {
-            "provider": self.provider,
-            "source": self.source,
-            "term": self.term,
-            "kind": self.kind,
-            "shape": list(self.shape),
-            "heads": self.heads,
-            "positions": self.positions,
-            "causal": self.causal,
-            "distances": [int(self.distances[0]), int(self.distances[-1])],
-            "dtype": self.dtype,
-            "tensor": self.tensor,
-            "revision": self.revision,
-            "params": {k: plain_value(v) for k, v in self.params.items()},
-            "description": self.description,
-        }
+    def layout(self) -> dict[str, Any]:
+        """Heads, positions, direction and the distances covered, for ``provenance``."""
+        return {"heads": self.heads, "positions": self.positions, "causal": self.causal,
+                "distances": [int(self.distances[0]), int(self.distances[-1])]}
 
     def __repr__(self) -> str:
         return (f"RelativePositionTerm({self.label!r}, heads={self.heads}, positions={self.positions}, "

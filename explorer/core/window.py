@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from explorer.core import validate
-from explorer.core.embedding import MAX_ROW_LABEL, plain_value
+from explorer.core.embedding import MAX_ROW_LABEL
 from explorer.core.relative import HeadValues
 from explorer.errors import EmbeddingError
 from explorer.runtime.console import one_line, utf8_text
@@ -104,23 +104,9 @@ class WindowBias(HeadValues):
         out[1:, 1:], out[0, 1:], out[1:, 0], out[0, 0] = patches, to_patch, to_class, to_itself
         return out
 
-    def provenance(self) -> dict[str, Any]:
-        """Everything known about where the term came from, as plain JSON-able values."""
-        return {
-            "provider": self.provider,
-            "source": self.source,
-            "term": self.term,
-            "kind": self.kind,
-            "shape": list(self.shape),
-            "heads": self.heads,
-            "window": list(self.window),
-            "extras": list(self.extras),
-            "dtype": self.dtype,
-            "tensor": self.tensor,
-            "revision": self.revision,
-            "params": {k: plain_value(v) for k, v in self.params.items()},
-            "description": self.description,
-        }
+    def layout(self) -> dict[str, Any]:
+        """Heads, the window and the extra entries' names, for ``provenance``."""
+        return {"heads": self.heads, "window": list(self.window), "extras": list(self.extras)}
 
     def __repr__(self) -> str:
         return (f"WindowBias({self.label!r}, heads={self.heads}, window={self.window[0]}x{self.window[1]}, "

@@ -130,15 +130,27 @@ _ROTARY_KEYS = ("rope_theta", "rope_scaling", "rope_parameters", "rotary_dim", "
 
 _RELATIVE = "it uses relative position biases"
 _DISTILBERT_SINUSOID = "sinusoidal absolute positions (sinusoidal_pos_embds), stored and frozen"
-_CONV = ("it uses a convolutional position embedding: a grouped, weight-normalised convolution over time "
-         "(pos_conv_embed) adds each frame's neighbourhood to it, so there is no table of positions")
+_CONV = ("it uses a convolutional position embedding: a convolution over time (pos_conv_embed) adds each frame's "
+         "neighbourhood to it, so there is no table of positions, and posembed has no reader for this model's (the "
+         "`conv` provider reads those of Wav2Vec2, HuBERT, WavLM and UniSpeech)")
 #: Model types whose scheme posembed knows but has no reader for: one sentence each, instead of "found no table".
+#: (Wav2Vec2, HuBERT, WavLM and UniSpeech are claimed by the `conv` provider before this is asked.)
 KNOWN_SCHEMES = {
-    **dict.fromkeys(("wav2vec2", "wav2vec2-conformer", "hubert", "wavlm", "data2vec-audio", "sew", "sew-d",
-                     "unispeech", "unispeech-sat"), _CONV),
+    **dict.fromkeys(("wav2vec2-conformer", "data2vec-audio", "sew", "sew-d"), _CONV),
     "funnel": _RELATIVE + " inside attention (relative sinusoidal terms computed per layer, nothing stored)",
     "reformer": ("it uses axial position embeddings (weights factored over axial_pos_shape), which posembed cannot "
                  "read as one table; name a factor with tensor=NAME"),
+}
+#: Wav2Vec2-BERT's encoder has no convolution; its scheme is the config's position_embeddings_type.
+_SPEECH_ATTENTION = {
+    "relative_key": ("it uses relative position keys inside attention (Shaw et al.): each layer learns a vector per "
+                     "clipped distance (distance_embedding, left_max_position_embeddings + "
+                     "right_max_position_embeddings + 1 rows); load one with "
+                     "`file:<checkpoint>.safetensors,key=<...distance_embedding.weight>` to look at it"),
+    "relative": ("it uses Transformer-XL relative positions inside attention (sinusoids of the distance computed "
+                 "per call, projected by each layer's linear_pos), so there is no table of positions"),
+    "rotary": ("it uses rotary position embedding inside attention (base rotary_embedding_base), so there is no "
+               "table of positions; its rotation angles are those of `posembed report sinusoidal,layout=split`"),
 }
 _TABLE_NAME = re.compile(r"(^|\.)(position_embeddings|embed_positions|wpe)\.weight$")
 
@@ -249,10 +261,30 @@ def _positive(value: Any) -> float | None:
     return None
 
 
+def _config_count(config: dict[str, Any], keys: Sequence[str]) -> int | None:
+    """The first of ``keys`` that ``config`` gives as a whole number >= 1 (a bool is not one), else None."""
+    return next((config[k] for k in keys if isinstance(config.get(k), int) and not isinstance(config.get(k), bool)
+                 and config[k] >= 1), None)
+
+
+#: Where a config gives a model's width and the positions of its table.
+WIDTH_KEYS = ("hidden_size", "n_embd", "d_model")
+POSITION_KEYS = ("max_position_embeddings", "n_positions")
+
+
+def config_table_shape(config: dict[str, Any]) -> tuple[int, int] | None:
+    """positions x width of the table of a model of a known family, as its ``config.json`` gives them (for a run's
+    memory estimate: ``Provider.expected_shape``); None when the family or either number is not known."""
+    if config.get("model_type") not in FAMILIES:
+        return None
+    rows, width = _config_count(config, POSITION_KEYS), _config_count(config, WIDTH_KEYS)
+    return (rows, width) if rows and width else None
+
+
 def _head_dim(config: dict[str, Any]) -> int | None:
     if isinstance(config.get("rotary_dim"), int):
         return config["rotary_dim"]
-    width = next((config[k] for k in ("hidden_size", "n_embd", "d_model") if isinstance(config.get(k), int)), None)
+    width = next((config[k] for k in WIDTH_KEYS if isinstance(config.get(k), int)), None)
     heads = next((config[k] for k in ("num_attention_heads", "n_head") if isinstance(config.get(k), int)), None)
     head = config.get("head_dim") if isinstance(config.get("head_dim"), int) else (
         width // heads if width and heads else None)
@@ -287,6 +319,9 @@ def positional_scheme(config: dict[str, Any]) -> str | None:
                 f"`posembed report {hint}` instead{plugin}")
     if model_type in KNOWN_SCHEMES:
         return KNOWN_SCHEMES[model_type]
+    if model_type == "wav2vec2-bert":
+        return _SPEECH_ATTENTION.get(str(config.get("position_embeddings_type")),
+                                     "it has no position embedding (position_embeddings_type is none)")
     if (model_type in _RELATIVE_TYPES or "relative_attention_num_buckets" in config
             or config.get("relative_attention")):
         return (_RELATIVE + " inside attention (a learned bias per distance bucket and head, "

@@ -44,6 +44,7 @@ def call_provider(provider: Any, kwargs: dict[str, Any], registry: Registry) -> 
     too) becomes one ``PluginError`` naming the provider and its distribution; a built-in's keeps its traceback."""
     from explorer.core.embedding import PositionEmbedding
     from explorer.core.relative import RelativePositionTerm
+    from explorer.core.conv import ConvKernel
     from explorer.core.window import WindowBias
 
     try:
@@ -56,9 +57,9 @@ def call_provider(provider: Any, kwargs: dict[str, Any], registry: Registry) -> 
         message = " ".join(str(exc).split())
         raise PluginError(f"provider {provider.name!r} ({registry.origin(provider.name)}) failed: "
                           f"{type(exc).__name__}{': ' + message if message else ''}") from exc
-    if not isinstance(result, (PositionEmbedding, RelativePositionTerm, WindowBias)):
+    if not isinstance(result, (PositionEmbedding, RelativePositionTerm, WindowBias, ConvKernel)):
         raise ProviderError(
             f"provider {provider.name!r} returned {type(result).__name__}, not a PositionEmbedding, a "
-            f"RelativePositionTerm or a WindowBias"
+            f"RelativePositionTerm, a WindowBias or a ConvKernel"
         )
     return result

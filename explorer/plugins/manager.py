@@ -49,6 +49,7 @@ BUILTIN_PLUGINS = (
     "explorer.providers.alibi",
     "explorer.providers.sinusoidal2d",
     "explorer.providers.window",
+    "explorer.providers.conv",
 )
 
 

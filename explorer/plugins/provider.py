@@ -156,6 +156,11 @@ class Provider:
     the ``model`` parameter of ``hf``; it must be one of ``params``. When registered,
     ``load``'s signature is checked against ``params``; a malformed provider is skipped then, with
     one warning (``problem``), rather than raising where it is made (so the rest of its plugin loads).
+
+    ``expected_shape``, optional, is called with the same keywords as ``load`` and returns the shape
+    ``(rows, columns)`` of the matrix ``load`` would return, or None when it cannot tell cheaply: from
+    the parameters, a config file or a file's header, never by loading the table (no network either).
+    A run of many tables estimates its memory from it before loading any (``explorer.loading.shapes``).
     """
 
     name: str
@@ -163,6 +168,7 @@ class Provider:
     load: Callable[..., Any]
     params: Sequence[Param] = field(default_factory=tuple)
     target: str | None = None
+    expected_shape: Callable[..., tuple[int, int] | None] | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -190,6 +196,8 @@ class Provider:
             return f"its target {self.target!r} is not one of its parameters"
         if not callable(self.load):
             return "its load must be callable"
+        if self.expected_shape is not None and not callable(self.expected_shape):
+            return "its expected_shape must be callable (or None)"
         return self.load_problem()
 
     def param(self, name: str) -> Param:

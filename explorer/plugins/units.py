@@ -10,8 +10,9 @@ exactly as the built-in ones are (``explorer/analysis/builtin.py``, ``explorer/r
   needs, and ``build``, from a ``SectionContext`` to a Bokeh model with its captions next to its figures.
 
 Both declare the kinds of position term they take (``terms``): ``"absolute"`` (the default), a table of
-positions x dimensions, ``"relative"``, a ``RelativePositionTerm`` of heads x distances (``t5``, ``alibi``), or
-``"window"``, a ``WindowBias`` of heads x 2-D offsets (``window``: Swin, BEiT).
+positions x dimensions, ``"relative"``, a ``RelativePositionTerm`` of heads x distances (``t5``, ``alibi``),
+``"window"``, a ``WindowBias`` of heads x 2-D offsets (``window``: Swin, BEiT), or ``"conv"``, a ``ConvKernel`` of
+groups x kernel weights (``conv``: Wav2Vec2, HuBERT, WavLM).
 This module imports nothing heavy.
 """
 

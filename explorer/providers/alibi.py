@@ -26,6 +26,8 @@ from explorer.plugins.provider import Param, Provider
 
 SCHEMES = ("bloom", "mpt", "falcon")
 DEFAULT_POSITIONS = 2048
+#: Heads without a model.
+DEFAULT_HEADS = 8
 #: A config's context length is used up to this many positions (the bias is linear: longer shows nothing new).
 MAX_DEFAULT_POSITIONS = 8192
 _HEAD_KEYS = ("n_head", "num_attention_heads", "n_heads")
@@ -189,7 +191,7 @@ def load_alibi(model: str | None, revision: str | None, heads: int | None, posit
         return from_config("alibi", checkpoint.config, checkpoint.source, positions, params, checkpoint.revision)
     if revision is not None:
         raise SpecError("alibi: revision applies to a model: alibi:MODEL,...")
-    heads = 8 if heads is None else heads
+    heads = DEFAULT_HEADS if heads is None else heads
     positions = DEFAULT_POSITIONS if positions is None else positions
     bias_max = 8.0 if alibi_bias_max is None else alibi_bias_max
     if not bias_max < MAX_BIAS_MAX:
@@ -204,6 +206,13 @@ def load_alibi(model: str | None, revision: str | None, heads: int | None, posit
               **({"head_dim": head_dim} if scheme == "falcon" else {})}
     return alibi_term("alibi", f"formula, {heads} heads ({scheme})", heads, positions, scheme, bias_max, params,
                       head_dim=head_dim)
+
+
+def expected_shape(model: str | None, heads: int | None, positions: int | None, **_: Any) -> tuple[int, int] | None:
+    """heads x distances without a model, from the parameters (``Provider.expected_shape``); None with a model."""
+    if model:
+        return None
+    return (DEFAULT_HEADS if heads is None else heads), (DEFAULT_POSITIONS if positions is None else positions)
 
 
 PROVIDER = Provider(
@@ -222,6 +231,7 @@ PROVIDER = Provider(
         Param("head_dim", int, None, f"Falcon's head size, without a model (default {FALCON_HEAD_DIM})", minimum=1),
     ),
     target="model",
+    expected_shape=expected_shape,
 )
 
 

@@ -176,6 +176,32 @@ def _read(path: str | None, key: str | None) -> tuple[Any, str, str | None, Any]
     return reader(target, key)
 
 
+def expected_shape(path: str | None, key: str | None, offset: int, **_: Any) -> tuple[int, int] | None:
+    """The table's shape from its file's header alone (``.npy``, ``.npz``, ``.safetensors``; None for a pickle),
+    read with every check ``load`` makes and nothing past the header (``Provider.expected_shape``)."""
+    from explorer.loaders import safetensors_io as st
+    from explorer.loaders.regular_files import open_regular
+
+    if not path:
+        return None
+    target = Path(path).expanduser()
+    require_regular(target, path)  # a FIFO, a device or a folder: not opened
+    suffix = target.suffix.lower()
+    if suffix == ".npy":
+        with open_regular(target) as handle:
+            shape = _npy_header(handle)[0]
+    elif suffix == ".npz":
+        shapes = {name: shape for name, (shape, _) in _npz_headers(target).items()}
+        shape = shapes[pick_key(shapes, key, path)]
+    elif suffix == ".safetensors":
+        tensors = st.read_header(target).tensors
+        shape = tensors[pick_key({name: info.shape for name, info in tensors.items()}, key, path)].shape
+    else:
+        return None
+    shape = tuple(shape[1:]) if _batched(tuple(shape)) else tuple(shape)
+    return (max(shape[0] - offset, 0), shape[1]) if len(shape) == 2 else None
+
+
 #: With ``grid`` and no ``offset``, at most this many leading rows are taken for class, distillation or register
 #: tokens (timm's ``num_prefix_tokens``) and dropped.
 MAX_PREFIX_ROWS = 8
@@ -227,10 +253,10 @@ def exported(path: str, header: Any, name: str, matrix: Any, dtype: str, params:
     an export; None with one warning when the metadata (untrusted) does not fit the tensor: read it as a plain
     table then."""
     from explorer.errors import PosembedError
-    from explorer.export import PROVENANCE_KEY, RELATIVE_NAME, TENSOR_NAME, WINDOW_NAME
+    from explorer.export import CONV_NAME, PROVENANCE_KEY, RELATIVE_NAME, TENSOR_NAME, WINDOW_NAME
 
     raw = header.metadata.get(PROVENANCE_KEY)
-    if raw is None or name not in (TENSOR_NAME, RELATIVE_NAME, WINDOW_NAME):
+    if raw is None or name not in (TENSOR_NAME, RELATIVE_NAME, WINDOW_NAME, CONV_NAME):
         return None
     try:
         return _rebuild(path, header, name, matrix, dtype, params, kind, raw)
@@ -248,14 +274,15 @@ def _rebuild(path: str, header: Any, name: str, matrix: Any, dtype: str, params:
 
     from explorer.core.embedding import MAX_ROW_LABEL, PositionEmbedding, RowAxis
     from explorer.core.relative import RelativePositionTerm
-    from explorer.export import PROVENANCE_KEY, RELATIVE_DISTANCES, RELATIVE_NAME, WINDOW_NAME
+    from explorer.export import CONV_NAME, PROVENANCE_KEY, RELATIVE_DISTANCES, RELATIVE_NAME, WINDOW_NAME
     from explorer.loaders import safetensors_io as st
 
     provenance = st.json_object(raw.encode("utf-8"), path, PROVENANCE_KEY)
     term = provenance.get("term", "absolute")
-    if term not in ("absolute", "relative", "window"):
-        raise ProviderError("its term is not 'absolute', 'relative' or 'window'")
-    if (term == "relative") != (name == RELATIVE_NAME) or (term == "window") != (name == WINDOW_NAME):
+    if term not in ("absolute", "relative", "window", "conv"):
+        raise ProviderError("its term is not 'absolute', 'relative', 'window' or 'conv'")
+    if any((term == kind) != (name == tensor) for kind, tensor in (("relative", RELATIVE_NAME),
+                                                                   ("window", WINDOW_NAME), ("conv", CONV_NAME))):
         raise ProviderError(f"its term is {term!r}, which posembed does not export as {name!r}")
     if provenance.get("shape") != list(matrix.shape):
         raise ProviderError(f"its shape is not the tensor's {list(matrix.shape)}")
@@ -285,6 +312,13 @@ def _rebuild(path: str, header: Any, name: str, matrix: Any, dtype: str, params:
                 and all(isinstance(name, str) for name in extras)):
             raise ProviderError("its window is not a pair [Wh, Ww] or its extras not a list of names")
         return WindowBias(matrix, window=tuple(window), extras=tuple(extras), **common)
+    if term == "conv":  # ConvKernel checks that the taps and the channels fit the columns
+        from explorer.core.conv import ConvKernel
+
+        taps = provenance.get("taps")
+        if isinstance(taps, bool) or not isinstance(taps, int):
+            raise ProviderError("its taps is not a whole number")
+        return ConvKernel(matrix, taps=taps, **common)
     grid, rows = provenance.get("grid"), provenance.get("rows")
     if grid is not None and not (isinstance(grid, list) and len(grid) in (2, 3)):
         raise ProviderError("its grid is not a list [H, W] or [T, H, W]")
@@ -313,6 +347,7 @@ PROVIDER = Provider(
               "frame (leading class-token rows beyond the grid's patches are dropped as offset)"),
     ),
     target="path",
+    expected_shape=expected_shape,
 )
 
 

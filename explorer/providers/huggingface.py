@@ -48,6 +48,31 @@ def open_checkpoint(model: str, revision: str | None = None):
     return RemoteCheckpoint(model, revision)
 
 
+def local_config(model: str | None) -> dict[str, Any] | None:
+    """The ``config.json`` of ``model`` when it is a local folder (read as ``open_checkpoint`` reads it), else None:
+    a hub id's config is not fetched to estimate a run (``Provider.expected_shape``)."""
+    from explorer.loaders.checkpoints import CONFIG_FILE, read_config
+
+    path = Path(model).expanduser() if model else None
+    return read_config(path / CONFIG_FILE, model) if path is not None and path.is_dir() else None
+
+
+def _expected_shape(model: str | None, tensor: str | None = None, offset: int | None = None,
+                    **_: Any) -> tuple[int, int] | None:
+    """positions x width from a local folder's ``config.json`` (``families.config_table_shape``); None for a hub id,
+    a tensor or offset of the user's choosing, or a config that does not say."""
+    from explorer.loaders.families import config_table_shape
+
+    config = local_config(model)
+    return None if config is None or tensor or offset is not None else config_table_shape(config)
+
+
+def _gpt2_expected_shape(model: str, **_: Any) -> tuple[int, int] | None:
+    """``_expected_shape`` of the folder ``gpt2`` reads (a short name or hub id: None)."""
+    name = _GPT2_ALIASES.get(model, model)
+    return _expected_shape(GPT2_MODELS.get(name, name))
+
+
 def read_table(provider: str, checkpoint: Any, params: dict[str, Any], which: str = "auto",
                tensor: str | None = None, offset: int | None = None, attention: int | None = None,
                tokens: str | None = None):
@@ -213,6 +238,7 @@ HF = Provider(
         ATTENTION, TOKENS,
     ),
     target="model",
+    expected_shape=_expected_shape,
 )
 
 GPT2 = Provider(
@@ -225,6 +251,7 @@ GPT2 = Provider(
         ATTENTION, TOKENS,
     ),
     target="model",
+    expected_shape=_gpt2_expected_shape,
 )
 
 

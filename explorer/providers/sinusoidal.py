@@ -54,6 +54,11 @@ def load(positions: int, dim: int, base: float, layout: str) -> PositionEmbeddin
     )
 
 
+def expected_shape(positions: int, dim: int, **_: object) -> tuple[int, int]:
+    """The table's shape, from the parameters alone (``Provider.expected_shape``)."""
+    return positions, dim
+
+
 PROVIDER = Provider(
     name="sinusoidal",
     description='Fixed sin/cos table of "Attention Is All You Need" (the built-in default)',
@@ -65,6 +70,7 @@ PROVIDER = Provider(
         Param("layout", str, "interleaved", "interleaved: sin at even, cos at odd dims; split: all sines then all cosines",
               choices=LAYOUTS),
     ),
+    expected_shape=expected_shape,
 )
 
 

@@ -49,6 +49,12 @@ def load(grid: str, dim: int, base: float) -> PositionEmbedding:
     )
 
 
+def expected_shape(grid: str, dim: int, **_: object) -> tuple[int, int]:
+    """The table's shape, from the parameters alone (``Provider.expected_shape``)."""
+    height, width = parse_grid(grid, "sinusoidal2d")
+    return height * width, dim
+
+
 PROVIDER = Provider(
     name="sinusoidal2d",
     description="Fixed 2-D sin-cos table of MAE and many ViTs for an HxW patch grid",
@@ -59,6 +65,7 @@ PROVIDER = Provider(
         Param("base", float, 10000.0, "wavelength base: frequency k of each half is base^(-k/(dim/4))",
               minimum=1e-12),
     ),
+    expected_shape=expected_shape,
 )
 
 

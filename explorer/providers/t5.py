@@ -51,7 +51,7 @@ def relative_position_bucket(distances: Any, bidirectional: bool, num_buckets: i
     return (relative_buckets + torch.where(is_small, relative_position, if_large)).numpy()
 
 
-def _config_int(config: dict[str, Any], key: str, default: int, source: str, low: int) -> int:
+def config_int(config: dict[str, Any], key: str, default: int, source: str, low: int) -> int:
     """``config[key]`` as an int from ``low`` to ``MAX_CONFIG_INT``: an int, or a whole float (``128.0``, which
     transformers takes too); ProviderError for anything else (``128.5``, NaN, a bool, a string)."""
     value = config.get(key, default)
@@ -93,8 +93,8 @@ def read_bias(provider: str, checkpoint: Any, params: dict[str, Any], table: str
         raise ProviderError(f"{source} is a {model_type or 'model of unknown type'} model, not one of "
                             f"{', '.join(T5_TYPES)}")
     stack = "decoder" if table == "decoder" else "encoder"
-    buckets = _config_int(config, "relative_attention_num_buckets", 32, source, 2)
-    max_distance = _config_int(config, "relative_attention_max_distance", 128, source, 2)
+    buckets = config_int(config, "relative_attention_num_buckets", 32, source, 2)
+    max_distance = config_int(config, "relative_attention_max_distance", 128, source, 2)
     exact = buckets // (2 if stack == "encoder" else 1) // 2
     if exact < 1:  # transformers' _relative_position_bucket would divide by max_exact = 0
         raise ProviderError(f"{source}: relative_attention_num_buckets {buckets} leaves the {stack} no exact "
@@ -134,6 +134,19 @@ def load_t5(model: str | None, revision: str | None, table: str, positions: int 
     return read_bias("t5", checkpoint, {k: v for k, v in params.items() if v is not None}, table, positions, layer)
 
 
+def expected_shape(model: str | None, table: str, positions: int | None, **_: Any) -> tuple[int, int] | None:
+    """heads x distances of a local folder's bias, from its ``config.json`` (``Provider.expected_shape``); None
+    for a hub id or a config that does not say."""
+    from explorer.providers.huggingface import local_config
+
+    config = local_config(model)
+    heads = config.get("num_heads") if config is not None else None
+    if not isinstance(heads, int) or isinstance(heads, bool) or heads < 1:
+        return None
+    length = positions or DEFAULT_SPAN * config_int(config, "relative_attention_max_distance", 128, str(model), 2)
+    return heads, length if table == "decoder" else 2 * length - 1
+
+
 PROVIDER = Provider(
     name="t5",
     description="T5's relative attention bias (t5, mt5, longt5, umt5, switch_transformers): a value per head and "
@@ -149,6 +162,7 @@ PROVIDER = Provider(
         Param("layer", int, 0, "the block whose bias to read (UMT5 has one per block; T5 only block 0)", minimum=0),
     ),
     target="model",
+    expected_shape=expected_shape,
 )
 
 

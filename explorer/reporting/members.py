@@ -7,7 +7,9 @@ components of their source paths (``runs/seed-1/checkpoint-500``) and their para
 ``step_20k``) or else its number (``base=100``) when every member has one, each line's steps distinct and
 increasing; otherwise the member's place in the series. Whatever else varies (a seed folder, another swept
 option, the rest of a name such as ``multiberts-seed_0-step_20k``'s seed) splits the members into lines, one
-per value, in order of first appearance. Nothing here imports Bokeh.
+per value, in order of first appearance. The x axis is logarithmic where a linear one would bunch the members at its
+left (``log_scale``: a swept base of 10 ... 100000); evenly spaced steps stay linear, and so does any axis holding
+a value <= 0 (step 0 has no place on a log axis). Nothing here imports Bokeh.
 """
 
 from __future__ import annotations
@@ -41,6 +43,25 @@ class SeriesAxis:
     def line_names(self) -> list[str]:
         """The lines in order of first appearance."""
         return list(dict.fromkeys(self.lines))
+
+    @property
+    def decades(self) -> float:
+        """How many decades the x values span (0 unless they are all positive)."""
+        values = self.x[np.isfinite(self.x)]
+        if not values.size or np.min(values) <= 0:
+            return 0.0
+        return float(np.log10(np.max(values) / np.min(values)))
+
+    @property
+    def log_scale(self) -> bool:
+        """Whether the x axis is logarithmic: its values all positive, spanning more than a decade, and more than
+        half of them in the lowest tenth of a linear axis (where they would bunch: 10, 100, ... 100000; 1, 2, 4,
+        ... 1024). Evenly spaced steps (500, 1000, ... 10000) keep a linear axis, whatever their span."""
+        if self.x_name == "member" or self.decades <= 1:
+            return False
+        values = np.unique(self.x)
+        low, high = values[0], values[-1]
+        return int(np.sum(values <= low + (high - low) / 10)) > len(values) / 2
 
 
 def _varying(embeddings: Sequence[Any]) -> list[tuple[str, list[str]]]:

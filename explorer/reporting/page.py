@@ -79,8 +79,10 @@ class Page:
     def __init__(self, embeddings: Sequence[PositionEmbedding], results: Sequence[Results],
                  pairs: Sequence[tuple[int, int, Results]] = (), title: str | None = None, *,
                  shared_scale: bool = False, scale: str = "auto", vmax: float | None = None,
-                 links: Sequence[str] | None = None) -> None:
+                 links: Sequence[str] | None = None, matrix_scale: encoding.CodeScale | None = None) -> None:
         self.embeddings, self.results, self.pairs = list(embeddings), list(results), list(pairs)
+        if matrix_scale is not None:  # one shared with tables not on this page (a folder site's table page)
+            self.__dict__["matrix_scale"], shared_scale = matrix_scale, True
         #: A folder site's index: each table's page (a relative URL), linked instead of its sections shown here.
         self.links = list(links) if links is not None else None
         self.title = title or page_title(self.embeddings)
@@ -160,7 +162,7 @@ class Page:
     @cached_property
     def matrix_scale(self) -> encoding.CodeScale:
         """The colour scale over every table's matrix image (the one in force with ``shared_scale``)."""
-        return encoding.matrix_scale([r["matrix"] for r in self.results if "matrix" in r], self.scale, self.vmax)
+        return shared_matrix_scale(self.results, self.scale, self.vmax)
 
     def matrix_scale_of(self, index: int) -> encoding.CodeScale:
         """The colour scale of table ``index``'s matrix heatmap: the shared one, or its own."""
@@ -172,6 +174,12 @@ class Page:
     @cached_property
     def _own_scales(self) -> dict[int, encoding.CodeScale]:
         return {}
+
+
+def shared_matrix_scale(results: Sequence[Results], scale: str = "auto",
+                        vmax: float | None = None) -> encoding.CodeScale:
+    """One colour scale over the matrix images of every table of ``results`` (``--shared-scale``)."""
+    return encoding.matrix_scale([r["matrix"] for r in results if "matrix" in r], scale, vmax)
 
 
 def page_title(embeddings: Sequence[PositionEmbedding]) -> str:
@@ -237,20 +245,23 @@ def _blocks(section: Section, page: Page, memos: list[dict]) -> list[Any]:
 def build_document(embeddings: Sequence[PositionEmbedding], results: Sequence[Results],
                    pairs: Sequence[tuple[int, int, Results]] = (), *, title: str | None = None,
                    sections: Sequence[Section] | None = None, shared_scale: bool = False, scale: str = "auto",
-                   vmax: float | None = None, links: Sequence[str] | None = None) -> Document:
+                   vmax: float | None = None, links: Sequence[str] | None = None,
+                   matrix_scale: encoding.CodeScale | None = None) -> Document:
     """The Bokeh document of the report: the title, then every section (default: the built-in ones) in order.
 
     ``links`` (a folder site's index, ``explorer.reporting.site``): each table's page, linked from the atlas
     instead of its sections built into this document; only the page sections are built.
     A section that needs an analysis a table lacks is left out for that table; a plugin's section that fails
     is named in one warning line and left out, and the rest of the page still renders. ``shared_scale``,
-    ``scale`` and ``vmax`` choose the matrix colour scale (``Page``).
+    ``scale`` and ``vmax`` choose the matrix colour scale (``Page``); ``matrix_scale``, one shared with tables not on
+    this page (a folder site's table page with ``shared_scale``).
     """
     if sections is None:
         from explorer.reporting.sections import builtin_sections
 
         sections = builtin_sections()
-    page = Page(embeddings, results, pairs, title, shared_scale=shared_scale, scale=scale, vmax=vmax, links=links)
+    page = Page(embeddings, results, pairs, title, shared_scale=shared_scale, scale=scale, vmax=vmax, links=links,
+                matrix_scale=matrix_scale)
     if links is not None:
         sections = [section for section in sections if section.scope == PAGE]
     memos: list[dict] = [{} for _ in page.embeddings]

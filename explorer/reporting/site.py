@@ -26,7 +26,7 @@ from bokeh.resources import Resources
 from explorer.core.embedding import PositionEmbedding
 from explorer.plugins.units import Results, Section
 from explorer.reporting import figures
-from explorer.reporting.page import CDN_TEMPLATE, build_document
+from explorer.reporting.page import CDN_TEMPLATE, build_document, shared_matrix_scale
 from explorer.runtime import console
 from explorer.runtime.console import utf8_text
 from explorer.runtime.output import FolderWriter
@@ -88,13 +88,16 @@ def write_site(folder: str | Path, embeddings: Sequence[PositionEmbedding], resu
                                shared_scale=shared_scale, scale=scale, vmax=vmax, links=links)
         write(INDEX, _render(index, _resources(resources, INDEX, root)))
         back = os.path.relpath(INDEX, os.path.dirname(links[0]))
+        shared = shared_matrix_scale(results, scale, vmax) if shared_scale else None  # as on the index
         for k, (embedding, result, link) in enumerate(zip(embeddings, results, links)):
             console.step(f"writing table {k + 1} of {len(links)}")
             document = build_document([embedding], [result], [], title=f"{k + 1}. {embedding.label}",
-                                      sections=sections, scale=scale, vmax=vmax)
+                                      sections=sections, scale=scale, vmax=vmax, matrix_scale=shared)
+            shared_note = (" &middot; its matrix is on the one colour scale every table of the site shares "
+                           "(--shared-scale)" if shared is not None else "")
             document.roots[0].children.insert(0, figures.div(
                 f"<a href='{html.escape(back, quote=True)}' class='posembed-index-link'>&larr; "
-                f"{html.escape(index.title)}</a>", name="site_index_link"))
+                f"{html.escape(index.title)}</a>{shared_note}", name="site_index_link"))
             write(link, _render(document, _resources(resources, link, root)))
     return sizes
 

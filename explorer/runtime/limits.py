@@ -14,8 +14,9 @@ costs nothing at start-up.
 
 A run of many tables (an atlas, a series, ``--specs``) may have at most ``MAX_TABLES`` tables, or
 ``POSEMBED_MAX_TABLES``. Before any table is loaded, the memory it will need is estimated (``run_bytes``: each
-table's share at the run's display resolution, and every pair's) and checked against half the memory available,
-or ``POSEMBED_MAX_RUN_BYTES``.
+table's share at the run's display resolution, from the shape its spec says it has (``explorer.loading.shapes``;
+``DEFAULT_SHAPE`` when it cannot tell), and every pair's) and checked against half the memory available, or
+``POSEMBED_MAX_RUN_BYTES``; a table whose expected shape alone is larger than one array may be is refused then too.
 """
 
 from __future__ import annotations
@@ -142,11 +143,16 @@ MAX_TABLES = 1000
 RUN_ENV = "POSEMBED_MAX_RUN_BYTES"
 #: The share of available memory a run of many tables may plan to take.
 RUN_FRACTION = 2
-#: What one table holds while a run goes on, besides its images: the float32 table, what CKA keeps of it, its
-#: results and its share of the page (a report of 100 tables of 1024 x 768 at R = 384 peaked at 1.92 GB, estimated
-#: 1.99 GB: docs/performance.md).
-TABLE_BYTES = 16 * MB
-#: Images kept per table at display resolution R (cosine images, the matrix image and its fine codes): R^2 * 4 B each.
+#: The shape a table counts as when its spec does not say it before loading (a hub model, a plugin's provider
+#: without ``expected_shape``): GPT-2's, 1024 x 768.
+DEFAULT_SHAPE = (1024, 768)
+#: What one table holds while a run goes on, besides its images, in copies of its float32 bytes: the table, what
+#: CKA keeps of it (4.2 MB for 1024 x 768), its results and its share of the page.
+TABLE_COPIES = 5
+#: What one table holds whatever its size: its results' Python objects, its provenance, its rows of the page.
+TABLE_OVERHEAD = 1 * MB
+#: Images kept per table at display resolution R (cosine images, the matrix image and its fine codes): at most
+#: R^2 * 4 B each, or the square of the table's longer side when that is smaller.
 IMAGES = 6
 #: What one pair's results hold besides its two profiles of at most R lags: its scalars and Python objects.
 PAIR_BYTES = 4000
@@ -160,20 +166,39 @@ def check_tables(count: int) -> None:
                              f"(set {TABLES_ENV} to raise the cap)")
 
 
-def run_bytes(tables: int, resolution: int) -> int:
-    """The memory a run of ``tables`` tables at display resolution ``resolution`` is estimated to need."""
-    pairs = tables * (tables - 1) // 2
-    return tables * (TABLE_BYTES + IMAGES * 4 * resolution**2) + pairs * (PAIR_BYTES + 8 * resolution)
+def table_bytes(shape: tuple[int, int] | None, resolution: int) -> int:
+    """The memory one table of ``shape`` (rows, columns; None: ``DEFAULT_SHAPE``) takes in a run at ``resolution``."""
+    rows, columns = shape or DEFAULT_SHAPE
+    side = min(max(rows, columns), resolution)
+    return TABLE_COPIES * 4 * rows * columns + TABLE_OVERHEAD + IMAGES * 4 * side**2
 
 
-def check_run(tables: int, resolution: int) -> None:
-    """Refuse a run whose estimate (``run_bytes``) exceeds half the available memory (``POSEMBED_MAX_RUN_BYTES``)."""
-    check_tables(tables)
-    need = run_bytes(tables, resolution)
+def run_bytes(shapes: Sequence[tuple[int, int] | None], resolution: int) -> int:
+    """The memory a run of tables of ``shapes`` (None where unknown) at display resolution ``resolution`` is
+    estimated to need: every table's ``table_bytes`` and every pair's results."""
+    pairs = len(shapes) * (len(shapes) - 1) // 2
+    lags = min(max((shape or DEFAULT_SHAPE)[0] for shape in shapes), resolution) if shapes else 0
+    return sum(table_bytes(shape, resolution) for shape in shapes) + pairs * (PAIR_BYTES + 8 * lags)
+
+
+def check_run(shapes: Sequence[tuple[int, int] | None], resolution: int, names: Sequence[str] = ()) -> None:
+    """Refuse a run, before any table is loaded: more than ``MAX_TABLES`` tables; a table whose expected shape alone
+    is more than one array may take (``check_shape``, led by its name in ``names``); or an estimate (``run_bytes``)
+    above half the available memory (``POSEMBED_MAX_RUN_BYTES``)."""
+    check_tables(len(shapes))
+    for k, shape in enumerate(shapes):
+        if shape is not None:
+            check_shape(shape, names[k] if k < len(names) else "")
+    need = run_bytes(shapes, resolution)
     available = available_memory()
     default = FALLBACK_BYTES if available is None else max(available // RUN_FRACTION, 1)
     limit = environment.integer(RUN_ENV, default, 1, MAX_SETTING)
     if need > limit:
         setting = "set" if environment.text(RUN_ENV) else "half the memory available; set"
-        raise SizeLimitError(f"{tables} tables at resolution {resolution} need about {human(need)}, more than the "
+        count = f"{len(shapes)} table{'s' if len(shapes) != 1 else ''}"
+        largest = max(range(len(shapes)), key=lambda k: table_bytes(shapes[k], resolution))
+        known = shapes[largest] is not None and largest < len(names) and len(shapes) > 1
+        what = (f"; the largest, {names[largest]} ({' x '.join(map(str, shapes[largest]))}), "
+                f"{human(table_bytes(shapes[largest], resolution))}" if known else "")
+        raise SizeLimitError(f"{count} at resolution {resolution} need about {human(need)}{what}, more than the "
                              f"{human(limit)} a run may take ({setting} {RUN_ENV} to change it)")

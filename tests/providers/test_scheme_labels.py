@@ -49,13 +49,21 @@ def test_distilbert_with_sinusoidal_positions_is_described_as_a_sinusoid(tmp_pat
 
 
 @pytest.mark.parametrize("model_type, scheme", [
-    ("wav2vec2", "convolutional position embedding"),
-    ("hubert", "convolutional position embedding"),
-    ("wavlm", "convolutional position embedding"),
+    ("sew", "convolutional position embedding"),  # Wav2Vec2, HuBERT and WavLM are read: providers/test_conv_positions
+    ("sew-d", "convolutional position embedding"),
     ("reformer", "axial position embeddings"),
+    ("wav2vec2-bert", "relative position keys"),  # position_embeddings_type relative_key
+    ("wav2vec2-bert:relative", "Transformer-XL relative positions"),
+    ("wav2vec2-bert:rotary", "rotary position embedding"),
+    ("wav2vec2-bert:null", "no position embedding"),
 ])
 def test_a_model_type_whose_scheme_posembed_knows_names_it_in_one_line(tmp_path, monkeypatch, model_type, scheme):
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": model_type}))
+    model_type, _, kind = model_type.partition(":")
+    config = {"model_type": model_type}
+    if model_type == "wav2vec2-bert":  # the scheme is the config's, as Wav2Vec2BertConfig writes it
+        config = transformers.Wav2Vec2BertConfig(
+            position_embeddings_type=None if kind == "null" else kind or "relative_key").to_dict()
+    (tmp_path / "config.json").write_text(json.dumps(config))
     monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
     result = CliRunner().invoke(cli, ["info", f"hf:{tmp_path}"])
     assert result.exit_code == 1

@@ -118,9 +118,9 @@ def _thumb(values: np.ndarray, scale: encoding.CodeScale | None = None) -> np.nd
     return out
 
 
-def _plot(title: str, name: str, x_name: str, **kw):
-    fig = figures.figure(title, name, height=300, **kw)
-    fig.xaxis.axis_label = x_name
+def _plot(title: str, name: str, axis: SeriesAxis, **kw):
+    fig = figures.figure(title, name, height=300, x_axis_type="log" if axis.log_scale else "linear", **kw)
+    fig.xaxis.axis_label = axis.x_name + (" (log scale)" if axis.log_scale else "")
     return fig
 
 
@@ -164,8 +164,8 @@ def build(context: SectionContext):
     spans = []
 
     # CKA to the first and the last member
-    ends = _plot("linear CKA to the first and to the last member", "dynamics_cka_ends", axis.x_name,
-                   y_range=Range1d(-0.02, 1.02))
+    ends = _plot("linear CKA to the first and to the last member", "dynamics_cka_ends", axis,
+                 y_range=Range1d(-0.02, 1.02))
     ends_lines = _lines_source(axis, colours, to_first=first, to_last=last)
     named = {"legend_field": "line"} if any(axis.lines) else {"legend_label": "to the first"}
     ends.multi_line(xs="xs", ys="to_first", source=ends_lines, line_color="colour", line_width=2, **named)
@@ -192,7 +192,7 @@ def build(context: SectionContext):
     grid.grid.visible = False
 
     # every scalar against the member
-    plot = _plot("one scalar against the member", "dynamics_scalar", axis.x_name)
+    plot = _plot("one scalar against the member", "dynamics_scalar", axis)
     plot.yaxis.axis_label = names[start] if names else ""
     scalar_lines = _lines_source(axis, colours, ys=members.data["y"])
     plot.multi_line(xs="xs", ys="ys", source=scalar_lines, line_color="colour", line_width=2,
@@ -292,10 +292,20 @@ def _intro(axis: SeriesAxis, n: int) -> str:
     text = f"The {n} tables above as one series, in their order; the x axis is the member's {axis.x_name}"
     if axis.x_name == "member":
         text = f"The {n} tables above as one series, in their order (the x axis numbers them as the atlas does)"
+    if axis.log_scale:
+        text += f", on a log scale (its values span {axis.decades:.1f} decades, most of them at the low end)"
+    elif axis.decades > 1:
+        text += f", on a linear scale (its values span {axis.decades:.1f} decades, but evenly)"
+    elif axis.x_name != "member" and np.min(axis.x) <= 0 and _decades(axis.x[axis.x > 0]) > 1:
+        text += f", on a linear scale ({axis.x_name} {np.min(axis.x):g} has no place on a log one)"
     if any(axis.lines):
         text += f", one line for each of the {len(lines)} values of what else varies ({', '.join(lines[:4])}" + (
             ", ...)" if len(lines) > 4 else ")")
     return text + "."
+
+
+def _decades(values: np.ndarray) -> float:
+    return float(np.log10(np.max(values) / np.min(values))) if values.size else 0.0
 
 
 def _unpaired(cka: np.ndarray) -> str:

@@ -59,6 +59,10 @@ def build(context: SectionContext):
         from explorer.reporting.sections.window_bias import provenance as window_provenance
 
         return window_provenance(context.embedding)
+    if context.embedding.term == "conv":  # a convolution kernel: its own table too
+        from explorer.reporting.sections.conv_kernel import provenance as conv_provenance
+
+        return conv_provenance(context.embedding)
     if "summary" not in results:
         return None
     extra = {}
@@ -78,4 +82,4 @@ def build(context: SectionContext):
     return provenance_header(context.embedding, results["summary"], extra)
 
 
-SECTION = Section("provenance", None, build, order=10, terms=("absolute", "relative", "window"))
+SECTION = Section("provenance", None, build, order=10, terms=("absolute", "relative", "window", "conv"))
