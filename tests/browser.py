@@ -231,15 +231,26 @@ class Chromium:
         return errors, messages
 
     def screenshot(self, full_page: bool = False, clip: dict | None = None) -> bytes:
-        """A PNG of the viewport, of the whole page, or of ``clip`` (x, y, width, height in CSS pixels)."""
+        """A PNG of the viewport, of the whole page, or of ``clip`` (x, y, width, height in CSS pixels of the page).
+
+        Beyond the viewport, the viewport grows to hold the region for the capture (and is put back after), as a
+        taller window would: Chromium's own ``captureBeyondViewport`` first lays the page out 1 x 1 px, which
+        squeezes every plot, and BokehJS's next paint leaves traces of that one at some plots' left edges."""
         params: dict[str, Any] = {"format": "png"}
         if full_page:
             size = self.evaluate("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
             clip = {"x": 0, "y": 0, "width": size[0], "height": size[1]}
-        if clip:
-            params["clip"] = {**clip, "scale": 1}
-            params["captureBeyondViewport"] = True
-        return base64.b64decode(self.call("Page.captureScreenshot", session=self.session, **params)["data"])
+        if not clip:
+            return base64.b64decode(self.call("Page.captureScreenshot", session=self.session, **params)["data"])
+        params["clip"] = {**clip, "scale": 1}
+        width, height = self.width, self.height
+        self.resize(width, max(height, int(clip["y"] + clip["height"] + 0.999)))
+        try:
+            self.evaluate("(window.scrollTo(0, 0), new Promise((done) => requestAnimationFrame(() => "
+                          "requestAnimationFrame(done))))")
+            return base64.b64decode(self.call("Page.captureScreenshot", session=self.session, **params)["data"])
+        finally:
+            self.resize(width, height)
 
     def close(self) -> None:
         """Shut the browser down and remove its throw-away profile."""

@@ -111,3 +111,76 @@ def test_on_a_video_grid_the_picker_redraws_a_strip_of_every_frame(browser, tmp_
     assert np.isnan(shown[~np.isfinite(expected)]).all()  # the gaps between frames stay blank
     y, x = strip.corner(3)
     assert (image[2], image[3]) == (x + 2.5, y + 1.5)
+
+
+#: For every plot on the page: its name and how many pixels of its canvas's first two pixel columns hold anything but
+#: the white border fill (a plot starts with white margin: nothing of its own is drawn there).
+FIRST_COLUMNS_INK = """(() => {
+  const out = [];
+  for (const model of Bokeh.documents[0].all_models) {
+    if (model.type !== 'Figure' && !(model.constructor && model.constructor.__name__ === 'Figure')) continue;
+    const view = Bokeh.index.find_one(model);
+    if (view == null) continue;
+    const canvas = view.canvas_view.primary.canvas;
+    const column = canvas.getContext('2d').getImageData(0, 0, 2, canvas.height).data;
+    let ink = 0;
+    for (let i = 0; i < column.length; i += 4) {
+      if (column[i] + column[i + 1] + column[i + 2] < 3 * 250) ink++;
+    }
+    out.push([model.name, ink]);
+  }
+  return out;
+})()"""
+
+
+@pytest.mark.parametrize("specs", [["sinusoidal2d,grid=14x14,dim=32"],
+                                   ["sinusoidal2d,grid=6x5,dim=16", "sinusoidal,positions=30,dim=16",
+                                    "sinusoidal2d,grid=5x6,dim=16"]], ids=["grid", "atlas"])
+def test_no_sliver_left_of_fixed_size_plots_once_the_window_was_narrower_than_them(browser, tmp_path, monkeypatch,
+                                                                                 specs):
+    """A window narrower than a fixed-size plot (or a full-page capture, which lays the page out 1 px wide) used to
+    squeeze it and paint its image and title from a negative x; BokehJS's next paint clears from half a pixel in, so
+    their first pixel column stayed on screen: a 1 px strip of colour left of each fixed-size image."""
+    import time
+
+    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
+    path = tmp_path / "page.html"
+    explorer.report([explorer.load(spec) for spec in specs], path)
+    browser.resize(1280, 1100)
+    browser.open(path)
+    browser.resize(1, 1)  # what Page.captureScreenshot's captureBeyondViewport does, as a narrow window would
+    time.sleep(0.5)
+    browser.resize(1280, 1100)
+    time.sleep(0.5)
+    inked = browser.evaluate(FIRST_COLUMNS_INK)
+    fixed = [name for name, _ in inked if name and name.startswith(("patch_", "grid_", "thumb_", "atlas_"))]
+    assert len(fixed) >= (3 if len(specs) == 1 else 8), inked  # the fixed-size plots are among those read
+    assert [(name, ink) for name, ink in inked if ink] == []
+    browser.screenshot(full_page=True)  # the capture itself leaves no sliver either
+    assert [(name, ink) for name, ink in browser.evaluate(FIRST_COLUMNS_INK) if ink] == []
+    assert browser.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no horizontal scroll
+
+
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_a_vit_against_sinusoidal2d_fits_the_window_with_no_sliver(browser, tmp_path, monkeypatch, width):
+    """A real (tiny, random) ViT checkpoint read through hf:, beside the 2-D sinusoid: no horizontal scroll at 1280
+    or 1920 px, before or after a full-page capture, and nothing left of any plot."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
+    torch.manual_seed(0)
+    config = transformers.ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64,
+                                    image_size=224, patch_size=16)  # ViT-B/16's 14 x 14 patch grid
+    transformers.ViTModel(config).save_pretrained(tmp_path / "vit")
+    path = tmp_path / "vit.html"
+    explorer.report([explorer.load(f"hf:{tmp_path / 'vit'}"), explorer.load("sinusoidal2d")], path)
+    browser.resize(width, 1100)
+    try:
+        result = browser.open(path)
+        assert result.errors == [] and result.idle
+        assert browser.evaluate("[document.documentElement.scrollWidth, window.innerWidth]") == [width, width]
+        browser.screenshot(full_page=True)
+        assert browser.evaluate("[document.documentElement.scrollWidth, window.innerWidth]") == [width, width]
+        assert [(name, ink) for name, ink in browser.evaluate(FIRST_COLUMNS_INK) if ink] == []
+    finally:
+        browser.resize(1400, 1100)

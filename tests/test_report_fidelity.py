@@ -226,7 +226,7 @@ def test_report_on_a_terminal_shows_each_stage_and_the_elapsed_seconds(tmp_path,
     assert result.exit_code == 0, result.output
     err = result.stderr
     assert f"posembed: loading {SINUSOID} ... " in err
-    for name in ("summary", "matrix", "fine_codes", "offset", "pca", "probes"):
+    for name in ("summary", "matrix", "traces", "offset", "pca", "probes"):
         assert re.search(rf"posembed: analysing [^\r]*: {name} \.\.\. \d+\.\d s", err), name
     assert "posembed: building the page ... " in err and "posembed: writing the page ... " in err
     assert err.index("loading") < err.index("analysing") < err.index("building") < err.index("writing")
@@ -245,4 +245,23 @@ def test_quiet_report_shows_no_stage_and_stdout_carries_only_the_html(monkeypatc
 def test_the_analysis_loop_reports_each_analysis_to_its_caller():
     seen = []
     explorer.analysis.analyze(explorer.load(SINUSOID).matrix, progress=seen.append)
-    assert seen[:3] == ["summary", "matrix", "traces"] and "fine_codes" in seen and "probes" in seen
+    assert seen[:3] == ["summary", "matrix", "traces"] and "probes" in seen
+    assert "fine_codes" not in seen  # an encoding the page computes from the matrix, not an analysis
+
+
+@pytest.mark.parametrize("specs", [
+    ["sinusoidal,positions=64,dim=16"],
+    ["sinusoidal,positions=64,dim=16", "sinusoidal,positions=48,dim=16,layout=split"],
+    ["sinusoidal,positions=64,dim=16", "sinusoidal,positions=48,dim=16", "sinusoidal,positions=32,dim=16"],
+    ["sinusoidal2d,grid=6x5,dim=16", "alibi,heads=2,positions=8"],
+], ids=["one", "two", "atlas", "grid-and-relative"])
+def test_every_kind_of_page_passes_bokehs_document_validation(specs, monkeypatch):
+    """``posembed`` skips Bokeh's document validation when it writes a page (BOKEH_VALIDATE_DOC, set by
+    ``runtime.environment.command_process``): it only logs layout warnings the page's own code would cause, so this
+    is where they are caught."""
+    from bokeh.core.validation.check import check_integrity
+
+    monkeypatch.setenv("POSEMBED_LOAD_PLUGINS", "")
+    doc = explorer.api.document([explorer.load(spec) for spec in specs])
+    issues = check_integrity([model for root in doc.roots for model in root.references()])
+    assert not issues.error and not issues.warning, issues

@@ -243,9 +243,11 @@ def test_the_page_labels_ticks_and_hovers_with_the_rows_labels(tmp_path):
                   ticks(axis, 30, 40), lines.ticker.get_ticks(0, 2 * S, fig.x_range, 0).major];
         })()""".replace("S", str(S)))
         assert labels == [f">= {S}", str(S - 8), "0", f"<= {-(S - 1)}"]  # a row's label over its whole cell
-        assert ticks == ["20", "0", "-20"]  # round distances, not the distances rows 0, 20, 40 happen to hold
-        assert zoomed == ["2", "0", "-2", "-4", "-6"]  # zoomed in: a finer round step
-        assert traces == [S - 20, S, S + 20]  # lines draw row r at r (images over [r, r + 1)): ticks follow
+        # round distances, evenly over the rows (about as many as a normal axis), not the distances rows 0, 9, 18
+        # happen to hold
+        assert ticks == ["30", "20", "10", "0", "-10", "-20", "-30"]
+        assert zoomed == [str(d) for d in range(2, -8, -1)]  # zoomed in to ten rows: each row
+        assert traces == [S - 30, S - 20, S - 10, S, S + 10, S + 20, S + 30]  # lines draw row r at r: ticks follow
         distance, dimension, value = hover(browser, "matrix", 0.25, 0.5)
         row = table.rows.labels.index(distance)
         assert 2 * S * 0.7 <= row <= 2 * S * 0.8  # a quarter of the way from the left: row 0 is at the right
@@ -404,3 +406,34 @@ def test_long_row_labels_leave_every_plot_room_and_the_page_its_width(tmp_path):
             for plot in ("position_vectors", "cosine_positions", "pca_pc2_pc3", "dimension_traces"):
                 assert frames[plot] >= 150, (width, plot, frames[plot])
             assert ticks and all(len(tick) <= 16 for tick in ticks), ticks
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(find_chromium() is None, reason="no Chromium found; .ci/run installs Debian's chromium")
+def test_deberta_distance_buckets_are_ticked_as_densely_and_evenly_as_a_normal_axis(tmp_path):
+    """DeBERTa-v3's 512 rows: distances one by one within +-128, logarithmic buckets out to 512. Ticks come about
+    as many as on a normal axis and evenly over the rows (rounding the distances alone put five ticks on the axis,
+    one of them in the middle half where most rows are), each at a round distance of its stretch."""
+    from explorer.loaders.deberta import row_axis
+
+    rows = row_axis({"model_type": "deberta-v2", "relative_attention": True, "position_buckets": 256, "max_position_embeddings": 512,
+                     "max_relative_positions": -1}, 512)
+    matrix = np.random.default_rng(8).normal(size=(512, 16)).astype(np.float32)
+    path = tmp_path / "deberta.html"
+    explorer.report(explorer.PositionEmbedding(matrix, "deberta-like", "t", rows=rows), path)
+    with Chromium(width=1280, height=1000) as browser:
+        result = browser.open(path)
+        assert result.errors == [] and result.idle
+        shown = browser.evaluate("""(() => ['matrix', 'dimension_traces', 'row_norms', 'cosine_positions'].map((name) => {
+          const fig = Bokeh.documents[0].get_model_by_name(name), axis = fig.below[0];
+          const ticks = axis.ticker.get_ticks(fig.x_range.start, fig.x_range.end, fig.x_range, 0).major;
+          const basic = Bokeh.documents[0].get_model_by_name('matrix').left[0].ticker;  // the dimension axis's
+          const [a, b] = [Math.min(fig.x_range.start, fig.x_range.end), Math.max(fig.x_range.start, fig.x_range.end)];
+          const plain = basic.get_ticks(a, b, fig.x_range, 0).major;
+          return [name, ticks, axis.formatter.doFormat(ticks, {loc: 0}), plain.length];
+        }))()""")
+    for name, ticks, labels, normal in shown:
+        assert len(ticks) >= normal >= 5, (name, labels)  # as many as a normal axis over the same 512 rows
+        gaps = np.diff(sorted(ticks))
+        assert gaps.max() <= 1.5 * 512 / len(ticks), (name, labels)  # evenly spread over the rows
+        assert "0" in labels and "100" in labels and "-100" in labels, (name, labels)  # round distances

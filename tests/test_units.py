@@ -91,6 +91,30 @@ def test_builtin_analyses_and_sections_come_through_the_hooks(registry_with):
     assert orders == sorted(orders) and len(set(orders)) == len(orders)
 
 
+def test_the_fine_codes_are_the_pages_encoding_not_an_analysis(registry_with, tmp_path):
+    """The heatmap, traces and vectors read fine codes the page computes once per table from the matrix result:
+    no analysis of that name, so none in ``posembed plugins``, ``analyze --json`` or ``--npz``."""
+    from explorer.analysis import fine_codes
+    from explorer.plugins.units import SectionContext
+    from explorer.reporting.page import Page
+    from explorer.reporting.sections.matrix import fine_codes_of
+
+    registry = registry_with(plugin_module("nothing"))
+    assert "fine_codes" not in [a.name for a in registry.analyses]
+    assert not [s.name for s in registry.sections if "fine_codes" in s.needs]
+    table = tmp_path / "arrays.npz"
+    result = CliRunner().invoke(cli, ["analyze", SMALL, "--json", "--npz", str(table)], catch_exceptions=False)
+    assert result.exit_code == 0 and "fine_codes" not in result.stdout
+    assert not [name for name in np.load(table).files if "fine_codes" in name]
+    assert "fine_codes" not in CliRunner().invoke(cli, ["plugins"], catch_exceptions=False).stdout
+    embedding = explorer.load(SMALL)
+    results = explorer.analyze(embedding)
+    context = SectionContext(Page([embedding], [results]), embedding, results, 0, {})
+    codes = fine_codes_of(context)
+    assert fine_codes_of(context) is codes  # computed once per table
+    assert np.array_equal(codes.codes, fine_codes(results["matrix"]).codes)
+
+
 def test_every_module_declaring_units_is_found_with_no_list_to_edit():
     from pathlib import Path
 

@@ -1,11 +1,13 @@
 """Dimension traces: which dimensions to show first, their values across positions, and the fine codes the
 report's pickers decode.
 
-- ``fine_codes``: the display-resolution matrix (``matrix_image``) as 12-bit codes (stored as uint16) with each
-  dimension's own minimum and maximum, value = low_d + code * (high_d - low_d) / 4095. One code step is 1/4095
-  of that dimension's range, so a decoded value is within 1/8190 (0.012 %) of its dimension's range of the
-  table, eight times inside the report's promise of 0.1 %: the traces and position vectors of the report are
-  drawn from these, not from the heatmap's 8-bit colours. Why 12 bits and not 16: the low four bits are noise
+- ``fine_codes``: an encoding for the page, not a registered analysis (the page computes it once per table
+  from the ``matrix`` result, ``reporting/sections/matrix.fine_codes_of``; it is in neither ``analyze --json``
+  nor ``--npz``): the display-resolution matrix (``matrix_image``) as 12-bit codes (stored as uint16) with each
+  dimension's own minimum and maximum, value = low_d + code * (high_d - low_d) / 4095. One code step is 1/4095 of that
+  dimension's range, so a decoded value is within 1/8190 (0.012 %) of its dimension's range of the table, eight
+  times inside the report's promise of 0.1 %: the traces and position vectors of the report are drawn from these,
+  not from the heatmap's 8-bit colours. Why 12 bits and not 16: the low four bits are noise
   that gzip cannot shrink; all 16 cost 0.36 MB more per 1024 x 768 table (GPT-2's report 5.19 MB instead of
   4.83 MB, GPT-2 against the sinusoid 7.90 MB instead of 6.74 MB, against budgets of 6 and 8 MB) for
   precision no plot can show.
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from explorer.analysis.frequencies import DimensionFrequencies, dimension_frequencies
-from explorer.analysis.matrix import MatrixImage, matrix_image
+from explorer.analysis.matrix import MatrixImage
 from explorer.analysis.resample import envelope
 from explorer.plugins.units import Analysis
 
@@ -134,13 +136,7 @@ def _traces(ctx) -> Traces:
     return dimension_traces(ctx.matrix, dims, ctx.resolution, rule)
 
 
-def _fine_codes(ctx) -> FineCodes:
-    return fine_codes(ctx.memo("matrix_image", lambda: matrix_image(ctx.matrix, ctx.resolution)))
-
-
 ANALYSES = (
     Analysis("traces", "four readable dimensions across positions (min/max envelopes) and why they were chosen",
              order=30, run=_traces),
-    Analysis("fine_codes", "the display-resolution matrix as 12-bit codes per dimension (what traces are drawn from)",
-             order=31, run=_fine_codes),
 )

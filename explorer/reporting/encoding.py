@@ -288,11 +288,12 @@ return v.toFixed(4) + ' \\u00b1 ' + err.toPrecision(2) + tail;
                          code=code)
 
 
-def colour_bar(fig, scale: CodeScale, title: str) -> None:
-    """A colour bar right of ``fig`` over ``scale``'s codes, labelled with the values they stand for."""
+def colour_bar(fig, scale: CodeScale, title: str, mapper: LinearColorMapper | None = None) -> None:
+    """A colour bar right of ``fig`` over ``scale``'s codes, labelled with the values they stand for; ``mapper``:
+    the image's own colour mapper (``code_mapper(scale)``), so image and bar share one."""
     # the bar runs over the colour codes, labelled with the values they stand for: both ends always
     ticks = scale.ticks()
-    fig.add_layout(ColorBar(color_mapper=code_mapper(scale), width=10,
+    fig.add_layout(ColorBar(color_mapper=mapper or code_mapper(scale), width=10,
                             title=title + (" (symlog)" if scale.kind == "symlog" else ""),
                             ticker=FixedTicker(ticks=list(ticks)),
                             major_label_overrides={k: v for k, v in ticks.items()}, name="colour_bar"), "right")

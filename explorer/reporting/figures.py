@@ -42,7 +42,11 @@ def figure(title: str, name: str | None = None, height: int = SIZE - 80, *, tool
     if tools == TOOLS:  # the TOOLS string's tools, made directly: resolving tool names costs more than the tools
         tools = [PanTool(), WheelZoomTool(), BoxZoomTool(), ResetTool(), SaveTool()]
     if "width" in kw or "frame_width" in kw:  # a fixed size is kept: a flex row must wrap it, never squeeze it
-        size = {"styles": {"flex": "0 0 auto", **kw.pop("styles", {})}}
+        # never narrower than itself either: squeezed by a narrow window (or a headless browser's full-page
+        # capture, which lays the page out 1 px wide), a plot drew its frame at a negative x, and BokehJS's next
+        # paint, which clears the canvas from half a pixel in, left that paint's first column on screen: the 1 px
+        # sliver of colour and dotted title left of fixed-size images (sizing_mode "fixed" would ignore the frame)
+        size = {"styles": {"flex": "0 0 auto", "min-width": "max-content", **kw.pop("styles", {})}}
     else:
         size = {"sizing_mode": "stretch_width", "min_width": MIN_WIDTH}
     if "frame_height" not in kw:

@@ -78,7 +78,7 @@ def picker(fine: FineCodes, source: ColumnDataSource, *, along_rows: bool, initi
         data: dict[str, list] = {"xs": [], "ys": [], "label": [], "colour": []}
         for k, v in enumerate(value):
             data["xs"].append(starts)
-            data["ys"].append(values[int(v)])
+            data["ys"].append(values[int(v)].copy())  # a copy: a view would keep every dimension's values alive
             data["label"].append(names[v])
             data["colour"].append(Category10_10[k % 10])
         lines = ColumnDataSource(data)

@@ -41,29 +41,38 @@ def row_range(n: int, rows: RowAxis | None, down: bool = False) -> Range1d:
     return Range1d(n, 0) if flip else Range1d(0, n)
 
 
-#: Ticks along rows labelled by numbers: at the middle of each visible row (its tick, ``r + centre``, within the
-#: range) whose numbers (``low[r] .. high[r]``) hold a multiple of a round step (1, 2 or 5 times a power of ten)
-#: chosen for about ``TARGET`` ticks over what is visible, so an axis of distance buckets reads 0, 20, 40 rather than
-#: whatever distances rows 0, 20, 40 hold; at most ``2 * TARGET`` of them (every k-th) when the numbers repeat. Rows
+#: Ticks along rows, as dense and as even as a normal axis's: the visible rows are cut into about ``TARGET`` equal
+#: windows (at multiples of the window's length, so panning keeps them), and each window is ticked at its row whose
+#: numbers (``low[r] .. high[r]``) hold the roundest number (a multiple of the largest of 1, 2 or 5 times a power of
+#: ten), the nearer the window's middle the better, at the middle of that row (``r + centre``). An axis of DeBERTa's
+#: distance buckets, linear near 0 and logarithmic beyond, so reads -100, -50, 0, 50, 100 where its rows are dense as
+#: well as 200 and 400 near the ends (rounding the numbers alone left its middle half with one tick, at 0). Rows
 #: labelled by text are given their row numbers: whole rows, each once.
 ROW_TICKS_JS = """
 const a = Math.min(cb_data.start, cb_data.end), b = Math.max(cb_data.start, cb_data.end);
 const lo = Math.max(0, Math.ceil(a - centre)), hi = Math.min(low.length, Math.floor(b - centre) + 1);
-let vmin = Infinity, vmax = -Infinity;
-for (let r = lo; r < hi; r++) {
-  if (Number.isFinite(low[r])) { vmin = Math.min(vmin, low[r], high[r]); vmax = Math.max(vmax, low[r], high[r]); }
-}
-if (!(vmax >= vmin)) return [];
-const rough = Math.max((vmax - vmin) / TARGET, 1);
-const power = Math.pow(10, Math.floor(Math.log10(rough)));
-const step = [1, 2, 5, 10].map((f) => f * power).find((s) => s >= rough);
+if (hi <= lo) return [];
+const steps = [];
+for (let e = 12; e >= 0; e--) { for (const f of [5, 2, 1]) steps.push(f * Math.pow(10, e)); }
+const roundness = (r) => {  // how round the roundest number in row r is: -1 for a row without numbers
+  if (!(Number.isFinite(low[r]) && Number.isFinite(high[r]))) return -1;
+  const k = steps.findIndex((s) => Math.floor(high[r] / s) * s >= low[r]);
+  return k < 0 ? 0 : steps.length - k;
+};
+const gap = Math.max(1, Math.floor((hi - lo) / TARGET));
 const ticks = [];
-for (let r = lo; r < hi; r++) {
-  if (Number.isFinite(low[r]) && Math.floor(high[r] / step) * step >= low[r]) ticks.push(r + centre);
+for (let start = Math.floor(lo / gap) * gap; start < hi; start += gap) {
+  const middle = start + (gap - 1) / 2;
+  let best = -1, score = -1;
+  for (let r = Math.max(lo, start); r < Math.min(hi, start + gap); r++) {
+    const s = roundness(r);
+    if (s > score || (s === score && s >= 0 && Math.abs(r - middle) < Math.abs(best - middle))) { best = r; score = s; }
+  }
+  const last = ticks.length ? ticks[ticks.length - 1] - centre : -Infinity;
+  if (score >= 0 && best - last >= gap / 2) ticks.push(best + centre);  // never two ticks in a row's reach
 }
-const every = Math.ceil(ticks.length / (2 * TARGET));  // numbers that repeat (out of order) tick many rows
-return every > 1 ? ticks.filter((t, k) => k % every === 0) : ticks;
-""".replace("TARGET", "6")
+return ticks;
+""".replace("TARGET", "7")
 #: A label that is a number, a range ``A..B`` or an open end ``>= A`` / ``<= B``: what ``ROW_TICKS_JS`` reads.
 _NUMBER = r"(-?\d+)"
 _ROW_NUMBERS = [(re.compile(rf"^{_NUMBER}$"), lambda m: (int(m[1]), int(m[1]))),

@@ -119,10 +119,10 @@ def pair_heatmap(page: Any, labels: Sequence[str], field: str, title: str, low: 
 
 
 def _thumbnail_figure(title: str, name: str, **kw):
-    fig = figures.figure(title, name, THUMB_SIZE, width=THUMB_SIZE, tools=None, title_size="9pt", **kw)
-    fig.axis.visible = False
-    fig.grid.visible = False
-    return fig
+    # no axes (and so no grids, tickers or formatters) are made at all: a thumbnail shows none, and hidden ones
+    # were a tenth of an atlas's models
+    return figures.figure(title, name, THUMB_SIZE, width=THUMB_SIZE, tools=None, title_size="9pt",
+                          x_axis_type=None, y_axis_type=None, **kw)
 
 
 def _codes(values: np.ndarray, low: float, high: float) -> np.ndarray:

@@ -34,10 +34,11 @@ def similarity_heatmap(image: SimilarityImage, unpacker: Unpacker, x_range: Rang
         label_rows(axis, rows)
     codes = quantise(image.values, COSINE)
     r = codes.shape[0]
-    renderer = fig.image(image=[np.zeros_like(codes)], x=0, y=0, dw=n, dh=n, color_mapper=code_mapper(COSINE))
+    mapper = code_mapper(COSINE)
+    renderer = fig.image(image=[np.zeros_like(codes)], x=0, y=0, dw=n, dh=n, color_mapper=mapper)
     without_grid(fig)
     unpacker.add(renderer.data_source, pack_lower(codes), r)
-    colour_bar(fig, COSINE, "cosine")
+    colour_bar(fig, COSINE, "cosine", mapper)
     fig.add_tools(HoverTool(
         renderers=[renderer],
         tooltips=[(f"{item} i", "$y{custom}"), (f"{item} j", "$x{custom}"), ("cosine", "@image{custom}")],

@@ -10,7 +10,7 @@ from bokeh.layouts import column
 from bokeh.models import ColumnDataSource, HoverTool, Range1d
 
 from explorer.analysis import MatrixImage
-from explorer.analysis.traces import FINE_LEVELS, FineCodes
+from explorer.analysis.traces import FINE_LEVELS, FineCodes, fine_codes
 from explorer.core.embedding import RowAxis
 from explorer.plugins.units import Section, SectionContext
 from explorer.reporting import encoding, figures
@@ -40,10 +40,11 @@ def matrix_heatmap(image: MatrixImage, scale: CodeScale, fine: ColumnDataSource,
                   y_range=Range1d(0, d), x_axis_label=row_word(rows), y_axis_label="dimension")
     label_rows(fig.xaxis[0], rows)
     blank = np.zeros(image.values.shape, dtype=np.uint8)  # filled on load; zeros cost a few bytes gzipped
-    renderer = fig.image(image=[blank], x=0, y=0, dw=n, dh=d, color_mapper=code_mapper(scale))
+    mapper = code_mapper(scale)
+    renderer = fig.image(image=[blank], x=0, y=0, dw=n, dh=d, color_mapper=mapper)
     unpacker.add_coded(renderer.data_source, fine, scale)
     without_grid(fig)
-    colour_bar(fig, scale, "value")
+    colour_bar(fig, scale, "value", mapper)
     fig.add_tools(HoverTool(
         renderers=[renderer],
         tooltips=[(row_word(rows), "$x{custom}"), ("dimension", "$y{custom}"), ("value", "@image{custom}")],
@@ -52,9 +53,15 @@ def matrix_heatmap(image: MatrixImage, scale: CodeScale, fine: ColumnDataSource,
     return fig
 
 
+def fine_codes_of(context: SectionContext) -> FineCodes:
+    """The table's fine codes (an encoding of its ``matrix`` result, ``explorer.analysis.fine_codes``), computed
+    once per table for the heatmap, the traces and the position vectors."""
+    return context.memo("fine_codes", lambda: fine_codes(context.results["matrix"]))
+
+
 def fine_source(context: SectionContext) -> Any:
     """The table's fine codes in the document, made once per table for every section that reads them."""
-    return context.memo("fine_source", lambda: encoding.fine_source(context.results["fine_codes"]))
+    return context.memo("fine_source", lambda: encoding.fine_source(fine_codes_of(context)))
 
 
 def heatmap(context: SectionContext) -> Heatmap:
@@ -64,7 +71,7 @@ def heatmap(context: SectionContext) -> Heatmap:
         source = fine_source(context)
         fig = matrix_heatmap(img, scale, source, context.page.unpacker,
                              context.page.position_range(context.index), context.embedding.rows)
-        return Heatmap(fig, source, context.results["fine_codes"], scale)
+        return Heatmap(fig, source, fine_codes_of(context), scale)
     return context.memo("heatmap", make)
 
 
@@ -145,4 +152,4 @@ def build(context: SectionContext):
         "ends of the colour range." + note), sizing_mode="stretch_width")
 
 
-SECTION = Section("matrix", "the matrix", build, order=20, needs=("matrix", "fine_codes"))
+SECTION = Section("matrix", "the matrix", build, order=20, needs=("matrix",))

@@ -14,7 +14,7 @@ from explorer.reporting import figures
 from explorer.reporting.figures import SIZE, figure
 from explorer.reporting.pickers import picker
 from explorer.reporting.rows import POINTS, label_rows, row_range, row_word
-from explorer.reporting.sections.matrix import fine_precision, fine_source, row_kind
+from explorer.reporting.sections.matrix import fine_codes_of, fine_precision, fine_source, row_kind
 
 
 def dimension_traces(fine: FineCodes, source: ColumnDataSource, initial: Sequence[int],
@@ -33,16 +33,16 @@ def dimension_traces(fine: FineCodes, source: ColumnDataSource, initial: Sequenc
 
 def build(context: SectionContext):
     """The picker, the traces and the caption."""
-    fine, traces = context.results["fine_codes"], context.results["traces"]
-    choice, fig = dimension_traces(fine, fine_source(context), [int(d) for d in traces.dims],
+    codes, traces = fine_codes_of(context), context.results["traces"]
+    choice, fig = dimension_traces(codes, fine_source(context), [int(d) for d in traces.dims],
                                          context.page.position_range(context.index), context.embedding.rows)
     shown = f" Shown first: {traces.rule}." if traces.rule else ""
     return column(choice, fig, figures.caption(
         f"Dimension traces: each chosen dimension's value across {row_kind(context)}s. Pick dimensions in the box (type a "
         "number to search; click x to remove)." + shown + " The lines are drawn in the browser from the table's "
-        f"fine codes, which also colour the heatmap: {fine_precision(fine)}."
-        + figures.block_note(fine.position_bounds, "positions").replace("each pixel", "each point")),
+        f"fine codes, which also colour the heatmap: {fine_precision(codes)}."
+        + figures.block_note(codes.position_bounds, "positions").replace("each pixel", "each point")),
         sizing_mode="stretch_width")
 
 
-SECTION = Section("traces", "dimension traces", build, order=30, needs=("fine_codes", "traces"))
+SECTION = Section("traces", "dimension traces", build, order=30, needs=("matrix", "traces"))
