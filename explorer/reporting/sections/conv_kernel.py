@@ -12,7 +12,7 @@ from explorer.plugins.units import Section, SectionContext
 from explorer.reporting import figures
 from explorer.reporting.sections.relative_matrix import colours
 from explorer.reporting.sections.relative_term import provenance_table
-from explorer.reporting.sections.window_bias import GAP, montage
+from explorer.reporting.sections.window_bias import GAP, label_montage, montage
 
 #: The grid's height in pixels is about this many times its rows over its columns, within the bounds below.
 ASPECT_WIDTH, LOWEST, HIGHEST = 900, 220, 640
@@ -40,7 +40,7 @@ def _ticks(tiles: int, values: np.ndarray, chosen: list[int]) -> dict[float, str
 def group_grid(images: np.ndarray, along: np.ndarray, title: str, name: str, x_label: str, what: str,
                along_name: str, low_tick: int) -> "object":
     """One image per group (output channels down, ``along`` across) tiled row by row on one colour scale from 0."""
-    from bokeh.models import ColorBar, ColumnDataSource, FixedTicker, HoverTool, LinearColorMapper, Range1d
+    from bokeh.models import ColorBar, ColumnDataSource, HoverTool, LinearColorMapper, Range1d
 
     groups, side, columns = images.shape
     tiled, across = montage(images)
@@ -62,15 +62,7 @@ def group_grid(images: np.ndarray, along: np.ndarray, title: str, name: str, x_l
     inner = [low_tick // 2, low_tick, min(columns - 1, low_tick + low_tick // 2)]
     x_ticks = _ticks(across, np.asarray(along), sorted(set(inner)) if across <= 2 and columns >= 16 else [low_tick])
     y_ticks = _ticks(math.ceil(groups / across), np.arange(side), sorted({0, side // 2}))
-    fig.xaxis.ticker = FixedTicker(ticks=list(x_ticks))
-    fig.xaxis.major_label_overrides = x_ticks
-    fig.yaxis.ticker = FixedTicker(ticks=list(y_ticks))
-    fig.yaxis.major_label_overrides = y_ticks
-    labels = ColumnDataSource({"x": [(g % across) * (columns + GAP) for g in range(groups)],
-                               "y": [(g // across) * (side + GAP) for g in range(groups)],
-                               "text": [f"group {g}" for g in range(groups)]})
-    fig.text(x="x", y="y", text="text", source=labels, text_font_size="8pt", text_baseline="top",
-             x_offset=2, y_offset=2, text_color="#222222", background_fill_color="white", background_fill_alpha=0.7)
+    label_montage(fig, x_ticks, y_ticks, [f"group {g}" for g in range(groups)], across, columns, side)
     fig.add_layout(ColorBar(color_mapper=mapper, width=10, title=what), "right")
     return fig
 

@@ -33,6 +33,22 @@ def montage(images: np.ndarray) -> tuple[np.ndarray, int]:
     return out, across
 
 
+def label_montage(fig, x_ticks: dict[float, str], y_ticks: dict[float, str], names: list[str], across: int,
+                  width: int, height: int) -> None:
+    """A montage's axes ticked at ``x_ticks`` and ``y_ticks`` (position: label), and each tile's name (``names``,
+    one a tile of ``width`` x ``height`` cells, ``across`` a row) written in its top left corner."""
+    from bokeh.models import ColumnDataSource, FixedTicker
+
+    fig.xaxis.ticker = FixedTicker(ticks=list(x_ticks))
+    fig.xaxis.major_label_overrides = x_ticks
+    fig.yaxis.ticker = FixedTicker(ticks=list(y_ticks))
+    fig.yaxis.major_label_overrides = y_ticks
+    labels = ColumnDataSource({"x": [(k % across) * (width + GAP) for k in range(len(names))],
+                               "y": [(k // across) * (height + GAP) for k in range(len(names))], "text": names})
+    fig.text(x="x", y="y", text="text", source=labels, text_font_size="8pt", text_baseline="top",
+             x_offset=2, y_offset=2, text_color="#222222", background_fill_color="white", background_fill_alpha=0.7)
+
+
 def _ticks(tiles: int, side: int) -> dict[float, str]:
     """Each tile's first, centre and last offset along one axis, at the cell centres of the montage."""
     ticks = {}
@@ -58,7 +74,7 @@ def provenance(term) -> "object":
 
 def head_images(term, mapper) -> "object":
     """Every head's (2Wh-1) x (2Ww-1) image in one montage, dy down and dx across, on one colour scale."""
-    from bokeh.models import ColumnDataSource, FixedTicker, HoverTool, Range1d
+    from bokeh.models import ColumnDataSource, HoverTool, Range1d
 
     images = term.images
     heads, rows, columns = images.shape
@@ -81,15 +97,7 @@ def head_images(term, mapper) -> "object":
     fig.add_tools(HoverTool(tooltips=[("head", "@head{0}"), ("dy", "@dy{0}"), ("dx", "@dx{0}"),
                                       ("bias", "@image{0.0000}")]))
     x_ticks, y_ticks = _ticks(across, columns), _ticks(math.ceil(heads / across), rows)
-    fig.xaxis.ticker = FixedTicker(ticks=list(x_ticks))
-    fig.xaxis.major_label_overrides = x_ticks
-    fig.yaxis.ticker = FixedTicker(ticks=list(y_ticks))
-    fig.yaxis.major_label_overrides = y_ticks
-    labels = ColumnDataSource({"x": [(h % across) * (columns + GAP) for h in range(heads)],
-                               "y": [(h // across) * (rows + GAP) for h in range(heads)],
-                               "text": [f"head {h}" for h in range(heads)]})
-    fig.text(x="x", y="y", text="text", source=labels, text_font_size="8pt", text_baseline="top",
-             x_offset=2, y_offset=2, text_color="#222222", background_fill_color="white", background_fill_alpha=0.7)
+    label_montage(fig, x_ticks, y_ticks, [f"head {h}" for h in range(heads)], across, columns, rows)
     return fig
 
 
