@@ -267,6 +267,23 @@ def analyze_requests(requests: Sequence[Request], registry: Registry | None = No
     return embeddings, tuple(r.spec for r in requests if id(r) not in failed), results, pairs
 
 
+def requested_document(requests: Sequence[Request], registry: Registry | None = None, *, resolution: int,
+                       probe_protocol: str = PROBE_PROTOCOL, keep_going: bool = False, jobs: int = 1,
+                       executor: str | None = None, **page: Any) -> tuple[Any, list[Any]]:
+    """What ``posembed report -o FILE`` writes, as a Bokeh document (``document``; ``page``: its keywords) of the tables
+    ``analyze_requests`` loads and analyses; and what they were read from (``inputs_of``). The tables and their
+    results go when this returns (the document holds its own encoded copy), so they are not alive while the HTML
+    is made, the report's peak of memory (docs/performance.md, "A report is one process")."""
+    from explorer.runtime.environment import give_back_memory
+
+    embeddings, _, results, pairs = analyze_requests(requests, registry, resolution=resolution, jobs=jobs,
+                                                     probe_protocol=probe_protocol, keep_going=keep_going,
+                                                     executor=executor)
+    give_back_memory()  # in posembed's process only: what the analyses' temporaries left in the heap, before the page
+    return (document(embeddings, resolution=resolution, registry=registry, probe_protocol=probe_protocol,
+                     analysed=(results, pairs), **page), inputs_of(embeddings))
+
+
 def _analysed(items: Sequence[PositionEmbedding], resolution: int | None, registry: Registry, probe_protocol: str):
     """``analyze_all`` at the page's resolution: an atlas's default is ``ATLAS_RESOLUTION``."""
     if resolution is None and len(items) >= ATLAS_TABLES:
@@ -340,20 +357,19 @@ def report(
     Returns the HTML; with ``path`` it is also written there atomically. ``shared_scale``, ``scale`` and
     ``vmax`` choose the matrix colour scale, ``analysed`` passes results already computed (see :func:`document`).
     """
-    from explorer.reporting.page import bokeh_resources, render
-    from explorer.runtime.console import utf8_text
-    from explorer.runtime.output import write_atomic
+    from explorer.reporting.page import bokeh_resources, write
 
     bokeh_resources(resources)  # a bad choice fails before any work
     with console.stage("preparing the report"):
         doc = document(embeddings, title=title, resolution=resolution, registry=registry, shared_scale=shared_scale,
                        scale=scale, vmax=vmax, probe_protocol=probe_protocol, analysed=analysed)
         console.step("writing the page")
-        # A title that is not UTF-8 (an undecodable argument) shows its bytes escaped: the page is valid UTF-8.
-        html = utf8_text(render(doc, resources))
-        if path is not None:
-            write_atomic(path, html, inputs=[v for e in _tables(embeddings, "a report") for v in e.inputs()])
-    return html
+        return write(doc, path, resources, inputs_of(_tables(embeddings, "a report")))
+
+
+def inputs_of(embeddings: Sequence[PositionEmbedding]) -> list[Any]:
+    """What the tables were read from (``PositionEmbedding.inputs``): files a report must not be written over."""
+    return [value for embedding in embeddings for value in embedding.inputs()]
 
 
 def site(
@@ -388,7 +404,7 @@ def site(
     if len(items) < ATLAS_TABLES:
         raise OutputError(f"a folder site is an atlas's index and a page per table: it needs at least {ATLAS_TABLES} "
                           f"tables, got {len(items)}; write one file instead (-o report.html)")
-    inputs = [v for e in items for v in e.inputs()]
+    inputs = inputs_of(items)
     check_folder(folder, inputs)
     registry = registry or get_registry()
     with console.stage("preparing the site"):

@@ -303,10 +303,10 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
     HF_HUB_OFFLINE=1. A run has at most 1000 tables (POSEMBED_MAX_TABLES), and the memory
     it needs is checked before anything is loaded.
     """
-    from explorer.api import ATLAS_RESOLUTION, ATLAS_TABLES, DEFAULT_SPEC, analyze_requests
-    from explorer.api import report as build_report
+    from explorer.api import ATLAS_RESOLUTION, ATLAS_TABLES, DEFAULT_SPEC, requested_document
     from explorer.errors import OutputError
     from explorer.loading.series import requests_of
+    from explorer.runtime.environment import give_back_memory
     from explorer.runtime.output import STDOUT, check_folder, check_writable, is_folder_output
 
     requests = requests_of(specs or (() if spec_file else (DEFAULT_SPEC,)), spec_file)  # bad lines fail first
@@ -331,12 +331,14 @@ def report(specs: tuple[str, ...], output: str, title: str | None, resources: st
                      keep_going=keep_going, probe_protocol=probe_protocol, jobs=jobs, executor=executor_address)
         return
     with console.stage("starting"):  # one status line, its clock running from here to the write
-        embeddings, _, results, pairs = analyze_requests(requests, registry, resolution=resolution, jobs=jobs,
-                                                         probe_protocol=probe_protocol, keep_going=keep_going,
-                                                         executor=executor_address)
-        html = build_report(embeddings, output, title=title, resources=resources, resolution=resolution,
-                            registry=registry, shared_scale=shared_scale, scale=scale, vmax=vmax,
-                            probe_protocol=probe_protocol, analysed=(results, pairs))
+        page, read_from = requested_document(requests, registry, resolution=resolution, jobs=jobs, title=title,
+                                             probe_protocol=probe_protocol, keep_going=keep_going, vmax=vmax,
+                                             executor=executor_address, shared_scale=shared_scale, scale=scale)
+        give_back_memory()  # the results are gone (docs/performance.md): their memory too, before the HTML's copies
+        from explorer.reporting.page import write
+
+        console.step("writing the page")
+        html = write(page, output, resources, read_from)
     if output != STDOUT:
         console.info(f"wrote {output} ({len(html.encode('utf-8')) / 1e6:.1f} MB)")
         if open_browser:

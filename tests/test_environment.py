@@ -105,3 +105,81 @@ def test_a_bad_setting_is_one_line_from_the_command_line(monkeypatch):
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert lines[-1].startswith("posembed: error: POSEMBED_TRACE_PLUGINS='sometimes' is neither yes")
+
+
+GLIBC = (getattr(__import__("os"), "confstr", lambda name: "")("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+
+
+def test_giving_back_memory_is_the_command_processes_alone(monkeypatch):
+    """The Python API (a notebook's process, this test's) keeps its C library's memory policy: nothing is called."""
+    import ctypes
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("give_back_memory reached the C library outside the posembed process")
+
+    monkeypatch.setattr(ctypes, "CDLL", refuse)
+    assert environment.give_back_memory() is False
+
+
+@pytest.mark.skipif(not GLIBC, reason="mallopt and malloc_trim are glibc's")
+def test_freed_arrays_go_back_to_the_system_once_memory_was_given_back():
+    """In a fresh process: 4 MiB arrays freed after an 8 MiB one stay in glibc's heap by default (its mapping threshold
+    rose to 8 MiB), pinned there by small blocks; after ``give_back_memory`` in ``command_process`` they go back."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, numpy as np\n"
+        "from explorer.runtime import environment\n"
+        "def rss():\n"
+        "    return int(open('/proc/self/status').read().split('VmRSS:')[1].split()[0]) // 1024\n"
+        "with environment.command_process():\n"
+        "    done = environment.give_back_memory() if sys.argv[1] == 'give' else None\n"
+        "    big = np.ones(1 << 20); del big\n"
+        "    before = rss()\n"
+        "    arrays, pins = [], []\n"
+        "    for _ in range(16):\n"
+        "        arrays.append(np.ones(1 << 19)); pins.append(bytes(4096))\n"
+        "    del arrays\n"
+        "    print(done, rss() - before)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    kept = {}
+    for how in ("give", "keep"):
+        done = subprocess.run([sys.executable, "-c", script, how], env=env, capture_output=True, text=True, check=True)
+        flag, mib = done.stdout.split()
+        kept[how] = (flag, int(mib))
+    assert kept["give"][0] == "True" and kept["keep"][0] == "None"
+    assert kept["keep"][1] >= 48 and kept["give"][1] <= 8, kept  # 64 MiB freed: kept by default, given back after
+
+
+def test_a_report_lets_its_results_go_and_gives_their_memory_back_before_rendering(run, tmp_path, monkeypatch):
+    """``posembed report -o FILE``: once the page is built, the tables' analysis results are gone (the document
+    holds its own encoded copy), and memory is given back after the analyses and again before the HTML is made."""
+    import gc
+    import weakref
+
+    import explorer.api
+    from explorer.reporting import page
+
+    analysed, asked, alive = [], [], []
+    analyze_requests, render = explorer.api.analyze_requests, page.render
+
+    def analyse_and_watch(*args, **kwargs):
+        found = analyze_requests(*args, **kwargs)
+        analysed.extend(weakref.ref(results["matrix"].values) for results in found[2])
+        return found
+
+    def render_and_look(*args, **kwargs):
+        gc.collect()
+        alive.append([ref() is not None for ref in analysed])
+        return render(*args, **kwargs)
+
+    monkeypatch.setattr(explorer.api, "analyze_requests", analyse_and_watch)
+    monkeypatch.setattr(page, "render", render_and_look)
+    monkeypatch.setattr(environment, "give_back_memory", lambda: asked.append(len(alive)))
+    out = tmp_path / "two.html"
+    result = run("report", "sinusoidal,positions=64,dim=16", "sinusoidal,positions=48,dim=16", "-o", str(out))
+    assert result.exit_code == 0 and out.stat().st_size > 0
+    assert alive == [[False, False]] and asked == [0, 0]

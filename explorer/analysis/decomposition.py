@@ -100,6 +100,7 @@ def centred_eigen(x: np.ndarray) -> CentredEigen:
         for start in range(0, n, 65536):  # row blocks: no float64 copy of a long table
             block = table[start:start + 65536] - mean
             gram += block.T @ block
+            del block  # not alive beside the eigen-solver's work space, the analyses' peak of memory
     else:
         centred = table - mean
         gram = centred @ centred.T

@@ -17,6 +17,7 @@ report's pickers decode.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -66,9 +67,16 @@ class FineCodes:
     position_bounds: np.ndarray
     dimension_bounds: np.ndarray
 
-    def decoded(self) -> np.ndarray:
-        """The values the codes stand for (what the browser draws), float32, dims x positions."""
-        return decode_fine(self.codes, self.low, self.high)
+    def decoded(self, dims: Sequence[int] | None = None, positions: Sequence[int] | None = None) -> np.ndarray:
+        """The values the codes stand for (what the browser draws), float32, dims x positions: every one, or only the
+        rows ``dims`` and the columns ``positions`` (a picker's first lines: no float64 copies of the whole table)."""
+        codes, low, high = self.codes, self.low, self.high
+        if dims is not None:
+            dims = np.asarray(dims, dtype=np.intp)
+            codes, low, high = codes[dims], low[dims], high[dims]
+        if positions is not None:
+            codes = codes[:, np.asarray(positions, dtype=np.intp)]
+        return decode_fine(codes, low, high)
 
 
 def fine_codes(image: MatrixImage) -> FineCodes:
@@ -79,9 +87,16 @@ def fine_codes(image: MatrixImage) -> FineCodes:
     # round the ends to float32 first: the browser decodes with the float32 ends it receives
     low32, high32 = low.astype(np.float32), high.astype(np.float32)
     span = high32.astype(np.float64) - low32
+    # in place, step for step as (values - low) / span clipped to 0..1 and rounded: one float64 copy of the table at
+    # a time instead of four (the peak of a page's memory, docs/performance.md)
+    scaled = values
     with np.errstate(invalid="ignore", divide="ignore"):
-        scaled = np.where(span > 0, (values - low32) / np.where(span > 0, span, 1.0), 0.0)
-    codes = np.rint(np.clip(scaled, 0.0, 1.0) * FINE_LEVELS).astype(np.uint16)
+        scaled -= low32
+        scaled /= np.where(span > 0, span, 1.0)
+    scaled[~(span > 0).ravel()] = 0.0  # a constant (or non-finite) dimension is all code 0
+    np.clip(scaled, 0.0, 1.0, out=scaled)
+    scaled *= FINE_LEVELS
+    codes = np.rint(scaled, out=scaled).astype(np.uint16)
     return FineCodes(codes, low32.ravel(), high32.ravel(), image.position_bounds, image.dimension_bounds)
 
 

@@ -190,9 +190,12 @@ def quantise(values: np.ndarray, scale: CodeScale) -> np.ndarray:
     """The nearest code of every value (NaN maps to the code nearest 0)."""
     if scale.kind == "linear" and not scale.saturates:  # evenly spaced codes: no search needed
         low, high = float(scale.table[0]), float(scale.table[-1])
-        v = np.nan_to_num(np.asarray(values, dtype=np.float32), nan=0.0)
-        codes = np.rint((v - np.float32(low)) * np.float32((LEVELS - 1) / ((high - low) or 1.0)))
-        return np.clip(codes, 0, LEVELS - 1).astype(np.uint8)
+        # one float32 copy, worked in place (a 1024 x 1024 cosine image's 4 MiB once, not four times)
+        v = np.nan_to_num(np.array(values, dtype=np.float32), copy=False, nan=0.0)
+        v -= np.float32(low)
+        v *= np.float32((LEVELS - 1) / ((high - low) or 1.0))
+        np.rint(v, out=v)
+        return np.clip(v, 0, LEVELS - 1, out=v).astype(np.uint8)
     mids = (scale.table[1:].astype(np.float64) + scale.table[:-1]) / 2
     v = np.asarray(values, dtype=np.float64)
     v = np.where(np.isfinite(v), v, 0.0)
@@ -206,8 +209,7 @@ def decode(codes: np.ndarray, scale: CodeScale) -> np.ndarray:
 
 def pack_lower(codes: np.ndarray) -> np.ndarray:
     """The lower triangle (with diagonal) of a square array, row by row: row i contributes i + 1 entries."""
-    rows, cols = np.tril_indices(codes.shape[0])
-    return np.ascontiguousarray(codes[rows, cols])
+    return codes[np.tri(*codes.shape[:2], dtype=bool)]  # a mask of n x n bytes, not two n x n / 2 index arrays
 
 
 #: Once the document is ready: colours each matrix heatmap from its table's fine codes (the nearest

@@ -31,6 +31,16 @@ RESOURCES = ("inline", "cdn")
 #: Up to this many tables stand side by side; more make an atlas (each column would be narrower than a plot).
 SIDE_BY_SIDE = 2
 
+#: Bokeh's own page (``file_html``'s documented ``template`` extends it) with the document's JSON and the script that
+#: renders it written as they are: Bokeh's template re-indents them with Jinja's ``indent`` filter, three more copies
+#: of the JSON at the report's peak of memory (8.5 of the 27 MiB rendering a GPT-2 page takes; docs/performance.md).
+PAGE_TEMPLATE = """
+{% block inner_body %}
+{{ self.contents() }}
+{{ plot_script }}
+{% endblock %}
+"""
+
 #: With BokehJS from the CDN: a visible message when it did not load (offline, blocked), instead of a blank page.
 #: The CDN scripts in <head> are loaded before <body> is parsed, so the check runs after they succeeded or failed.
 CDN_TEMPLATE = """
@@ -298,6 +308,18 @@ def build_document(embeddings: Sequence[PositionEmbedding], results: Sequence[Re
 
 def render(document: Document, resources: str = "inline") -> str:
     """The standalone HTML of ``document`` through Bokeh's ``file_html`` (BokehJS inline by default: offline)."""
-    # a string template extends Bokeh's own page (file_html's documented ``template``): used only for the CDN
-    template = {"template": CDN_TEMPLATE} if resources == "cdn" else {}
-    return file_html(document, bokeh_resources(resources), title=document.title, **template)
+    template = PAGE_TEMPLATE + (CDN_TEMPLATE if resources == "cdn" else "")
+    return file_html(document, bokeh_resources(resources), title=document.title, template=template)
+
+
+def write(document: Document, path: Any = None, resources: str = "inline", inputs: Sequence[Any] = ()) -> str:
+    """``document``'s standalone HTML (``render``) as valid UTF-8 text, also written atomically to ``path`` unless it is
+    None; ``inputs``: what the tables were read from, which the write must not replace (``write_atomic``)."""
+    from explorer.runtime.console import utf8_text
+    from explorer.runtime.output import write_atomic
+
+    # A title that is not UTF-8 (an undecodable argument) shows its bytes escaped: the page is valid UTF-8.
+    html = utf8_text(render(document, resources))
+    if path is not None:
+        write_atomic(path, html, inputs=inputs)
+    return html

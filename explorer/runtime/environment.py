@@ -1,5 +1,5 @@
 """posembed's environment variables, read in one place: text, yes/no flags, bounded numbers and URLs; and the two
-settings of the command line's own process (``command_process``).
+settings of the command line's own process (``command_process``, and ``give_back_memory``, which acts only there).
 
 Each is read when asked, not at import, so a notebook or a test may change it at any time. A value
 posembed cannot use is one ``SettingError`` naming the variable and what it accepts: a flag that is not
@@ -82,7 +82,7 @@ BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
 
 @contextlib.contextmanager
 def command_process() -> Iterator[None]:
-    """The ``posembed`` process's three settings, kept for what users see; the Python API sets none of them.
+    """The ``posembed`` process's four settings, kept for what users see; the Python API sets none of them.
 
     Measured by ``python benchmarks/process_settings.py --runs 5`` (medians, 2 cores shared, load 2.1, 2026-12-06):
 
@@ -95,15 +95,64 @@ def command_process() -> Iterator[None]:
     - Bokeh's document validation off unless the user set it (Bokeh's public ``BOKEH_VALIDATE_DOC``): it walks every
       model of the page once more to log layout warnings only the page's own code can cause, and
       tests/test_report_fidelity.py asserts that every kind of page validates clean; the default report's
-      ``file_html`` took 0.43 s of CPU with it, 0.35 s without (a 12-table atlas 7.6 s, 6.0 s).
+      ``file_html`` took 0.43 s of CPU with it, 0.35 s without (a 12-table atlas 7.6 s, 6.0 s);
+    - ``give_back_memory`` acts, where the command asks for it: between a report's analyses and its page.
     """
     import gc
 
+    global _command
     if not any(name in os.environ for name in BLAS_THREADS):
         os.environ["OPENBLAS_NUM_THREADS"] = "1"
     os.environ.setdefault("BOKEH_VALIDATE_DOC", "false")
     gc.set_threshold(200_000, 50, 50)
+    _command = True
     try:
         yield
     finally:
+        _command = False
         gc.freeze()
+
+
+#: Whether this is the command line's own process, inside ``command_process``: ``give_back_memory`` acts only then.
+_command = False
+#: glibc's ``mallopt`` parameter ``M_MMAP_THRESHOLD`` (``<malloc.h>``), and the value posembed fixes it at: glibc's own
+#: starting value, 128 KiB (32,768 float32 values).
+M_MMAP_THRESHOLD, MMAP_THRESHOLD = -3, 128 * 1024
+#: When the user set it, glibc read it at start-up and the threshold is theirs: posembed leaves it alone.
+MMAP_THRESHOLD_VARIABLE = "MALLOC_MMAP_THRESHOLD_"
+
+
+def give_back_memory() -> bool:
+    """In the ``posembed`` process (``command_process``) with glibc: hand the memory the heap holds free back to the
+    system (``malloc_trim``), and from now on map every block of 128 KiB or more on its own (``mallopt``), so that it
+    goes back when freed; True when done. Elsewhere (the Python API, in a notebook's process; another C library)
+    nothing is done (False).
+
+    glibc's default suits the analyses: after a large block is freed it raises its mapping threshold to that size,
+    so later temporaries reuse heap memory instead of costing fresh pages (mapping them all from the start cost the
+    GPT-2 report 0.15 s more CPU, 1.88 s against 1.73 s). But the heap keeps what it once held, and the page built
+    next (Bokeh, the document, its JSON and HTML copies) piles on top of it. ``report`` asks for this once its
+    analyses are done and again once the page is built and the results are let go, before rendering:
+    ``posembed --quiet report gpt2:DIR`` (a full-size GPT-2 folder) peaked at 115 MB instead of 124, the default
+    report at 113 instead of 128, at the same CPU time (``ru_maxrss``, medians of 5; docs/performance.md, "A report
+    is one process").
+    """
+    if not _command:
+        return False
+    try:
+        glibc = (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+    except (AttributeError, ValueError, OSError):  # no confstr (Windows), or no such name (macOS, musl)
+        glibc = False
+    if not glibc:
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None)  # the process's own C library
+        if MMAP_THRESHOLD_VARIABLE not in os.environ:
+            libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # no such functions after all
+        return False
+    return True
+
