@@ -17,7 +17,6 @@ report's pickers decode.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -67,16 +66,9 @@ class FineCodes:
     position_bounds: np.ndarray
     dimension_bounds: np.ndarray
 
-    def decoded(self, dims: Sequence[int] | None = None, positions: Sequence[int] | None = None) -> np.ndarray:
-        """The values the codes stand for (what the browser draws), float32, dims x positions: every one, or only the
-        rows ``dims`` and the columns ``positions`` (a picker's first lines: no float64 copies of the whole table)."""
-        codes, low, high = self.codes, self.low, self.high
-        if dims is not None:
-            dims = np.asarray(dims, dtype=np.intp)
-            codes, low, high = codes[dims], low[dims], high[dims]
-        if positions is not None:
-            codes = codes[:, np.asarray(positions, dtype=np.intp)]
-        return decode_fine(codes, low, high)
+    def decoded(self) -> np.ndarray:
+        """The values the codes stand for (what the browser draws), float32, dims x positions."""
+        return decode_fine(self.codes, self.low, self.high)
 
 
 def fine_codes(image: MatrixImage) -> FineCodes:

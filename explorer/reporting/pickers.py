@@ -69,16 +69,16 @@ def picker(fine: FineCodes, source: ColumnDataSource, *, along_rows: bool, initi
                _block_labels(picked_bounds, "position", rows))
     value = list(dict.fromkeys(str(_block_of(picked_bounds, i)) for i in initial))
     starts = other_bounds[:-1].astype(np.int32)
+    values = fine.decoded()  # the first lines, exactly as the browser will redraw them
     # each line's legend entry: its choice without the row axis's name (the picker's), cut short
     texts = [(v, shortened(text[len(rows.name) + 1:] if rows is not None and not along_rows else text, MAX_LEGEND))
              for v, text in options]
     names = dict(texts)
     if along_rows:
         data: dict[str, list] = {"xs": [], "ys": [], "label": [], "colour": []}
-        first = fine.decoded(dims=[int(v) for v in value])  # the first lines, exactly as the browser will redraw them
         for k, v in enumerate(value):
             data["xs"].append(starts)
-            data["ys"].append(first[k])
+            data["ys"].append(values[int(v)].copy())  # a copy: a view would keep every dimension's values alive
             data["label"].append(names[v])
             data["colour"].append(Category10_10[k % 10])
         lines = ColumnDataSource(data)
@@ -87,7 +87,7 @@ def picker(fine: FineCodes, source: ColumnDataSource, *, along_rows: bool, initi
         picked = [int(v) for v in value]
         lines = ColumnDataSource({
             "x": np.tile(starts, len(picked)).astype(np.int32),
-            "y": fine.decoded(positions=picked).T.ravel(),  # the first dots, as the browser will redraw them
+            "y": np.concatenate([values[:, t] for t in picked]) if picked else np.zeros(0, np.float32),
             "label": [names[v] for v in value for _ in starts],
             "colour": [Category10_10[k % 10] for k in range(len(value)) for _ in starts]})
         fig.scatter(x="x", y="y", color="colour", legend_field="label", size=3.5, line_color=None, source=lines)
