@@ -64,7 +64,8 @@ def test_comparison_page_renders_without_errors(browser, tmp_path, monkeypatch):
       const plots = [...doc.all_models].filter((m) => m.toolbar !== undefined && m.renderers !== undefined);
       return [doc.roots().length, plots.length, plots.filter((p) => Bokeh.index.find_one(p) != null).length];
     })()""")
-    assert drawn == [1, 29, 29]  # 14 views per table and the overlaid offset profiles
+    assert drawn == [1, 23, 23]  # 11 views per table (raw and centred cosines one figure, the PC pairs one) and
+    # the overlaid offset profiles
     # linked position axes: zooming one table's heatmap moves the other's
     moved = browser.evaluate("""(() => {
       const figs = [...Bokeh.documents[0].all_models].filter((m) => m.name === 'matrix');
@@ -82,20 +83,20 @@ def test_the_page_the_command_writes_renders_whole(browser, cli_comparison_repor
       const plots = [...doc.all_models].filter((m) => m.toolbar !== undefined && m.renderers !== undefined);
       return [doc.roots().length, plots.length, plots.filter((p) => Bokeh.index.find_one(p) != null).length];
     })()""")
-    assert drawn == [1, 29, 29]
+    assert drawn == [1, 23, 23]
     # every packed image is whole by the time the page says it is ready
     whole = browser.evaluate("""(() => {
-      const names = ['cosine_positions', 'cosine_dimensions_centred'];
-      return [...Bokeh.documents[0].all_models].filter((m) => names.includes(m.name)).map((fig) => {
-        const img = fig.renderers[0].data_source.data.image[0], n = Math.round(Math.sqrt(img.length));
+      const names = ['cosine_positions_image', 'cosine_dimensions_centred_image'];
+      return [...Bokeh.documents[0].all_models].filter((m) => names.includes(m.name)).map((image) => {
+        const img = image.data_source.data.image[0], n = Math.round(Math.sqrt(img.length));
         let asym = 0, sum = 0;
         for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
           sum += img[i * n + j]; if (img[i * n + j] !== img[j * n + i]) asym++;
         }
-        return [fig.name, asym, sum > 0];
+        return [image.name, asym, sum > 0];
       });
     })()""")
-    assert sorted(whole) == [["cosine_dimensions_centred", 0, True]] * 2 + [["cosine_positions", 0, True]] * 2
+    assert sorted(whole) == [["cosine_dimensions_centred_image", 0, True]] * 2 + [["cosine_positions_image", 0, True]] * 2
 
 
 def test_dimension_picker_redraws_from_the_fine_codes(browser, small_report):
@@ -132,8 +133,7 @@ def test_position_picker_shows_the_chosen_column(browser, small_report):
 def test_cosine_images_are_mirrored_whole_in_the_browser(browser, small_report):
     browser.open(small_report)
     stats = browser.evaluate("""(() => {
-      const fig = Bokeh.documents[0].get_model_by_name('cosine_positions_centred');
-      const img = fig.renderers[0].data_source.data.image[0];
+      const img = Bokeh.documents[0].get_model_by_name('cosine_positions_centred_image').data_source.data.image[0];
       let sum = 0, asym = 0;
       for (let i = 0; i < 256; i++) for (let j = 0; j < 256; j++) {
         sum += img[i * 256 + j]; if (img[i * 256 + j] !== img[j * 256 + i]) asym++;
@@ -144,15 +144,31 @@ def test_cosine_images_are_mirrored_whole_in_the_browser(browser, small_report):
     assert stats == [int(unpack_lower(encoding.pack_lower(codes), 256).sum()), 0]
 
 
-def test_pca_selection_is_linked_between_scatters(browser, small_report):
+def test_pca_buttons_show_the_other_pair_with_the_selection_kept(browser, small_report):
     browser.open(small_report)
-    selected = browser.evaluate("""(() => {
-      const doc = Bokeh.documents[0];
-      const [a, b] = ['pca_pc1_pc2', 'pca_pc2_pc3'].map((n) => doc.get_model_by_name(n).renderers[0].data_source);
-      a.selected.indices = [3, 4, 5];
-      return b.selected.indices;
+    shown = browser.evaluate("""(async () => {
+      const doc = Bokeh.documents[0], fig = doc.get_model_by_name('pca_scores');
+      const [a, b] = fig.renderers;
+      a.data_source.selected.indices = [3, 4, 5];
+      doc.get_model_by_name('pca_pair').active = 1;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const hover = fig.toolbar.tools.find((t) => t.tooltips !== undefined && t.renderers !== 'auto');
+      return [a.visible, b.visible, b.data_source.selected.indices, fig.title.text, fig.below[0].axis_label,
+              fig.left[0].axis_label, hover.renderers.map((r) => r.id === b.id)];
     })()""")
-    assert selected == [3, 4, 5]
+    assert shown == [False, True, [3, 4, 5], "PC2 / PC3", "PC2", "PC3", [True]]
+
+
+def test_cosine_buttons_show_the_centred_image(browser, small_report):
+    browser.open(small_report)
+    shown = browser.evaluate("""(async () => {
+      const doc = Bokeh.documents[0], fig = doc.get_model_by_name('cosine_positions');
+      const before = fig.renderers.map((r) => r.visible);
+      doc.get_model_by_name('cosine_positions_switch').active = 1;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      return [before, fig.renderers.map((r) => r.visible), fig.title.text];
+    })()""")
+    assert shown == [[True, False], [False, True], "centred cosine over positions"]
 
 
 def test_the_harness_sees_errors_and_blank_pages(browser, tmp_path):

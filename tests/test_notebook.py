@@ -128,7 +128,7 @@ def test_show_resources_cdn_links_bokehjs_instead(notebook):
 def test_shown_report_carries_its_plots_and_their_data(notebook):
     doc = shown_document(notebook, SHOW_INLINE)
     names = [m["attributes"].get("name") for m in models(doc["roots"]).values() if m["name"] == "Figure"]
-    for name in ("matrix", "dimension_traces", "position_vectors", *PACKED, "pca_pc1_pc2"):
+    for name in ("matrix", "dimension_traces", "position_vectors", "cosine_positions", "cosine_dimensions", "pca_scores"):
         assert names.count(name) == 1, (name, names)
     [callback] = ready_callbacks(doc)
     packed = [item[1] for key, items in callback["attributes"]["args"]["entries"] if key == "items" for item in items]
@@ -197,10 +197,10 @@ def test_the_executed_notebook_renders_offline_in_a_browser(notebook, tmp_path):
           const plots = [...doc.all_models].filter((m) => m.toolbar !== undefined && m.renderers !== undefined);
           return [doc.roots().length, plots.length, plots.filter((p) => Bokeh.index.find_one(p) != null).length];
         }))()""")
-        assert drawn == [[1, 14, 14], [1, 29, 29]]
+        assert drawn == [[1, 11, 11], [1, 23, 23]]
         whole = browser.evaluate("""(() => Bokeh.documents.map((doc) => [...doc.all_models]
-          .filter((m) => m.name && m.name.startsWith('cosine_')).map((fig) => {
-            const img = fig.renderers[0].data_source.data.image[0], n = Math.round(Math.sqrt(img.length));
+          .filter((m) => m.name && m.name.startsWith('cosine_') && m.name.endsWith('_image')).map((image) => {
+            const img = image.data_source.data.image[0], n = Math.round(Math.sqrt(img.length));
             let asym = 0, sum = 0;
             for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
               sum += img[i * n + j]; if (img[i * n + j] !== img[j * n + i]) asym++;

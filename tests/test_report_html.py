@@ -14,8 +14,9 @@ from explorer.core.embedding import PositionEmbedding
 
 VIEWS = (
     "provenance", "matrix", "dimension_traces", "dimension_picker", "position_vectors", "position_picker",
-    "cosine_positions", "cosine_positions_centred", "cosine_dimensions", "cosine_dimensions_centred",
-    "offset_profile", "row_norms", "pca_explained", "pca_pc1_pc2", "pca_pc2_pc3", "singular_values",
+    "cosine_positions", "cosine_positions_switch", "cosine_positions_image", "cosine_positions_centred_image",
+    "cosine_dimensions", "cosine_dimensions_switch", "cosine_dimensions_image", "cosine_dimensions_centred_image",
+    "offset_profile", "row_norms", "pca_explained", "pca_scores", "pca_pair", "singular_values",
     "dimension_frequencies", "probes",
 )
 
@@ -135,23 +136,34 @@ def test_cosine_images_ship_half_and_are_mirrored_on_load(default_html):
     assert sorted(p["shape"][0] for p in packed) == [768 * 769 // 2] * 2 + [1024 * 1025 // 2] * 2
 
 
-def test_pca_scatters_share_one_source_so_selection_is_linked(default_html):
+def test_pca_pairs_share_one_source_so_selection_is_linked(default_html):
     doc = document(default_html)
     names, ids = named_models(doc), models_by_id(doc)
-    sources = set()
-    for name in ("pca_pc1_pc2", "pca_pc2_pc3"):
-        fig = names[name][0]
-        for r in fig["attributes"]["renderers"]:
-            renderer = ids.get(r["id"], r)
-            sources.add(ref(renderer, "data_source"))
-    assert len(sources) == 1
+    [fig] = names["pca_scores"]
+    renderers = [ids.get(r["id"], r) for r in fig["attributes"]["renderers"]]
+    assert len(renderers) == 2  # PC1/PC2 and PC2/PC3, one shown at a time
+    assert len({ref(renderer, "data_source") for renderer in renderers}) == 1
+    assert [r["attributes"].get("visible", True) for r in renderers] == [True, False]
+
+
+def test_raw_and_centred_cosines_are_one_figure_each_with_its_switch(default_html):
+    doc = document(default_html)
+    names, ids = named_models(doc), models_by_id(doc)
+    for axis in ("positions", "dimensions"):
+        [fig] = names[f"cosine_{axis}"]
+        images = [ids.get(r["id"], r) for r in fig["attributes"]["renderers"]]
+        assert [i["attributes"]["name"] for i in images] == [f"cosine_{axis}_image", f"cosine_{axis}_centred_image"]
+        assert [i["attributes"].get("visible", True) for i in images] == [True, False]
+        glyphs = [ids.get(ref(i, "glyph"), i["attributes"]["glyph"]) for i in images]
+        assert len({ref(g, "color_mapper") for g in glyphs}) == 1  # one mapper, one colour bar
+        [switch] = names[f"cosine_{axis}_switch"]
+        assert switch["attributes"]["labels"] == ["raw", "centred"]
 
 
 def test_position_axes_are_linked_within_a_page(default_html):
     doc = document(default_html)
     names = named_models(doc)
-    ranges = {ref(names[v][0], "x_range") for v in ("matrix", "dimension_traces", "row_norms", "cosine_positions",
-                                                     "cosine_positions_centred")}
+    ranges = {ref(names[v][0], "x_range") for v in ("matrix", "dimension_traces", "row_norms", "cosine_positions")}
     assert len(ranges) == 1
 
 

@@ -74,8 +74,7 @@ def test_every_axis_along_the_rows_is_labelled_and_drawn_in_the_order_the_labels
     table = bucket_table()
     doc, _, _ = built(table)
     labels = list(table.rows.labels)
-    along = {"matrix": "x", "dimension_traces": "x", "row_norms": "x", "cosine_positions": "xy",
-             "cosine_positions_centred": "xy"}
+    along = {"matrix": "x", "dimension_traces": "x", "row_norms": "x", "cosine_positions": "xy"}
     ranges = set()
     for name, axes in along.items():
         [fig] = figures(doc, name)
@@ -105,7 +104,7 @@ def test_pickers_and_hovers_name_rows_by_their_labels():
     [norms] = figures(doc, "row_norms")
     source = norms.renderers[0].data_source
     assert source.data["label"][S] == "0"
-    [pc] = figures(doc, "pca_pc1_pc2")
+    [pc] = figures(doc, "pca_scores")
     assert pc.renderers[0].data_source.data["label"][0] == f">= {S}"
     text = " ".join(d.text for d in doc.select({"type": Div}))
     assert "The rows are not positions" in text and "key - query distance" in text
@@ -331,7 +330,7 @@ def test_rows_labelled_by_text_or_one_number_are_ticked_once_each(tmp_path):
         out[name] = read(fig.below[0], fig.x_range.start, fig.x_range.end, fig.x_range);
         if (zoom) out[name + ' zoomed'] = read(fig.below[0], 10.3, 13.1, fig.x_range);
       }
-      const bar = doc.get_model_by_name('pca_pc2_pc3').right.find((r) => r.color_mapper !== undefined);
+      const bar = doc.get_model_by_name('pca_scores').right.find((r) => r.color_mapper !== undefined);
       out.colour_bar = read(bar, bar.color_mapper.low, bar.color_mapper.high, null);
       return out;
     })(ZOOM)"""
@@ -403,7 +402,7 @@ def test_long_row_labels_leave_every_plot_room_and_the_page_its_width(tmp_path):
               return [document.documentElement.scrollWidth, frames, ticks];
             })()""")
             assert page == width, (width, page)
-            for plot in ("position_vectors", "cosine_positions", "pca_pc2_pc3", "dimension_traces"):
+            for plot in ("position_vectors", "cosine_positions", "pca_scores", "dimension_traces"):
                 assert frames[plot] >= 150, (width, plot, frames[plot])
             assert ticks and all(len(tick) <= 16 for tick in ticks), ticks
 

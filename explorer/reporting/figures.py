@@ -1,7 +1,7 @@
 """The house style of every figure on the page, public for plugin sections: ``figure`` (no Bokeh logo, the
 house tools on the right, as wide as its column but never under ``MIN_WIDTH``), ``captioned`` (a view with its
-caption under it), and the blocks a section lays out (``caption``, ``heading``, ``stack``, ``side_by_side``,
-``number_grid``). Every string given is escaped.
+caption under it), ``switch`` (buttons that show one of a figure's views at a time), and the blocks a section lays out
+(``caption``, ``heading``, ``stack``, ``side_by_side``, ``number_grid``). Every string given is escaped.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from typing import Any, Sequence
 
 import numpy as np
 from bokeh.layouts import column, row
-from bokeh.models import (BoxZoomTool, Div, Grid, PanTool, ResetTool, SaveTool, Spacer, WheelZoomTool)
+from bokeh.models import (BoxZoomTool, CustomJS, Div, Grid, HoverTool, PanTool, RadioButtonGroup, ResetTool, SaveTool,
+                          Spacer, WheelZoomTool)
 from bokeh.plotting import figure as bokeh_figure
 
 SIZE = 420
@@ -56,6 +57,37 @@ def figure(title: str, name: str | None = None, height: int = SIZE - 80, *, tool
     fig.toolbar.logo = None
     fig.title.text_font_size = title_size
     return fig
+
+
+#: Shows the chosen view of a figure and hides the others: its renderers (and the hover's), title and axis labels.
+SWITCH_JS = """
+const k = cb_obj.active;
+views.forEach((renderers, i) => renderers.forEach((r) => { r.visible = i === k; }));
+if (hover !== null) hover.renderers = views[k];
+fig.title.text = titles[k];
+if (labels !== null) axes.forEach((axis, i) => { axis.axis_label = labels[k][i]; });
+"""
+
+
+def switch(fig, views: dict[str, Sequence[Any]], titles: Sequence[str], *, hover: HoverTool | None = None,
+           axis_labels: Sequence[tuple[str, str]] | None = None, name: str | None = None) -> RadioButtonGroup:
+    """Buttons that show one of ``fig``'s views at a time: one figure where several would show the same thing.
+
+    ``views`` maps each button's label to its renderers, the first view shown (the others are hidden here);
+    the chosen view's renderers are the ``hover``'s, its title ``titles[k]`` and, with ``axis_labels``, its
+    (x, y) axis labels. Put the buttons above the figure (``stack(buttons, fig, ...)``)."""
+    renderers = list(views.values())
+    for k, group in enumerate(renderers):
+        for renderer in group:
+            renderer.visible = k == 0
+    if hover is not None:
+        hover.renderers = list(renderers[0])
+    buttons = RadioButtonGroup(labels=list(views), active=0, **({"name": name} if name else {}))
+    buttons.js_on_change("active", CustomJS(args={"views": renderers, "hover": hover, "fig": fig,
+                                                  "titles": list(titles), "axes": [fig.xaxis[0], fig.yaxis[0]],
+                                                  "labels": [list(pair) for pair in axis_labels] if axis_labels
+                                                  else None}, code=SWITCH_JS))
+    return buttons
 
 
 def captioned(view: Any, text: str, name: str | None = None) -> Any:
