@@ -134,7 +134,7 @@ def give_back_memory() -> bool:
     next (Bokeh, the document, its JSON and HTML copies) piles on top of it. ``report`` asks for this once its
     analyses are done and again once the page is built and the results are let go, before rendering:
     ``posembed --quiet report gpt2:DIR`` (a full-size GPT-2 folder) peaked at 115 MB instead of 124, the default
-    report at 113 instead of 128, at the same CPU time (``ru_maxrss``, medians of 5; docs/performance.md, "A report
+    report at 114 instead of 128, at the same CPU time (``ru_maxrss``, medians of 3; docs/performance.md, "A report
     is one process").
     """
     if not _command:
