@@ -1,5 +1,5 @@
-"""posembed's environment variables, read in one place: text, yes/no flags, bounded numbers and URLs; and the two
-settings of the command line's own process (``command_process``, and ``give_back_memory``, which acts only there).
+"""posembed's environment variables, read in one place: text, yes/no flags, bounded numbers and URLs; and the settings
+of the command line's own process (``command_process``, and ``give_back_memory``, which acts only there).
 
 Each is read when asked, not at import, so a notebook or a test may change it at any time. A value
 posembed cannot use is one ``SettingError`` naming the variable and what it accepts: a flag that is not
