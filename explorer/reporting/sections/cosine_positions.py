@@ -42,7 +42,7 @@ def similarity_view(raw: SimilarityImage, centred: SimilarityImage, unpacker: Un
     renderers = []
     for image in (raw, centred):
         codes = quantise(image.values, COSINE)
-        renderer = fig.image(image=[np.zeros_like(codes)], x=0, y=0, dw=n, dh=n, color_mapper=mapper,
+        renderer = fig.image(image=[np.zeros(codes.shape, np.uint8)], x=0, y=0, dw=n, dh=n, color_mapper=mapper,
                              name=f"cosine_{image.axis}{'_centred' if image.centred else ''}_image")
         unpacker.add(renderer.data_source, pack_lower(codes), codes.shape[0])
         renderers.append(renderer)
