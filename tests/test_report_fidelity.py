@@ -186,6 +186,24 @@ def test_position_vectors_are_drawn_as_dots():
     assert "one dot per dimension" in " ".join(div_texts(doc))
 
 
+def test_row_norms_of_a_long_table_draw_the_band_with_its_edges():
+    """Blocks of positions show the min-max band of their norms; GPT-2's are thinner than a pixel, and a band alone
+    drew next to nothing (an atlas at resolution 384): its edges are lines, so it shows whatever its width."""
+    from bokeh.models import HoverTool, Line, VArea
+
+    from explorer.api import document as build
+
+    table = np.random.default_rng(3).normal(size=(2048, 16)).astype(np.float32)
+    doc = build(PositionEmbedding(table, "random", "test"))  # 2048 rows at resolution 1024: blocks of two
+    [fig] = doc.select({"name": "row_norms"})
+    glyphs = [r.glyph for r in fig.renderers]
+    assert [type(g) for g in glyphs] == [VArea, Line, Line]
+    assert (glyphs[0].y1, glyphs[0].y2, glyphs[1].y, glyphs[2].y) == ("low", "high", "low", "high")
+    assert len({r.data_source.id for r in fig.renderers}) == 1  # one source: the hover reads both ends
+    [hover] = [t for t in fig.tools if isinstance(t, HoverTool)]
+    assert hover.renderers == [fig.renderers[2]]  # one tooltip a position, not one per edge
+
+
 # ---------------------------------------------------------------- 6. singular values
 
 

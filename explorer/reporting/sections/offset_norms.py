@@ -42,11 +42,14 @@ def row_norms(norms, x_range: Range1d | None = None, rows: RowAxis | None = None
     source = ColumnDataSource({"position": index, "low": norms.low, "high": norms.high,
                                **({"label": row_text(rows, index)} if rows is not None else {})})
     if np.array_equal(norms.low, norms.high):
-        fig.line(x="position", y="low", source=source, color="#31a354", line_width=1.6)
-    else:
-        fig.varea(x="position", y1="low", y2="high", source=source, color="#31a354", alpha=0.7)
+        hovered = fig.line(x="position", y="low", source=source, color="#31a354", line_width=1.6)
+    else:  # the band's edges drawn too: a block whose norms differ by less than a pixel still shows
+        fig.varea(x="position", y1="low", y2="high", source=source, color="#31a354", alpha=0.4)
+        fig.line(x="position", y="low", source=source, color="#31a354", line_width=1)
+        hovered = fig.line(x="position", y="high", source=source, color="#31a354", line_width=1)
     at = "@position" if rows is None else "@label"
-    fig.add_tools(HoverTool(tooltips=[(row_word(rows), at), ("|p|", "@low{0.000} .. @high{0.000}")], mode="vline"))
+    fig.add_tools(HoverTool(renderers=[hovered], tooltips=[(row_word(rows), at), ("|p|", "@low{0.000} .. @high{0.000}")],
+                            mode="vline"))
     return fig
 
 
