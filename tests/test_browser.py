@@ -159,6 +159,27 @@ def test_pca_buttons_show_the_other_pair_with_the_selection_kept(browser, small_
     assert shown == [False, True, [3, 4, 5], "PC2 / PC3", "PC2", "PC3", [True]]
 
 
+def test_pca_buttons_fit_the_axes_to_the_pair_shown_even_after_a_pan(browser, small_report):
+    """A pan or zoom stops a data range following its data (BokehJS's have_updated_interactively, set as the pan
+    tool sets it): the switch resets the figure's data ranges, so the other pair is not drawn in the old window."""
+    browser.open(small_report)
+    shown = browser.evaluate("""(async () => {
+      const doc = Bokeh.documents[0], fig = doc.get_model_by_name('pca_scores');
+      for (const range of [fig.x_range, fig.y_range]) {
+        range.have_updated_interactively = true;  // what a pan does, with the window moved far off
+        range.setv({start: 100, end: 101});
+      }
+      doc.get_model_by_name('pca_pair').active = 1;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const data = fig.renderers[1].data_source.data;
+      const span = (a) => [Math.min(...a), Math.max(...a)];
+      return [[fig.x_range.start, fig.x_range.end], span(data.pc2), [fig.y_range.start, fig.y_range.end], span(data.pc3)];
+    })()""")
+    (x0, x1), (lo2, hi2), (y0, y1), (lo3, hi3) = shown
+    assert x0 <= lo2 and hi2 <= x1 and y0 <= lo3 and hi3 <= y1, shown
+    assert x1 - x0 < 2 * (hi2 - lo2) and y1 - y0 < 2 * (hi3 - lo3), shown  # fitted to the data, not grown
+
+
 def test_cosine_buttons_show_the_centred_image(browser, small_report):
     browser.open(small_report)
     shown = browser.evaluate("""(async () => {

@@ -160,6 +160,19 @@ def test_raw_and_centred_cosines_are_one_figure_each_with_its_switch(default_htm
         assert switch["attributes"]["labels"] == ["raw", "centred"]
 
 
+def test_switch_refuses_views_without_a_title_each_and_needs_no_axes_without_labels():
+    from explorer.reporting import figures
+
+    fig = figures.figure("no axes", x_axis_location=None, y_axis_location=None)
+    a, b = fig.line([0, 1], [0, 1]), fig.line([0, 1], [1, 0])
+    buttons = figures.switch(fig, {"a": [a], "b": [b]}, ["A", "B"])  # a plugin's figure may have no axes
+    assert buttons.labels == ["a", "b"] and (a.visible, b.visible) == (True, False)
+    for views, titles, labels in (({}, [], None), ({"a": [a], "b": [b]}, ["A"], None),
+                                  ({"a": [a], "b": [b]}, ["A", "B"], [("x", "y")])):
+        with pytest.raises(ValueError, match="as many titles"):
+            figures.switch(fig, views, titles, axis_labels=labels)
+
+
 def test_position_axes_are_linked_within_a_page(default_html):
     doc = document(default_html)
     names = named_models(doc)

@@ -59,13 +59,16 @@ def figure(title: str, name: str | None = None, height: int = SIZE - 80, *, tool
     return fig
 
 
-#: Shows the chosen view of a figure and hides the others: its renderers (and the hover's), title and axis labels.
+#: Shows the chosen view of a figure and hides the others: its renderers (and the hover's), title and axis labels;
+#: ranges that follow the data (``DataRange1d``) are reset to the view shown, even after a pan or zoom (which stops
+#: them following); fixed ranges (a page's shared position axes) stay as they are.
 SWITCH_JS = """
 const k = cb_obj.active;
 views.forEach((renderers, i) => renderers.forEach((r) => { r.visible = i === k; }));
 if (hover !== null) hover.renderers = views[k];
 fig.title.text = titles[k];
 if (labels !== null) axes.forEach((axis, i) => { axis.axis_label = labels[k][i]; });
+for (const range of [fig.x_range, fig.y_range]) if (range.type === "DataRange1d") range.reset();
 """
 
 
@@ -75,17 +78,25 @@ def switch(fig, views: dict[str, Sequence[Any]], titles: Sequence[str], *, hover
 
     ``views`` maps each button's label to its renderers, the first view shown (the others are hidden here);
     the chosen view's renderers are the ``hover``'s, its title ``titles[k]`` and, with ``axis_labels``, its
-    (x, y) axis labels. Put the buttons above the figure (``stack(buttons, fig, ...)``)."""
+    (x, y) axis labels; axes that follow the data (``DataRange1d``) fit the view shown. Put the buttons above the
+    figure (``stack(buttons, fig, ...)``). ``ValueError`` when there is no view, or not one title (and one pair of
+    axis labels, when given) per view."""
     renderers = list(views.values())
+    counts = {"titles": len(titles), **({"axis label pairs": len(axis_labels)} if axis_labels is not None else {})}
+    if not renderers or any(count != len(renderers) for count in counts.values()):
+        raise ValueError("switch needs one or more views and as many titles (and axis label pairs, when given): "
+                         f"{len(renderers)} views, " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     for k, group in enumerate(renderers):
         for renderer in group:
             renderer.visible = k == 0
     if hover is not None:
         hover.renderers = list(renderers[0])
     buttons = RadioButtonGroup(labels=list(views), active=0, **({"name": name} if name else {}))
+    labelled = axis_labels is not None  # only then are the figure's axes needed (a plugin's may have none)
     buttons.js_on_change("active", CustomJS(args={"views": renderers, "hover": hover, "fig": fig,
-                                                  "titles": list(titles), "axes": [fig.xaxis[0], fig.yaxis[0]],
-                                                  "labels": [list(pair) for pair in axis_labels] if axis_labels
+                                                  "titles": list(titles),
+                                                  "axes": [fig.xaxis[0], fig.yaxis[0]] if labelled else [],
+                                                  "labels": [list(pair) for pair in axis_labels] if labelled
                                                   else None}, code=SWITCH_JS))
     return buttons
 
