@@ -122,6 +122,33 @@ def test_giving_back_memory_is_the_command_processes_alone(monkeypatch):
 
 
 @pytest.mark.skipif(not GLIBC, reason="mallopt and malloc_trim are glibc's")
+@pytest.mark.parametrize("setting", [{"MALLOC_MMAP_THRESHOLD_": "65536"},
+                                     {"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=1:glibc.malloc.mmap_threshold=65536"},
+                                     {}])
+def test_a_mapping_threshold_the_user_set_is_left_alone(monkeypatch, setting):
+    import ctypes
+
+    calls = []
+
+    class Libc:
+        def mallopt(self, *args):
+            calls.append(("mallopt", *args))
+
+        def malloc_trim(self, *args):
+            calls.append(("malloc_trim", *args))
+
+    for name in ("MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in setting.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(ctypes, "CDLL", lambda *args, **kwargs: Libc())
+    monkeypatch.setattr(environment, "_command", True)  # as inside command_process, without its process-wide settings
+    assert environment.give_back_memory() is True
+    expected = [] if setting else [("mallopt", environment.M_MMAP_THRESHOLD, environment.MMAP_THRESHOLD)]
+    assert calls == expected + [("malloc_trim", 0)]
+
+
+@pytest.mark.skipif(not GLIBC, reason="mallopt and malloc_trim are glibc's")
 def test_freed_arrays_go_back_to_the_system_once_memory_was_given_back():
     """In a fresh process: 4 MiB arrays freed after a 16 MiB one stay in glibc's heap by default (its mapping threshold
     rose to 16 MiB), below a 5 MiB array allocated after them; after ``give_back_memory`` in ``command_process`` every

@@ -118,8 +118,10 @@ _command = False
 #: glibc's ``mallopt`` parameter ``M_MMAP_THRESHOLD`` (``<malloc.h>``), and the value posembed fixes it at: glibc's own
 #: starting value, 128 KiB (32,768 float32 values).
 M_MMAP_THRESHOLD, MMAP_THRESHOLD = -3, 128 * 1024
-#: When the user set it, glibc read it at start-up and the threshold is theirs: posembed leaves it alone.
+#: When the user set it, glibc read it at start-up and the threshold is theirs: posembed leaves it alone. So too when
+#: they set it as a glibc tunable (``GLIBC_TUNABLES=glibc.malloc.mmap_threshold=...``).
 MMAP_THRESHOLD_VARIABLE = "MALLOC_MMAP_THRESHOLD_"
+MMAP_THRESHOLD_TUNABLE = "glibc.malloc.mmap_threshold"
 
 
 def give_back_memory() -> bool:
@@ -149,7 +151,8 @@ def give_back_memory() -> bool:
 
     try:
         libc = ctypes.CDLL(None)  # the process's own C library
-        if MMAP_THRESHOLD_VARIABLE not in os.environ:
+        users = MMAP_THRESHOLD_VARIABLE in os.environ or MMAP_THRESHOLD_TUNABLE in os.environ.get("GLIBC_TUNABLES", "")
+        if not users:
             libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
         libc.malloc_trim(0)
     except (OSError, AttributeError):  # no such functions after all
