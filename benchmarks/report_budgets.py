@@ -83,21 +83,13 @@ def size_cases() -> list[tuple[str, list[str], float]]:
     return cases
 
 
-def models_per_page(specs: list[str]) -> int:
-    """How many Bokeh models the page of ``specs`` holds (built in this process, as ``posembed report`` builds it)."""
-    import explorer
-    from explorer.api import document
-
-    return len(list(document([explorer.load(spec) for spec in specs or ["sinusoidal"]]).models))
-
-
 def measure_sizes(folder: Path) -> list[dict]:
     rows = []
     for k, (name, specs, budget) in enumerate(size_cases()):
         out = folder / f"size{k}.html"
         seconds = run([*posembed(), "report", *specs, "-o", str(out)])[1]
         size = out.stat().st_size
-        models = models_per_page(specs)
+        models = plots_per_page(specs)[0]
         rows.append({"case": name, "specs": specs, "bytes": size, "budget_bytes": budget, "seconds": seconds,
                      "models": models, "ok": size <= budget})
         print(f"{name:<40} {size / MB:6.2f} MB  (budget {budget / MB:.0f} MB, {seconds:.1f} s), {models} models  "
