@@ -87,8 +87,7 @@ class ModelTensors:
             if required:
                 raise ProviderError(f"{self.source}: no tensor ending in {suffix!r}{why}")
             return None
-        array, _ = self.checkpoint.read(name)
+        array, _ = self.read(name)
         if shape is not None and tuple(array.shape) != tuple(shape):
             raise ProviderError(f"{self.source}: {name!r} has shape {list(array.shape)}, expected {list(shape)}{why}")
-        self.read_names.append(name)
         return array
